@@ -1,0 +1,180 @@
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import { z } from "zod";
+
+/** GPU backends accepted by `gpu`; "false" forces CPU-only inference. */
+export const GPU_BACKENDS = ["auto", "cuda", "metal", "vulkan", "false"] as const;
+
+/** Log levels accepted by `logLevel` (the pino level names). */
+export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+/**
+ * Counts physical CPU cores available to this process.
+ *
+ * Node only reports logical CPUs, and SMT siblings share one core's execution
+ * units, so counting them would oversubscribe the inference threadpool. On
+ * Linux the distinct (physical id, core id) pairs give the real core count;
+ * elsewhere (or when that information is missing, as on many ARM boards and
+ * some VMs) the logical count is the best available answer. The result is
+ * capped by `os.availableParallelism()` because CPU affinity masks (taskset,
+ * container cpusets) can restrict the process to fewer CPUs than exist.
+ */
+export function physicalCoreCount(): number {
+  const available = Math.max(1, os.availableParallelism());
+  const fromCpuInfo = process.platform === "linux" ? countLinuxCores() : undefined;
+  return Math.max(1, Math.min(available, fromCpuInfo ?? available));
+}
+
+function countLinuxCores(): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync("/proc/cpuinfo", "utf8");
+  } catch {
+    return undefined;
+  }
+  const cores = new Set<string>();
+  for (const block of text.split(/\n\s*\n/)) {
+    const physical = /^physical id\s*:\s*(\d+)/m.exec(block)?.[1];
+    const core = /^core id\s*:\s*(\d+)/m.exec(block)?.[1];
+    if (physical !== undefined && core !== undefined) cores.add(`${physical}:${core}`);
+  }
+  return cores.size > 0 ? cores.size : undefined;
+}
+
+let cachedDefaultThreads: number | undefined;
+
+/**
+ * Default inference thread count: physical cores minus one, at least 1.
+ *
+ * llama.cpp's threadpool synchronises workers with spin barriers after every
+ * graph op. When the pool uses every core, any preemption of one worker (by
+ * the Node event loop, HTTP handling or the OS) stalls all the others spinning
+ * at the barrier; on 2-core machines this made decode ~30x slower than leaving
+ * one core free.
+ */
+export function defaultThreads(): number {
+  cachedDefaultThreads ??= Math.max(1, physicalCoreCount() - 1);
+  return cachedDefaultThreads;
+}
+
+/** llama.cpp seeds are unsigned 32-bit integers. */
+const MAX_SEED = 0xffff_ffff;
+
+/**
+ * The complete server configuration. Defaults live here and only here; every
+ * key has a description because `--help` is rendered from this schema.
+ */
+export const ConfigSchema = z
+  .object({
+    model: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Path to a GGUF model file. When absent, the first *.gguf in modelsDir is used, " +
+          "or a small synthetic model is generated in cacheDir.",
+      ),
+    modelAlias: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("Model id reported by /v1/models and accepted in requests. Defaults to the model file name without extension."),
+    modelsDir: z
+      .string()
+      .min(1)
+      .default("./models")
+      .describe("Directory searched for a *.gguf file when no model is given."),
+    cacheDir: z
+      .string()
+      .min(1)
+      .default("./.cache/pagoda")
+      .describe("Directory where generated artifacts such as the synthetic model are written."),
+    host: z.string().min(1).default("127.0.0.1").describe("Interface to listen on. Use 0.0.0.0 to accept remote connections."),
+    port: z.int().min(0).max(65535).default(8080).describe("TCP port to listen on; 0 picks a free port."),
+    threads: z
+      .int()
+      .min(1)
+      .default(defaultThreads)
+      .describe(
+        "CPU threads used for inference. Defaults to physical cores minus one, because a threadpool " +
+          "spanning every core stalls on its spin barriers whenever the event loop needs CPU.",
+      ),
+    parallel: z
+      .int()
+      .min(1)
+      .max(256)
+      .default(8)
+      .describe("Maximum number of sequences decoded concurrently; further requests wait in the queue."),
+    ctxSize: z.int().min(16).default(2048).describe("Context size in tokens for each sequence (prompt plus completion)."),
+    batchSize: z.int().min(1).default(512).describe("Token budget for one engine step, shared by all running sequences."),
+    gpu: z
+      .enum(GPU_BACKENDS)
+      .default("auto")
+      .describe(
+        "GPU backend. \"auto\" uses the best available backend and falls back to CPU; " +
+          "\"false\" forces CPU, which gives reproducible startup on machines without a GPU.",
+      ),
+    logLevel: z.enum(LOG_LEVELS).default("info").describe("Minimum level of log lines written to stdout."),
+    seed: z
+      .int()
+      .min(0)
+      .max(MAX_SEED)
+      .optional()
+      .describe(
+        "Base sampling seed for requests that do not set their own. When absent, each such request " +
+          "gets a random seed, so identical prompts do not produce identical samples.",
+      ),
+    maxQueue: z
+      .int()
+      .min(0)
+      .default(256)
+      .describe("Maximum number of requests waiting for a free sequence; beyond this the server answers 429."),
+    embeddings: z.boolean().default(true).describe("Serve /v1/embeddings."),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+/** A configuration key, in schema order. */
+export type ConfigKey = keyof Config;
+
+/** All configuration keys, in the order they are documented. */
+export const CONFIG_KEYS = Object.keys(ConfigSchema.shape) as ConfigKey[];
+
+/** How a string from the environment or the command line is converted for a key. */
+export type ValueKind = "string" | "integer" | "boolean";
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  if (schema instanceof z.ZodDefault || schema instanceof z.ZodOptional) {
+    return unwrap(schema.unwrap() as z.ZodType);
+  }
+  return schema;
+}
+
+/** The value type of a key, read from the schema so coercion cannot drift from validation. */
+export function valueKind(key: ConfigKey): ValueKind {
+  const inner = unwrap(ConfigSchema.shape[key]);
+  if (inner instanceof z.ZodNumber) return "integer";
+  if (inner instanceof z.ZodBoolean) return "boolean";
+  return "string";
+}
+
+/**
+ * Human description of the values a key accepts, e.g. "an integer between 0
+ * and 65535", read from the schema's checks so messages match validation.
+ */
+export function describeAllowed(key: ConfigKey): string {
+  const inner = unwrap(ConfigSchema.shape[key]);
+  if (inner instanceof z.ZodEnum) return `one of ${inner.options.join(", ")}`;
+  if (inner instanceof z.ZodBoolean) return "true or false";
+  if (inner instanceof z.ZodNumber) {
+    // z.int() reports the safe-integer limits when no explicit bound was set.
+    const min = inner.minValue !== null && inner.minValue > Number.MIN_SAFE_INTEGER ? inner.minValue : undefined;
+    const max = inner.maxValue !== null && inner.maxValue < Number.MAX_SAFE_INTEGER ? inner.maxValue : undefined;
+    if (min !== undefined && max !== undefined) return `an integer between ${min} and ${max}`;
+    if (min !== undefined) return `an integer >= ${min}`;
+    if (max !== undefined) return `an integer <= ${max}`;
+    return "an integer";
+  }
+  return "a non-empty string";
+}

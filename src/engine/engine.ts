@@ -1,0 +1,109 @@
+/**
+ * The engine seam: everything above this file (scheduler, server) talks to a model only through `Engine`.
+ * The node-llama-cpp implementation lives in `llama-engine.ts`; `FakeEngine` is a deterministic stand-in for
+ * unit tests of the layers above.
+ */
+
+export type SequenceId = number & { readonly __brand: "SequenceId" };
+export type TokenId = number;
+
+/** Sampling settings of one sequence, fixed for its lifetime. */
+export interface SamplingParams {
+  /** 0 means greedy (argmax). */
+  readonly temperature: number;
+  readonly topP: number;
+  /** 0 disables top-k. */
+  readonly topK: number;
+  readonly minP: number;
+  readonly presencePenalty: number;
+  readonly frequencyPenalty: number;
+  /** Seed of this sequence's private random stream; sampling of equal seeds and equal inputs is identical. */
+  readonly seed: number;
+  /** How many alternatives to report with each sampled token; null reports no logprobs at all. */
+  readonly topLogprobs: number | null;
+}
+
+export interface TokenLogprob {
+  readonly token: TokenId;
+  readonly logprob: number;
+}
+
+export interface SampledLogprobs {
+  /** Log-probability of the sampled token. */
+  readonly logprob: number;
+  /** The most likely tokens, most likely first. */
+  readonly top: readonly TokenLogprob[];
+}
+
+/** Tokens of one sequence to evaluate in a step. */
+export interface StepItem {
+  readonly sequenceId: SequenceId;
+  /** Position of `tokens[0]` in the sequence: how many tokens of it the KV cache already holds. */
+  readonly startPos: number;
+  readonly tokens: readonly TokenId[];
+  /** Sample a next token after the last of `tokens`. */
+  readonly shouldSample: boolean;
+}
+
+export interface StepOutput {
+  readonly sequenceId: SequenceId;
+  /** The sampled token, or null when the item asked for none or the sampler produced none. */
+  readonly token: TokenId | null;
+  readonly logprobs: SampledLogprobs | null;
+}
+
+export interface ModelInfo {
+  /** File name or alias-independent description of the model. */
+  readonly name: string;
+  readonly vocabSize: number;
+  /** Tokens one sequence can hold. */
+  readonly contextSize: number;
+  /** Sequences that can be resident at once. */
+  readonly numSequences: number;
+  /** The most tokens one `step` may carry. */
+  readonly batchSize: number;
+  readonly trainContextSize: number;
+  readonly embeddingSize: number;
+  readonly bosToken: TokenId | null;
+}
+
+export type ChatRole = "system" | "developer" | "user" | "assistant" | "tool";
+
+export interface ChatMessage {
+  readonly role: ChatRole;
+  readonly content: string;
+}
+
+export interface RenderedChat {
+  readonly tokens: TokenId[];
+  /** Text sequences that end a generation in this template (e.g. an end-of-turn marker), beyond EOS tokens. */
+  readonly stopStrings: string[];
+  /** Tokens that end a generation in this template, beyond EOG tokens. */
+  readonly stopTokens: TokenId[];
+}
+
+export interface EmbeddingResult {
+  readonly embedding: number[];
+  readonly numTokens: number;
+}
+
+export interface Engine {
+  readonly info: ModelInfo;
+  tokenize(text: string, options?: { addBos?: boolean }): TokenId[];
+  detokenize(tokens: readonly TokenId[]): string;
+  /** True for tokens that end generation (EOS, EOT and the like). */
+  isEndOfGeneration(token: TokenId): boolean;
+  renderChat(messages: readonly ChatMessage[]): RenderedChat;
+  /** Reserves a sequence slot with its sampler, or returns null when every slot is taken. */
+  acquireSequence(sampling: SamplingParams): SequenceId | null;
+  /**
+   * Evaluates the items of many sequences in one batch and samples where asked. Each item's sampled token is
+   * recorded for that sequence's penalties. Rejects only when the whole batch failed.
+   */
+  step(items: readonly StepItem[]): Promise<StepOutput[]>;
+  /** Frees the slot and its KV cells; safe to call twice. */
+  releaseSequence(sequenceId: SequenceId): void;
+  numFreeSequences(): number;
+  embed(inputs: readonly (string | readonly TokenId[])[]): Promise<EmbeddingResult[]>;
+  dispose(): Promise<void>;
+}

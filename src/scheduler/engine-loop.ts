@@ -1,0 +1,112 @@
+/**
+ * The one loop that owns every decode: plan a step, run it as one engine batch, apply the outputs, repeat.
+ * Between steps it yields to the event loop, so HTTP work interleaves with decoding.
+ */
+import type { Engine } from "../engine/engine.ts";
+import type { Request, RequestId } from "./request.ts";
+import type { Scheduler } from "./scheduler.ts";
+
+/** One step, as a plain record for logs, metrics and benchmarks. */
+export interface StepStats {
+  readonly numTokens: number;
+  readonly numSequences: number;
+  readonly numRunning: number;
+  readonly numWaiting: number;
+  readonly durationMs: number;
+}
+
+export interface EngineLoopOptions {
+  readonly onStep?: (stats: StepStats) => void;
+  /** Called when a step's batch failed; the requests of that batch are failed, the loop goes on. */
+  readonly onStepError?: (error: Error) => void;
+  readonly now?: () => number;
+}
+
+export class EngineLoop {
+  private readonly engine: Pick<Engine, "step">;
+  private readonly scheduler: Scheduler;
+  private readonly options: EngineLoopOptions;
+  private wake: (() => void) | null = null;
+  private isStopping = false;
+  private running: Promise<void> | null = null;
+
+  constructor(engine: Pick<Engine, "step">, scheduler: Scheduler, options: EngineLoopOptions = {}) {
+    this.engine = engine;
+    this.scheduler = scheduler;
+    this.options = options;
+  }
+
+  get numRunning(): number {
+    return this.scheduler.numRunning;
+  }
+
+  get numWaiting(): number {
+    return this.scheduler.numWaiting;
+  }
+
+  start(): void {
+    if (this.running !== null) return;
+    this.running = this.run();
+  }
+
+  /** Queues a request; false when the queue is full or the loop is stopping. */
+  submit(request: Request): boolean {
+    if (this.isStopping) return false;
+    const isAccepted = this.scheduler.add(request);
+    if (isAccepted) this.notify();
+    return isAccepted;
+  }
+
+  abort(requestId: RequestId): void {
+    this.scheduler.abort(requestId);
+    this.notify();
+  }
+
+  /** Aborts whatever is left and waits for the loop to end. */
+  async stop(): Promise<void> {
+    this.isStopping = true;
+    this.scheduler.abortAll();
+    this.notify();
+    await this.running;
+    this.running = null;
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = null;
+    wake?.();
+  }
+
+  private async run(): Promise<void> {
+    const now = this.options.now ?? (() => performance.now());
+    while (!this.isStopping) {
+      const plan = this.scheduler.schedule();
+      if (plan.scheduled.length === 0) {
+        if (!this.scheduler.hasWork() || plan.numFinishedBeforeStep === 0) {
+          await new Promise<void>((resolve) => {
+            this.wake = resolve;
+          });
+        }
+        continue;
+      }
+      const startMs = now();
+      try {
+        const outputs = await this.engine.step(plan.scheduled.map((scheduled) => scheduled.item));
+        this.scheduler.updateFromOutput(plan, outputs, now());
+      } catch (error) {
+        const failure = error instanceof Error ? error : new Error(String(error));
+        this.scheduler.failStep(plan, failure);
+        this.options.onStepError?.(failure);
+      }
+      this.options.onStep?.({
+        numTokens: plan.numTokens,
+        numSequences: plan.scheduled.length,
+        numRunning: this.scheduler.numRunning,
+        numWaiting: this.scheduler.numWaiting,
+        durationMs: now() - startMs,
+      });
+      // Let HTTP handlers, aborts and new arrivals run between steps.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+}

@@ -1,0 +1,80 @@
+import type { SamplingParams, SampledLogprobs, SequenceId, TokenId } from "../engine/engine.ts";
+
+export type RequestId = string & { readonly __brand: "RequestId" };
+
+/** "abort": the client went away or a deadline passed; "error": the engine failed this request. */
+export type FinishReason = "stop" | "length" | "abort" | "error";
+
+export type RequestStatus = "waiting" | "running" | "finished";
+
+export interface GenerationParams {
+  readonly maxTokens: number;
+  readonly sampling: SamplingParams;
+  /** Strings that end generation; the matched string is not part of the output. */
+  readonly stopStrings: readonly string[];
+  /** Tokens that end generation in addition to the model's end-of-generation tokens. */
+  readonly stopTokens: readonly TokenId[];
+  /** Keep generating past end-of-generation tokens (benchmarks rely on fixed output lengths). */
+  readonly ignoreEos: boolean;
+}
+
+/** What one step added to a request's output. `text` may be empty while a possible stop string is held back. */
+export interface OutputDelta {
+  readonly text: string;
+  readonly tokens: readonly TokenId[];
+  readonly logprobs: readonly SampledLogprobs[];
+}
+
+export interface FinishedOutput {
+  readonly finishReason: FinishReason;
+  readonly error: Error | null;
+  readonly numPromptTokens: number;
+  readonly numOutputTokens: number;
+}
+
+/** Receives a request's progress. Called from the engine loop; implementations must not throw. */
+export interface RequestSink {
+  onDelta(delta: OutputDelta): void;
+  onFinish(output: FinishedOutput): void;
+}
+
+export class Request {
+  readonly id: RequestId;
+  readonly promptTokens: readonly TokenId[];
+  readonly params: GenerationParams;
+  readonly sink: RequestSink;
+  readonly arrivalMs: number;
+  readonly outputTokens: TokenId[] = [];
+  /** Tokens of prompt and output that the KV cache holds. */
+  numComputedTokens = 0;
+  status: RequestStatus = "waiting";
+  sequenceId: SequenceId | null = null;
+  finishReason: FinishReason | null = null;
+  isAbortRequested = false;
+  firstTokenMs: number | null = null;
+
+  constructor(id: RequestId, promptTokens: readonly TokenId[], params: GenerationParams, sink: RequestSink, arrivalMs: number) {
+    this.id = id;
+    this.promptTokens = promptTokens;
+    this.params = params;
+    this.sink = sink;
+    this.arrivalMs = arrivalMs;
+  }
+
+  get numTokens(): number {
+    return this.promptTokens.length + this.outputTokens.length;
+  }
+
+  tokenAt(position: number): TokenId {
+    const numPrompt = this.promptTokens.length;
+    const token = position < numPrompt ? this.promptTokens[position] : this.outputTokens[position - numPrompt];
+    if (token === undefined) throw new RangeError(`request ${this.id} has no token at ${position}`);
+    return token;
+  }
+
+  tokensBetween(start: number, end: number): TokenId[] {
+    const tokens: TokenId[] = [];
+    for (let position = start; position < end; position++) tokens.push(this.tokenAt(position));
+    return tokens;
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * The continuous-batching scheduler, in the shape of vLLM's v1 scheduler: no prefill or decode phase, every
+ * request has `numComputedTokens` catching up with its tokens, and one token budget covers decodes and prompt
+ * chunks alike. `schedule()` plans a step; `updateFromOutput()` applies what the engine returned.
+ */
+import type { Engine, StepItem, StepOutput, TokenId } from "../engine/engine.ts";
+import { IncrementalDetokenizer } from "./incremental-detokenizer.ts";
+import type { FinishReason, OutputDelta, Request, RequestId } from "./request.ts";
+import { findStopString, heldBackLength, isStopToken, lengthStop } from "./stop-checker.ts";
+
+/** The part of `Engine` the scheduler needs, so tests can hand it a model-free engine. */
+export type SchedulerEngine = Pick<
+  Engine,
+  "info" | "acquireSequence" | "releaseSequence" | "isEndOfGeneration" | "detokenize"
+>;
+
+export interface SchedulerOptions {
+  /** Most requests running at once; never more than the engine's sequences. */
+  readonly maxNumRunning: number;
+  /** Most tokens in one step. */
+  readonly maxNumBatchedTokens: number;
+  /** Most requests waiting; `add` refuses beyond it. */
+  readonly maxNumWaiting: number;
+}
+
+export interface ScheduledItem {
+  readonly request: Request;
+  readonly item: StepItem;
+}
+
+export interface StepPlan {
+  readonly scheduled: readonly ScheduledItem[];
+  readonly numTokens: number;
+  /** Requests finished while planning (aborted ones). */
+  readonly numFinishedBeforeStep: number;
+}
+
+interface TextState {
+  readonly detokenizer: IncrementalDetokenizer;
+  /** Characters of `detokenizer.emittedText` already handed to the sink. */
+  numSentChars: number;
+}
+
+export class Scheduler {
+  private readonly engine: SchedulerEngine;
+  private readonly options: SchedulerOptions;
+  private readonly waiting: Request[] = [];
+  private readonly running: Request[] = [];
+  private readonly text = new Map<RequestId, TextState>();
+
+  constructor(engine: SchedulerEngine, options: SchedulerOptions) {
+    this.engine = engine;
+    this.options = {
+      ...options,
+      maxNumRunning: Math.min(options.maxNumRunning, engine.info.numSequences),
+      maxNumBatchedTokens: Math.min(options.maxNumBatchedTokens, engine.info.batchSize),
+    };
+    if (this.options.maxNumBatchedTokens < this.options.maxNumRunning) {
+      throw new RangeError("the token budget must cover one token of every running request");
+    }
+  }
+
+  get numWaiting(): number {
+    return this.waiting.length;
+  }
+
+  get numRunning(): number {
+    return this.running.length;
+  }
+
+  hasWork(): boolean {
+    return this.waiting.length > 0 || this.running.length > 0;
+  }
+
+  /** Queues a request; returns false when the waiting queue is full. */
+  add(request: Request): boolean {
+    if (this.waiting.length >= this.options.maxNumWaiting) return false;
+    this.waiting.push(request);
+    return true;
+  }
+
+  /** Marks a request to be aborted; it is finished and its sequence freed at the next `schedule()`. */
+  abort(requestId: RequestId): void {
+    for (const request of [...this.running, ...this.waiting]) {
+      if (request.id === requestId) request.isAbortRequested = true;
+    }
+  }
+
+  schedule(): StepPlan {
+    const numFinishedBeforeStep = this.finishAborted();
+    let budget = this.options.maxNumBatchedTokens;
+    const scheduled: ScheduledItem[] = [];
+    // Decoding requests first: each owes exactly one token, so none is starved by a long prompt.
+    const decoding = this.running.filter((request) => request.numComputedTokens >= request.promptTokens.length);
+    const prefilling = this.running.filter((request) => request.numComputedTokens < request.promptTokens.length);
+    for (const request of [...decoding, ...prefilling]) {
+      if (budget <= 0) break;
+      const item = this.planChunk(request, budget);
+      scheduled.push({ request, item });
+      budget -= item.tokens.length;
+    }
+    while (budget > 0 && this.waiting.length > 0 && this.running.length < this.options.maxNumRunning) {
+      const request = this.waiting[0];
+      if (request === undefined) break;
+      const sequenceId = this.engine.acquireSequence(request.params.sampling);
+      if (sequenceId === null) break;
+      this.waiting.shift();
+      request.sequenceId = sequenceId;
+      request.status = "running";
+      this.running.push(request);
+      this.text.set(request.id, { detokenizer: new IncrementalDetokenizer((t) => this.engine.detokenize(t)), numSentChars: 0 });
+      const item = this.planChunk(request, budget);
+      scheduled.push({ request, item });
+      budget -= item.tokens.length;
+    }
+    return { scheduled, numTokens: this.options.maxNumBatchedTokens - budget, numFinishedBeforeStep };
+  }
+
+  /** Applies a step's outputs: advances computed tokens, appends sampled tokens, checks stops, streams text. */
+  updateFromOutput(plan: StepPlan, outputs: readonly StepOutput[], nowMs: number): void {
+    plan.scheduled.forEach(({ request, item }, index) => {
+      if (request.status !== "running") return;
+      request.numComputedTokens += item.tokens.length;
+      const output = outputs[index];
+      if (!item.shouldSample || output === undefined) return;
+      if (output.token === null) {
+        this.finish(request, "error", new Error("the sampler returned no token"));
+        return;
+      }
+      request.firstTokenMs ??= nowMs;
+      this.appendToken(request, output.token, output.logprobs === null ? [] : [output.logprobs]);
+    });
+  }
+
+  /** Fails every request of a step whose batch the engine could not evaluate. */
+  failStep(plan: StepPlan, error: Error): void {
+    for (const { request } of plan.scheduled) {
+      if (request.status === "running") this.finish(request, "error", error);
+    }
+  }
+
+  /** Finishes everything, e.g. at shutdown. */
+  abortAll(): void {
+    for (const request of [...this.running, ...this.waiting]) this.finish(request, "abort", null);
+  }
+
+  private planChunk(request: Request, budget: number): StepItem {
+    const sequenceId = request.sequenceId;
+    if (sequenceId === null) throw new Error(`request ${request.id} is running without a sequence`);
+    const numTokens = Math.min(request.numTokens - request.numComputedTokens, budget);
+    const start = request.numComputedTokens;
+    return {
+      sequenceId,
+      startPos: start,
+      tokens: request.tokensBetween(start, start + numTokens),
+      shouldSample: start + numTokens === request.numTokens,
+    };
+  }
+
+  private appendToken(request: Request, token: TokenId, logprobs: OutputDelta["logprobs"]): void {
+    request.outputTokens.push(token);
+    const params = request.params;
+    const state = this.text.get(request.id);
+    if (state === undefined) throw new Error(`request ${request.id} has no text state`);
+    const stopToken = isStopToken({
+      token,
+      isEndOfGeneration: this.engine.isEndOfGeneration(token),
+      stopTokens: params.stopTokens,
+      ignoreEos: params.ignoreEos,
+    });
+    if (stopToken) {
+      this.emit(request, state, state.detokenizer.emittedText.length, [token], logprobs);
+      this.finish(request, "stop", null);
+      return;
+    }
+    const textBefore = state.detokenizer.emittedText.length;
+    state.detokenizer.push(token);
+    const text = state.detokenizer.emittedText;
+    const match = findStopString(text, params.stopStrings, textBefore);
+    if (match !== null) {
+      this.emit(request, state, match.index, [token], logprobs);
+      this.finish(request, "stop", null);
+      return;
+    }
+    const reason = lengthStop({
+      numOutputTokens: request.outputTokens.length,
+      maxTokens: params.maxTokens,
+      numTokens: request.numTokens,
+      contextSize: this.engine.info.contextSize,
+    });
+    const sendUpTo = reason === null ? text.length - heldBackLength(text, params.stopStrings) : text.length;
+    this.emit(request, state, sendUpTo, [token], logprobs);
+    if (reason !== null) this.finish(request, reason, null);
+  }
+
+  private emit(request: Request, state: TextState, sendUpTo: number, tokens: TokenId[], logprobs: OutputDelta["logprobs"]): void {
+    const end = Math.max(sendUpTo, state.numSentChars);
+    const text = state.detokenizer.emittedText.slice(state.numSentChars, end);
+    state.numSentChars = end;
+    request.sink.onDelta({ text, tokens, logprobs });
+  }
+
+  private finishAborted(): number {
+    const aborted = [...this.running, ...this.waiting].filter((request) => request.isAbortRequested);
+    for (const request of aborted) this.finish(request, "abort", null);
+    return aborted.length;
+  }
+
+  private finish(request: Request, reason: FinishReason, error: Error | null): void {
+    if (request.status === "finished") return;
+    const wasRunning = request.status === "running";
+    request.status = "finished";
+    request.finishReason = reason;
+    removeFrom(wasRunning ? this.running : this.waiting, request);
+    this.text.delete(request.id);
+    if (request.sequenceId !== null) this.engine.releaseSequence(request.sequenceId);
+    request.sink.onFinish({
+      finishReason: reason,
+      error,
+      numPromptTokens: request.promptTokens.length,
+      numOutputTokens: request.outputTokens.length,
+    });
+  }
+}
+
+function removeFrom(list: Request[], request: Request): void {
+  const index = list.indexOf(request);
+  if (index !== -1) list.splice(index, 1);
+}

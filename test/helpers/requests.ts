@@ -1,0 +1,60 @@
+import type { SamplingParams, TokenId } from "../../src/engine/engine.ts";
+import { Request, type FinishedOutput, type GenerationParams, type OutputDelta, type RequestId } from "../../src/scheduler/request.ts";
+
+export const GREEDY: SamplingParams = {
+  temperature: 0,
+  topP: 1,
+  topK: 0,
+  minP: 0,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  seed: 1,
+  topLogprobs: null,
+};
+
+/** A sink that records everything, for assertions. */
+export class RecordingSink {
+  readonly deltas: OutputDelta[] = [];
+  finished: FinishedOutput | null = null;
+  readonly done: Promise<FinishedOutput>;
+  private resolveDone: (output: FinishedOutput) => void = () => undefined;
+
+  constructor() {
+    this.done = new Promise((resolve) => {
+      this.resolveDone = resolve;
+    });
+  }
+
+  get text(): string {
+    return this.deltas.map((delta) => delta.text).join("");
+  }
+
+  get tokens(): TokenId[] {
+    return this.deltas.flatMap((delta) => [...delta.tokens]);
+  }
+
+  onDelta(delta: OutputDelta): void {
+    this.deltas.push(delta);
+  }
+
+  onFinish(output: FinishedOutput): void {
+    this.finished = output;
+    this.resolveDone(output);
+  }
+}
+
+export function makeRequest(
+  id: string,
+  promptTokens: readonly TokenId[],
+  params: Partial<GenerationParams> = {},
+): { request: Request; sink: RecordingSink } {
+  const sink = new RecordingSink();
+  const request = new Request(
+    id as RequestId,
+    promptTokens,
+    { maxTokens: 16, sampling: GREEDY, stopStrings: [], stopTokens: [], ignoreEos: false, ...params },
+    sink,
+    0,
+  );
+  return { request, sink };
+}

@@ -1,0 +1,202 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { ConfigError } from "../../src/config/config-error.ts";
+import { CONFIG_KEYS, ConfigSchema, defaultThreads } from "../../src/config/config-schema.ts";
+import { ENV_VARS, FLAG_NAMES, isHelpRequested, loadConfig, renderHelp } from "../../src/config/load-config.ts";
+
+const dir = mkdtempSync(path.join(tmpdir(), "pagoda-config-"));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+function writeConfig(name: string, content: unknown): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, typeof content === "string" ? content : JSON.stringify(content));
+  return file;
+}
+
+function load(argv: string[] = [], env: NodeJS.ProcessEnv = {}) {
+  return loadConfig({ argv, env, cwd: dir });
+}
+
+/** Asserts that loading fails with a ConfigError whose message contains every fragment. */
+function assertConfigError(fn: () => unknown, ...fragments: string[]): ConfigError {
+  let caught: unknown;
+  try {
+    fn();
+  } catch (error) {
+    caught = error;
+  }
+  assert.ok(caught instanceof ConfigError, `expected ConfigError, got ${String(caught)}`);
+  assert.equal(caught.name, "ConfigError");
+  assert.equal(caught.code, "PAGODA_ERR_CONFIG");
+  for (const fragment of fragments) assert.ok(caught.message.includes(fragment), `"${caught.message}" lacks "${fragment}"`);
+  return caught;
+}
+
+test("with no flags, environment or file every key takes its schema default", () => {
+  const config = load();
+  assert.equal(config.model, undefined);
+  assert.equal(config.modelAlias, undefined);
+  assert.equal(config.modelsDir, path.join(dir, "models"));
+  assert.equal(config.cacheDir, path.join(dir, ".cache", "pagoda"));
+  assert.equal(config.host, "127.0.0.1");
+  assert.equal(config.port, 8080);
+  assert.equal(config.threads, defaultThreads());
+  assert.equal(config.parallel, 8);
+  assert.equal(config.ctxSize, 2048);
+  assert.equal(config.batchSize, 512);
+  assert.equal(config.gpu, "auto");
+  assert.equal(config.logLevel, "info");
+  assert.equal(config.seed, undefined);
+  assert.equal(config.maxQueue, 256);
+  assert.equal(config.embeddings, true);
+});
+
+test("the default thread count is at least one", () => {
+  assert.ok(Number.isInteger(defaultThreads()) && defaultThreads() >= 1);
+  assert.ok(ConfigSchema.parse({}).threads >= 1);
+});
+
+test("the environment overrides the config file and flags override both", () => {
+  const file = writeConfig("precedence.json", { port: 1000, host: "file-host", parallel: 2 });
+  const fileOnly = load(["--config", file]);
+  assert.deepEqual([fileOnly.port, fileOnly.host, fileOnly.parallel], [1000, "file-host", 2]);
+
+  const env = { PAGODA_PORT: "2000", PAGODA_HOST: "env-host" };
+  const fileAndEnv = load(["--config", file], env);
+  assert.deepEqual([fileAndEnv.port, fileAndEnv.host, fileAndEnv.parallel], [2000, "env-host", 2]);
+
+  const all = load(["--config", file, "--port", "3000"], env);
+  assert.deepEqual([all.port, all.host, all.parallel], [3000, "env-host", 2]);
+});
+
+test("flags accept the --flag=value form as well as --flag value", () => {
+  const config = load(["--port=9000", "--ctx-size", "4096", "--gpu=cuda", "--model-alias=tiny"]);
+  assert.equal(config.port, 9000);
+  assert.equal(config.ctxSize, 4096);
+  assert.equal(config.gpu, "cuda");
+  assert.equal(config.modelAlias, "tiny");
+});
+
+test("every environment variable in the table sets its key", () => {
+  const config = load([], {
+    PAGODA_MODEL: "m.gguf",
+    PAGODA_MODEL_ALIAS: "alias",
+    PAGODA_THREADS: "3",
+    PAGODA_BATCH_SIZE: "64",
+    PAGODA_LOG_LEVEL: "debug",
+    PAGODA_SEED: "42",
+    PAGODA_MAX_QUEUE: "0",
+    PAGODA_EMBEDDINGS: "false",
+    PAGODA_MODELS_DIR: "/srv/models",
+  });
+  assert.equal(config.model, path.join(dir, "m.gguf"));
+  assert.equal(config.modelAlias, "alias");
+  assert.equal(config.threads, 3);
+  assert.equal(config.batchSize, 64);
+  assert.equal(config.logLevel, "debug");
+  assert.equal(config.seed, 42);
+  assert.equal(config.maxQueue, 0);
+  assert.equal(config.embeddings, false);
+  assert.equal(config.modelsDir, path.resolve("/srv/models"));
+  assert.equal(Object.keys(ENV_VARS).length, CONFIG_KEYS.length);
+});
+
+test("empty environment variables are treated as unset", () => {
+  assert.equal(load([], { PAGODA_PORT: "", PAGODA_MODEL: " " }).port, 8080);
+});
+
+test("--no-embeddings disables embeddings and --embeddings re-enables them", () => {
+  assert.equal(load(["--no-embeddings"]).embeddings, false);
+  assert.equal(load(["--no-embeddings", "--embeddings"]).embeddings, true);
+  assert.equal(load(["--embeddings=false"]).embeddings, false);
+  assert.equal(load(["--embeddings", "off"], { PAGODA_EMBEDDINGS: "true" }).embeddings, false);
+});
+
+test("relative paths in the config file resolve against the file's directory", () => {
+  const file = writeConfig("paths.json", { model: "models/x.gguf", cacheDir: "/var/cache/pagoda" });
+  const config = load(["--config", file]);
+  assert.equal(config.model, path.join(dir, "models", "x.gguf"));
+  assert.equal(config.cacheDir, path.resolve("/var/cache/pagoda"));
+});
+
+test("a non-integer port names --port and the allowed range", () => {
+  assertConfigError(() => load(["--port", "abc"]), '--port: expected an integer between 0 and 65535, got "abc"');
+  assertConfigError(() => load(["--port=70000"]), "--port: expected an integer between 0 and 65535", '"70000"');
+  const error = assertConfigError(() => load([], { PAGODA_PORT: "80.5" }), 'PAGODA_PORT: expected an integer between 0 and 65535, got "80.5"');
+  assert.equal(error.setting, "PAGODA_PORT");
+  assert.ok(error.cause !== undefined);
+});
+
+test("an unknown gpu backend lists the allowed backends", () => {
+  assertConfigError(() => load(["--gpu", "tpu"]), '--gpu: expected one of auto, cuda, metal, vulkan, false, got "tpu"');
+  assertConfigError(() => load([], { PAGODA_GPU: "tpu" }), "PAGODA_GPU: expected one of auto, cuda, metal, vulkan, false");
+});
+
+test("zero threads is rejected with the minimum", () => {
+  assertConfigError(() => load(["--threads", "0"]), '--threads: expected an integer >= 1, got "0"');
+});
+
+test("a context size below 16 tokens is rejected", () => {
+  assertConfigError(() => load(["--ctx-size", "8"]), "--ctx-size: expected an integer >= 16");
+});
+
+test("an unknown flag is an error naming the flag", () => {
+  assertConfigError(() => load(["--prot", "80"]), "--prot: unknown flag");
+  assertConfigError(() => load(["--ctxSize=4096"]), "--ctxSize: unknown flag", '"--ctx-size"');
+  assertConfigError(() => load(["stray"]), 'unexpected argument "stray"');
+});
+
+test("a flag without its value is an error", () => {
+  assertConfigError(() => load(["--port"]), "--port: missing value");
+  assertConfigError(() => load(["--model", "--port", "1"]), "--model: missing value");
+});
+
+test("an unknown config file key is an error naming the key and the file", () => {
+  const file = writeConfig("unknown.json", { port: 1, ctx_size: 10 });
+  assertConfigError(() => load(["--config", file]), `ctx_size (in ${file}): unknown setting`, '"ctxSize"');
+});
+
+test("a bad value in the config file names the file key", () => {
+  const file = writeConfig("bad-value.json", { port: "8080" });
+  assertConfigError(() => load(["--config", file]), `port (in ${file}): expected an integer between 0 and 65535, got "8080"`);
+});
+
+test("a bad value in the config file is reported even when a flag overrides it", () => {
+  const file = writeConfig("overridden.json", { gpu: "tpu" });
+  assertConfigError(() => load(["--config", file, "--gpu", "cuda"]), `gpu (in ${file})`);
+});
+
+test("a config file that is not valid JSON is an error naming --config", () => {
+  const file = writeConfig("broken.json", "{ port: 80 ");
+  assertConfigError(() => load(["--config", file]), `--config: ${file} is not valid JSON`);
+  assertConfigError(() => load([`--config=${writeConfig("array.json", [1])}`]), "must contain a JSON object");
+  assertConfigError(() => load(["--config", "missing.json"]), "--config: missing.json cannot be read (ENOENT)");
+});
+
+test("the example config file is valid", () => {
+  const example = path.join(import.meta.dirname, "..", "..", "config", "pagoda.example.json");
+  const config = load(["--config", example]);
+  assert.equal(typeof config.port, "number");
+});
+
+test("help text lists every key with its flag, environment variable and default", () => {
+  const help = renderHelp();
+  for (const key of CONFIG_KEYS) {
+    assert.ok(help.includes(`--${FLAG_NAMES[key]}`), `help lacks --${FLAG_NAMES[key]}`);
+    assert.ok(help.includes(ENV_VARS[key]), `help lacks ${ENV_VARS[key]}`);
+    assert.ok(help.includes(`"${key}"`), `help lacks file key ${key}`);
+    assert.ok(ConfigSchema.shape[key].description, `${key} has no description`);
+  }
+  assert.ok(help.includes("--no-embeddings"));
+  assert.ok(help.includes("Default: 8080."));
+  assert.ok(help.includes("--config"));
+});
+
+test("--help is detected and does not make loading fail", () => {
+  assert.equal(isHelpRequested(["--port", "1", "--help"]), true);
+  assert.equal(isHelpRequested(["--port", "1"]), false);
+  assert.equal(load(["--help"]).port, 8080);
+});
