@@ -1,0 +1,320 @@
+import { open, rename, rm } from "node:fs/promises";
+import { endianness } from "node:os";
+
+/** GGUF metadata value type ids, as stored on disk. */
+export const GGUF_VALUE_TYPE = {
+    uint8: 0, int8: 1, uint16: 2, int16: 3, uint32: 4, int32: 5, float32: 6,
+    bool: 7, string: 8, array: 9, uint64: 10, int64: 11, float64: 12
+} as const;
+
+/** ggml tensor type ids for the tensor types this writer can encode. */
+export const GGML_TYPE = { F32: 0, F16: 1 } as const;
+
+export type GgmlTypeName = keyof typeof GGML_TYPE;
+export type GgufNumberType = "uint8" | "int8" | "uint16" | "int16" | "uint32" | "int32" | "float32" | "float64";
+export type GgufBigIntType = "uint64" | "int64";
+
+/** One metadata key/value; `type` is the on-disk GGUF type, never inferred from the JS value. */
+export type GgufKv =
+    | { key: string; type: GgufNumberType; value: number }
+    | { key: string; type: GgufBigIntType; value: bigint }
+    | { key: string; type: "bool"; value: boolean }
+    | { key: string; type: "string"; value: string }
+    | { key: string; type: "array"; itemType: GgufNumberType; value: ArrayLike<number> }
+    | { key: string; type: "array"; itemType: GgufBigIntType; value: readonly bigint[] }
+    | { key: string; type: "array"; itemType: "bool"; value: readonly boolean[] }
+    | { key: string; type: "array"; itemType: "string"; value: readonly string[] };
+
+export interface GgufTensor {
+    name: string;
+    /** ggml order: `dims[0]` is the fastest-varying (row length) dimension. At most 4 dims. */
+    dims: readonly number[];
+    /** Encoding of the tensor on disk; values are converted from float32 when written. */
+    type: GgmlTypeName;
+    /**
+     * Values in ggml order. A function is called only when the tensor is written,
+     * so large models never have to sit in memory all at once.
+     */
+    data: Float32Array | (() => Float32Array);
+}
+
+export interface GgufSpec {
+    metadata: readonly GgufKv[];
+    tensors: readonly GgufTensor[];
+}
+
+/** Where a tensor's bytes land; `offset` is relative to the start of the data section. */
+export interface GgufTensorPlacement {
+    name: string;
+    offset: number;
+    byteLength: number;
+}
+
+const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian uint32
+const GGUF_VERSION = 3;
+const DEFAULT_ALIGNMENT = 32;
+const BYTES_PER_ELEMENT: Record<GgmlTypeName, number> = { F32: 4, F16: 2 };
+const NUMBER_BYTES: Record<GgufNumberType, number> = {
+    uint8: 1, int8: 1, uint16: 2, int16: 2, uint32: 4, int32: 4, float32: 4, float64: 8
+};
+const hostIsLittleEndian = endianness() === "LE";
+
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/**
+ * IEEE 754 binary16 bits for `value` after rounding it to float32 (the source format of tensor data):
+ * round-to-nearest-even, gradual underflow to subnormals, overflow to infinity, NaN kept quiet.
+ */
+export function float32ToF16Bits(value: number): number {
+    f32Scratch[0] = value;
+    const bits = u32Scratch[0]!;
+    const sign = (bits >>> 16) & 0x8000;
+    const exponent = (bits >>> 23) & 0xff;
+    const mantissa = bits & 0x7fffff;
+
+    if (exponent === 0xff)
+        return sign | 0x7c00 | (mantissa !== 0 ? 0x200 | (mantissa >>> 13) : 0);
+
+    const halfExponent = exponent - 127 + 15;
+    if (halfExponent >= 0x1f)
+        return sign | 0x7c00;
+
+    if (halfExponent <= 0) {
+        // Below 2^-25 even the smallest subnormal is more than half a step away.
+        if (halfExponent < -10)
+            return sign;
+        const significand = mantissa | 0x800000;
+        const shift = 14 - halfExponent;
+        return sign | roundShifted(significand, shift);
+    }
+
+    // A rounding carry out of the mantissa correctly bumps the exponent (and 65520+ becomes infinity).
+    return sign | ((halfExponent << 10) + roundShifted(mantissa, 13));
+}
+
+function roundShifted(value: number, shift: number): number {
+    const truncated = value >>> shift;
+    const remainder = value & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    return remainder > halfway || (remainder === halfway && (truncated & 1) === 1) ? truncated + 1 : truncated;
+}
+
+/** Converts float32 values to binary16 bit patterns. */
+export function float32ArrayToF16(values: ArrayLike<number>): Uint16Array {
+    const out = new Uint16Array(values.length);
+    for (let i = 0; i < values.length; i++)
+        out[i] = float32ToF16Bits(values[i]!);
+    return out;
+}
+
+function alignUp(value: number, alignment: number): number {
+    return Math.ceil(value / alignment) * alignment;
+}
+
+/** Growable little-endian byte buffer for the header and metadata section. */
+class ByteSink {
+    private buffer = Buffer.alloc(64 * 1024);
+    length = 0;
+
+    private reserve(bytes: number): number {
+        if (this.length + bytes > this.buffer.length) {
+            const next = Buffer.alloc(Math.max(this.buffer.length * 2, this.length + bytes));
+            this.buffer.copy(next, 0, 0, this.length);
+            this.buffer = next;
+        }
+        const at = this.length;
+        this.length += bytes;
+        return at;
+    }
+
+    number(type: GgufNumberType, value: number): void {
+        if (!Number.isFinite(value) && type !== "float32" && type !== "float64")
+            throw new RangeError(`GGUF ${type} value must be finite, got ${value}`);
+        if (type !== "float32" && type !== "float64" && !Number.isInteger(value))
+            throw new RangeError(`GGUF ${type} value must be an integer, got ${value}`);
+        // Reserve before touching this.buffer: reserving may swap in a larger buffer.
+        const at = this.reserve(NUMBER_BYTES[type]);
+        switch (type) {
+            case "uint8": this.buffer.writeUInt8(value, at); break;
+            case "int8": this.buffer.writeInt8(value, at); break;
+            case "uint16": this.buffer.writeUInt16LE(value, at); break;
+            case "int16": this.buffer.writeInt16LE(value, at); break;
+            case "uint32": this.buffer.writeUInt32LE(value, at); break;
+            case "int32": this.buffer.writeInt32LE(value, at); break;
+            case "float32": this.buffer.writeFloatLE(value, at); break;
+            case "float64": this.buffer.writeDoubleLE(value, at); break;
+        }
+    }
+
+    bigint(type: GgufBigIntType, value: bigint): void {
+        const at = this.reserve(8);
+        if (type === "uint64") this.buffer.writeBigUInt64LE(value, at);
+        else this.buffer.writeBigInt64LE(value, at);
+    }
+
+    bool(value: boolean): void {
+        const at = this.reserve(1);
+        this.buffer.writeUInt8(value ? 1 : 0, at);
+    }
+
+    string(value: string): void {
+        const byteLength = Buffer.byteLength(value, "utf8");
+        this.bigint("uint64", BigInt(byteLength));
+        const at = this.reserve(byteLength);
+        this.buffer.write(value, at, byteLength, "utf8");
+    }
+
+    zeros(count: number): void {
+        const at = this.reserve(count);
+        this.buffer.fill(0, at, this.length);
+    }
+
+    toBuffer(): Buffer {
+        return this.buffer.subarray(0, this.length);
+    }
+}
+
+function writeKvValue(sink: ByteSink, kv: GgufKv): void {
+    sink.number("uint32", GGUF_VALUE_TYPE[kv.type]);
+    switch (kv.type) {
+        case "bool": sink.bool(kv.value); return;
+        case "string": sink.string(kv.value); return;
+        case "uint64": case "int64": sink.bigint(kv.type, kv.value); return;
+        case "array": break;
+        default: sink.number(kv.type, kv.value); return;
+    }
+    sink.number("uint32", GGUF_VALUE_TYPE[kv.itemType]);
+    sink.bigint("uint64", BigInt(kv.value.length));
+    switch (kv.itemType) {
+        case "bool": for (const item of kv.value) sink.bool(item); return;
+        case "string": for (const item of kv.value) sink.string(item); return;
+        case "uint64": case "int64": for (const item of kv.value) sink.bigint(kv.itemType, item); return;
+        default: for (let i = 0; i < kv.value.length; i++) sink.number(kv.itemType, kv.value[i]!); return;
+    }
+}
+
+function elementCount(tensor: GgufTensor): number {
+    if (tensor.dims.length < 1 || tensor.dims.length > 4)
+        throw new RangeError(`tensor ${tensor.name}: ggml supports 1 to 4 dims, got ${tensor.dims.length}`);
+    for (const dim of tensor.dims)
+        if (!Number.isSafeInteger(dim) || dim < 1)
+            throw new RangeError(`tensor ${tensor.name}: invalid dimension ${dim}`);
+    return tensor.dims.reduce((product, dim) => product * dim, 1);
+}
+
+function resolveAlignment(metadata: readonly GgufKv[]): number {
+    const entry = metadata.find((kv) => kv.key === "general.alignment");
+    if (entry == null)
+        return DEFAULT_ALIGNMENT;
+    // llama.cpp rejects any other type or a non power of two here.
+    if (entry.type !== "uint32" || entry.value < 1 || (entry.value & (entry.value - 1)) !== 0)
+        throw new RangeError("general.alignment must be a uint32 power of two");
+    return entry.value;
+}
+
+/**
+ * Serializes a {@link GgufSpec} as a GGUF v3 file. Tensors are laid out in spec order,
+ * each padded to the alignment exactly as ggml does, since llama.cpp rejects any other offsets.
+ */
+export class GgufWriter {
+    readonly alignment: number;
+    readonly placements: readonly GgufTensorPlacement[];
+    /** Absolute file offset of the tensor data section. */
+    readonly dataOffset: number;
+    readonly totalSize: number;
+    private readonly header: Buffer;
+
+    constructor(private readonly spec: GgufSpec) {
+        this.alignment = resolveAlignment(spec.metadata);
+        assertUnique(spec.metadata.map((kv) => kv.key), "metadata key");
+        assertUnique(spec.tensors.map((tensor) => tensor.name), "tensor name");
+
+        const placements: GgufTensorPlacement[] = [];
+        let offset = 0;
+        for (const tensor of spec.tensors) {
+            const byteLength = elementCount(tensor) * BYTES_PER_ELEMENT[tensor.type];
+            placements.push({ name: tensor.name, offset, byteLength });
+            offset += alignUp(byteLength, this.alignment);
+        }
+        this.placements = placements;
+
+        const sink = new ByteSink();
+        sink.number("uint32", GGUF_MAGIC);
+        sink.number("uint32", GGUF_VERSION);
+        sink.bigint("uint64", BigInt(spec.tensors.length));
+        sink.bigint("uint64", BigInt(spec.metadata.length));
+        for (const kv of spec.metadata) {
+            sink.string(kv.key);
+            writeKvValue(sink, kv);
+        }
+        spec.tensors.forEach((tensor, index) => {
+            sink.string(tensor.name);
+            sink.number("uint32", tensor.dims.length);
+            for (const dim of tensor.dims)
+                sink.bigint("uint64", BigInt(dim));
+            sink.number("uint32", GGML_TYPE[tensor.type]);
+            sink.bigint("uint64", BigInt(placements[index]!.offset));
+        });
+        sink.zeros(alignUp(sink.length, this.alignment) - sink.length);
+        this.header = sink.toBuffer();
+        this.dataOffset = this.header.length;
+        this.totalSize = this.dataOffset + offset;
+    }
+
+    /** The file as a sequence of buffers: header, then each tensor's bytes followed by its padding. */
+    *chunks(): Generator<Buffer> {
+        yield this.header;
+        for (const [index, tensor] of this.spec.tensors.entries()) {
+            const placement = this.placements[index]!;
+            const bytes = encodeTensor(tensor, placement.byteLength);
+            yield bytes;
+            const padding = alignUp(placement.byteLength, this.alignment) - placement.byteLength;
+            if (padding > 0)
+                yield Buffer.alloc(padding);
+        }
+    }
+
+    /** Whole file in memory; meant for small files and tests. */
+    toBuffer(): Buffer {
+        return Buffer.concat([...this.chunks()], this.totalSize);
+    }
+
+    /** Streams the file to `path` via a temporary sibling so readers never see a partial model. */
+    async writeFile(path: string): Promise<void> {
+        const temporaryPath = `${path}.${process.pid}.partial`;
+        const handle = await open(temporaryPath, "w");
+        try {
+            for (const chunk of this.chunks())
+                await handle.write(chunk);
+            await handle.close();
+            await rename(temporaryPath, path);
+        } catch (error) {
+            await handle.close().catch(() => undefined);
+            await rm(temporaryPath, { force: true });
+            throw error;
+        }
+    }
+}
+
+function assertUnique(names: readonly string[], what: string): void {
+    const seen = new Set<string>();
+    for (const name of names) {
+        if (seen.has(name))
+            throw new Error(`duplicate GGUF ${what}: ${name}`);
+        seen.add(name);
+    }
+}
+
+function encodeTensor(tensor: GgufTensor, byteLength: number): Buffer {
+    const values = typeof tensor.data === "function" ? tensor.data() : tensor.data;
+    const encoded = tensor.type === "F16" ? float32ArrayToF16(values) : values;
+    if (encoded.byteLength !== byteLength)
+        throw new RangeError(`tensor ${tensor.name}: expected ${byteLength / BYTES_PER_ELEMENT[tensor.type]} values, got ${values.length}`);
+    const bytes = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+    if (hostIsLittleEndian)
+        return bytes;
+    // Copy before swapping so caller-owned arrays are left untouched.
+    const swapped = Buffer.from(bytes);
+    return tensor.type === "F16" ? swapped.swap16() : swapped.swap32();
+}
