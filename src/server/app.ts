@@ -1,0 +1,102 @@
+/**
+ * `buildApp` assembles the Fastify application and never listens; `main.ts` listens. Tests call `inject()`.
+ */
+import { randomUUID } from "node:crypto";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
+import { Registry } from "prom-client";
+import { installErrorHandlers } from "./error-handler.ts";
+import type { Generation } from "./generation.ts";
+import type { RouteOptions } from "./route-context.ts";
+import { chatCompletionsRoute } from "./routes/chat-completions.ts";
+import { completionsRoute } from "./routes/completions.ts";
+import { embeddingsRoute } from "./routes/embeddings.ts";
+import { modelsRoute } from "./routes/models.ts";
+import { tokenizeRoute } from "./routes/tokenize.ts";
+import type { ServingState } from "./serving-state.ts";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The generation this request started, for the access log line. */
+    generation: Generation | null;
+  }
+  interface FastifyInstance {
+    /** This app's own metrics registry; never prom-client's global one. */
+    metricsRegistry: Registry;
+  }
+}
+
+export interface AppDeps {
+  readonly serving: ServingState;
+  /** Defaults to no logging. */
+  readonly logger?: FastifyBaseLogger;
+  /** Base seed for requests without one. Defaults to null: a random seed per request. */
+  readonly serverSeed?: number | null;
+  /** Defaults to 8 MiB: a 128k-token prompt is about half a megabyte of JSON. */
+  readonly bodyLimitBytes?: number;
+  /** Serve `/v1/embeddings`. Defaults to true. */
+  readonly isEmbeddingsEnabled?: boolean;
+}
+
+const DEFAULT_BODY_LIMIT_BYTES = 8 * 1024 * 1024;
+
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    ...(deps.logger === undefined ? { logger: false } : { loggerInstance: deps.logger }),
+    // The access log is our own one line per request (onResponse below).
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
+    requestIdHeader: "x-request-id",
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.decorate("metricsRegistry", new Registry());
+  app.decorateRequest("generation", null);
+  installErrorHandlers(app);
+
+  app.addHook("onRequest", async (request, reply) => {
+    void reply.header("x-request-id", request.id);
+  });
+  // One line per request; prompts and outputs are never logged at info.
+  app.addHook("onResponse", async (request, reply) => {
+    const generation = request.generation;
+    request.log.info(
+      {
+        method: request.method,
+        url: request.url,
+        statusCode: reply.statusCode,
+        durationMs: Math.round(reply.elapsedTime * 10) / 10,
+        ...(generation === null ? {} : { generationId: generation.id, timeToFirstTokenMs: roundOrNull(generation.timeToFirstTokenMs) }),
+      },
+      "request completed",
+    );
+  });
+
+  let ordinal = 0;
+  const routeOptions: RouteOptions = {
+    serving: deps.serving,
+    serverSeed: deps.serverSeed ?? null,
+    nextRequestOrdinal: () => ordinal++,
+  };
+  await app.register(modelsRoute, routeOptions);
+  await app.register(completionsRoute, routeOptions);
+  await app.register(chatCompletionsRoute, routeOptions);
+  await app.register(tokenizeRoute, routeOptions);
+  if (deps.isEmbeddingsEnabled !== false) await app.register(embeddingsRoute, routeOptions);
+
+  // Ending the loop finishes every open generation, which ends open SSE streams with a final chunk.
+  app.addHook("preClose", async () => {
+    deps.serving.markClosing();
+    await deps.serving.runtime?.loop.stop();
+  });
+  app.addHook("onClose", async () => {
+    await deps.serving.runtime?.engine.dispose();
+  });
+  return app;
+}
+
+function roundOrNull(value: number | null): number | null {
+  return value === null ? null : Math.round(value * 10) / 10;
+}

@@ -1,0 +1,124 @@
+/**
+ * Bridges HTTP handlers and the engine loop: submits one scheduler request per choice and turns their sink
+ * callbacks into one ordered stream of events. A handler either iterates it (streaming) or collects it.
+ */
+import { randomUUID } from "node:crypto";
+import type { SampledLogprobs, TokenId } from "../engine/engine.ts";
+import type { EngineLoop } from "../scheduler/engine-loop.ts";
+import { Request, type FinishedOutput, type GenerationParams, type OutputDelta, type RequestId } from "../scheduler/request.ts";
+import { PagodaError } from "./errors.ts";
+
+export interface ChoiceSpec {
+  readonly index: number;
+  readonly promptTokens: readonly TokenId[];
+  readonly params: GenerationParams;
+}
+
+export type ChoiceEvent =
+  | { readonly kind: "delta"; readonly index: number; readonly delta: OutputDelta }
+  | { readonly kind: "finish"; readonly index: number; readonly output: FinishedOutput };
+
+export interface ChoiceResult {
+  readonly index: number;
+  readonly text: string;
+  readonly tokens: TokenId[];
+  readonly logprobs: SampledLogprobs[];
+  readonly output: FinishedOutput;
+}
+
+/** Seconds a client is told to wait when the queue is full. */
+const QUEUE_FULL_RETRY_AFTER_SECONDS = 1;
+
+export class Generation implements AsyncIterable<ChoiceEvent> {
+  readonly id: string;
+  /** Milliseconds from submission to the first token of any choice; null before it. */
+  timeToFirstTokenMs: number | null = null;
+  private readonly loop: EngineLoop;
+  private readonly requestIds: RequestId[] = [];
+  private readonly events: ChoiceEvent[] = [];
+  private numOpen: number;
+  private waiter: (() => void) | null = null;
+  private readonly startMs = performance.now();
+
+  private constructor(loop: EngineLoop, numChoices: number) {
+    this.loop = loop;
+    this.id = randomUUID().replaceAll("-", "");
+    this.numOpen = numChoices;
+  }
+
+  /** Submits every choice, or none: a full queue rejects the whole generation with 429. */
+  static start(loop: EngineLoop, choices: readonly ChoiceSpec[]): Generation {
+    const generation = new Generation(loop, choices.length);
+    for (const choice of choices) {
+      const requestId = `${generation.id}-${choice.index}` as RequestId;
+      const request = new Request(requestId, choice.promptTokens, choice.params, generation.sinkFor(choice.index), performance.now());
+      if (!loop.submit(request)) {
+        generation.abort();
+        throw new PagodaError("PAGODA_ERR_QUEUE_FULL", "The server is at capacity; retry later", {
+          retryAfterSeconds: QUEUE_FULL_RETRY_AFTER_SECONDS,
+        });
+      }
+      generation.requestIds.push(requestId);
+    }
+    return generation;
+  }
+
+  /** Stops every choice; each is finished with "abort" and frees its sequence at the next engine step. */
+  abort(): void {
+    for (const requestId of this.requestIds) this.loop.abort(requestId);
+  }
+
+  get isDone(): boolean {
+    return this.numOpen === 0 && this.events.length === 0;
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<ChoiceEvent> {
+    while (this.numOpen > 0 || this.events.length > 0) {
+      const event = this.events.shift();
+      if (event !== undefined) {
+        yield event;
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+      });
+    }
+  }
+
+  async collect(): Promise<ChoiceResult[]> {
+    const byIndex = new Map<number, { text: string[]; tokens: TokenId[]; logprobs: SampledLogprobs[] }>();
+    const results: ChoiceResult[] = [];
+    for await (const event of this) {
+      const entry = byIndex.get(event.index) ?? { text: [], tokens: [], logprobs: [] };
+      byIndex.set(event.index, entry);
+      if (event.kind === "delta") {
+        entry.text.push(event.delta.text);
+        entry.tokens.push(...event.delta.tokens);
+        entry.logprobs.push(...event.delta.logprobs);
+      } else {
+        results.push({ index: event.index, text: entry.text.join(""), tokens: entry.tokens, logprobs: entry.logprobs, output: event.output });
+      }
+    }
+    return results.sort((a, b) => a.index - b.index);
+  }
+
+  private sinkFor(index: number): { onDelta(delta: OutputDelta): void; onFinish(output: FinishedOutput): void } {
+    return {
+      onDelta: (delta) => {
+        this.timeToFirstTokenMs ??= performance.now() - this.startMs;
+        this.push({ kind: "delta", index, delta });
+      },
+      onFinish: (output) => {
+        this.numOpen -= 1;
+        this.push({ kind: "finish", index, output });
+      },
+    };
+  }
+
+  private push(event: ChoiceEvent): void {
+    this.events.push(event);
+    const waiter = this.waiter;
+    this.waiter = null;
+    waiter?.();
+  }
+}

@@ -1,0 +1,132 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import type { Engine, TokenId } from "../../engine/engine.ts";
+import { PagodaError } from "../errors.ts";
+import { Generation, type ChoiceSpec } from "../generation.ts";
+import { checkContextLength, DEFAULT_COMPLETION_MAX_TOKENS, rejectUnsupported, toGenerationParams } from "../generation-params.ts";
+import { nowSeconds, toCompletionLogprobs, toOpenAiFinishReason, toUsage } from "../openai-format.ts";
+import { checkTokenIds, requireModel, type RouteOptions } from "../route-context.ts";
+import { CompletionRequestSchema, type CompletionRequest } from "../schemas.ts";
+import { EventStream, onClientGone } from "../sse.ts";
+
+interface Prompt {
+  readonly tokens: TokenId[];
+  /** What `echo` repeats: the prompt as the client sent it. */
+  readonly text: string;
+}
+
+export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
+  app.post("/v1/completions", { schema: { body: CompletionRequestSchema } }, async (request, reply) => {
+    const body = request.body;
+    const runtime = requireModel(options.serving, body.model);
+    rejectCompletionUnsupported(body);
+    const prompts = toPrompts(runtime.engine, body.prompt);
+    const n = body.n ?? 1;
+    const maxTokens = body.max_tokens ?? DEFAULT_COMPLETION_MAX_TOKENS;
+    const ordinal = options.nextRequestOrdinal();
+    const choices: ChoiceSpec[] = prompts.flatMap((prompt, promptIndex) => {
+      checkContextLength(prompt.tokens.length, maxTokens, runtime.engine.info.contextSize, "prompt");
+      return Array.from({ length: n }, (_, choiceIndex): ChoiceSpec => {
+        const index = promptIndex * n + choiceIndex;
+        const params = toGenerationParams({
+          body,
+          numPromptTokens: prompt.tokens.length,
+          maxTokens,
+          contextSize: runtime.engine.info.contextSize,
+          choiceIndex: index,
+          serverSeed: options.serverSeed,
+          requestOrdinal: ordinal,
+          topLogprobs: body.logprobs ?? null,
+        });
+        return { index, promptTokens: prompt.tokens, params };
+      });
+    });
+    const numPromptTokens = prompts.reduce((sum, prompt) => sum + prompt.tokens.length, 0);
+    const generation = Generation.start(runtime.loop, choices);
+    onClientGone(reply, () => generation.abort());
+    request.generation = generation;
+    const echoes = choices.map((choice) => (body.echo === true ? (prompts[Math.floor(choice.index / n)]?.text ?? "") : ""));
+    const base = { id: `cmpl-${generation.id}`, object: "text_completion" as const, created: nowSeconds(), model: runtime.modelId };
+    const tokenText = (token: TokenId): string => runtime.engine.detokenize([token]);
+
+    if (body.stream === true) {
+      const stream = new EventStream(reply);
+      const offsets = echoes.map((echo) => echo.length);
+      for (const [index, echo] of echoes.entries()) {
+        if (echo.length > 0) await stream.send({ ...base, choices: [{ index, text: echo, logprobs: null, finish_reason: null }] });
+      }
+      let numCompletionTokens = 0;
+      for await (const event of generation) {
+        if (event.kind === "delta") {
+          const { text, tokens, logprobs } = event.delta;
+          if (text.length === 0 && body.logprobs == null) continue;
+          const offset = offsets[event.index] ?? 0;
+          const chunkLogprobs = body.logprobs == null ? null : toCompletionLogprobs(tokens, logprobs, tokenText, offset);
+          offsets[event.index] = offset + text.length;
+          await stream.send({ ...base, choices: [{ index: event.index, text, logprobs: chunkLogprobs, finish_reason: null }] });
+          continue;
+        }
+        numCompletionTokens += event.output.numOutputTokens;
+        if (event.output.finishReason === "error") {
+          await stream.send({ error: { message: "The engine failed while generating", type: "server_error", param: null, code: "engine_error" } });
+          continue;
+        }
+        const finishReason = toOpenAiFinishReason(event.output.finishReason);
+        await stream.send({ ...base, choices: [{ index: event.index, text: "", logprobs: null, finish_reason: finishReason }] });
+      }
+      if (body.stream_options?.include_usage === true) {
+        await stream.send({ ...base, choices: [], usage: toUsage(numPromptTokens, numCompletionTokens) });
+      }
+      await stream.done();
+      return reply;
+    }
+
+    const results = await generation.collect();
+    const failed = results.find((result) => result.output.finishReason === "error");
+    if (failed !== undefined) throw new PagodaError("PAGODA_ERR_ENGINE", "The engine failed while generating", { cause: failed.output.error });
+    const numCompletionTokens = results.reduce((sum, result) => sum + result.output.numOutputTokens, 0);
+    return {
+      ...base,
+      choices: results.map((result) => {
+        const echo = echoes[result.index] ?? "";
+        return {
+          index: result.index,
+          text: echo + result.text,
+          logprobs: body.logprobs == null ? null : toCompletionLogprobs(result.tokens, result.logprobs, tokenText, echo.length),
+          finish_reason: toOpenAiFinishReason(result.output.finishReason),
+        };
+      }),
+      usage: toUsage(numPromptTokens, numCompletionTokens),
+    };
+  });
+};
+
+function rejectCompletionUnsupported(body: CompletionRequest): void {
+  rejectUnsupported(body);
+  if (body.suffix != null && body.suffix.length > 0) {
+    throw new PagodaError("PAGODA_ERR_UNSUPPORTED", "suffix is not supported", { param: "suffix" });
+  }
+  if (body.best_of != null && body.best_of > 1) {
+    throw new PagodaError("PAGODA_ERR_UNSUPPORTED", "best_of greater than 1 is not supported", { param: "best_of" });
+  }
+  if (body.echo === true && body.logprobs != null) {
+    throw new PagodaError("PAGODA_ERR_UNSUPPORTED", "echo together with logprobs is not supported", { param: "echo" });
+  }
+}
+
+function toPrompts(engine: Engine, prompt: CompletionRequest["prompt"]): Prompt[] {
+  if (typeof prompt === "string") return [textPrompt(engine, prompt)];
+  if (prompt.every((item): item is string => typeof item === "string")) return prompt.map((item) => textPrompt(engine, item));
+  if (prompt.every((item): item is number => typeof item === "number")) return [tokenPrompt(engine, prompt)];
+  return prompt.map((item) => tokenPrompt(engine, item as number[]));
+}
+
+function textPrompt(engine: Engine, text: string): Prompt {
+  const tokens = engine.tokenize(text, { addBos: true });
+  if (tokens.length === 0) throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "The prompt is empty", { param: "prompt" });
+  return { tokens, text };
+}
+
+function tokenPrompt(engine: Engine, tokens: number[]): Prompt {
+  checkTokenIds(engine, tokens, "prompt");
+  return { tokens, text: engine.detokenize(tokens) };
+}

@@ -1,0 +1,59 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import type { TokenId } from "../../engine/engine.ts";
+import { PagodaError } from "../errors.ts";
+import { checkTokenIds, requireModel, type RouteOptions } from "../route-context.ts";
+import { EmbeddingRequestSchema, type EmbeddingRequest } from "../schemas.ts";
+
+export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
+  app.post("/v1/embeddings", { schema: { body: EmbeddingRequestSchema } }, async (request) => {
+    const body = request.body;
+    const runtime = requireModel(options.serving, body.model);
+    const engine = runtime.engine;
+    if (body.dimensions != null && body.dimensions !== engine.info.embeddingSize) {
+      throw new PagodaError("PAGODA_ERR_UNSUPPORTED", `This model's embeddings have ${engine.info.embeddingSize} dimensions; other sizes are not supported`, {
+        param: "dimensions",
+      });
+    }
+    const inputs = toInputs(body.input);
+    const limit = Math.min(engine.info.contextSize, engine.info.trainContextSize);
+    const tokenized = inputs.map((input, index) => {
+      if (typeof input === "string") {
+        if (input.length === 0) throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "Input must not be empty", { param: `input[${index}]` });
+        return engine.tokenize(input, { addBos: true });
+      }
+      checkTokenIds(engine, input, "input");
+      return input;
+    });
+    tokenized.forEach((tokens, index) => {
+      if (tokens.length > limit) {
+        throw new PagodaError("PAGODA_ERR_CONTEXT_LENGTH", `Input ${index} has ${tokens.length} tokens; the limit is ${limit}`, { param: "input" });
+      }
+    });
+    const results = await engine.embed(tokenized);
+    const isBase64 = body.encoding_format === "base64";
+    const numTokens = results.reduce((sum, result) => sum + result.numTokens, 0);
+    return {
+      object: "list" as const,
+      data: results.map((result, index) => ({
+        object: "embedding" as const,
+        index,
+        embedding: isBase64 ? toBase64(result.embedding) : result.embedding,
+      })),
+      model: runtime.modelId,
+      usage: { prompt_tokens: numTokens, total_tokens: numTokens },
+    };
+  });
+};
+
+function toInputs(input: EmbeddingRequest["input"]): (string | TokenId[])[] {
+  if (typeof input === "string") return [input];
+  if (input.every((item): item is string => typeof item === "string")) return input;
+  if (input.every((item): item is number => typeof item === "number")) return [input];
+  return input as TokenId[][];
+}
+
+/** Little-endian float32 bytes, as the `openai` SDK decodes them (it asks for base64 by default). */
+function toBase64(embedding: readonly number[]): string {
+  const floats = Float32Array.from(embedding);
+  return Buffer.from(floats.buffer, floats.byteOffset, floats.byteLength).toString("base64");
+}

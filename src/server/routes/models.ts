@@ -1,0 +1,36 @@
+import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { z } from "zod";
+import { PagodaError } from "../errors.ts";
+import type { Runtime } from "../serving-state.ts";
+import type { RouteOptions } from "../route-context.ts";
+
+function toModel(runtime: Runtime): Record<string, unknown> {
+  return {
+    id: runtime.modelId,
+    object: "model",
+    created: runtime.createdSeconds,
+    owned_by: "pagoda",
+    max_model_len: runtime.engine.info.contextSize,
+  };
+}
+
+export const modelsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
+  app.get("/v1/models", async () => {
+    const runtime = options.serving.requireRuntime();
+    return { object: "list", data: [toModel(runtime)] };
+  });
+
+  app.get("/v1/models/:model", { schema: { params: z.object({ model: z.string() }) } }, async (request) => {
+    const runtime = options.serving.requireRuntime();
+    if (request.params.model !== runtime.modelId) {
+      throw new PagodaError("PAGODA_ERR_MODEL_NOT_FOUND", `The model \`${request.params.model}\` does not exist`, { param: "model" });
+    }
+    return toModel(runtime);
+  });
+
+  app.get("/health", async (_request, reply) => {
+    const status = options.serving.status;
+    if (status === "ready") return { status: "ok" };
+    return reply.status(503).header("retry-after", "5").send({ status });
+  });
+};

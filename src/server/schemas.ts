@@ -1,0 +1,100 @@
+/**
+ * Request bodies of the OpenAI-compatible routes, as zod schemas. Ranges follow OpenAI's API description;
+ * `top_k`, `min_p` and `ignore_eos` are the extensions vLLM and llama-server accept. Unknown fields are ignored,
+ * as vLLM does; known fields pagoda cannot honour are rejected in the route, never silently dropped.
+ */
+import { z } from "zod";
+
+const tokenId = z.number().int().min(0);
+const stop = z.union([z.string(), z.array(z.string()).max(4)]).nullish();
+
+/** Sampling fields shared by both generation routes. */
+const samplingFields = {
+  model: z.string().min(1),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().gt(0).max(1).nullish(),
+  top_k: z.number().int().min(-1).nullish(),
+  min_p: z.number().min(0).max(1).nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  seed: z.number().int().nullish(),
+  n: z.number().int().min(1).max(16).nullish(),
+  stop,
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  user: z.string().nullish(),
+  ignore_eos: z.boolean().nullish(),
+  logit_bias: z.record(z.string(), z.number()).nullish(),
+};
+
+export const CompletionRequestSchema = z.object({
+  ...samplingFields,
+  prompt: z.union([
+    z.string(),
+    z.array(z.string()).min(1),
+    z.array(tokenId).min(1),
+    z.array(z.array(tokenId).min(1)).min(1),
+  ]),
+  max_tokens: z.number().int().min(1).nullish(),
+  echo: z.boolean().nullish(),
+  logprobs: z.number().int().min(0).max(20).nullish(),
+  best_of: z.number().int().min(1).nullish(),
+  suffix: z.string().nullish(),
+});
+export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
+
+const textPart = z.object({ type: z.literal("text"), text: z.string() });
+const contentPart = z.object({ type: z.string() }).passthrough();
+
+const chatMessage = z.object({
+  role: z.enum(["system", "developer", "user", "assistant", "tool"]),
+  content: z.union([z.string(), z.array(z.union([textPart, contentPart]))]).nullish(),
+  name: z.string().nullish(),
+});
+
+export const ChatCompletionRequestSchema = z.object({
+  ...samplingFields,
+  messages: z.array(chatMessage).min(1),
+  max_tokens: z.number().int().min(1).nullish(),
+  max_completion_tokens: z.number().int().min(1).nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.number().int().min(0).max(20).nullish(),
+  response_format: z.object({ type: z.string() }).passthrough().nullish(),
+  tools: z.array(z.unknown()).nullish(),
+  tool_choice: z.unknown().optional(),
+});
+export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
+
+export const EmbeddingRequestSchema = z.object({
+  model: z.string().min(1),
+  input: z.union([
+    z.string(),
+    z.array(z.string()).min(1),
+    z.array(tokenId).min(1),
+    z.array(z.array(tokenId).min(1)).min(1),
+  ]),
+  encoding_format: z.enum(["float", "base64"]).nullish(),
+  dimensions: z.number().int().min(1).nullish(),
+  user: z.string().nullish(),
+});
+export type EmbeddingRequest = z.infer<typeof EmbeddingRequestSchema>;
+
+export const TokenizeRequestSchema = z
+  .object({
+    model: z.string().nullish(),
+    prompt: z.string().optional(),
+    content: z.string().optional(),
+    add_special: z.boolean().nullish(),
+    add_special_tokens: z.boolean().nullish(),
+  })
+  .refine((body) => body.prompt !== undefined || body.content !== undefined, {
+    message: "either prompt or content is required",
+    path: ["prompt"],
+  });
+export type TokenizeRequest = z.infer<typeof TokenizeRequestSchema>;
+
+export const DetokenizeRequestSchema = z.object({
+  model: z.string().nullish(),
+  tokens: z.array(tokenId),
+});
+export type DetokenizeRequest = z.infer<typeof DetokenizeRequestSchema>;

@@ -1,0 +1,51 @@
+import type { Engine } from "../engine/engine.ts";
+import type { EngineLoop } from "../scheduler/engine-loop.ts";
+import { PagodaError } from "./errors.ts";
+
+export type ServingStatus = "loading" | "ready" | "closing" | "failed";
+
+/** What a loaded model offers the routes. */
+export interface Runtime {
+  readonly engine: Engine;
+  readonly loop: EngineLoop;
+  /** The id clients pass as `model`. */
+  readonly modelId: string;
+  readonly createdSeconds: number;
+}
+
+/**
+ * The server answers before its model is loaded (health says 503 while loading), so routes reach the model
+ * through this holder rather than through a constructor argument.
+ */
+export class ServingState {
+  private currentStatus: ServingStatus = "loading";
+  private currentRuntime: Runtime | null = null;
+
+  get status(): ServingStatus {
+    return this.currentStatus;
+  }
+
+  get runtime(): Runtime | null {
+    return this.currentRuntime;
+  }
+
+  markReady(runtime: Runtime): void {
+    this.currentRuntime = runtime;
+    this.currentStatus = "ready";
+  }
+
+  markClosing(): void {
+    this.currentStatus = "closing";
+  }
+
+  markFailed(): void {
+    this.currentStatus = "failed";
+  }
+
+  /** The runtime, or a 503 while the model is loading or the server is closing. */
+  requireRuntime(): Runtime {
+    if (this.currentStatus === "ready" && this.currentRuntime !== null) return this.currentRuntime;
+    const reason = this.currentStatus === "loading" ? "the model is still loading" : "the server is shutting down";
+    throw new PagodaError("PAGODA_ERR_UNAVAILABLE", `Service unavailable: ${reason}`, { retryAfterSeconds: 5 });
+  }
+}

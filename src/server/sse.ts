@@ -1,0 +1,53 @@
+import { PassThrough } from "node:stream";
+import type { FastifyReply } from "fastify";
+
+/**
+ * A server-sent events response in OpenAI's framing: `data: <json>\n\n` per chunk and `data: [DONE]` last.
+ * Writes after the client has gone are dropped; `send` waits while the socket's buffer is full.
+ */
+export class EventStream {
+  private readonly stream = new PassThrough();
+
+  constructor(reply: FastifyReply) {
+    void reply
+      .header("content-type", "text/event-stream; charset=utf-8")
+      .header("cache-control", "no-cache")
+      .header("x-accel-buffering", "no")
+      .send(this.stream);
+  }
+
+  get isClosed(): boolean {
+    return this.stream.destroyed || this.stream.writableEnded;
+  }
+
+  async send(data: unknown): Promise<void> {
+    await this.write(`data: ${JSON.stringify(data)}\n\n`);
+  }
+
+  /** Ends the stream with OpenAI's terminator. */
+  async done(): Promise<void> {
+    await this.write("data: [DONE]\n\n");
+    if (!this.isClosed) this.stream.end();
+  }
+
+  private async write(text: string): Promise<void> {
+    if (this.isClosed) return;
+    if (this.stream.write(text)) return;
+    await new Promise<void>((resolve) => {
+      const finish = (): void => {
+        this.stream.off("drain", finish);
+        this.stream.off("close", finish);
+        resolve();
+      };
+      this.stream.on("drain", finish);
+      this.stream.on("close", finish);
+    });
+  }
+}
+
+/** Calls `onGone` when the client closes the connection before the response was fully sent. */
+export function onClientGone(reply: FastifyReply, onGone: () => void): void {
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableFinished) onGone();
+  });
+}
