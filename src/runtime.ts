@@ -5,11 +5,16 @@ import type { FastifyBaseLogger } from "fastify";
 import type { Config } from "./config/config-schema.ts";
 import { LlamaEngine } from "./engine/llama-engine.ts";
 import { resolveModel } from "./model/resolve-model.ts";
-import { EngineLoop } from "./scheduler/engine-loop.ts";
+import { EngineLoop, type StepStats } from "./scheduler/engine-loop.ts";
 import { Scheduler } from "./scheduler/scheduler.ts";
 import type { Runtime } from "./server/serving-state.ts";
 
-export async function loadRuntime(config: Config, log: FastifyBaseLogger): Promise<Runtime> {
+export interface RuntimeHooks {
+  /** Receives every engine step's stats (metrics, benchmarks, tests). */
+  readonly onStep?: (stats: StepStats) => void;
+}
+
+export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks: RuntimeHooks = {}): Promise<Runtime> {
   const model = await resolveModel(config);
   if (model.isSynthetic) {
     log.warn(
@@ -36,6 +41,7 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger): Promi
   });
   const loop = new EngineLoop(engine, scheduler, {
     onStepError: (error) => log.error({ err: error }, "engine step failed; its requests were failed"),
+    ...(hooks.onStep === undefined ? {} : { onStep: hooks.onStep }),
   });
   loop.start();
   log.info({ ...engine.info }, "model loaded");

@@ -79,11 +79,18 @@ export class Scheduler {
     return true;
   }
 
-  /** Marks a request to be aborted; it is finished and its sequence freed at the next `schedule()`. */
+  /**
+   * Aborts a request. A waiting one is finished at once, so it stops holding a queue place; a running one is
+   * finished and its sequence freed at the next `schedule()`, never in the middle of a step.
+   */
   abort(requestId: RequestId): void {
-    for (const request of [...this.running, ...this.waiting]) {
-      if (request.id === requestId) request.isAbortRequested = true;
+    const waiting = this.waiting.find((request) => request.id === requestId);
+    if (waiting !== undefined) {
+      this.finish(waiting, "abort", null);
+      return;
     }
+    const running = this.running.find((request) => request.id === requestId);
+    if (running !== undefined) running.isAbortRequested = true;
   }
 
   schedule(): StepPlan {
@@ -201,7 +208,7 @@ export class Scheduler {
   }
 
   private finishAborted(): number {
-    const aborted = [...this.running, ...this.waiting].filter((request) => request.isAbortRequested);
+    const aborted = this.running.filter((request) => request.isAbortRequested);
     for (const request of aborted) this.finish(request, "abort", null);
     return aborted.length;
   }

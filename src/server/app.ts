@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { Registry } from "prom-client";
+import { closeUnusedConnectionsOnClose } from "./connection-tracker.ts";
 import { installErrorHandlers } from "./error-handler.ts";
 import type { Generation } from "./generation.ts";
 import type { RouteOptions } from "./route-context.ts";
@@ -55,6 +56,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.decorate("metricsRegistry", new Registry());
   app.decorateRequest("generation", null);
   installErrorHandlers(app);
+  // Fastify's own text/plain parser would let a plain-text body through to validation; JSON only.
+  app.removeContentTypeParser("text/plain");
+  closeUnusedConnectionsOnClose(app);
 
   app.addHook("onRequest", async (request, reply) => {
     void reply.header("x-request-id", request.id);

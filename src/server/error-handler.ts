@@ -21,7 +21,7 @@ export function toPagodaError(error: unknown): PagodaError {
   if (hasZodFastifySchemaValidationErrors(error)) {
     const issues = error.validation;
     const first = issues[0];
-    const param = first === undefined ? null : toParam(first.instancePath);
+    const param = first === undefined ? null : toParam(first.instancePath) || null;
     const message = issues
       .slice(0, 5)
       .map((issue) => `${toParam(issue.instancePath) || "body"}: ${issue.message}`)

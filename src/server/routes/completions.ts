@@ -50,9 +50,12 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
 
     if (body.stream === true) {
       const stream = new EventStream(reply);
+      const includeUsage = body.stream_options?.include_usage === true;
+      // With include_usage, OpenAI sends `usage: null` on every chunk but the last.
+      const chunk = { ...base, ...(includeUsage ? { usage: null } : {}) };
       const offsets = echoes.map((echo) => echo.length);
       for (const [index, echo] of echoes.entries()) {
-        if (echo.length > 0) await stream.send({ ...base, choices: [{ index, text: echo, logprobs: null, finish_reason: null }] });
+        if (echo.length > 0) await stream.send({ ...chunk, choices: [{ index, text: echo, logprobs: null, finish_reason: null }] });
       }
       let numCompletionTokens = 0;
       for await (const event of generation) {
@@ -61,8 +64,9 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
           if (text.length === 0 && body.logprobs == null) continue;
           const offset = offsets[event.index] ?? 0;
           const chunkLogprobs = body.logprobs == null ? null : toCompletionLogprobs(tokens, logprobs, tokenText, offset);
-          offsets[event.index] = offset + text.length;
-          await stream.send({ ...base, choices: [{ index: event.index, text, logprobs: chunkLogprobs, finish_reason: null }] });
+          // Offsets count token text, not streamed text: a held-back stop-string prefix streams later.
+          offsets[event.index] = offset + tokens.reduce((sum, token) => sum + tokenText(token).length, 0);
+          await stream.send({ ...chunk, choices: [{ index: event.index, text, logprobs: chunkLogprobs, finish_reason: null }] });
           continue;
         }
         numCompletionTokens += event.output.numOutputTokens;
@@ -71,9 +75,9 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
           continue;
         }
         const finishReason = toOpenAiFinishReason(event.output.finishReason);
-        await stream.send({ ...base, choices: [{ index: event.index, text: "", logprobs: null, finish_reason: finishReason }] });
+        await stream.send({ ...chunk, choices: [{ index: event.index, text: "", logprobs: null, finish_reason: finishReason }] });
       }
-      if (body.stream_options?.include_usage === true) {
+      if (includeUsage) {
         await stream.send({ ...base, choices: [], usage: toUsage(numPromptTokens, numCompletionTokens) });
       }
       await stream.done();

@@ -1,0 +1,44 @@
+import type { FastifyInstance } from "fastify";
+import { FakeEngine, type FakeEngineOptions } from "../../src/engine/fake-engine.ts";
+import { EngineLoop } from "../../src/scheduler/engine-loop.ts";
+import { Scheduler } from "../../src/scheduler/scheduler.ts";
+import { buildApp, type AppDeps } from "../../src/server/app.ts";
+import { ServingState } from "../../src/server/serving-state.ts";
+
+export const FAKE_MODEL_ID = "fake-model";
+
+export interface FakeServer {
+  readonly app: FastifyInstance;
+  readonly engine: FakeEngine;
+  readonly loop: EngineLoop;
+  readonly serving: ServingState;
+}
+
+export async function startFakeServer(
+  engineOptions: FakeEngineOptions = {},
+  appOptions: Partial<AppDeps> & { maxNumWaiting?: number } = {},
+): Promise<FakeServer> {
+  const engine = new FakeEngine(engineOptions);
+  const scheduler = new Scheduler(engine, {
+    maxNumRunning: engine.info.numSequences,
+    maxNumBatchedTokens: engine.info.batchSize,
+    maxNumWaiting: appOptions.maxNumWaiting ?? 64,
+  });
+  const loop = new EngineLoop(engine, scheduler);
+  const serving = new ServingState();
+  serving.markReady({ engine, loop, modelId: FAKE_MODEL_ID, createdSeconds: 1_700_000_000 });
+  loop.start();
+  const app = await buildApp({ serving, ...appOptions });
+  return { app, engine, loop, serving };
+}
+
+/** Splits an SSE body into its `data:` payloads. */
+export function parseSse(body: string): string[] {
+  return body
+    .split("\n\n")
+    .filter((frame) => frame.length > 0)
+    .map((frame) => {
+      if (!frame.startsWith("data: ")) throw new Error(`not an SSE data frame: ${JSON.stringify(frame)}`);
+      return frame.slice("data: ".length);
+    });
+}

@@ -1,0 +1,55 @@
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { FastifyInstance } from "fastify";
+import OpenAI from "openai";
+import { loadConfig } from "../../src/config/load-config.ts";
+import type { StepStats } from "../../src/scheduler/engine-loop.ts";
+import { loadRuntime } from "../../src/runtime.ts";
+import { buildApp } from "../../src/server/app.ts";
+import { ServingState, type Runtime } from "../../src/server/serving-state.ts";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** The real trained tiny llama the tests run on; it lives beside the repository, never inside it. */
+export const STORIES_MODEL = path.resolve(repoRoot, "../shared/models/stories260K.gguf");
+export const STORIES_ID = "stories260K";
+
+export interface ModelServer {
+  readonly app: FastifyInstance;
+  readonly runtime: Runtime;
+  readonly baseUrl: string;
+  readonly client: OpenAI;
+  /** Every engine step since start. */
+  readonly steps: StepStats[];
+  close(): Promise<void>;
+}
+
+/** A listening pagoda on a free loopback port, serving stories260K, with an `openai` client pointed at it. */
+export async function startModelServer(flags: string[] = []): Promise<ModelServer> {
+  const config = loadConfig({
+    argv: ["--model", STORIES_MODEL, "--threads", "1", "--gpu", "false", "--log-level", "silent", ...flags],
+    env: {},
+    cwd: repoRoot,
+  });
+  const serving = new ServingState();
+  const app = await buildApp({ serving, serverSeed: config.seed ?? null });
+  const steps: StepStats[] = [];
+  serving.markReady(await loadRuntime(config, app.log, { onStep: (stats) => steps.push(stats) }));
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === "string") throw new Error("server has no TCP address");
+  const baseUrl = `http://127.0.0.1:${address.port}`;
+  const runtime = serving.runtime;
+  if (runtime === null) throw new Error("runtime missing");
+  const client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: "unused", maxRetries: 0, timeout: 60_000 });
+  return { app, runtime, baseUrl, client, steps, close: () => app.close() };
+}
+
+/** Polls a condition the server reaches on its own (e.g. after a disconnect), failing after `timeoutMs`. */
+export async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
