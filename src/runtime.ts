@@ -32,6 +32,7 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     // Every running sequence must be able to add its decode token to one step.
     batchSize: Math.max(config.batchSize, config.parallel),
     gpu: config.gpu,
+    flashAttention: config.flashAttn,
     onNativeLog: (level, message) => log[level]({ source: "llama.cpp" }, message.trim()),
   });
   const scheduler = new Scheduler(engine, {

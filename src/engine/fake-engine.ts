@@ -118,6 +118,8 @@ export class FakeEngine implements Engine {
     const stepIndex = this.steps.length;
     this.steps.push(items.map((item) => ({ ...item, tokens: [...item.tokens] })));
     await this.options.beforeStep?.(stepIndex);
+    // A native decode completes in a later event-loop turn; so does this one, so I/O interleaves as in production.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     if (this.pendingFailure !== null) {
       const failure = this.pendingFailure;
       this.pendingFailure = null;

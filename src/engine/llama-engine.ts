@@ -29,6 +29,7 @@ import { getInternals, type LlamaInternals, type NativeSampler, type NativeSampl
 import { toSampledLogprobs } from "./logprobs.ts";
 
 export type GpuOption = "auto" | "cuda" | "metal" | "vulkan" | "false";
+export type FlashAttentionOption = "auto" | "on" | "off";
 
 export interface LlamaEngineOptions {
   readonly modelPath: string;
@@ -40,6 +41,8 @@ export interface LlamaEngineOptions {
   /** Most tokens per step. */
   readonly batchSize: number;
   readonly gpu: GpuOption;
+  /** "auto" is on for GPU backends and off on CPU. Defaults to "auto". */
+  readonly flashAttention?: FlashAttentionOption;
   /** Receives llama.cpp's own log lines at warn level and above. */
   readonly onNativeLog?: (level: "error" | "warn", message: string) => void;
 }
@@ -111,6 +114,7 @@ export class LlamaEngine implements Engine {
         contextSize: options.contextSize,
         batchSize: options.batchSize,
         threads: options.threads,
+        flashAttention: resolveFlashAttention(options.flashAttention ?? "auto", llama.gpu !== false),
       });
       return new LlamaEngine(llama, model, context, options);
     } catch (error) {
@@ -284,6 +288,13 @@ export class LlamaEngine implements Engine {
     }
     return this.embeddingContext;
   }
+}
+
+/** CPU flash attention was several times slower here at a few hundred tokens of context, so auto means GPU only. */
+function resolveFlashAttention(option: FlashAttentionOption, isGpu: boolean): boolean {
+  if (option === "on") return true;
+  if (option === "off") return false;
+  return isGpu;
 }
 
 /** node-llama-cpp brands token ids; the seam uses plain numbers. */

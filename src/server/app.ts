@@ -72,7 +72,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         url: request.url,
         statusCode: reply.statusCode,
         durationMs: Math.round(reply.elapsedTime * 10) / 10,
-        ...(generation === null ? {} : { generationId: generation.id, timeToFirstTokenMs: roundOrNull(generation.timeToFirstTokenMs) }),
+        ...(generation === null
+          ? {}
+          : {
+              generationId: generation.id,
+              promptTokens: generation.numPromptTokens,
+              completionTokens: generation.numCompletionTokens,
+              timeToFirstTokenMs: roundOrNull(generation.timeToFirstTokenMs),
+            }),
       },
       "request completed",
     );

@@ -33,6 +33,9 @@ export class Generation implements AsyncIterable<ChoiceEvent> {
   readonly id: string;
   /** Milliseconds from submission to the first token of any choice; null before it. */
   timeToFirstTokenMs: number | null = null;
+  /** Summed over finished choices, for the access log. */
+  numPromptTokens = 0;
+  numCompletionTokens = 0;
   private readonly loop: EngineLoop;
   private readonly requestIds: RequestId[] = [];
   private readonly events: ChoiceEvent[] = [];
@@ -110,6 +113,8 @@ export class Generation implements AsyncIterable<ChoiceEvent> {
       },
       onFinish: (output) => {
         this.numOpen -= 1;
+        this.numPromptTokens += output.numPromptTokens;
+        this.numCompletionTokens += output.numOutputTokens;
         this.push({ kind: "finish", index, output });
       },
     };

@@ -1,0 +1,25 @@
+# pagoda on CPU. Mount a directory with GGUF files at /models (the first *.gguf is served), or pass --model.
+#   docker build -t pagoda .
+#   docker run -p 8080:8080 -v "$PWD/models:/models" pagoda
+FROM node:20-bookworm-slim
+
+WORKDIR /app
+ENV NODE_ENV=production \
+    PAGODA_HOST=0.0.0.0 \
+    PAGODA_PORT=8080 \
+    PAGODA_MODELS_DIR=/models \
+    PAGODA_CACHE_DIR=/var/cache/pagoda
+
+COPY package.json package-lock.json ./
+# tsx runs the TypeScript sources directly, so dev dependencies (type checker, test clients) are left out.
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+
+COPY tsconfig.json ./
+COPY src ./src
+COPY config ./config
+
+RUN mkdir -p /models /var/cache/pagoda && chown -R node:node /models /var/cache/pagoda
+USER node
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s CMD node -e "fetch('http://127.0.0.1:8080/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+CMD ["node", "--import", "tsx", "src/main.ts"]

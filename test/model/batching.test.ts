@@ -1,0 +1,62 @@
+/**
+ * Continuous batching on the real model: many clients share one engine loop, each step is one batch for every
+ * running sequence, and batching never changes a greedy result.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { startModelServer, STORIES_ID, type ModelServer } from "../helpers/model-server.ts";
+
+let server: ModelServer;
+
+before(async () => {
+  server = await startModelServer(["--parallel", "16", "--ctx-size", "256", "--batch-size", "256"]);
+});
+
+after(async () => {
+  await server.close();
+});
+
+const PROMPTS = [
+  "Once upon a time",
+  "The little dog",
+  "Lily and Ben went to the park",
+  "One day, a big bird",
+  "Tom had a red ball",
+  "The sun was hot and",
+  "Mom said to Sue",
+  "There was a tiny frog",
+  "The cat liked to",
+  "A boy named Max",
+  "In the forest, there",
+  "Sara wanted to play",
+  "The old tree was",
+  "Tim saw a shiny",
+  "The girl was sad because",
+  "It was a rainy day",
+];
+const MAX_TOKENS = 48;
+
+async function greedy(prompt: string): Promise<string> {
+  const completion = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: MAX_TOKENS, temperature: 0, ignore_eos: true } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
+  return completion.choices[0]?.text ?? "";
+}
+
+test("greedy output of every request is identical alone and among 15 others, and the 16 share each step", async () => {
+  const alone: string[] = [];
+  for (const prompt of PROMPTS) alone.push(await greedy(prompt));
+  assert.equal(new Set(alone).size, PROMPTS.length, "different prompts continue differently");
+
+  const firstConcurrentStep = server.steps.length;
+  const together = await Promise.all(PROMPTS.map((prompt) => greedy(prompt)));
+  assert.deepEqual(together, alone);
+
+  const steps = server.steps.slice(firstConcurrentStep);
+  const numGenerated = PROMPTS.length * MAX_TOKENS;
+  const widest = Math.max(...steps.map((step) => step.numSequences));
+  assert.equal(widest, PROMPTS.length, "some step carried all 16 sequences");
+  // Sequential decoding would take one step per token (768); lockstep batching needs about MAX_TOKENS steps,
+  // plus a few while requests arrive over HTTP at different moments.
+  assert.ok(steps.length < numGenerated / 4, `${steps.length} steps for ${numGenerated} tokens`);
+  const decodeTokens = steps.reduce((sum, step) => sum + step.numTokens, 0);
+  assert.ok(decodeTokens >= numGenerated - PROMPTS.length, "every generated token but the last of each request was evaluated");
+});
