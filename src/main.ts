@@ -2,6 +2,7 @@
  * The server process: read configuration, listen at once (health answers 503 while the model loads), load the
  * model, serve; on SIGTERM or SIGINT close gracefully, on a second signal exit at once.
  */
+import { pathToFileURL } from "node:url";
 import pino from "pino";
 import { ConfigError } from "./config/config-error.ts";
 import { isHelpRequested, loadConfig, renderHelp } from "./config/load-config.ts";
@@ -10,8 +11,8 @@ import { loadRuntime } from "./runtime.ts";
 import { buildApp } from "./server/app.ts";
 import { ServingState } from "./server/serving-state.ts";
 
-async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
+/** Starts the server with the given command-line flags. */
+export async function runServer(argv: string[]): Promise<void> {
   if (isHelpRequested(argv)) {
     process.stdout.write(renderHelp());
     return;
@@ -34,7 +35,14 @@ async function main(): Promise<void> {
 
   await app.listen({ host: config.host, port: config.port });
   try {
-    serving.markReady(await loadRuntime(config, app.log));
+    const runtime = await loadRuntime(config, app.log, {
+      onFatal: () => {
+        // Health turns 503 at once; exiting non-zero lets a supervisor restart the process instead of it hanging.
+        serving.markFailed();
+        app.close().finally(() => process.exit(1));
+      },
+    });
+    serving.markReady(runtime);
   } catch (error) {
     serving.markFailed();
     const message = error instanceof ModelNotFoundError ? error.message : "could not load the model";
@@ -66,7 +74,15 @@ function installSignalHandlers(close: () => Promise<void>, logger: pino.Logger):
   process.on("SIGTERM", onSignal);
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`pagoda: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exit(1);
-});
+/** True when this file is the process entry (`npm start`), not imported by the CLI. */
+function isEntryPoint(): boolean {
+  const entry = process.argv[1];
+  return entry !== undefined && import.meta.url === pathToFileURL(entry).href;
+}
+
+if (isEntryPoint()) {
+  runServer(process.argv.slice(2)).catch((error: unknown) => {
+    process.stderr.write(`pagoda: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  });
+}

@@ -6,12 +6,16 @@ import type { Config } from "./config/config-schema.ts";
 import { LlamaEngine } from "./engine/llama-engine.ts";
 import { resolveModel } from "./model/resolve-model.ts";
 import { EngineLoop, type StepStats } from "./scheduler/engine-loop.ts";
-import { Scheduler } from "./scheduler/scheduler.ts";
+import { Scheduler, type RequestStats } from "./scheduler/scheduler.ts";
 import type { Runtime } from "./server/serving-state.ts";
 
 export interface RuntimeHooks {
   /** Receives every engine step's stats (metrics, benchmarks, tests). */
   readonly onStep?: (stats: StepStats) => void;
+  /** Receives every finished request's stats. */
+  readonly onRequestFinished?: (stats: RequestStats) => void;
+  /** The engine loop died; every request was failed. The process should exit so a supervisor restarts it. */
+  readonly onFatal?: (error: Error) => void;
 }
 
 export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks: RuntimeHooks = {}): Promise<Runtime> {
@@ -39,10 +43,15 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     maxNumRunning: config.parallel,
     maxNumBatchedTokens: Math.max(config.batchSize, config.parallel),
     maxNumWaiting: config.maxQueue,
+    ...(hooks.onRequestFinished === undefined ? {} : { onRequestFinished: hooks.onRequestFinished }),
   });
   const loop = new EngineLoop(engine, scheduler, {
     onStepError: (error) => log.error({ err: error }, "engine step failed; its requests were failed"),
     ...(hooks.onStep === undefined ? {} : { onStep: hooks.onStep }),
+    onFatal: (error) => {
+      log.fatal({ err: error }, "the engine loop failed");
+      hooks.onFatal?.(error);
+    },
   });
   loop.start();
   log.info({ ...engine.info }, "model loaded");

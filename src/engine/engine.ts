@@ -104,6 +104,6 @@ export interface Engine {
   /** Frees the slot and its KV cells; safe to call twice. */
   releaseSequence(sequenceId: SequenceId): void;
   numFreeSequences(): number;
-  embed(inputs: readonly (string | readonly TokenId[])[]): Promise<EmbeddingResult[]>;
+  embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]>;
   dispose(): Promise<void>;
 }

@@ -134,9 +134,8 @@ export class FakeEngine implements Engine {
     this.sequences.delete(sequenceId);
   }
 
-  async embed(inputs: readonly (string | readonly TokenId[])[]): Promise<EmbeddingResult[]> {
-    return inputs.map((input) => {
-      const tokens = typeof input === "string" ? this.tokenize(input, { addBos: true }) : [...input];
+  async embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]> {
+    return inputs.map((tokens) => {
       const embedding = Array.from({ length: this.info.embeddingSize }, (_, index) =>
         tokens.reduce((sum, token, position) => sum + Math.sin(token * (index + 1) + position), 0) / tokens.length,
       );

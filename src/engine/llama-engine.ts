@@ -205,25 +205,20 @@ export class LlamaEngine implements Engine {
 
   releaseSequence(sequenceId: SequenceId): void {
     const slot = this.slots[sequenceId];
-    if (slot === undefined || !slot.isInUse) return;
+    if (slot === undefined || !slot.isInUse || this.isDisposed) return;
     if (this.isStepping) {
       if (!this.deferredReleases.includes(sequenceId)) this.deferredReleases.push(sequenceId);
       return;
     }
-    slot.sampler?.dispose();
-    slot.sampler = null;
-    slot.sampling = null;
-    slot.history = [];
-    if (!this.isDisposed) this.internals.context.removeTokenCellsFromSequence(sequenceId, 0, -1);
-    slot.isInUse = false;
+    this.internals.context.removeTokenCellsFromSequence(sequenceId, 0, -1);
+    resetSlot(slot);
   }
 
-  async embed(inputs: readonly (string | readonly TokenId[])[]): Promise<EmbeddingResult[]> {
+  async embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]> {
     const run = this.embeddingQueue.then(async () => {
       const context = await this.getEmbeddingContext();
       const results: EmbeddingResult[] = [];
-      for (const input of inputs) {
-        const tokens = typeof input === "string" ? this.tokenize(input, { addBos: true }) : [...input];
+      for (const tokens of inputs) {
         const embedding = await context.getEmbeddingFor(asTokens(tokens));
         results.push({ embedding: [...embedding.vector], numTokens: tokens.length });
       }
@@ -236,11 +231,7 @@ export class LlamaEngine implements Engine {
   async dispose(): Promise<void> {
     if (this.isDisposed) return;
     this.isDisposed = true;
-    for (const slot of this.slots) {
-      slot.sampler?.dispose();
-      slot.sampler = null;
-      slot.isInUse = false;
-    }
+    for (const slot of this.slots) resetSlot(slot);
     const embeddingContext = this.embeddingContext;
     this.embeddingContext = null;
     if (embeddingContext !== null) await embeddingContext.then((context) => context.dispose(), () => undefined);
@@ -288,6 +279,14 @@ export class LlamaEngine implements Engine {
     }
     return this.embeddingContext;
   }
+}
+
+function resetSlot(slot: Slot): void {
+  slot.sampler?.dispose();
+  slot.sampler = null;
+  slot.sampling = null;
+  slot.history = [];
+  slot.isInUse = false;
 }
 
 /** CPU flash attention was several times slower here at a few hundred tokens of context, so auto means GPU only. */

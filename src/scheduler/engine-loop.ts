@@ -8,7 +8,12 @@ import type { Scheduler } from "./scheduler.ts";
 
 /** One step, as a plain record for logs, metrics and benchmarks. */
 export interface StepStats {
+  /** Tokens evaluated: prompt chunks and the last sampled token of each decoding sequence. */
   readonly numTokens: number;
+  /** Of those, prompt tokens (prefill). */
+  readonly numPromptTokens: number;
+  /** Tokens sampled in this step. */
+  readonly numGeneratedTokens: number;
   readonly numSequences: number;
   readonly numRunning: number;
   readonly numWaiting: number;
@@ -19,6 +24,11 @@ export interface EngineLoopOptions {
   readonly onStep?: (stats: StepStats) => void;
   /** Called when a step's batch failed; the requests of that batch are failed, the loop goes on. */
   readonly onStepError?: (error: Error) => void;
+  /**
+   * Called when the loop itself failed (a bug, or an engine that throws outside a step): every request is
+   * failed and the loop ends; the process should report it and exit rather than hang.
+   */
+  readonly onFatal?: (error: Error) => void;
   readonly now?: () => number;
 }
 
@@ -30,6 +40,7 @@ export class EngineLoop {
   private readonly scheduler: Scheduler;
   private readonly options: EngineLoopOptions;
   private wake: (() => void) | null = null;
+  private idleWaiters: (() => void)[] = [];
   private isStopping = false;
   private running: Promise<void> | null = null;
 
@@ -65,13 +76,20 @@ export class EngineLoop {
     this.notify();
   }
 
-  /** Aborts whatever is left and waits for the loop to end. */
-  async stop(): Promise<void> {
+  /** Resolves once nothing is running or waiting. */
+  drained(): Promise<void> {
+    if (!this.scheduler.hasWork() || this.running === null) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Fails whatever is left with `reason` and waits for the loop to end. */
+  async stop(reason: Error = new Error("the engine loop stopped")): Promise<void> {
     this.isStopping = true;
-    this.scheduler.abortAll();
+    this.scheduler.failAll(reason);
     this.notify();
     await this.running;
     this.running = null;
+    this.resolveIdleWaiters();
   }
 
   private notify(): void {
@@ -80,12 +98,29 @@ export class EngineLoop {
     wake?.();
   }
 
+  private resolveIdleWaiters(): void {
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
+  }
+
   private async run(): Promise<void> {
+    try {
+      await this.runSteps();
+    } catch (error) {
+      const failure = error instanceof Error ? error : new Error(String(error));
+      this.isStopping = true;
+      this.scheduler.failAll(failure);
+      this.resolveIdleWaiters();
+      this.options.onFatal?.(failure);
+    }
+  }
+
+  private async runSteps(): Promise<void> {
     const now = this.options.now ?? (() => performance.now());
     let lastYieldMs = now();
     while (!this.isStopping) {
       const plan = this.scheduler.schedule();
       if (plan.scheduled.length === 0) {
+        if (!this.scheduler.hasWork()) this.resolveIdleWaiters();
         if (!this.scheduler.hasWork() || plan.numFinishedBeforeStep === 0) {
           await new Promise<void>((resolve) => {
             this.wake = resolve;
@@ -104,6 +139,8 @@ export class EngineLoop {
       }
       this.options.onStep?.({
         numTokens: plan.numTokens,
+        numPromptTokens: plan.numPromptTokens,
+        numGeneratedTokens: plan.scheduled.filter((scheduled) => scheduled.item.shouldSample).length,
         numSequences: plan.scheduled.length,
         numRunning: this.scheduler.numRunning,
         numWaiting: this.scheduler.numWaiting,

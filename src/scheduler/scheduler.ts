@@ -14,6 +14,21 @@ export type SchedulerEngine = Pick<
   "info" | "acquireSequence" | "releaseSequence" | "isEndOfGeneration" | "detokenize"
 >;
 
+/** One finished request, as a plain record for metrics and tests. Times are the scheduler clock's milliseconds. */
+export interface RequestStats {
+  readonly requestId: RequestId;
+  readonly finishReason: FinishReason;
+  readonly numPromptTokens: number;
+  readonly numOutputTokens: number;
+  readonly maxTokens: number;
+  readonly arrivalMs: number;
+  /** When it first got a sequence; null if it never left the queue. */
+  readonly scheduledMs: number | null;
+  readonly firstTokenMs: number | null;
+  readonly lastTokenMs: number | null;
+  readonly finishedMs: number;
+}
+
 export interface SchedulerOptions {
   /** Most requests running at once; never more than the engine's sequences. */
   readonly maxNumRunning: number;
@@ -21,6 +36,9 @@ export interface SchedulerOptions {
   readonly maxNumBatchedTokens: number;
   /** Most requests waiting; `add` refuses beyond it. */
   readonly maxNumWaiting: number;
+  /** Defaults to `performance.now`. */
+  readonly now?: () => number;
+  readonly onRequestFinished?: (stats: RequestStats) => void;
 }
 
 export interface ScheduledItem {
@@ -31,6 +49,8 @@ export interface ScheduledItem {
 export interface StepPlan {
   readonly scheduled: readonly ScheduledItem[];
   readonly numTokens: number;
+  /** Of `numTokens`, those that are prompt tokens (prefill). */
+  readonly numPromptTokens: number;
   /** Requests finished while planning (aborted ones). */
   readonly numFinishedBeforeStep: number;
 }
@@ -39,17 +59,21 @@ interface TextState {
   readonly detokenizer: IncrementalDetokenizer;
   /** Characters of `detokenizer.emittedText` already handed to the sink. */
   numSentChars: number;
+  readonly scheduledMs: number;
+  lastTokenMs: number | null;
 }
 
 export class Scheduler {
   private readonly engine: SchedulerEngine;
   private readonly options: SchedulerOptions;
+  private readonly now: () => number;
   private readonly waiting: Request[] = [];
   private readonly running: Request[] = [];
   private readonly text = new Map<RequestId, TextState>();
 
   constructor(engine: SchedulerEngine, options: SchedulerOptions) {
     this.engine = engine;
+    this.now = options.now ?? (() => performance.now());
     this.options = {
       ...options,
       maxNumRunning: Math.min(options.maxNumRunning, engine.info.numSequences),
@@ -115,12 +139,17 @@ export class Scheduler {
       request.sequenceId = sequenceId;
       request.status = "running";
       this.running.push(request);
-      this.text.set(request.id, { detokenizer: new IncrementalDetokenizer((t) => this.engine.detokenize(t)), numSentChars: 0 });
+      const detokenizer = new IncrementalDetokenizer((tokens) => this.engine.detokenize(tokens), request.promptTokens);
+      this.text.set(request.id, { detokenizer, numSentChars: 0, scheduledMs: this.now(), lastTokenMs: null });
       const item = this.planChunk(request, budget);
       scheduled.push({ request, item });
       budget -= item.tokens.length;
     }
-    return { scheduled, numTokens: this.options.maxNumBatchedTokens - budget, numFinishedBeforeStep };
+    const numPromptTokens = scheduled.reduce(
+      (sum, { request, item }) => sum + Math.max(0, Math.min(request.promptTokens.length, item.startPos + item.tokens.length) - item.startPos),
+      0,
+    );
+    return { scheduled, numTokens: this.options.maxNumBatchedTokens - budget, numPromptTokens, numFinishedBeforeStep };
   }
 
   /** Applies a step's outputs: advances computed tokens, appends sampled tokens, checks stops, streams text. */
@@ -135,6 +164,8 @@ export class Scheduler {
         return;
       }
       request.firstTokenMs ??= nowMs;
+      const state = this.text.get(request.id);
+      if (state !== undefined) state.lastTokenMs = nowMs;
       this.appendToken(request, output.token, output.logprobs === null ? [] : [output.logprobs]);
     });
   }
@@ -146,9 +177,9 @@ export class Scheduler {
     }
   }
 
-  /** Finishes everything, e.g. at shutdown. */
-  abortAll(): void {
-    for (const request of [...this.running, ...this.waiting]) this.finish(request, "abort", null);
+  /** Fails everything with `reason`, e.g. at shutdown: the clients are still there and must learn why. */
+  failAll(reason: Error): void {
+    for (const request of [...this.running, ...this.waiting]) this.finish(request, "error", reason);
   }
 
   private planChunk(request: Request, budget: number): StepItem {
@@ -176,6 +207,7 @@ export class Scheduler {
       ignoreEos: params.ignoreEos,
     });
     if (stopToken) {
+      state.detokenizer.flush();
       this.emit(request, state, state.detokenizer.emittedText.length, [token], logprobs);
       this.finish(request, "stop", null);
       return;
@@ -195,7 +227,9 @@ export class Scheduler {
       numTokens: request.numTokens,
       contextSize: this.engine.info.contextSize,
     });
-    const sendUpTo = reason === null ? text.length - heldBackLength(text, params.stopStrings) : text.length;
+    if (reason !== null) state.detokenizer.flush();
+    const finalText = state.detokenizer.emittedText;
+    const sendUpTo = reason === null ? text.length - heldBackLength(text, params.stopStrings) : finalText.length;
     this.emit(request, state, sendUpTo, [token], logprobs);
     if (reason !== null) this.finish(request, reason, null);
   }
@@ -219,6 +253,7 @@ export class Scheduler {
     request.status = "finished";
     request.finishReason = reason;
     removeFrom(wasRunning ? this.running : this.waiting, request);
+    const state = this.text.get(request.id);
     this.text.delete(request.id);
     if (request.sequenceId !== null) this.engine.releaseSequence(request.sequenceId);
     request.sink.onFinish({
@@ -226,6 +261,18 @@ export class Scheduler {
       error,
       numPromptTokens: request.promptTokens.length,
       numOutputTokens: request.outputTokens.length,
+    });
+    this.options.onRequestFinished?.({
+      requestId: request.id,
+      finishReason: reason,
+      numPromptTokens: request.promptTokens.length,
+      numOutputTokens: request.outputTokens.length,
+      maxTokens: request.params.maxTokens,
+      arrivalMs: request.arrivalMs,
+      scheduledMs: state?.scheduledMs ?? null,
+      firstTokenMs: request.firstTokenMs,
+      lastTokenMs: state?.lastTokenMs ?? null,
+      finishedMs: this.now(),
     });
   }
 }

@@ -7,6 +7,7 @@ import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod
 import { Registry } from "prom-client";
 import { closeUnusedConnectionsOnClose } from "./connection-tracker.ts";
 import { installErrorHandlers } from "./error-handler.ts";
+import { PagodaError } from "./errors.ts";
 import type { Generation } from "./generation.ts";
 import type { RouteOptions } from "./route-context.ts";
 import { chatCompletionsRoute } from "./routes/chat-completions.ts";
@@ -37,7 +38,11 @@ export interface AppDeps {
   readonly bodyLimitBytes?: number;
   /** Serve `/v1/embeddings`. Defaults to true. */
   readonly isEmbeddingsEnabled?: boolean;
+  /** How long a close lets running requests finish before failing them with 503. Defaults to 30 s. */
+  readonly shutdownGraceMs?: number;
 }
+
+const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
 
 const DEFAULT_BODY_LIMIT_BYTES = 8 * 1024 * 1024;
 
@@ -49,7 +54,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
-    return503OnClosing: true,
+    // Requests arriving while closing get our own 503 envelope with Retry-After (ServingState), not Fastify's.
+    return503OnClosing: false,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -97,10 +103,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(tokenizeRoute, routeOptions);
   if (deps.isEmbeddingsEnabled !== false) await app.register(embeddingsRoute, routeOptions);
 
-  // Ending the loop finishes every open generation, which ends open SSE streams with a final chunk.
+  // New requests get 503 from here on; running ones may finish within the grace period, then the rest fail with
+  // 503 (an error frame on streams), which also ends every open SSE stream before the server closes.
   app.addHook("preClose", async () => {
     deps.serving.markClosing();
-    await deps.serving.runtime?.loop.stop();
+    const loop = deps.serving.runtime?.loop;
+    if (loop === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, deps.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS);
+    });
+    try {
+      await Promise.race([loop.drained(), grace]);
+    } finally {
+      clearTimeout(timer);
+    }
+    await loop.stop(new PagodaError("PAGODA_ERR_UNAVAILABLE", "The server shut down before this generation finished", { retryAfterSeconds: 5 }));
   });
   app.addHook("onClose", async () => {
     await deps.serving.runtime?.engine.dispose();

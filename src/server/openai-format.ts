@@ -20,7 +20,7 @@ export function toUsage(numPromptTokens: number, numCompletionTokens: number): U
   return { prompt_tokens: numPromptTokens, completion_tokens: numCompletionTokens, total_tokens: numPromptTokens + numCompletionTokens };
 }
 
-/** "abort" only reaches a client that is already gone; "error" is handled before this. */
+/** "abort" reaches only a client that has gone; "error" is turned into an error response before this. */
 export function toOpenAiFinishReason(reason: FinishReason): OpenAiFinishReason {
   return reason === "length" ? "length" : "stop";
 }
@@ -33,7 +33,8 @@ function finiteLogprob(logprob: number): number {
   return Number.isFinite(logprob) ? logprob : MIN_LOGPROB;
 }
 
-export type TokenText = (token: TokenId) => string;
+/** The text `token` adds after `previous` (null at the start of a text). */
+export type TokenText = (previous: TokenId | null, token: TokenId) => string;
 
 export interface CompletionLogprobs {
   tokens: string[];
@@ -42,23 +43,31 @@ export interface CompletionLogprobs {
   text_offset: number[];
 }
 
-/** Legacy completions logprobs; `offset` is where this run of tokens starts in the choice's text. */
+/**
+ * Legacy completions logprobs. `offset` is where this run of tokens starts in the choice's text and `previous`
+ * the token before it (the prompt's last), so every token's text carries its leading space.
+ */
 export function toCompletionLogprobs(
   tokens: readonly TokenId[],
   logprobs: readonly SampledLogprobs[],
   tokenText: TokenText,
   offset: number,
+  previous: TokenId | null,
 ): CompletionLogprobs {
   const result: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
   let position = offset;
+  let before = previous;
   tokens.forEach((token, index) => {
     const sampled = logprobs[index];
-    const text = tokenText(token);
+    const text = tokenText(before, token);
     result.tokens.push(text);
     result.token_logprobs.push(finiteLogprob(sampled?.logprob ?? Number.NEGATIVE_INFINITY));
-    result.top_logprobs.push(Object.fromEntries((sampled?.top ?? []).map((entry) => [tokenText(entry.token), finiteLogprob(entry.logprob)])));
+    result.top_logprobs.push(
+      Object.fromEntries((sampled?.top ?? []).map((entry) => [tokenText(before, entry.token), finiteLogprob(entry.logprob)])),
+    );
     result.text_offset.push(position);
     position += text.length;
+    before = token;
   });
   return result;
 }
@@ -70,16 +79,22 @@ export interface ChatTokenLogprob {
   top_logprobs: { token: string; logprob: number; bytes: number[] }[];
 }
 
-export function toChatLogprobs(tokens: readonly TokenId[], logprobs: readonly SampledLogprobs[], tokenText: TokenText): ChatTokenLogprob[] {
+export function toChatLogprobs(
+  tokens: readonly TokenId[],
+  logprobs: readonly SampledLogprobs[],
+  tokenText: TokenText,
+  previous: TokenId | null,
+): ChatTokenLogprob[] {
   return tokens.map((token, index) => {
     const sampled = logprobs[index];
-    const text = tokenText(token);
+    const before = index === 0 ? previous : (tokens[index - 1] ?? null);
+    const text = tokenText(before, token);
     return {
       token: text,
       logprob: finiteLogprob(sampled?.logprob ?? Number.NEGATIVE_INFINITY),
       bytes: [...Buffer.from(text, "utf8")],
       top_logprobs: (sampled?.top ?? []).map((entry) => {
-        const entryText = tokenText(entry.token);
+        const entryText = tokenText(before, entry.token);
         return { token: entryText, logprob: finiteLogprob(entry.logprob), bytes: [...Buffer.from(entryText, "utf8")] };
       }),
     };

@@ -1,5 +1,5 @@
 import { PassThrough } from "node:stream";
-import type { FastifyReply } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 
 /**
  * A server-sent events response in OpenAI's framing: `data: <json>\n\n` per chunk and `data: [DONE]` last.
@@ -46,8 +46,10 @@ export class EventStream {
 }
 
 /** Calls `onGone` when the client closes the connection before the response was fully sent. */
-export function onClientGone(reply: FastifyReply, onGone: () => void): void {
+export function onClientGone(request: FastifyRequest, reply: FastifyReply, onGone: () => void): void {
   reply.raw.once("close", () => {
     if (!reply.raw.writableFinished) onGone();
   });
+  // The socket may have closed before this listener existed (while the body was parsed or validated).
+  if (request.raw.socket?.destroyed === true || reply.raw.destroyed) onGone();
 }

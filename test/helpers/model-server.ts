@@ -4,6 +4,7 @@ import type { FastifyInstance } from "fastify";
 import OpenAI from "openai";
 import { loadConfig } from "../../src/config/load-config.ts";
 import type { StepStats } from "../../src/scheduler/engine-loop.ts";
+import type { RequestStats } from "../../src/scheduler/scheduler.ts";
 import { loadRuntime } from "../../src/runtime.ts";
 import { buildApp } from "../../src/server/app.ts";
 import { ServingState, type Runtime } from "../../src/server/serving-state.ts";
@@ -21,6 +22,10 @@ export interface ModelServer {
   readonly client: OpenAI;
   /** Every engine step since start. */
   readonly steps: StepStats[];
+  /** Every finished scheduler request since start. */
+  readonly finished: RequestStats[];
+  /** Resolves with the next finished request that matches (or one already finished). */
+  waitForFinished(predicate: (stats: RequestStats) => boolean): Promise<RequestStats>;
   close(): Promise<void>;
 }
 
@@ -34,7 +39,21 @@ export async function startModelServer(flags: string[] = []): Promise<ModelServe
   const serving = new ServingState();
   const app = await buildApp({ serving, serverSeed: config.seed ?? null });
   const steps: StepStats[] = [];
-  serving.markReady(await loadRuntime(config, app.log, { onStep: (stats) => steps.push(stats) }));
+  const finished: RequestStats[] = [];
+  const waiters: { predicate: (stats: RequestStats) => boolean; resolve: (stats: RequestStats) => void }[] = [];
+  const onRequestFinished = (stats: RequestStats): void => {
+    finished.push(stats);
+    for (const waiter of waiters.filter((candidate) => candidate.predicate(stats))) {
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve(stats);
+    }
+  };
+  const waitForFinished = (predicate: (stats: RequestStats) => boolean): Promise<RequestStats> => {
+    const done = finished.find(predicate);
+    if (done !== undefined) return Promise.resolve(done);
+    return new Promise((resolve) => waiters.push({ predicate, resolve }));
+  };
+  serving.markReady(await loadRuntime(config, app.log, { onStep: (stats) => steps.push(stats), onRequestFinished }));
   await app.listen({ host: "127.0.0.1", port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === "string") throw new Error("server has no TCP address");
@@ -42,14 +61,5 @@ export async function startModelServer(flags: string[] = []): Promise<ModelServe
   const runtime = serving.runtime;
   if (runtime === null) throw new Error("runtime missing");
   const client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: "unused", maxRetries: 0, timeout: 60_000 });
-  return { app, runtime, baseUrl, client, steps, close: () => app.close() };
-}
-
-/** Polls a condition the server reaches on its own (e.g. after a disconnect), failing after `timeoutMs`. */
-export async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  return { app, runtime, baseUrl, client, steps, finished, waitForFinished, close: () => app.close() };
 }

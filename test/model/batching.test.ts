@@ -57,6 +57,9 @@ test("greedy output of every request is identical alone and among 15 others, and
   // Sequential decoding would take one step per token (768); lockstep batching needs about MAX_TOKENS steps,
   // plus a few while requests arrive over HTTP at different moments.
   assert.ok(steps.length < numGenerated / 4, `${steps.length} steps for ${numGenerated} tokens`);
-  const decodeTokens = steps.reduce((sum, step) => sum + step.numTokens, 0);
-  assert.ok(decodeTokens >= numGenerated - PROMPTS.length, "every generated token but the last of each request was evaluated");
+  const numPromptTokens = PROMPTS.reduce((sum, prompt) => sum + server.runtime.engine.tokenize(prompt, { addBos: true }).length, 0);
+  const evaluated = steps.reduce((sum, step) => sum + step.numTokens, 0);
+  assert.equal(evaluated, numPromptTokens + PROMPTS.length * (MAX_TOKENS - 1), "every prompt token and every generated token but each request's last");
+  assert.equal(steps.reduce((sum, step) => sum + step.numPromptTokens, 0), numPromptTokens);
+  assert.equal(steps.reduce((sum, step) => sum + step.numGeneratedTokens, 0), numGenerated);
 });

@@ -6,7 +6,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { assertMatchesSchema } from "../helpers/openapi.ts";
-import { startModelServer, STORIES_ID, waitFor, type ModelServer } from "../helpers/model-server.ts";
+import { startModelServer, STORIES_ID, type ModelServer } from "../helpers/model-server.ts";
 
 let server: ModelServer;
 
@@ -154,12 +154,13 @@ test("errors reach the client as typed OpenAI errors", async () => {
   );
 });
 
-test("a client that disconnects mid-stream frees its sequence", async () => {
+test("a client that disconnects mid-stream frees its sequence at the next step", async () => {
   const engine = server.runtime.engine;
   const numSequences = engine.info.numSequences;
+  const maxTokens = 480;
   const controller = new AbortController();
   const stream = await server.client.completions.create(
-    { model: STORIES_ID, prompt: PROMPT, max_tokens: 400, temperature: 0, ignore_eos: true, stream: true } as OpenAI.CompletionCreateParamsStreaming,
+    { model: STORIES_ID, prompt: PROMPT, max_tokens: maxTokens, temperature: 0, ignore_eos: true, stream: true } as OpenAI.CompletionCreateParamsStreaming,
     { signal: controller.signal },
   );
   let numChunks = 0;
@@ -171,8 +172,29 @@ test("a client that disconnects mid-stream frees its sequence", async () => {
       break;
     }
   }
-  assert.equal(numChunks, 3);
-  await waitFor(() => engine.numFreeSequences() === numSequences && server.runtime.loop.numRunning === 0, 5_000, "the sequence to be freed");
+  const stats = await server.waitForFinished((candidate) => candidate.maxTokens === maxTokens);
+  assert.equal(stats.finishReason, "abort", "the request was aborted, not run to max_tokens");
+  assert.ok(stats.numOutputTokens < maxTokens / 4, `stopped after ${stats.numOutputTokens} of ${maxTokens} tokens`);
+  assert.equal(engine.numFreeSequences(), numSequences);
+  assert.equal(server.runtime.loop.numRunning, 0);
   const after = await server.client.completions.create({ model: STORIES_ID, prompt: PROMPT, max_tokens: 4, temperature: 0 });
   assert.equal(after.choices[0]?.finish_reason, "length");
+});
+
+test("the first generated token keeps its leading space in text, echo and logprobs", async () => {
+  const prompt = "Once upon a";
+  const echoed = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 8, temperature: 0, echo: true });
+  assert.match(echoed.choices[0]?.text ?? "", /^Once upon a time,/);
+  const withLogprobs = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 8, temperature: 0, logprobs: 2 });
+  const choice = withLogprobs.choices[0];
+  assert.ok(choice?.logprobs?.tokens !== undefined);
+  assert.equal(choice.logprobs.tokens[0], " time");
+  assert.equal(choice.logprobs.tokens.join(""), choice.text, "token texts concatenate to the text");
+  assert.deepEqual(
+    choice.logprobs.text_offset,
+    choice.logprobs.tokens.map((_, index) => choice.logprobs?.tokens?.slice(0, index).join("").length),
+  );
+  const stopped = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 8, temperature: 0, stop: [" time"] });
+  assert.equal(stopped.choices[0]?.text, "", "a stop string at the very start of the output matches");
+  assert.equal(stopped.choices[0]?.finish_reason, "stop");
 });

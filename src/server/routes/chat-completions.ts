@@ -1,9 +1,11 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import type { ChatMessage, TokenId } from "../../engine/engine.ts";
+import type { ChatMessage } from "../../engine/engine.ts";
+import { tokenTextAfter } from "../../scheduler/incremental-detokenizer.ts";
+import { collectChoices, streamChoices, sumCompletionTokens } from "../choice-stream.ts";
 import { PagodaError } from "../errors.ts";
 import { Generation, type ChoiceSpec } from "../generation.ts";
 import { checkContextLength, rejectUnsupported, toGenerationParams } from "../generation-params.ts";
-import { nowSeconds, toChatLogprobs, toOpenAiFinishReason, toUsage } from "../openai-format.ts";
+import { nowSeconds, toChatLogprobs, toOpenAiFinishReason, toUsage, type TokenText } from "../openai-format.ts";
 import { requireModel, type RouteOptions } from "../route-context.ts";
 import { ChatCompletionRequestSchema, type ChatCompletionRequest } from "../schemas.ts";
 import { EventStream, onClientGone } from "../sse.ts";
@@ -36,55 +38,52 @@ export const chatCompletionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (
       }),
     }));
     const generation = Generation.start(runtime.loop, choices);
-    onClientGone(reply, () => generation.abort());
     request.generation = generation;
+    onClientGone(request, reply, () => generation.abort());
     const base = { id: `chatcmpl-${generation.id}`, created: nowSeconds(), model: runtime.modelId, system_fingerprint: "pagoda" };
-    const tokenText = (token: TokenId): string => runtime.engine.detokenize([token]);
+    const engine = runtime.engine;
+    const tokenText: TokenText = (previous, token) => tokenTextAfter((tokens) => engine.detokenize(tokens), previous, token);
+    const promptLastToken = rendered.tokens.at(-1) ?? null;
     const includeUsage = body.stream_options?.include_usage === true;
 
     if (body.stream === true) {
       const stream = new EventStream(reply);
+      // With include_usage, OpenAI sends `usage: null` on every chunk but the last.
       const chunk = { ...base, object: "chat.completion.chunk" as const, ...(includeUsage ? { usage: null } : {}) };
+      const previous = choices.map(() => promptLastToken);
       for (const choice of choices) {
         const delta = { role: "assistant", content: "" };
         await stream.send({ ...chunk, choices: [{ index: choice.index, delta, logprobs: null, finish_reason: null }] });
       }
-      let numCompletionTokens = 0;
-      for await (const event of generation) {
-        if (event.kind === "delta") {
-          const { text, tokens, logprobs } = event.delta;
-          if (text.length === 0 && topLogprobs === null) continue;
-          const chunkLogprobs = topLogprobs === null ? null : { content: toChatLogprobs(tokens, logprobs, tokenText), refusal: null };
-          await stream.send({ ...chunk, choices: [{ index: event.index, delta: { content: text }, logprobs: chunkLogprobs, finish_reason: null }] });
-          continue;
-        }
-        numCompletionTokens += event.output.numOutputTokens;
-        if (event.output.finishReason === "error") {
-          await stream.send({ error: { message: "The engine failed while generating", type: "server_error", param: null, code: "engine_error" } });
-          continue;
-        }
-        const finishReason = toOpenAiFinishReason(event.output.finishReason);
-        await stream.send({ ...chunk, choices: [{ index: event.index, delta: {}, logprobs: null, finish_reason: finishReason }] });
-      }
+      const numCompletionTokens = await streamChoices(generation, stream, {
+        delta: (index, { text, tokens, logprobs }) => {
+          if (text.length === 0 && topLogprobs === null) return null;
+          const content = topLogprobs === null ? null : toChatLogprobs(tokens, logprobs, tokenText, previous[index] ?? null);
+          previous[index] = tokens.at(-1) ?? previous[index] ?? null;
+          const chunkLogprobs = content === null ? null : { content, refusal: null };
+          return { ...chunk, choices: [{ index, delta: { content: text }, logprobs: chunkLogprobs, finish_reason: null }] };
+        },
+        finish: (index, reason) => ({ ...chunk, choices: [{ index, delta: {}, logprobs: null, finish_reason: reason }] }),
+      });
       if (includeUsage) await stream.send({ ...chunk, choices: [], usage: toUsage(rendered.tokens.length, numCompletionTokens) });
       await stream.done();
       return reply;
     }
 
-    const results = await generation.collect();
-    const failed = results.find((result) => result.output.finishReason === "error");
-    if (failed !== undefined) throw new PagodaError("PAGODA_ERR_ENGINE", "The engine failed while generating", { cause: failed.output.error });
-    const numCompletionTokens = results.reduce((sum, result) => sum + result.output.numOutputTokens, 0);
+    const results = await collectChoices(generation);
     return {
       ...base,
       object: "chat.completion" as const,
       choices: results.map((result) => ({
         index: result.index,
         message: { role: "assistant" as const, content: result.text, refusal: null },
-        logprobs: topLogprobs === null ? null : { content: toChatLogprobs(result.tokens, result.logprobs, tokenText), refusal: null },
+        logprobs:
+          topLogprobs === null
+            ? null
+            : { content: toChatLogprobs(result.tokens, result.logprobs, tokenText, promptLastToken), refusal: null },
         finish_reason: toOpenAiFinishReason(result.output.finishReason),
       })),
-      usage: toUsage(rendered.tokens.length, numCompletionTokens),
+      usage: toUsage(rendered.tokens.length, sumCompletionTokens(results)),
     };
   });
 };

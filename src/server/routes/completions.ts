@@ -1,9 +1,11 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import type { Engine, TokenId } from "../../engine/engine.ts";
+import { tokenTextAfter } from "../../scheduler/incremental-detokenizer.ts";
+import { collectChoices, streamChoices, sumCompletionTokens } from "../choice-stream.ts";
 import { PagodaError } from "../errors.ts";
 import { Generation, type ChoiceSpec } from "../generation.ts";
 import { checkContextLength, DEFAULT_COMPLETION_MAX_TOKENS, rejectUnsupported, toGenerationParams } from "../generation-params.ts";
-import { nowSeconds, toCompletionLogprobs, toOpenAiFinishReason, toUsage } from "../openai-format.ts";
+import { nowSeconds, toCompletionLogprobs, toOpenAiFinishReason, toUsage, type TokenText } from "../openai-format.ts";
 import { checkTokenIds, requireModel, type RouteOptions } from "../route-context.ts";
 import { CompletionRequestSchema, type CompletionRequest } from "../schemas.ts";
 import { EventStream, onClientGone } from "../sse.ts";
@@ -18,20 +20,21 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
   app.post("/v1/completions", { schema: { body: CompletionRequestSchema } }, async (request, reply) => {
     const body = request.body;
     const runtime = requireModel(options.serving, body.model);
+    const engine = runtime.engine;
     rejectCompletionUnsupported(body);
-    const prompts = toPrompts(runtime.engine, body.prompt);
+    const prompts = toPrompts(engine, body.prompt);
     const n = body.n ?? 1;
     const maxTokens = body.max_tokens ?? DEFAULT_COMPLETION_MAX_TOKENS;
     const ordinal = options.nextRequestOrdinal();
     const choices: ChoiceSpec[] = prompts.flatMap((prompt, promptIndex) => {
-      checkContextLength(prompt.tokens.length, maxTokens, runtime.engine.info.contextSize, "prompt");
+      checkContextLength(prompt.tokens.length, maxTokens, engine.info.contextSize, "prompt");
       return Array.from({ length: n }, (_, choiceIndex): ChoiceSpec => {
         const index = promptIndex * n + choiceIndex;
         const params = toGenerationParams({
           body,
           numPromptTokens: prompt.tokens.length,
           maxTokens,
-          contextSize: runtime.engine.info.contextSize,
+          contextSize: engine.info.contextSize,
           choiceIndex: index,
           serverSeed: options.serverSeed,
           requestOrdinal: ordinal,
@@ -42,64 +45,56 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
     });
     const numPromptTokens = prompts.reduce((sum, prompt) => sum + prompt.tokens.length, 0);
     const generation = Generation.start(runtime.loop, choices);
-    onClientGone(reply, () => generation.abort());
     request.generation = generation;
-    const echoes = choices.map((choice) => (body.echo === true ? (prompts[Math.floor(choice.index / n)]?.text ?? "") : ""));
+    onClientGone(request, reply, () => generation.abort());
+    const promptOf = (index: number): Prompt | undefined => prompts[Math.floor(index / n)];
+    const echoes = choices.map((choice) => (body.echo === true ? (promptOf(choice.index)?.text ?? "") : ""));
     const base = { id: `cmpl-${generation.id}`, object: "text_completion" as const, created: nowSeconds(), model: runtime.modelId };
-    const tokenText = (token: TokenId): string => runtime.engine.detokenize([token]);
+    const tokenText: TokenText = (previous, token) => tokenTextAfter((tokens) => engine.detokenize(tokens), previous, token);
+    const wantsLogprobs = body.logprobs != null;
 
     if (body.stream === true) {
       const stream = new EventStream(reply);
       const includeUsage = body.stream_options?.include_usage === true;
       // With include_usage, OpenAI sends `usage: null` on every chunk but the last.
       const chunk = { ...base, ...(includeUsage ? { usage: null } : {}) };
+      // Per choice: where its next token starts in its text, and the token before it.
       const offsets = echoes.map((echo) => echo.length);
+      const previous = choices.map((choice) => choice.promptTokens.at(-1) ?? null);
       for (const [index, echo] of echoes.entries()) {
         if (echo.length > 0) await stream.send({ ...chunk, choices: [{ index, text: echo, logprobs: null, finish_reason: null }] });
       }
-      let numCompletionTokens = 0;
-      for await (const event of generation) {
-        if (event.kind === "delta") {
-          const { text, tokens, logprobs } = event.delta;
-          if (text.length === 0 && body.logprobs == null) continue;
-          const offset = offsets[event.index] ?? 0;
-          const chunkLogprobs = body.logprobs == null ? null : toCompletionLogprobs(tokens, logprobs, tokenText, offset);
+      const numCompletionTokens = await streamChoices(generation, stream, {
+        delta: (index, { text, tokens, logprobs }) => {
+          if (text.length === 0 && !wantsLogprobs) return null;
+          const offset = offsets[index] ?? 0;
+          const chunkLogprobs = wantsLogprobs ? toCompletionLogprobs(tokens, logprobs, tokenText, offset, previous[index] ?? null) : null;
           // Offsets count token text, not streamed text: a held-back stop-string prefix streams later.
-          offsets[event.index] = offset + tokens.reduce((sum, token) => sum + tokenText(token).length, 0);
-          await stream.send({ ...chunk, choices: [{ index: event.index, text, logprobs: chunkLogprobs, finish_reason: null }] });
-          continue;
-        }
-        numCompletionTokens += event.output.numOutputTokens;
-        if (event.output.finishReason === "error") {
-          await stream.send({ error: { message: "The engine failed while generating", type: "server_error", param: null, code: "engine_error" } });
-          continue;
-        }
-        const finishReason = toOpenAiFinishReason(event.output.finishReason);
-        await stream.send({ ...chunk, choices: [{ index: event.index, text: "", logprobs: null, finish_reason: finishReason }] });
-      }
-      if (includeUsage) {
-        await stream.send({ ...base, choices: [], usage: toUsage(numPromptTokens, numCompletionTokens) });
-      }
+          offsets[index] = offset + (chunkLogprobs?.tokens.join("").length ?? text.length);
+          previous[index] = tokens.at(-1) ?? previous[index] ?? null;
+          return { ...chunk, choices: [{ index, text, logprobs: chunkLogprobs, finish_reason: null }] };
+        },
+        finish: (index, reason) => ({ ...chunk, choices: [{ index, text: "", logprobs: null, finish_reason: reason }] }),
+      });
+      if (includeUsage) await stream.send({ ...base, choices: [], usage: toUsage(numPromptTokens, numCompletionTokens) });
       await stream.done();
       return reply;
     }
 
-    const results = await generation.collect();
-    const failed = results.find((result) => result.output.finishReason === "error");
-    if (failed !== undefined) throw new PagodaError("PAGODA_ERR_ENGINE", "The engine failed while generating", { cause: failed.output.error });
-    const numCompletionTokens = results.reduce((sum, result) => sum + result.output.numOutputTokens, 0);
+    const results = await collectChoices(generation);
     return {
       ...base,
       choices: results.map((result) => {
         const echo = echoes[result.index] ?? "";
+        const previous = promptOf(result.index)?.tokens.at(-1) ?? null;
         return {
           index: result.index,
           text: echo + result.text,
-          logprobs: body.logprobs == null ? null : toCompletionLogprobs(result.tokens, result.logprobs, tokenText, echo.length),
+          logprobs: wantsLogprobs ? toCompletionLogprobs(result.tokens, result.logprobs, tokenText, echo.length, previous) : null,
           finish_reason: toOpenAiFinishReason(result.output.finishReason),
         };
       }),
-      usage: toUsage(numPromptTokens, numCompletionTokens),
+      usage: toUsage(numPromptTokens, sumCompletionTokens(results)),
     };
   });
 };

@@ -1,8 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { PagodaError } from "../errors.ts";
 import type { Runtime } from "../serving-state.ts";
-import type { RouteOptions } from "../route-context.ts";
+import { requireModel, type RouteOptions } from "../route-context.ts";
 
 function toModel(runtime: Runtime): Record<string, unknown> {
   return {
@@ -20,13 +19,9 @@ export const modelsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, opti
     return { object: "list", data: [toModel(runtime)] };
   });
 
-  app.get("/v1/models/:model", { schema: { params: z.object({ model: z.string() }) } }, async (request) => {
-    const runtime = options.serving.requireRuntime();
-    if (request.params.model !== runtime.modelId) {
-      throw new PagodaError("PAGODA_ERR_MODEL_NOT_FOUND", `The model \`${request.params.model}\` does not exist`, { param: "model" });
-    }
-    return toModel(runtime);
-  });
+  app.get("/v1/models/:model", { schema: { params: z.object({ model: z.string() }) } }, async (request) =>
+    toModel(requireModel(options.serving, request.params.model)),
+  );
 
   app.get("/health", async (_request, reply) => {
     const status = options.serving.status;
