@@ -36,6 +36,8 @@ export async function runServer(argv: string[]): Promise<void> {
   await app.listen({ host: config.host, port: config.port });
   try {
     const runtime = await loadRuntime(config, app.log, {
+      onStep: (stats) => app.serverMetrics.observeStep(stats),
+      onRequestFinished: (stats) => app.serverMetrics.observeRequest(stats),
       onFatal: () => {
         // Health turns 503 at once; exiting non-zero lets a supervisor restart the process instead of it hanging.
         serving.markFailed();

@@ -58,6 +58,10 @@ export class EngineLoop {
     return this.scheduler.numWaiting;
   }
 
+  get numKvTokens(): number {
+    return this.scheduler.numKvTokens;
+  }
+
   start(): void {
     if (this.running !== null) return;
     this.running = this.run();

@@ -27,6 +27,8 @@ export interface RequestStats {
   readonly firstTokenMs: number | null;
   readonly lastTokenMs: number | null;
   readonly finishedMs: number;
+  /** Time between consecutive tokens of this request, for inter-token latency. */
+  readonly interTokenMs: readonly number[];
 }
 
 export interface SchedulerOptions {
@@ -61,6 +63,7 @@ interface TextState {
   numSentChars: number;
   readonly scheduledMs: number;
   lastTokenMs: number | null;
+  readonly interTokenMs: number[];
 }
 
 export class Scheduler {
@@ -90,6 +93,11 @@ export class Scheduler {
 
   get numRunning(): number {
     return this.running.length;
+  }
+
+  /** Tokens the KV cache holds for running requests. */
+  get numKvTokens(): number {
+    return this.running.reduce((sum, request) => sum + request.numComputedTokens, 0);
   }
 
   hasWork(): boolean {
@@ -140,7 +148,7 @@ export class Scheduler {
       request.status = "running";
       this.running.push(request);
       const detokenizer = new IncrementalDetokenizer((tokens) => this.engine.detokenize(tokens), request.promptTokens);
-      this.text.set(request.id, { detokenizer, numSentChars: 0, scheduledMs: this.now(), lastTokenMs: null });
+      this.text.set(request.id, { detokenizer, numSentChars: 0, scheduledMs: this.now(), lastTokenMs: null, interTokenMs: [] });
       const item = this.planChunk(request, budget);
       scheduled.push({ request, item });
       budget -= item.tokens.length;
@@ -165,7 +173,10 @@ export class Scheduler {
       }
       request.firstTokenMs ??= nowMs;
       const state = this.text.get(request.id);
-      if (state !== undefined) state.lastTokenMs = nowMs;
+      if (state !== undefined) {
+        if (state.lastTokenMs !== null) state.interTokenMs.push(nowMs - state.lastTokenMs);
+        state.lastTokenMs = nowMs;
+      }
       this.appendToken(request, output.token, output.logprobs === null ? [] : [output.logprobs]);
     });
   }
@@ -273,6 +284,7 @@ export class Scheduler {
       firstTokenMs: request.firstTokenMs,
       lastTokenMs: state?.lastTokenMs ?? null,
       finishedMs: this.now(),
+      interTokenMs: state?.interTokenMs ?? [],
     });
   }
 }

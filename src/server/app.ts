@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { Registry } from "prom-client";
+import { ServerMetrics } from "../metrics/server-metrics.ts";
 import { closeUnusedConnectionsOnClose } from "./connection-tracker.ts";
 import { installErrorHandlers } from "./error-handler.ts";
 import { PagodaError } from "./errors.ts";
@@ -25,6 +26,8 @@ declare module "fastify" {
   interface FastifyInstance {
     /** This app's own metrics registry; never prom-client's global one. */
     metricsRegistry: Registry;
+    /** Feeds the registry; the engine loop's stats hooks call into it. */
+    serverMetrics: ServerMetrics;
   }
 }
 
@@ -59,7 +62,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  app.decorate("metricsRegistry", new Registry());
+  const registry = new Registry();
+  const metrics = new ServerMetrics(registry);
+  app.decorate("metricsRegistry", registry);
+  app.decorate("serverMetrics", metrics);
+  deps.serving.onReady((runtime) =>
+    metrics.attach({
+      modelName: runtime.modelId,
+      maxModelLen: runtime.engine.info.contextSize,
+      numSequences: runtime.engine.info.numSequences,
+      numKvCells: runtime.engine.info.contextSize * runtime.engine.info.numSequences,
+      numRunning: () => runtime.loop.numRunning,
+      numWaiting: () => runtime.loop.numWaiting,
+      numKvTokens: () => runtime.loop.numKvTokens,
+    }),
+  );
   app.decorateRequest("generation", null);
   installErrorHandlers(app);
   // Fastify's own text/plain parser would let a plain-text body through to validation; JSON only.
@@ -71,6 +88,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   // One line per request; prompts and outputs are never logged at info.
   app.addHook("onResponse", async (request, reply) => {
+    metrics.observeHttpResponse(reply.statusCode);
     const generation = request.generation;
     request.log.info(
       {
@@ -96,7 +114,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     serving: deps.serving,
     serverSeed: deps.serverSeed ?? null,
     nextRequestOrdinal: () => ordinal++,
+    metrics,
   };
+  app.get("/metrics", async (_request, reply) => reply.header("content-type", registry.contentType).send(await registry.metrics()));
   await app.register(modelsRoute, routeOptions);
   await app.register(completionsRoute, routeOptions);
   await app.register(chatCompletionsRoute, routeOptions);
@@ -121,6 +141,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await loop.stop(new PagodaError("PAGODA_ERR_UNAVAILABLE", "The server shut down before this generation finished", { retryAfterSeconds: 5 }));
   });
   app.addHook("onClose", async () => {
+    metrics.dispose();
     await deps.serving.runtime?.engine.dispose();
   });
   return app;

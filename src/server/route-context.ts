@@ -1,4 +1,5 @@
 import type { Engine, TokenId } from "../engine/engine.ts";
+import type { ServerMetrics } from "../metrics/server-metrics.ts";
 import { PagodaError } from "./errors.ts";
 import type { Runtime, ServingState } from "./serving-state.ts";
 
@@ -9,6 +10,7 @@ export interface RouteOptions {
   readonly serverSeed: number | null;
   /** Counts generation requests, so a server seed still gives every request its own stream. */
   readonly nextRequestOrdinal: () => number;
+  readonly metrics: ServerMetrics;
 }
 
 /** The runtime serving `model`: 503 while not ready, 404 for a model this server does not serve. */

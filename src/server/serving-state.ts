@@ -20,6 +20,7 @@ export interface Runtime {
 export class ServingState {
   private currentStatus: ServingStatus = "loading";
   private currentRuntime: Runtime | null = null;
+  private readonly readyListeners: ((runtime: Runtime) => void)[] = [];
 
   get status(): ServingStatus {
     return this.currentStatus;
@@ -32,6 +33,13 @@ export class ServingState {
   markReady(runtime: Runtime): void {
     this.currentRuntime = runtime;
     this.currentStatus = "ready";
+    for (const listener of this.readyListeners.splice(0)) listener(runtime);
+  }
+
+  /** Calls `listener` with the runtime once it is ready (at once if it already is). */
+  onReady(listener: (runtime: Runtime) => void): void {
+    if (this.currentRuntime !== null) listener(this.currentRuntime);
+    else this.readyListeners.push(listener);
   }
 
   markClosing(): void {

@@ -19,16 +19,17 @@ export async function startFakeServer(
   appOptions: Partial<AppDeps> & { maxNumWaiting?: number } = {},
 ): Promise<FakeServer> {
   const engine = new FakeEngine(engineOptions);
+  const serving = new ServingState();
+  const app = await buildApp({ serving, ...appOptions });
   const scheduler = new Scheduler(engine, {
     maxNumRunning: engine.info.numSequences,
     maxNumBatchedTokens: engine.info.batchSize,
     maxNumWaiting: appOptions.maxNumWaiting ?? 64,
+    onRequestFinished: (stats) => app.serverMetrics.observeRequest(stats),
   });
-  const loop = new EngineLoop(engine, scheduler);
-  const serving = new ServingState();
+  const loop = new EngineLoop(engine, scheduler, { onStep: (stats) => app.serverMetrics.observeStep(stats) });
   serving.markReady({ engine, loop, modelId: FAKE_MODEL_ID, createdSeconds: 1_700_000_000 });
   loop.start();
-  const app = await buildApp({ serving, ...appOptions });
   return { app, engine, loop, serving };
 }
 

@@ -42,6 +42,7 @@ export async function startModelServer(flags: string[] = []): Promise<ModelServe
   const finished: RequestStats[] = [];
   const waiters: { predicate: (stats: RequestStats) => boolean; resolve: (stats: RequestStats) => void }[] = [];
   const onRequestFinished = (stats: RequestStats): void => {
+    app.serverMetrics.observeRequest(stats);
     finished.push(stats);
     for (const waiter of waiters.filter((candidate) => candidate.predicate(stats))) {
       waiters.splice(waiters.indexOf(waiter), 1);
@@ -53,7 +54,13 @@ export async function startModelServer(flags: string[] = []): Promise<ModelServe
     if (done !== undefined) return Promise.resolve(done);
     return new Promise((resolve) => waiters.push({ predicate, resolve }));
   };
-  serving.markReady(await loadRuntime(config, app.log, { onStep: (stats) => steps.push(stats), onRequestFinished }));
+  serving.markReady(await loadRuntime(config, app.log, {
+    onStep: (stats) => {
+      app.serverMetrics.observeStep(stats);
+      steps.push(stats);
+    },
+    onRequestFinished,
+  }));
   await app.listen({ host: "127.0.0.1", port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === "string") throw new Error("server has no TCP address");

@@ -38,6 +38,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (
       }),
     }));
     const generation = Generation.start(runtime.loop, choices);
+    options.metrics.observeRequestParams({ n: body.n ?? 1 });
     request.generation = generation;
     onClientGone(request, reply, () => generation.abort());
     const base = { id: `chatcmpl-${generation.id}`, created: nowSeconds(), model: runtime.modelId, system_fingerprint: "pagoda" };

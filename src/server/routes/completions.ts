@@ -45,6 +45,7 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
     });
     const numPromptTokens = prompts.reduce((sum, prompt) => sum + prompt.tokens.length, 0);
     const generation = Generation.start(runtime.loop, choices);
+    options.metrics.observeRequestParams({ n: body.n ?? 1 });
     request.generation = generation;
     onClientGone(request, reply, () => generation.abort());
     const promptOf = (index: number): Prompt | undefined => prompts[Math.floor(index / n)];

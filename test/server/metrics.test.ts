@@ -1,0 +1,133 @@
+/**
+ * /metrics after a scripted sequence of requests: every counter and histogram count has its exact expected value,
+ * under vLLM's and llama-server's names, and promtool accepts the exposition.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { once } from "node:events";
+import { FAKE_MODEL_ID, parseSse, startFakeServer } from "../helpers/fake-server.ts";
+import { postJson, StepGate } from "./support.ts";
+
+const LABELS = `model_name="${FAKE_MODEL_ID}",engine="0"`;
+
+/** Sample values by series, e.g. `vllm:prompt_tokens_total{model_name="…",engine="0"}` → 6. */
+function parseExposition(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (line.length === 0 || line.startsWith("#")) continue;
+    const space = line.lastIndexOf(" ");
+    samples.set(line.slice(0, space), Number(line.slice(space + 1)));
+  }
+  return samples;
+}
+
+function promtoolFindings(exposition: string): string[] | null {
+  try {
+    execFileSync("promtool", ["--version"], { stdio: "ignore" });
+  } catch {
+    return null;
+  }
+  try {
+    execFileSync("promtool", ["check", "metrics"], { input: exposition, stdio: ["pipe", "pipe", "pipe"] });
+    return [];
+  } catch (error) {
+    const output = (error as { stdout?: Buffer; stderr?: Buffer }).stdout?.toString() ?? "";
+    const stderr = (error as { stderr?: Buffer }).stderr?.toString() ?? "";
+    return `${output}${stderr}`.split("\n").filter((line) => line.trim().length > 0);
+  }
+}
+
+/**
+ * The findings promtool's linter is expected to report: Prometheus reserves colons for recording rules, and the
+ * vLLM and llama-server names keep them on purpose; `vllm:iteration_tokens_total` is vLLM's own histogram name;
+ * the `nodejs_active_*_total` gauges are prom-client's standard process metrics.
+ */
+function isExpectedFinding(finding: string): boolean {
+  if (/^(vllm|llamacpp):\S+ metric names should not contain ':'$/.test(finding)) return true;
+  return /^(vllm:iteration_tokens_total|nodejs_active_(handles|requests|resources)_total) non-counter metrics should not have "_total" suffix$/.test(
+    finding,
+  );
+}
+
+test("metrics count a scripted sequence of requests exactly and pass promtool's checks", async (t) => {
+  const gate = new StepGate();
+  const server = await startFakeServer({ beforeStep: gate.beforeStep }, { maxNumWaiting: 64 });
+  t.after(async () => {
+    gate.releaseAll();
+    await server.app.close();
+  });
+  const model = FAKE_MODEL_ID;
+  // 1. A plain completion: BOS + "hello" = 6 prompt tokens, 5 generated.
+  assert.equal((await postJson(server.app, "/v1/completions", { model, prompt: "hello", max_tokens: 5, temperature: 0 })).statusCode, 200);
+  // 2. A stream with n: 2: 2 × 6 prompt tokens, 2 × 3 generated.
+  const stream = await postJson(server.app, "/v1/completions", { model, prompt: "hello", max_tokens: 3, n: 2, stream: true, seed: 1 });
+  assert.equal(parseSse(stream.body).at(-1), "[DONE]");
+  // 3. A bad request never reaches the engine.
+  assert.equal((await postJson(server.app, "/v1/completions", { model, prompt: "hello", temperature: 9 })).statusCode, 400);
+  // 4. A stream whose client leaves after its first token (steps so far: 5 + 3 = 8; it is held at step 9).
+  const hold = gate.holdAt(9);
+  const abandoned = await server.app.inject({
+    method: "POST",
+    url: "/v1/completions",
+    headers: { "content-type": "application/json" },
+    payload: JSON.stringify({ model, prompt: "hello", max_tokens: 50, temperature: 0, stream: true }),
+    payloadAsStream: true,
+  });
+  await hold.reached;
+  const closed = once(abandoned.raw.res, "close");
+  abandoned.raw.res.destroy();
+  await closed;
+  hold.release();
+  // 5. One more request; it starts only after the abort was applied.
+  await postJson(server.app, "/v1/completions", { model, prompt: "hello", max_tokens: 1, temperature: 0 });
+
+  const response = await server.app.inject({ method: "GET", url: "/metrics" });
+  assert.equal(response.statusCode, 200);
+  assert.match(String(response.headers["content-type"]), /^text\/plain; version=0\.0\.4/);
+  const samples = parseExposition(response.body);
+  const value = (series: string): number | undefined => samples.get(series);
+
+  // Requests 1, 2 (two choices), 4 and 5 reached the engine: 5 scheduler requests of 6 prompt tokens each.
+  const numPromptTokens = 5 * 6;
+  // Generated: 5 + 2 × 3 + 2 (request 4: steps 8 and 9) + 1.
+  const numGenerated = 5 + 6 + 2 + 1;
+  assert.equal(value(`vllm:prompt_tokens_total{${LABELS}}`), numPromptTokens);
+  assert.equal(value(`vllm:generation_tokens_total{${LABELS}}`), numGenerated);
+  assert.equal(value("llamacpp:prompt_tokens_total"), numPromptTokens);
+  assert.equal(value("llamacpp:tokens_predicted_total"), numGenerated);
+  assert.equal(value(`vllm:request_success_total{${LABELS},finished_reason="length"}`), 4);
+  assert.equal(value(`vllm:request_success_total{${LABELS},finished_reason="abort"}`), 1);
+  assert.equal(value(`vllm:request_success_total{${LABELS},finished_reason="stop"}`), 0);
+  assert.equal(value(`vllm:request_success_total{${LABELS},finished_reason="error"}`), 0);
+  for (const histogram of ["e2e_request_latency_seconds", "request_queue_time_seconds", "request_prompt_tokens", "request_generation_tokens", "request_params_max_tokens"]) {
+    assert.equal(value(`vllm:${histogram}_count{${LABELS}}`), 5, histogram);
+  }
+  assert.equal(value(`vllm:request_prompt_tokens_sum{${LABELS}}`), numPromptTokens);
+  assert.equal(value(`vllm:request_generation_tokens_sum{${LABELS}}`), numGenerated);
+  assert.equal(value(`vllm:request_params_max_tokens_sum{${LABELS}}`), 5 + 3 + 3 + 50 + 1);
+  assert.equal(value(`vllm:time_to_first_token_seconds_count{${LABELS}}`), 5, "every request got a first token");
+  // Inter-token intervals: one fewer than the tokens of each request.
+  assert.equal(value(`vllm:inter_token_latency_seconds_count{${LABELS}}`), 4 + 2 + 2 + 1 + 0);
+  assert.equal(value(`vllm:request_params_n_count{${LABELS}}`), 4, "one observation per admitted HTTP generation request");
+  assert.equal(value(`vllm:request_params_n_sum{${LABELS}}`), 1 + 2 + 1 + 1);
+  const numSteps = server.engine.steps.length;
+  assert.equal(value("llamacpp:n_decode_total"), numSteps);
+  assert.equal(value(`vllm:iteration_tokens_total_count{${LABELS}}`), numSteps);
+  assert.equal(value(`vllm:iteration_tokens_total_sum{${LABELS}}`), numPromptTokens + numGenerated);
+  assert.equal(value(`vllm:num_requests_running{${LABELS}}`), 0);
+  assert.equal(value(`vllm:num_requests_waiting{${LABELS}}`), 0);
+  assert.equal(value(`vllm:kv_cache_usage_perc{${LABELS}}`), 0);
+  assert.equal(value(`vllm:num_preemptions_total{${LABELS}}`), 0);
+  assert.equal(value(`vllm:spec_decode_num_drafts_total{${LABELS}}`), 0, "exists with 0 without a draft model");
+  assert.equal(value('pagoda_http_responses_total{code="200"}'), 3, "the abandoned stream never completed a response");
+  assert.equal(value('pagoda_http_responses_total{code="400"}'), 1);
+  assert.ok((value('pagoda_memory_bytes{category="rss"}') ?? 0) > 0);
+
+  const findings = promtoolFindings(response.body);
+  if (findings === null) {
+    t.diagnostic("PROMTOOL NOT INSTALLED: the exposition was not linted (CI installs Debian's prometheus package)");
+    return;
+  }
+  assert.deepEqual(findings.filter((finding) => !isExpectedFinding(finding)), []);
+});
