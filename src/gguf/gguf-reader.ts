@@ -1,6 +1,8 @@
 import { open } from "node:fs/promises";
 import { GGUF_VALUE_TYPE, type GgufKv } from "./gguf-writer.ts";
 
+export { f16BitsToNumber } from "./float16.ts";
+
 export interface GgufTensorInfo {
     name: string;
     dims: number[];
@@ -145,16 +147,4 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
     } finally {
         await handle.close();
     }
-}
-
-/** Decodes binary16 bits, for checking written F16 tensors. */
-export function f16BitsToNumber(bits: number): number {
-    const sign = bits & 0x8000 ? -1 : 1;
-    const exponent = (bits >>> 10) & 0x1f;
-    const mantissa = bits & 0x3ff;
-    if (exponent === 0)
-        return sign * mantissa * 2 ** -24;
-    if (exponent === 0x1f)
-        return mantissa === 0 ? sign * Infinity : NaN;
-    return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }

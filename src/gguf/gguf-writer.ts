@@ -1,5 +1,9 @@
 import { open, rename, rm } from "node:fs/promises";
 import { endianness } from "node:os";
+import { float32ArrayToF16 } from "./float16.ts";
+import { QUANT_BLOCK_BYTES, QUANT_BLOCK_SIZE, quantize } from "./quantize.ts";
+
+export { float32ArrayToF16, float32ToF16Bits } from "./float16.ts";
 
 /** GGUF metadata value type ids, as stored on disk. */
 export const GGUF_VALUE_TYPE = {
@@ -8,7 +12,7 @@ export const GGUF_VALUE_TYPE = {
 } as const;
 
 /** ggml tensor type ids for the tensor types this writer can encode. */
-export const GGML_TYPE = { F32: 0, F16: 1 } as const;
+export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8 } as const;
 
 export type GgmlTypeName = keyof typeof GGML_TYPE;
 export type GgufNumberType = "uint8" | "int8" | "uint16" | "int16" | "uint32" | "int32" | "float32" | "float64";
@@ -29,13 +33,17 @@ export interface GgufTensor {
     name: string;
     /** ggml order: `dims[0]` is the fastest-varying (row length) dimension. At most 4 dims. */
     dims: readonly number[];
-    /** Encoding of the tensor on disk; values are converted from float32 when written. */
+    /**
+     * Encoding of the tensor on disk; values are converted from float32 when written. Q8_0 and Q4_0 quantize
+     * blocks of 32 consecutive values, so `dims[0]` must be a multiple of 32 for them.
+     */
     type: GgmlTypeName;
     /**
-     * Values in ggml order. A function is called only when the tensor is written,
-     * so large models never have to sit in memory all at once.
+     * Values in ggml order. A function is called only when the tensor is written, so large models never have to
+     * sit in memory all at once; it may return the values in consecutive chunks (each a whole number of blocks)
+     * so that not even one tensor has to.
      */
-    data: Float32Array | (() => Float32Array);
+    data: Float32Array | (() => Float32Array | Iterable<Float32Array>);
 }
 
 export interface GgufSpec {
@@ -53,60 +61,17 @@ export interface GgufTensorPlacement {
 const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian uint32
 const GGUF_VERSION = 3;
 const DEFAULT_ALIGNMENT = 32;
-const BYTES_PER_ELEMENT: Record<GgmlTypeName, number> = { F32: 4, F16: 2 };
+/** Values per block and bytes per block; F32 and F16 are blocks of one value. */
+const BLOCK_LAYOUT: Record<GgmlTypeName, { values: number; bytes: number }> = {
+    F32: { values: 1, bytes: 4 },
+    F16: { values: 1, bytes: 2 },
+    Q4_0: { values: QUANT_BLOCK_SIZE, bytes: QUANT_BLOCK_BYTES.Q4_0 },
+    Q8_0: { values: QUANT_BLOCK_SIZE, bytes: QUANT_BLOCK_BYTES.Q8_0 }
+};
 const NUMBER_BYTES: Record<GgufNumberType, number> = {
     uint8: 1, int8: 1, uint16: 2, int16: 2, uint32: 4, int32: 4, float32: 4, float64: 8
 };
 const hostIsLittleEndian = endianness() === "LE";
-
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
-/**
- * IEEE 754 binary16 bits for `value` after rounding it to float32 (the source format of tensor data):
- * round-to-nearest-even, gradual underflow to subnormals, overflow to infinity, NaN kept quiet.
- */
-export function float32ToF16Bits(value: number): number {
-    f32Scratch[0] = value;
-    const bits = u32Scratch[0]!;
-    const sign = (bits >>> 16) & 0x8000;
-    const exponent = (bits >>> 23) & 0xff;
-    const mantissa = bits & 0x7fffff;
-
-    if (exponent === 0xff)
-        return sign | 0x7c00 | (mantissa !== 0 ? 0x200 | (mantissa >>> 13) : 0);
-
-    const halfExponent = exponent - 127 + 15;
-    if (halfExponent >= 0x1f)
-        return sign | 0x7c00;
-
-    if (halfExponent <= 0) {
-        // Below 2^-25 even the smallest subnormal is more than half a step away.
-        if (halfExponent < -10)
-            return sign;
-        const significand = mantissa | 0x800000;
-        const shift = 14 - halfExponent;
-        return sign | roundShifted(significand, shift);
-    }
-
-    // A rounding carry out of the mantissa correctly bumps the exponent (and 65520+ becomes infinity).
-    return sign | ((halfExponent << 10) + roundShifted(mantissa, 13));
-}
-
-function roundShifted(value: number, shift: number): number {
-    const truncated = value >>> shift;
-    const remainder = value & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    return remainder > halfway || (remainder === halfway && (truncated & 1) === 1) ? truncated + 1 : truncated;
-}
-
-/** Converts float32 values to binary16 bit patterns. */
-export function float32ArrayToF16(values: ArrayLike<number>): Uint16Array {
-    const out = new Uint16Array(values.length);
-    for (let i = 0; i < values.length; i++)
-        out[i] = float32ToF16Bits(values[i]!);
-    return out;
-}
 
 function alignUp(value: number, alignment: number): number {
     return Math.ceil(value / alignment) * alignment;
@@ -194,13 +159,26 @@ function writeKvValue(sink: ByteSink, kv: GgufKv): void {
     }
 }
 
-function elementCount(tensor: GgufTensor): number {
+function elementCount(tensor: Pick<GgufTensor, "name" | "dims">): number {
     if (tensor.dims.length < 1 || tensor.dims.length > 4)
         throw new RangeError(`tensor ${tensor.name}: ggml supports 1 to 4 dims, got ${tensor.dims.length}`);
     for (const dim of tensor.dims)
         if (!Number.isSafeInteger(dim) || dim < 1)
             throw new RangeError(`tensor ${tensor.name}: invalid dimension ${dim}`);
     return tensor.dims.reduce((product, dim) => product * dim, 1);
+}
+
+/** Bytes of a tensor's data (before alignment padding). */
+export function tensorByteLength(tensor: Pick<GgufTensor, "name" | "dims" | "type">): number {
+    const layout = BLOCK_LAYOUT[tensor.type];
+    if (layout == null)
+        throw new RangeError(`tensor ${tensor.name}: unsupported type ${String(tensor.type)}`);
+    const count = elementCount(tensor);
+    // ggml blocks never straddle rows, so it is the row length that must divide evenly.
+    if (tensor.dims[0]! % layout.values !== 0)
+        throw new RangeError(
+            `tensor ${tensor.name}: ${tensor.type} needs dims[0] to be a multiple of ${layout.values}, got ${tensor.dims[0]}`);
+    return (count / layout.values) * layout.bytes;
 }
 
 function resolveAlignment(metadata: readonly GgufKv[]): number {
@@ -233,7 +211,7 @@ export class GgufWriter {
         const placements: GgufTensorPlacement[] = [];
         let offset = 0;
         for (const tensor of spec.tensors) {
-            const byteLength = elementCount(tensor) * BYTES_PER_ELEMENT[tensor.type];
+            const byteLength = tensorByteLength(tensor);
             placements.push({ name: tensor.name, offset, byteLength });
             offset += alignUp(byteLength, this.alignment);
         }
@@ -267,8 +245,7 @@ export class GgufWriter {
         yield this.header;
         for (const [index, tensor] of this.spec.tensors.entries()) {
             const placement = this.placements[index]!;
-            const bytes = encodeTensor(tensor, placement.byteLength);
-            yield bytes;
+            yield* encodeTensor(tensor, placement.byteLength);
             const padding = alignUp(placement.byteLength, this.alignment) - placement.byteLength;
             if (padding > 0)
                 yield Buffer.alloc(padding);
@@ -280,13 +257,20 @@ export class GgufWriter {
         return Buffer.concat([...this.chunks()], this.totalSize);
     }
 
-    /** Streams the file to `path` via a temporary sibling so readers never see a partial model. */
-    async writeFile(path: string): Promise<void> {
+    /**
+     * Streams the file to `path` via a temporary sibling so readers never see a partial model.
+     * `onProgress` receives the bytes written so far after each chunk.
+     */
+    async writeFile(path: string, onProgress?: (writtenBytes: number) => void): Promise<void> {
         const temporaryPath = `${path}.${process.pid}.partial`;
         const handle = await open(temporaryPath, "w");
         try {
-            for (const chunk of this.chunks())
+            let writtenBytes = 0;
+            for (const chunk of this.chunks()) {
                 await handle.write(chunk);
+                writtenBytes += chunk.length;
+                onProgress?.(writtenBytes);
+            }
             await handle.close();
             await rename(temporaryPath, path);
         } catch (error) {
@@ -306,15 +290,35 @@ function assertUnique(names: readonly string[], what: string): void {
     }
 }
 
-function encodeTensor(tensor: GgufTensor, byteLength: number): Buffer {
-    const values = typeof tensor.data === "function" ? tensor.data() : tensor.data;
-    const encoded = tensor.type === "F16" ? float32ArrayToF16(values) : values;
-    if (encoded.byteLength !== byteLength)
-        throw new RangeError(`tensor ${tensor.name}: expected ${byteLength / BYTES_PER_ELEMENT[tensor.type]} values, got ${values.length}`);
+function* encodeTensor(tensor: GgufTensor, byteLength: number): Generator<Buffer> {
+    const source = typeof tensor.data === "function" ? tensor.data() : tensor.data;
+    const layout = BLOCK_LAYOUT[tensor.type];
+    const expectedValues = (byteLength / layout.bytes) * layout.values;
+    let valueCount = 0;
+    for (const values of source instanceof Float32Array ? [source] : source) {
+        valueCount += values.length;
+        if (valueCount > expectedValues)
+            break;
+        if (values.length % layout.values !== 0)
+            throw new RangeError(
+                `tensor ${tensor.name}: ${tensor.type} chunks must hold whole blocks of ${layout.values} values, got ${values.length}`);
+        yield encodeChunk(tensor.type, values);
+    }
+    if (valueCount !== expectedValues)
+        throw new RangeError(
+            `tensor ${tensor.name}: expected ${expectedValues} values, got ${valueCount}${valueCount > expectedValues ? " or more" : ""}`);
+}
+
+function encodeChunk(type: GgmlTypeName, values: Float32Array): Buffer {
+    if (type === "Q8_0" || type === "Q4_0") {
+        const blocks = quantize(type, values);
+        return Buffer.from(blocks.buffer, blocks.byteOffset, blocks.byteLength);
+    }
+    const encoded = type === "F16" ? float32ArrayToF16(values) : values;
     const bytes = Buffer.from(encoded.buffer, encoded.byteOffset, encoded.byteLength);
     if (hostIsLittleEndian)
         return bytes;
     // Copy before swapping so caller-owned arrays are left untouched.
     const swapped = Buffer.from(bytes);
-    return tensor.type === "F16" ? swapped.swap16() : swapped.swap32();
+    return type === "F16" ? swapped.swap16() : swapped.swap32();
 }

@@ -1,4 +1,7 @@
-import { GgufWriter, type GgufKv, type GgufTensor } from "./gguf-writer.ts";
+import { GgufWriter, type GgmlTypeName, type GgufKv, type GgufSpec, type GgufTensor } from "./gguf-writer.ts";
+import { QUANT_BLOCK_SIZE } from "./quantize.ts";
+import { buildSyntheticVocabulary, MIN_SYNTHETIC_VOCAB_SIZE, SYNTHETIC_CHAT_TEMPLATE } from "./synthetic-vocabulary.ts";
+import { syntheticWeights, WEIGHT_STD } from "./synthetic-weights.ts";
 
 /** Shape and encoding of a synthetic llama model. */
 export interface SyntheticLlamaShape {
@@ -12,7 +15,7 @@ export interface SyntheticLlamaShape {
     headCount: number;
     /** Key/value heads (grouped-query attention); must divide `headCount`. Defaults to 2. */
     headCountKv: number;
-    /** FFN hidden size. Defaults to 384. */
+    /** FFN hidden size (per expert in an MoE model). Defaults to 384. */
     feedForwardLength: number;
     /** Training context length reported in the metadata. Defaults to 2048. */
     contextLength: number;
@@ -37,174 +40,140 @@ export const DEFAULT_SYNTHETIC_SHAPE: Readonly<SyntheticLlamaShape> = Object.fre
     tensorType: "F16"
 });
 
-const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, byte: 6 } as const;
-const SPACE = "\u2581";
-const CHAT_MARKERS = ["<|im_start|>", "<|im_end|>"] as const;
-const WEIGHT_STD = 0.02;
+export type SyntheticArchitecture = "llama" | "qwen2";
+export type SyntheticTensorType = "F32" | "F16" | "Q8_0" | "Q4_0";
 
-const CHAT_TEMPLATE =
-    "{% for message in messages %}" +
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}" +
-    "{% endfor %}" +
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-
-const COMMON_WORDS = (
-    "the of and to a in is you that it he was for on are as with his they I at be this have from or one had by " +
-    "word but not what all were we when your can said there use an each which she do how their if will up other " +
-    "about out many then them these so some her would make like him into time has look two more write go see " +
-    "number no way could people my than first water been call who oil its now find long down day did get come " +
-    "made may part hello world yes test model token text chat user assistant system answer question good new " +
-    "say here where help thank please"
-).split(" ");
-
-/** Deterministic 32-bit PRNG (mulberry32); uniform floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-    let state = seed >>> 0;
-    return () => {
-        state = (state + 0x6d2b79f5) >>> 0;
-        let t = state;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
+/** Everything that decides a synthetic model's tensors and metadata. */
+export interface SyntheticModelShape extends Omit<SyntheticLlamaShape, "tensorType"> {
+    /** `general.architecture`; "qwen2" adds q/k/v projection biases and cannot be MoE. Defaults to "llama". */
+    architecture: SyntheticArchitecture;
+    /** Experts per layer of a Mixtral-style MoE model; 0 means a dense FFN. Defaults to 0. */
+    expertCount: number;
+    /** Experts each token is routed to; 0 exactly when `expertCount` is 0. Defaults to 0. */
+    expertUsedCount: number;
+    /** RoPE base frequency. Defaults to 10000. */
+    ropeFreqBase: number;
+    /** RMS norm epsilon. Defaults to 1e-5. */
+    rmsNormEpsilon: number;
+    /** The output projection reuses token_embd, so there is no output.weight. Defaults to false. */
+    tiedEmbeddings: boolean;
+    /**
+     * The file type. Norms, biases and the MoE router are always F32, as converters write them; Q4_0 files keep
+     * some tensors at Q8_0 (see the policy below). Defaults to "F16".
+     */
+    tensorType: SyntheticTensorType;
 }
 
-/** FNV-1a, so each tensor gets its own stream independent of generation order. */
-function hashName(seed: number, name: string): number {
-    let hash = (0x811c9dc5 ^ seed) >>> 0;
-    for (let i = 0; i < name.length; i++)
-        hash = Math.imul(hash ^ name.charCodeAt(i), 0x01000193) >>> 0;
-    return hash;
+export interface SyntheticModelOptions extends Partial<SyntheticModelShape> {
+    /** PRNG seed for the weights (low 32 bits are used). Defaults to 0. */
+    seed?: number;
+    /** What follows "pagoda-synthetic-" in `general.name`. Defaults to a label spelling out the shape. */
+    label?: string;
 }
 
-/**
- * Bell-shaped values with standard deviation `std`. Irwin-Hall (sum of four uniforms) is used
- * instead of Box-Muller because it needs no transcendental functions, keeping files byte-identical
- * across JS engines.
- */
-function randomValues(count: number, seed: number, name: string, std: number): Float32Array {
-    const next = mulberry32(hashName(seed, name));
-    const scale = std * Math.sqrt(3);
-    const out = new Float32Array(count);
-    for (let i = 0; i < count; i++)
-        out[i] = (next() + next() + next() + next() - 2) * scale;
-    return out;
+/** One tensor as it will be written. */
+export interface SyntheticTensorPlan {
+    name: string;
+    dims: readonly number[];
+    type: GgmlTypeName;
+    byteLength: number;
 }
 
-/**
- * Normal pieces in priority order. Word pieces come with every "▁"-prefixed prefix so the
- * SentencePiece bigram merge can actually reach whole words; earlier pieces get higher scores.
- */
-function normalPieces(count: number): string[] {
-    const pieces = new Set<string>();
-    const add = (piece: string): void => {
-        if (pieces.size < count) pieces.add(piece);
-    };
-    const lower = [..."abcdefghijklmnopqrstuvwxyz"];
-    const upper = lower.map((letter) => letter.toUpperCase());
-    const digits = [..."0123456789"];
-
-    add(SPACE);
-    for (const letter of lower) add(SPACE + letter);
-    for (const char of [...lower, ...upper, ...digits, ...".,!?'\":;-()[]{}/*+=<>#@&%$_|~`^\\"]) add(char);
-    for (const char of [...upper, ...digits]) add(SPACE + char);
-    for (const word of COMMON_WORDS)
-        for (let end = 1; end <= word.length; end++) add(SPACE + word.slice(0, end));
-    for (const first of lower)
-        for (const second of lower) add(first + second);
-    for (const first of lower)
-        for (const second of lower) add(SPACE + first + second);
-    // Unreachable by merges but harmless; only needed for vocabularies larger than the list above.
-    for (let i = 0; pieces.size < count; i++) add(`${SPACE}tok${i}`);
-    return [...pieces];
+export interface SyntheticModelPlan {
+    shape: SyntheticModelShape;
+    tensors: SyntheticTensorPlan[];
+    /** All tensor elements, as llama.cpp counts a model's parameters. */
+    parameterCount: number;
+    /** Parameters a token passes through: everything except the experts it is not routed to. */
+    activeParameterCount: number;
+    /** Exact size of the file, header and padding included. */
+    fileBytes: number;
 }
 
-interface Vocabulary {
-    tokens: string[];
-    scores: number[];
-    types: number[];
-}
+/** llama.cpp's `general.file_type` ids (LLAMA_FTYPE_ALL_F32, MOSTLY_F16, MOSTLY_Q4_0, MOSTLY_Q8_0). */
+export const LLAMA_FILE_TYPE: Readonly<Record<SyntheticTensorType, number>> = Object.freeze({ F32: 0, F16: 1, Q4_0: 2, Q8_0: 7 });
 
-function buildVocabulary(vocabSize: number): Vocabulary {
-    const tokens = ["<unk>", "<s>", "</s>"];
-    const types: number[] = [TOKEN_TYPE.unknown, TOKEN_TYPE.control, TOKEN_TYPE.control];
-    for (let byte = 0; byte < 256; byte++) {
-        tokens.push(`<0x${byte.toString(16).toUpperCase().padStart(2, "0")}>`);
-        types.push(TOKEN_TYPE.byte);
-    }
-    const scores = tokens.map(() => 0);
-    const pieces = normalPieces(vocabSize - tokens.length - CHAT_MARKERS.length);
-    pieces.forEach((piece, index) => {
-        tokens.push(piece);
-        types.push(TOKEN_TYPE.normal);
-        scores.push(-index);
-    });
-    // Chat markers go last so ids 0..258 keep the standard SentencePiece byte-fallback layout.
-    for (const marker of CHAT_MARKERS) {
-        tokens.push(marker);
-        types.push(TOKEN_TYPE.control);
-        scores.push(0);
-    }
-    return { tokens, scores, types };
-}
+const MODEL_DEFAULTS: Readonly<SyntheticModelShape> = Object.freeze({
+    ...DEFAULT_SYNTHETIC_SHAPE,
+    architecture: "llama", expertCount: 0, expertUsedCount: 0, ropeFreqBase: 10000, rmsNormEpsilon: 1e-5, tiedEmbeddings: false
+});
 
-function resolveShape(options: SyntheticLlamaOptions): SyntheticLlamaShape {
-    const defaults = DEFAULT_SYNTHETIC_SHAPE;
-    const shape: SyntheticLlamaShape = {
-        vocabSize: options.vocabSize ?? defaults.vocabSize,
-        embeddingLength: options.embeddingLength ?? defaults.embeddingLength,
-        blockCount: options.blockCount ?? defaults.blockCount,
-        headCount: options.headCount ?? defaults.headCount,
-        headCountKv: options.headCountKv ?? defaults.headCountKv,
-        feedForwardLength: options.feedForwardLength ?? defaults.feedForwardLength,
-        contextLength: options.contextLength ?? defaults.contextLength,
-        tensorType: options.tensorType ?? defaults.tensorType
-    };
+function resolveShape(options: SyntheticModelOptions): SyntheticModelShape {
+    const shape = { ...MODEL_DEFAULTS };
+    for (const key of Object.keys(MODEL_DEFAULTS) as (keyof SyntheticModelShape)[])
+        if (options[key] !== undefined)
+            (shape as Record<keyof SyntheticModelShape, unknown>)[key] = options[key];
     const positive = ["vocabSize", "embeddingLength", "blockCount", "headCount", "headCountKv",
         "feedForwardLength", "contextLength"] as const;
     for (const key of positive)
         if (!Number.isSafeInteger(shape[key]) || shape[key] < 1)
             throw new RangeError(`${key} must be a positive integer, got ${shape[key]}`);
-    const minimumVocab = 3 + 256 + 1 + CHAT_MARKERS.length;
-    if (shape.vocabSize < minimumVocab)
-        throw new RangeError(`vocabSize must be at least ${minimumVocab}`);
+    if (shape.vocabSize < MIN_SYNTHETIC_VOCAB_SIZE)
+        throw new RangeError(`vocabSize must be at least ${MIN_SYNTHETIC_VOCAB_SIZE}`);
     if (shape.embeddingLength % shape.headCount !== 0)
         throw new RangeError("embeddingLength must be divisible by headCount");
     if (shape.headCount % shape.headCountKv !== 0)
         throw new RangeError("headCountKv must divide headCount");
-    if (shape.tensorType !== "F32" && shape.tensorType !== "F16")
+    if (!(["F32", "F16", "Q8_0", "Q4_0"] as const).includes(shape.tensorType))
         throw new RangeError(`unsupported tensorType ${String(shape.tensorType)}`);
+    if (shape.tensorType === "Q8_0" || shape.tensorType === "Q4_0") {
+        // Quantized blocks run along rows; rows are embeddingLength long, or feedForwardLength for ffn_down.
+        if (shape.embeddingLength % QUANT_BLOCK_SIZE !== 0 || shape.feedForwardLength % QUANT_BLOCK_SIZE !== 0)
+            throw new RangeError(
+                `${shape.tensorType} needs embeddingLength and feedForwardLength to be multiples of ${QUANT_BLOCK_SIZE}`);
+    }
+    if (shape.architecture !== "llama" && shape.architecture !== "qwen2")
+        throw new RangeError(`unsupported architecture ${String(shape.architecture)}`);
+    if (!Number.isSafeInteger(shape.expertCount) || shape.expertCount < 0)
+        throw new RangeError(`expertCount must be a non-negative integer, got ${shape.expertCount}`);
+    const [minUsed, maxUsed] = shape.expertCount === 0 ? [0, 0] : [1, shape.expertCount];
+    if (!Number.isSafeInteger(shape.expertUsedCount) || shape.expertUsedCount < minUsed || shape.expertUsedCount > maxUsed)
+        throw new RangeError(`expertUsedCount must be between ${minUsed} and ${maxUsed}, got ${shape.expertUsedCount}`);
+    if (shape.expertCount > 0 && shape.architecture !== "llama")
+        throw new RangeError("MoE models use the llama architecture (Mixtral's layout)");
+    for (const key of ["ropeFreqBase", "rmsNormEpsilon"] as const)
+        if (!Number.isFinite(shape[key]) || shape[key] <= 0)
+            throw new RangeError(`${key} must be a positive number, got ${shape[key]}`);
     return shape;
 }
 
-function shapeLabel(shape: SyntheticLlamaShape): string {
+function shapeLabel(shape: SyntheticModelShape): string {
     return `v${shape.vocabSize}-d${shape.embeddingLength}-l${shape.blockCount}` +
-        `-h${shape.headCount}-kv${shape.headCountKv}-ff${shape.feedForwardLength}-${shape.tensorType.toLowerCase()}`;
+        `-h${shape.headCount}-kv${shape.headCountKv}-ff${shape.feedForwardLength}` +
+        (shape.architecture === "llama" ? "" : `-${shape.architecture}`) +
+        (shape.expertCount === 0 ? "" : `-moe${shape.expertCount}x${shape.expertUsedCount}`) +
+        (shape.tiedEmbeddings ? "-tied" : "") +
+        `-${shape.tensorType.toLowerCase()}`;
 }
 
-function buildMetadata(shape: SyntheticLlamaShape, seed: number): GgufKv[] {
-    const vocabulary = buildVocabulary(shape.vocabSize);
+function buildMetadata(shape: SyntheticModelShape, seed: number, label: string): GgufKv[] {
+    const vocabulary = buildSyntheticVocabulary(shape.vocabSize);
     const imEnd = vocabulary.tokens.indexOf("<|im_end|>");
+    const arch = shape.architecture;
+    const experts: GgufKv[] = shape.expertCount === 0 ? [] : [
+        { key: `${arch}.expert_count`, type: "uint32", value: shape.expertCount },
+        { key: `${arch}.expert_used_count`, type: "uint32", value: shape.expertUsedCount }
+    ];
     return [
-        { key: "general.architecture", type: "string", value: "llama" },
-        { key: "general.name", type: "string", value: `pagoda-synthetic-${shapeLabel(shape)}` },
+        { key: "general.architecture", type: "string", value: arch },
+        { key: "general.name", type: "string", value: `pagoda-synthetic-${label}` },
         {
             key: "general.description", type: "string",
             value: `Synthetic test model: all weights are random (seed ${seed}), so its output is meaningless. ` +
                 "It exists only to exercise loading, tokenization and generation."
         },
-        // llama.cpp file types: 0 = all F32, 1 = mostly F16.
-        { key: "general.file_type", type: "uint32", value: shape.tensorType === "F16" ? 1 : 0 },
-        { key: "llama.vocab_size", type: "uint32", value: shape.vocabSize },
-        { key: "llama.context_length", type: "uint32", value: shape.contextLength },
-        { key: "llama.embedding_length", type: "uint32", value: shape.embeddingLength },
-        { key: "llama.block_count", type: "uint32", value: shape.blockCount },
-        { key: "llama.feed_forward_length", type: "uint32", value: shape.feedForwardLength },
-        { key: "llama.attention.head_count", type: "uint32", value: shape.headCount },
-        { key: "llama.attention.head_count_kv", type: "uint32", value: shape.headCountKv },
-        { key: "llama.rope.dimension_count", type: "uint32", value: shape.embeddingLength / shape.headCount },
-        { key: "llama.rope.freq_base", type: "float32", value: 10000 },
-        { key: "llama.attention.layer_norm_rms_epsilon", type: "float32", value: 1e-5 },
+        { key: "general.file_type", type: "uint32", value: LLAMA_FILE_TYPE[shape.tensorType] },
+        { key: `${arch}.vocab_size`, type: "uint32", value: shape.vocabSize },
+        { key: `${arch}.context_length`, type: "uint32", value: shape.contextLength },
+        { key: `${arch}.embedding_length`, type: "uint32", value: shape.embeddingLength },
+        { key: `${arch}.block_count`, type: "uint32", value: shape.blockCount },
+        { key: `${arch}.feed_forward_length`, type: "uint32", value: shape.feedForwardLength },
+        { key: `${arch}.attention.head_count`, type: "uint32", value: shape.headCount },
+        { key: `${arch}.attention.head_count_kv`, type: "uint32", value: shape.headCountKv },
+        ...experts,
+        { key: `${arch}.rope.dimension_count`, type: "uint32", value: shape.embeddingLength / shape.headCount },
+        { key: `${arch}.rope.freq_base`, type: "float32", value: shape.ropeFreqBase },
+        { key: `${arch}.attention.layer_norm_rms_epsilon`, type: "float32", value: shape.rmsNormEpsilon },
         { key: "tokenizer.ggml.model", type: "string", value: "llama" },
         { key: "tokenizer.ggml.tokens", type: "array", itemType: "string", value: vocabulary.tokens },
         { key: "tokenizer.ggml.scores", type: "array", itemType: "float32", value: vocabulary.scores },
@@ -215,41 +184,119 @@ function buildMetadata(shape: SyntheticLlamaShape, seed: number): GgufKv[] {
         { key: "tokenizer.ggml.eot_token_id", type: "uint32", value: imEnd },
         { key: "tokenizer.ggml.add_bos_token", type: "bool", value: true },
         { key: "tokenizer.ggml.add_eos_token", type: "bool", value: false },
-        { key: "tokenizer.chat_template", type: "string", value: CHAT_TEMPLATE }
+        { key: "tokenizer.chat_template", type: "string", value: SYNTHETIC_CHAT_TEMPLATE }
     ];
 }
 
-function buildTensors(shape: SyntheticLlamaShape, seed: number): GgufTensor[] {
+type MatrixRole = "token_embd" | "output" | "attn_k" | "attn_v" | "other";
+
+/**
+ * Encoding of a weight matrix, following llama-quantize's defaults for the file type. For Q4_0 it puts
+ * output.weight (token_embd.weight too when they are tied) at Q6_K, which this writer cannot encode: Q8_0 stands
+ * in, about 30% larger than Q6_K. llama-quantize also does so itself when n_embd is not a multiple of 256. Models
+ * with exactly 8 experts get Q8_0 attn_k and attn_v, as llama-quantize gives them.
+ */
+function matrixType(shape: SyntheticModelShape, role: MatrixRole): GgmlTypeName {
+    if (shape.tensorType !== "Q4_0")
+        return shape.tensorType;
+    if (role === "output" || (role === "token_embd" && shape.tiedEmbeddings))
+        return "Q8_0";
+    if ((role === "attn_k" || role === "attn_v") && shape.expertCount === 8)
+        return "Q8_0";
+    return "Q4_0";
+}
+
+function buildTensors(shape: SyntheticModelShape, seed: number): GgufTensor[] {
     const nEmbd = shape.embeddingLength;
     const nEmbdKv = (nEmbd / shape.headCount) * shape.headCountKv;
     const nFf = shape.feedForwardLength;
-    const matrix = (name: string, dims: [number, number]): GgufTensor => ({
-        name, dims, type: shape.tensorType,
-        data: () => randomValues(dims[0] * dims[1], seed, name, WEIGHT_STD)
+    const random = (name: string, dims: readonly number[], type: GgmlTypeName): GgufTensor => ({
+        name, dims, type,
+        data: () => syntheticWeights(name, dims.reduce((product, dim) => product * dim, 1), dims[0]!, seed, WEIGHT_STD)
     });
-    // llama.cpp keeps 1-D norm weights in F32 regardless of the file type.
+    const matrix = (name: string, dims: readonly number[], role: MatrixRole = "other"): GgufTensor =>
+        random(name, dims, matrixType(shape, role));
+    // Converters keep 1-D tensors in F32 regardless of the file type.
     const norm = (name: string): GgufTensor => ({ name, dims: [nEmbd], type: "F32", data: () => new Float32Array(nEmbd).fill(1) });
+    const bias = (name: string, length: number): GgufTensor[] =>
+        shape.architecture === "qwen2" ? [random(name, [length], "F32")] : [];
 
-    const tensors: GgufTensor[] = [
-        matrix("token_embd.weight", [nEmbd, shape.vocabSize]),
-        norm("output_norm.weight"),
-        matrix("output.weight", [nEmbd, shape.vocabSize])
-    ];
+    const tensors: GgufTensor[] = [matrix("token_embd.weight", [nEmbd, shape.vocabSize], "token_embd"), norm("output_norm.weight")];
+    if (!shape.tiedEmbeddings)
+        tensors.push(matrix("output.weight", [nEmbd, shape.vocabSize], "output"));
     for (let block = 0; block < shape.blockCount; block++) {
         const prefix = `blk.${block}`;
         tensors.push(
             norm(`${prefix}.attn_norm.weight`),
             matrix(`${prefix}.attn_q.weight`, [nEmbd, nEmbd]),
-            matrix(`${prefix}.attn_k.weight`, [nEmbd, nEmbdKv]),
-            matrix(`${prefix}.attn_v.weight`, [nEmbd, nEmbdKv]),
+            ...bias(`${prefix}.attn_q.bias`, nEmbd),
+            matrix(`${prefix}.attn_k.weight`, [nEmbd, nEmbdKv], "attn_k"),
+            ...bias(`${prefix}.attn_k.bias`, nEmbdKv),
+            matrix(`${prefix}.attn_v.weight`, [nEmbd, nEmbdKv], "attn_v"),
+            ...bias(`${prefix}.attn_v.bias`, nEmbdKv),
             matrix(`${prefix}.attn_output.weight`, [nEmbd, nEmbd]),
-            norm(`${prefix}.ffn_norm.weight`),
-            matrix(`${prefix}.ffn_gate.weight`, [nEmbd, nFf]),
-            matrix(`${prefix}.ffn_up.weight`, [nEmbd, nFf]),
-            matrix(`${prefix}.ffn_down.weight`, [nFf, nEmbd])
+            norm(`${prefix}.ffn_norm.weight`)
+        );
+        if (shape.expertCount === 0) {
+            tensors.push(
+                matrix(`${prefix}.ffn_gate.weight`, [nEmbd, nFf]),
+                matrix(`${prefix}.ffn_up.weight`, [nEmbd, nFf]),
+                matrix(`${prefix}.ffn_down.weight`, [nFf, nEmbd])
+            );
+            continue;
+        }
+        const nExpert = shape.expertCount;
+        tensors.push(
+            // The router stays F32, as converters and llama-quantize leave it.
+            random(`${prefix}.ffn_gate_inp.weight`, [nEmbd, nExpert], "F32"),
+            matrix(`${prefix}.ffn_gate_exps.weight`, [nEmbd, nFf, nExpert]),
+            matrix(`${prefix}.ffn_up_exps.weight`, [nEmbd, nFf, nExpert]),
+            matrix(`${prefix}.ffn_down_exps.weight`, [nFf, nEmbd, nExpert])
         );
     }
     return tensors;
+}
+
+/**
+ * The shape with defaults filled in, and the GGUF spec of its model. Tensor values are generated only when the
+ * spec is written, a chunk at a time, so building the spec of even a 100 GB model is cheap.
+ */
+export function syntheticModelSpec(options: SyntheticModelOptions = {}): { shape: SyntheticModelShape; spec: GgufSpec } {
+    const shape = resolveShape(options);
+    const seed = options.seed ?? 0;
+    if (!Number.isSafeInteger(seed))
+        throw new RangeError(`seed must be an integer, got ${seed}`);
+    const spec = { metadata: buildMetadata(shape, seed, options.label ?? shapeLabel(shape)), tensors: buildTensors(shape, seed) };
+    return { shape, spec };
+}
+
+function planOf(shape: SyntheticModelShape, spec: GgufSpec, writer: GgufWriter): SyntheticModelPlan {
+    const tensors = spec.tensors.map((tensor, index) => ({
+        name: tensor.name, dims: tensor.dims, type: tensor.type, byteLength: writer.placements[index]!.byteLength
+    }));
+    const parameterCount = tensors.reduce((sum, tensor) => sum + tensor.dims.reduce((product, dim) => product * dim, 1), 0);
+    const idleExperts = shape.expertCount - shape.expertUsedCount;
+    const idleParameters = shape.blockCount * idleExperts * 3 * shape.embeddingLength * shape.feedForwardLength;
+    return { shape, tensors, parameterCount, activeParameterCount: parameterCount - idleParameters, fileBytes: writer.totalSize };
+}
+
+/** What {@link writeSyntheticModel} would write, without generating any weights. */
+export function planSyntheticModel(options: SyntheticModelOptions = {}): SyntheticModelPlan {
+    const { shape, spec } = syntheticModelSpec(options);
+    return planOf(shape, spec, new GgufWriter(spec));
+}
+
+/**
+ * Writes a GGUF with random weights and a byte-fallback SentencePiece vocabulary, streaming tensor by tensor so
+ * memory stays at a few MB beyond the vocabulary whatever the model size. `onProgress` gets the bytes written so far.
+ */
+export async function writeSyntheticModel(
+    path: string, options: SyntheticModelOptions = {}, onProgress?: (writtenBytes: number) => void
+): Promise<SyntheticModelPlan> {
+    const { shape, spec } = syntheticModelSpec(options);
+    const writer = new GgufWriter(spec);
+    await writer.writeFile(path, onProgress);
+    return planOf(shape, spec, writer);
 }
 
 /**
@@ -257,11 +304,10 @@ function buildTensors(shape: SyntheticLlamaShape, seed: number): GgufTensor[] {
  * Resolves to the shape actually used (defaults filled in).
  */
 export async function writeSyntheticLlama(path: string, options: SyntheticLlamaOptions = {}): Promise<SyntheticLlamaShape> {
-    const shape = resolveShape(options);
-    const seed = options.seed ?? 0;
-    if (!Number.isSafeInteger(seed))
-        throw new RangeError(`seed must be an integer, got ${seed}`);
-    const writer = new GgufWriter({ metadata: buildMetadata(shape, seed), tensors: buildTensors(shape, seed) });
-    await writer.writeFile(path);
-    return shape;
+    const tensorType = options.tensorType ?? DEFAULT_SYNTHETIC_SHAPE.tensorType;
+    if (tensorType !== "F32" && tensorType !== "F16")
+        throw new RangeError(`unsupported tensorType ${String(tensorType)}`);
+    const { shape } = await writeSyntheticModel(path, options);
+    const { vocabSize, embeddingLength, blockCount, headCount, headCountKv, feedForwardLength, contextLength } = shape;
+    return { vocabSize, embeddingLength, blockCount, headCount, headCountKv, feedForwardLength, contextLength, tensorType };
 }

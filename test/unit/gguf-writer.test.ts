@@ -8,6 +8,7 @@ import { readGgufFileInfo } from "node-llama-cpp";
 import { GgufWriter, float32ToF16Bits, type GgufKv, type GgufSpec } from "../../src/gguf/gguf-writer.ts";
 import { f16BitsToNumber, parseGgufHeader, readGgufHeader } from "../../src/gguf/gguf-reader.ts";
 import { DEFAULT_SYNTHETIC_SHAPE, writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
+import { quantizeQ4_0, quantizeQ8_0 } from "../../src/gguf/quantize.ts";
 
 const allTypes: GgufKv[] = [
     { key: "t.u8", type: "uint8", value: 255 },
@@ -187,6 +188,60 @@ test("synthetic models are deterministic and laid out as llama.cpp expects", asy
         assert.deepEqual((kv.get("tokenizer.ggml.token_type") as number[]).slice(0, 5), [2, 3, 3, 6, 6]);
         assert.equal(kv.get("llama.rope.dimension_count"), 16);
         assert.match(String(kv.get("general.description")), /random/);
+    } finally {
+        await rm(dir, { recursive: true, force: true });
+    }
+});
+
+test("quantized tensors are sized in blocks and hold exactly what the quantizer encodes", async () => {
+    const q8Values = Float32Array.from({ length: 128 }, (_, i) => Math.sin(i) / 10);
+    const q4Values = Float32Array.from({ length: 96 }, (_, i) => Math.cos(i) / 10);
+    const spec: GgufSpec = {
+        metadata: [{ key: "general.architecture", type: "string", value: "test" }],
+        tensors: [
+            // Chunks of whole rows, as large synthetic tensors are streamed.
+            { name: "q8", dims: [64, 2], type: "Q8_0", data: () => [q8Values.subarray(0, 64), q8Values.subarray(64)] },
+            { name: "q4", dims: [32, 3], type: "Q4_0", data: q4Values },
+            { name: "f", dims: [2], type: "F32", data: new Float32Array([1, 2]) }
+        ]
+    };
+    const writer = new GgufWriter(spec);
+    assert.deepEqual(writer.placements, [
+        { name: "q8", offset: 0, byteLength: 4 * 34 },
+        { name: "q4", offset: 160, byteLength: 3 * 18 },
+        { name: "f", offset: 224, byteLength: 8 }
+    ]);
+    const buffer = writer.toBuffer();
+    const data = buffer.subarray(parseGgufHeader(buffer).dataOffset);
+    assert.deepEqual(data.subarray(0, 136), Buffer.from(quantizeQ8_0(q8Values)));
+    assert.deepEqual(data.subarray(160, 214), Buffer.from(quantizeQ4_0(q4Values)));
+
+    const dir = await mkdtemp(join(tmpdir(), "gguf-writer-"));
+    try {
+        const path = join(dir, "quantized.gguf");
+        await writer.writeFile(path);
+        const info = await readGgufFileInfo(path);
+        assert.deepEqual(info.tensorInfo?.map((t) => [t.name, t.ggmlType]), [["q8", 8], ["q4", 2], ["f", 0]]);
+    } finally {
+        await rm(dir, { recursive: true, force: true });
+    }
+});
+
+test("quantized tensors need rows of whole blocks, and streamed data must add up", () => {
+    const tensor = (dims: number[], data: GgufSpec["tensors"][number]["data"]): GgufSpec =>
+        ({ metadata: [], tensors: [{ name: "t", dims, type: "Q8_0", data }] });
+    assert.throws(() => new GgufWriter(tensor([48, 2], new Float32Array(96))), /dims\[0\] to be a multiple of 32, got 48/);
+    assert.throws(() => new GgufWriter(tensor([32], () => [new Float32Array(16), new Float32Array(16)])).toBuffer(), /whole blocks of 32/);
+    assert.throws(() => new GgufWriter(tensor([32, 2], () => [new Float32Array(32)])).toBuffer(), /expected 64 values, got 32/);
+    assert.throws(() => new GgufWriter(tensor([32], () => [new Float32Array(32), new Float32Array(32)])).toBuffer(), /expected 32 values, got 64 or more/);
+});
+
+test("the default synthetic model is byte-identical to the one earlier versions wrote", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gguf-synthetic-"));
+    try {
+        const path = join(dir, "default.gguf");
+        await writeSyntheticLlama(path);
+        assert.equal(sha256(await readFile(path)), "1ba6cacc958f54cf18f282daaa0ff8991bfef8c2291e3015fe77026f8476c1d5");
     } finally {
         await rm(dir, { recursive: true, force: true });
     }

@@ -1,0 +1,246 @@
+/**
+ * `pagoda synth`: writes a GGUF with a real model's shape and random weights, so memory, load time and speed can
+ * be measured without downloading the model. The output of such a model is meaningless, and the command says so.
+ */
+import { parseArgs } from "node:util";
+import { findModelShape, MODEL_SHAPES, type ModelShape } from "./model-shapes.ts";
+import {
+    planSyntheticModel, writeSyntheticModel, type SyntheticArchitecture, type SyntheticModelOptions,
+    type SyntheticModelPlan, type SyntheticTensorType
+} from "./synthetic-model.ts";
+
+/** Where the command prints; tests capture it, the CLI passes the process streams. */
+export interface SynthCommandIo {
+    stdout: (text: string) => void;
+    stderr: (text: string) => void;
+}
+
+const PROCESS_IO: SynthCommandIo = {
+    stdout: (text) => void process.stdout.write(text),
+    stderr: (text) => void process.stderr.write(text)
+};
+
+const EXIT_OK = 0;
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+const DEFAULT_TYPE: SyntheticTensorType = "Q4_0";
+const TYPES: Readonly<Record<string, SyntheticTensorType>> = { q4_0: "Q4_0", q8_0: "Q8_0", f16: "F16", f32: "F32" };
+const ARCHITECTURES: readonly SyntheticArchitecture[] = ["llama", "qwen2"];
+
+/** Flags that set one numeric shape field; they override `--like`, or the small default shape without it. */
+const DIMENSION_FLAGS = {
+    vocab: "vocabSize", dim: "embeddingLength", layers: "blockCount", heads: "headCount", "kv-heads": "headCountKv",
+    ffn: "feedForwardLength", ctx: "contextLength", experts: "expertCount", "experts-used": "expertUsedCount"
+} as const satisfies Record<string, keyof SyntheticModelOptions>;
+
+const USAGE = `Usage:
+  pagoda synth --like <shape> [--type q4_0|q8_0|f16|f32] [--layers N] [--seed N] (--out <file.gguf> | --dry-run)
+  pagoda synth [--arch llama|qwen2] [--vocab N] [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N]
+               [--ctx N] [--experts N --experts-used N] [--tied] [--type …] [--seed N] (--out <file.gguf> | --dry-run)
+  pagoda synth --list
+
+Writes a GGUF model with random weights: its output is meaningless. It is for measuring memory, load time and
+speed of a model shape without downloading the model. --type defaults to q4_0. --dry-run prints the tensors and
+the file size without writing. Dimension flags override the --like shape; without --like, unset dimensions
+come from a small default shape.
+`;
+
+class UsageError extends Error {
+    override readonly name = "UsageError";
+    readonly code = "PAGODA_ERR_SYNTH_USAGE";
+}
+
+interface SynthRequest {
+    options: SyntheticModelOptions;
+    like: ModelShape | null;
+    out: string | null;
+    isDryRun: boolean;
+}
+
+function parseInteger(flag: string, text: string, minimum: number): number {
+    const value = Number(text);
+    if (!/^-?\d+$/.test(text) || !Number.isSafeInteger(value) || value < minimum)
+        throw new UsageError(`--${flag} must be an integer of at least ${minimum}, got "${text}"`);
+    return value;
+}
+
+function parseRequest(values: Record<string, string | boolean | undefined>): SynthRequest {
+    const likeName = typeof values.like === "string" ? values.like : undefined;
+    const like = likeName === undefined ? null : findModelShape(likeName);
+    if (likeName !== undefined && like === null)
+        throw new UsageError(`--like: unknown shape "${likeName}"; known: ${MODEL_SHAPES.map((shape) => shape.name).join(", ")}`);
+    const typeText = typeof values.type === "string" ? values.type.toLowerCase() : undefined;
+    const tensorType = typeText === undefined ? DEFAULT_TYPE : TYPES[typeText];
+    if (tensorType === undefined)
+        throw new UsageError(`--type must be one of ${Object.keys(TYPES).join(", ")}, got "${String(values.type)}"`);
+    const architecture = values.arch as SyntheticArchitecture | undefined;
+    if (architecture !== undefined && !ARCHITECTURES.includes(architecture))
+        throw new UsageError(`--arch must be one of ${ARCHITECTURES.join(", ")}, got "${architecture}"`);
+
+    const options: SyntheticModelOptions = { ...(like ?? {}), tensorType };
+    const overridden: string[] = [];
+    for (const [flag, key] of Object.entries(DIMENSION_FLAGS)) {
+        const text = values[flag];
+        if (typeof text !== "string")
+            continue;
+        options[key] = parseInteger(flag, text, key === "expertCount" || key === "expertUsedCount" ? 0 : 1);
+        if (like === null || options[key] !== like[key])
+            overridden.push(flag);
+    }
+    if (architecture !== undefined && architecture !== like?.architecture) {
+        options.architecture = architecture;
+        overridden.push("arch");
+    }
+    if (values.tied === true && like?.tiedEmbeddings !== true) {
+        options.tiedEmbeddings = true;
+        overridden.push("tied");
+    }
+    // Turning experts off without saying how many are used should just work.
+    if (options.expertCount === 0 && values["experts-used"] === undefined) options.expertUsedCount = 0;
+    if (typeof values.seed === "string") options.seed = parseInteger("seed", values.seed, 0);
+    if (like !== null) {
+        const layers = overridden.length === 1 && overridden[0] === "layers" ? `-l${options.blockCount}` : null;
+        // Anything beyond a layer count is not that model any more, so the name spells the shape out instead.
+        if (overridden.length === 0 || layers !== null)
+            options.label = `${like.name}${layers ?? ""}-${tensorType.toLowerCase()}`;
+    }
+
+    const out = typeof values.out === "string" ? values.out : null;
+    const isDryRun = values["dry-run"] === true;
+    if (out === null && !isDryRun)
+        throw new UsageError("--out <file.gguf> is required (or --dry-run to only print the plan)");
+    return { options, like, out, isDryRun };
+}
+
+function formatCount(count: number): string {
+    const scaled = count >= 1e9 ? `${(count / 1e9).toFixed(2)} B` : count >= 1e6 ? `${(count / 1e6).toFixed(2)} M` : null;
+    return scaled === null ? count.toLocaleString("en-US") : `${scaled} (${count.toLocaleString("en-US")})`;
+}
+
+function formatBytes(bytes: number): string {
+    const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let value = bytes;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+        value /= 1024;
+        unit++;
+    }
+    const exact = unit === 0 ? "" : ` (${bytes.toLocaleString("en-US")} bytes)`;
+    return `${unit === 0 ? value : value.toFixed(2)} ${units[unit]}${exact}`;
+}
+
+function describePlan(plan: SyntheticModelPlan, like: ModelShape | null): string {
+    const s = plan.shape;
+    const layers = like !== null && like.blockCount !== s.blockCount ? ` (${like.name} has ${like.blockCount})` : "";
+    const moe = s.expertCount === 0 ? "" : `, ${s.expertCount} experts (${s.expertUsedCount} used)`;
+    const types = [...new Set(plan.tensors.map((tensor) => tensor.type))].join(", ");
+    const active = plan.activeParameterCount === plan.parameterCount
+        ? ""
+        : `, ${formatCount(plan.activeParameterCount)} active per token`;
+    return [
+        "SYNTHETIC MODEL: all weights are random, so its output is meaningless. Use it only to measure memory, load",
+        "time and speed of this shape.",
+        ...(like === null ? [] : [`  like        ${like.name} (${like.source}); the vocabulary is synthetic, of the same size`]),
+        `  shape       ${s.architecture}, vocab ${s.vocabSize}, dim ${s.embeddingLength}, layers ${s.blockCount}${layers}, ` +
+            `heads ${s.headCount} (${s.headCountKv} kv), ffn ${s.feedForwardLength}${moe}, ctx ${s.contextLength}` +
+            (s.tiedEmbeddings ? ", tied embeddings" : ""),
+        `  type        ${s.tensorType} (tensor types used: ${types})`,
+        `  parameters  ${formatCount(plan.parameterCount)}${active}`,
+        `  file size   ${formatBytes(plan.fileBytes)}`,
+        ""
+    ].join("\n");
+}
+
+/** Tensors outside the blocks, then block 0's; the other blocks repeat block 0. */
+function describeTensors(plan: SyntheticModelPlan): string {
+    const shown = plan.tensors.filter((tensor) => !tensor.name.startsWith("blk.") || tensor.name.startsWith("blk.0."));
+    const nameWidth = Math.max(...shown.map((tensor) => tensor.name.length));
+    const lines = shown.map((tensor) => {
+        const dims = `[${tensor.dims.join(", ")}]`;
+        return `  ${tensor.name.padEnd(nameWidth)}  ${tensor.type.padEnd(4)}  ${dims.padEnd(24)}  ${formatBytes(tensor.byteLength)}`;
+    });
+    if (plan.shape.blockCount > 1)
+        lines.push(`  blk.1 … blk.${plan.shape.blockCount - 1}: the same as blk.0`);
+    return `Tensors (${plan.tensors.length}):\n${lines.join("\n")}\n`;
+}
+
+function describeShapes(): string {
+    const header = ["name", "arch", "vocab", "dim", "layers", "heads", "kv", "ffn", "experts", "ctx", "source"];
+    const rows = MODEL_SHAPES.map((shape) => [
+        shape.name, shape.architecture, shape.vocabSize, shape.embeddingLength, shape.blockCount, shape.headCount,
+        shape.headCountKv, shape.feedForwardLength, shape.expertCount === 0 ? "-" : `${shape.expertCount}/${shape.expertUsedCount}`,
+        shape.contextLength, shape.source
+    ].map(String));
+    const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+    const line = (cells: string[]): string => cells.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd();
+    return `${[line(header), ...rows.map(line)].join("\n")}\n`;
+}
+
+/** Reports progress in 10% steps, and only for files big enough to take a while. */
+function progressReporter(io: SynthCommandIo, totalBytes: number): ((writtenBytes: number) => void) | undefined {
+    if (totalBytes < 256 * 1024 * 1024)
+        return undefined;
+    let reported = 0;
+    return (writtenBytes) => {
+        const percent = Math.floor((writtenBytes / totalBytes) * 10) * 10;
+        if (percent > reported) {
+            reported = percent;
+            io.stderr(`  ${percent}% (${formatBytes(writtenBytes).split(" (")[0]})\n`);
+        }
+    };
+}
+
+/** Runs `pagoda synth` with the arguments after "synth"; resolves to the exit code (2 for bad arguments). */
+export async function runSynthCommand(argv: string[], io: SynthCommandIo = PROCESS_IO): Promise<number> {
+    let request: SynthRequest;
+    let plan: SyntheticModelPlan;
+    try {
+        const { values } = parseArgs({
+            args: argv,
+            strict: true,
+            allowPositionals: false,
+            options: {
+                like: { type: "string" }, type: { type: "string" }, out: { type: "string" }, seed: { type: "string" },
+                arch: { type: "string" }, tied: { type: "boolean" }, list: { type: "boolean" },
+                "dry-run": { type: "boolean" }, help: { type: "boolean", short: "h" },
+                ...Object.fromEntries(Object.keys(DIMENSION_FLAGS).map((flag) => [flag, { type: "string" as const }]))
+            }
+        });
+        if (values.help === true) {
+            io.stdout(USAGE);
+            return EXIT_OK;
+        }
+        if (values.list === true) {
+            io.stdout(describeShapes());
+            return EXIT_OK;
+        }
+        request = parseRequest(values);
+        plan = planSyntheticModel(request.options);
+    } catch (error) {
+        // parseArgs rejects unknown flags and missing values with TypeErrors; the shape checks throw RangeErrors.
+        if (error instanceof UsageError || error instanceof TypeError || error instanceof RangeError) {
+            io.stderr(`pagoda synth: ${error.message}\n\n${USAGE}`);
+            return EXIT_USAGE;
+        }
+        throw error;
+    }
+
+    io.stdout(describePlan(plan, request.like));
+    if (request.isDryRun) {
+        io.stdout(describeTensors(plan));
+        if (request.out !== null)
+            io.stdout(`Dry run: nothing written to ${request.out}.\n`);
+        return EXIT_OK;
+    }
+    const out = request.out!;
+    const startedMs = performance.now();
+    try {
+        await writeSyntheticModel(out, request.options, progressReporter(io, plan.fileBytes));
+    } catch (error) {
+        io.stderr(`pagoda synth: could not write ${out}: ${error instanceof Error ? error.message : String(error)}\n`);
+        return EXIT_FAILED;
+    }
+    const seconds = ((performance.now() - startedMs) / 1000).toFixed(1);
+    io.stdout(`Wrote ${out} (${formatBytes(plan.fileBytes)}) in ${seconds} s. Remember: random weights, meaningless output.\n`);
+    return EXIT_OK;
+}
