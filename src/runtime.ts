@@ -5,6 +5,9 @@ import type { FastifyBaseLogger } from "fastify";
 import type { Config } from "./config/config-schema.ts";
 import { LlamaEngine } from "./engine/llama-engine.ts";
 import { resolveModel } from "./model/resolve-model.ts";
+import { formatBytes } from "./plan/format-plan.ts";
+import { readGgufModelInfo } from "./plan/gguf-model-info.ts";
+import { planMemory } from "./plan/memory-plan.ts";
 import { EngineLoop, type StepStats } from "./scheduler/engine-loop.ts";
 import { Scheduler, type RequestStats } from "./scheduler/scheduler.ts";
 import type { Runtime } from "./server/serving-state.ts";
@@ -38,6 +41,7 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     gpu: config.gpu,
     flashAttention: config.flashAttn,
     onNativeLog: (level, message) => log[level]({ source: "llama.cpp" }, message.trim()),
+    onLoadProgress: progressLogger(log),
   });
   const scheduler = new Scheduler(engine, {
     maxNumRunning: config.parallel,
@@ -55,5 +59,54 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
   });
   loop.start();
   log.info({ ...engine.info }, "model loaded");
-  return { engine, loop, modelId: model.alias, createdSeconds: Math.floor(Date.now() / 1000) };
+  const planSource = {
+    modelPath: model.path,
+    ctxSize: config.ctxSize,
+    parallel: config.parallel,
+    batchSize: engine.info.batchSize,
+    kvType: "f16" as const,
+    flashAttention: engine.info.isFlashAttention,
+  };
+  await logStartupSummary(log, planSource, { alias: model.alias, threads: config.threads, backend: engine.backend });
+  return { engine, loop, modelId: model.alias, createdSeconds: Math.floor(Date.now() / 1000), planSource };
+}
+
+/** Logs load progress in quarters: enough to see a large model move, without a line per tensor. */
+function progressLogger(log: FastifyBaseLogger): (progress: number) => void {
+  let lastQuarter = -1;
+  return (progress) => {
+    const quarter = Math.floor(progress * 4);
+    if (quarter <= lastQuarter) return;
+    lastQuarter = quarter;
+    log.info({ progress: Math.round(progress * 100) / 100 }, `loading model: ${Math.round(progress * 100)}%`);
+  };
+}
+
+/** One line that says what is being served and where the memory goes. A failed plan never stops the server. */
+async function logStartupSummary(
+  log: FastifyBaseLogger,
+  source: { modelPath: string; ctxSize: number; parallel: number; batchSize: number; flashAttention: boolean },
+  facts: { alias: string; threads: number; backend: string },
+): Promise<void> {
+  try {
+    const plan = planMemory(await readGgufModelInfo(source.modelPath), { ...source, kvType: "f16", kvCacheTokens: null });
+    log.info(
+      {
+        ...facts,
+        parameters: plan.numParameters,
+        activeParameters: plan.numActiveParameters,
+        weightsBytes: plan.weightsBytes,
+        kvBytes: plan.kvBytes,
+        kvBytesPerToken: plan.kvBytesPerToken,
+        kvCells: plan.numKvCells,
+        computeBytes: plan.computeBytes,
+        totalBytes: plan.totalBytes,
+      },
+      `serving ${facts.alias}: ${plan.numParameters.toLocaleString("en")} parameters; memory ${formatBytes(plan.totalBytes)} = ` +
+        `weights ${formatBytes(plan.weightsBytes)} + KV ${formatBytes(plan.kvBytes)} (${plan.numKvCells} cells) + ` +
+        `compute ${formatBytes(plan.computeBytes)} + output ${formatBytes(plan.outputBytes)}; ${facts.threads} threads on ${facts.backend}`,
+    );
+  } catch (error) {
+    log.warn({ err: error }, "could not compute the memory plan for the startup summary");
+  }
 }

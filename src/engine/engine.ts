@@ -65,6 +65,8 @@ export interface ModelInfo {
   readonly trainContextSize: number;
   readonly embeddingSize: number;
   readonly bosToken: TokenId | null;
+  /** Whether the context runs attention with flash attention (it changes the compute buffer). */
+  readonly isFlashAttention: boolean;
 }
 
 export type ChatRole = "system" | "developer" | "user" | "assistant" | "tool";

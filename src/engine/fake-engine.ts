@@ -62,6 +62,7 @@ export class FakeEngine implements Engine {
       trainContextSize: options.contextSize ?? 256,
       embeddingSize: 8,
       bosToken: FAKE_BOS,
+      isFlashAttention: false,
     };
   }
 

@@ -45,6 +45,8 @@ export interface LlamaEngineOptions {
   readonly flashAttention?: FlashAttentionOption;
   /** Receives llama.cpp's own log lines at warn level and above. */
   readonly onNativeLog?: (level: "error" | "warn", message: string) => void;
+  /** Receives the model's load progress, 0 to 1. */
+  readonly onLoadProgress?: (progress: number) => void;
 }
 
 interface Slot {
@@ -58,6 +60,8 @@ interface Slot {
 
 export class LlamaEngine implements Engine {
   readonly info: ModelInfo;
+  /** "cpu", or the GPU backend node-llama-cpp loaded. */
+  readonly backend: string;
   private readonly llama: Llama;
   private readonly model: LlamaModel;
   private readonly context: LlamaContext;
@@ -85,6 +89,7 @@ export class LlamaEngine implements Engine {
       history: [],
       isInUse: false,
     }));
+    this.backend = llama.gpu === false ? "cpu" : llama.gpu;
     this.info = {
       name: model.fileInfo.metadata.general?.name ?? "model",
       vocabSize: vocabSizeOf(model),
@@ -94,6 +99,7 @@ export class LlamaEngine implements Engine {
       trainContextSize: model.trainContextSize,
       embeddingSize: model.embeddingVectorSize,
       bosToken: model.tokens.bos,
+      isFlashAttention: context.flashAttention === true,
     };
   }
 
@@ -107,7 +113,10 @@ export class LlamaEngine implements Engine {
         else if (level === LlamaLogLevel.warn) options.onNativeLog?.("warn", message);
       },
     });
-    const model = await llama.loadModel({ modelPath: options.modelPath });
+    const model = await llama.loadModel({
+      modelPath: options.modelPath,
+      ...(options.onLoadProgress === undefined ? {} : { onLoadProgress: options.onLoadProgress }),
+    });
     try {
       const context = await model.createContext({
         sequences: options.numSequences,

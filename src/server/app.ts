@@ -15,6 +15,7 @@ import { chatCompletionsRoute } from "./routes/chat-completions.ts";
 import { completionsRoute } from "./routes/completions.ts";
 import { embeddingsRoute } from "./routes/embeddings.ts";
 import { modelsRoute } from "./routes/models.ts";
+import { planRoute } from "./routes/plan.ts";
 import { tokenizeRoute } from "./routes/tokenize.ts";
 import type { ServingState } from "./serving-state.ts";
 
@@ -121,6 +122,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(completionsRoute, routeOptions);
   await app.register(chatCompletionsRoute, routeOptions);
   await app.register(tokenizeRoute, routeOptions);
+  await app.register(planRoute, routeOptions);
   if (deps.isEmbeddingsEnabled !== false) await app.register(embeddingsRoute, routeOptions);
 
   // New requests get 503 from here on; running ones may finish within the grace period, then the rest fail with

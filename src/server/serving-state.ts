@@ -1,5 +1,6 @@
 import type { Engine } from "../engine/engine.ts";
 import type { EngineLoop } from "../scheduler/engine-loop.ts";
+import type { PlanSource } from "./routes/plan.ts";
 import { PagodaError } from "./errors.ts";
 
 export type ServingStatus = "loading" | "ready" | "closing" | "failed";
@@ -11,6 +12,8 @@ export interface Runtime {
   /** The id clients pass as `model`. */
   readonly modelId: string;
   readonly createdSeconds: number;
+  /** The served file and context settings, for `GET /v1/plan`; absent when the model is not a file. */
+  readonly planSource?: PlanSource | null;
 }
 
 /**
