@@ -7,6 +7,7 @@ import { LlamaEngine } from "./engine/llama-engine.ts";
 import { resolveModel } from "./model/resolve-model.ts";
 import { formatBytes } from "./plan/format-plan.ts";
 import { readGgufModelInfo } from "./plan/gguf-model-info.ts";
+import { contextSizeForKvBudget, KV_CELL_PADDING } from "./plan/kv-budget.ts";
 import { planMemory } from "./plan/memory-plan.ts";
 import { EngineLoop, type StepStats } from "./scheduler/engine-loop.ts";
 import { Scheduler, type RequestStats } from "./scheduler/scheduler.ts";
@@ -30,12 +31,13 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
         "Its output is meaningless. Point --model (or PAGODA_MODEL) at a real GGUF file, or put one in ./models.",
     );
   }
-  log.info({ modelPath: model.path, alias: model.alias, threads: config.threads, parallel: config.parallel }, "loading model");
+  const ctxSize = await resolveContextSize(config, model.path, log);
+  log.info({ modelPath: model.path, alias: model.alias, threads: config.threads, parallel: config.parallel, ctxSize }, "loading model");
   const engine = await LlamaEngine.load({
     modelPath: model.path,
     threads: config.threads,
     numSequences: config.parallel,
-    contextSize: config.ctxSize,
+    contextSize: ctxSize,
     // Every running sequence must be able to add its decode token to one step.
     batchSize: Math.max(config.batchSize, config.parallel),
     gpu: config.gpu,
@@ -61,7 +63,7 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
   log.info({ ...engine.info }, "model loaded");
   const planSource = {
     modelPath: model.path,
-    ctxSize: config.ctxSize,
+    ctxSize,
     parallel: config.parallel,
     batchSize: engine.info.batchSize,
     kvType: "f16" as const,
@@ -69,6 +71,26 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
   };
   await logStartupSummary(log, planSource, { alias: model.alias, threads: config.threads, backend: engine.backend });
   return { engine, loop, modelId: model.alias, createdSeconds: Math.floor(Date.now() / 1000), planSource };
+}
+
+/** `--ctx-size`, or as many tokens per sequence as `--kv-cache-memory` holds (never more than `--ctx-size`). */
+async function resolveContextSize(config: Config, modelPath: string, log: FastifyBaseLogger): Promise<number> {
+  if (config.kvCacheMemory === undefined) return config.ctxSize;
+  const model = await readGgufModelInfo(modelPath);
+  const { kvBytesPerToken } = planMemory(model, {
+    ctxSize: config.ctxSize,
+    parallel: config.parallel,
+    batchSize: config.batchSize,
+    kvType: "f16",
+    kvCacheTokens: null,
+  });
+  const ctxSize = contextSizeForKvBudget(kvBytesPerToken, config.parallel, config.kvCacheMemory, config.ctxSize);
+  if (ctxSize === null) {
+    const minimum = KV_CELL_PADDING * config.parallel * kvBytesPerToken;
+    throw new Error(`--kv-cache-memory: ${config.kvCacheMemory} bytes cannot hold ${KV_CELL_PADDING} tokens for each of ${config.parallel} sequences; at least ${minimum} bytes are needed`);
+  }
+  log.info({ kvCacheMemory: config.kvCacheMemory, kvBytesPerToken, ctxSize }, "context size derived from the KV cache budget");
+  return ctxSize;
 }
 
 /** Logs load progress in quarters: enough to see a large model move, without a line per tensor. */

@@ -139,6 +139,14 @@ export const ConfigSchema = z
       .default(256)
       .describe("Maximum number of requests waiting for a free sequence; beyond this the server answers 429."),
     embeddings: z.boolean().default(true).describe("Serve /v1/embeddings."),
+    kvCacheMemory: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(
+        "KV cache budget in bytes. When set, the tokens per sequence (ctxSize) are derived from it: " +
+          "budget / (KV bytes per token x parallel), rounded down to a multiple of 256 and capped at ctxSize.",
+      ),
   })
   .strict();
 

@@ -40,6 +40,7 @@ export const ENV_VARS: Readonly<Record<ConfigKey, string>> = {
   seed: "PAGODA_SEED",
   maxQueue: "PAGODA_MAX_QUEUE",
   embeddings: "PAGODA_EMBEDDINGS",
+  kvCacheMemory: "PAGODA_KV_CACHE_MEMORY",
 };
 
 /** Command-line flag (without `--`) for each key. */
@@ -60,6 +61,7 @@ export const FLAG_NAMES: Readonly<Record<ConfigKey, string>> = {
   seed: "seed",
   maxQueue: "max-queue",
   embeddings: "embeddings",
+  kvCacheMemory: "kv-cache-memory",
 };
 
 const FLAG_TO_KEY = new Map<string, ConfigKey>(CONFIG_KEYS.map((key) => [FLAG_NAMES[key], key]));
