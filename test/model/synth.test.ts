@@ -13,6 +13,7 @@ import { GGML_TYPE } from "../../src/gguf/gguf-writer.ts";
 import { readGgufHeader, type GgufHeader } from "../../src/gguf/gguf-reader.ts";
 import { findModelShape } from "../../src/gguf/model-shapes.ts";
 import { runSynthCommand } from "../../src/gguf/synth-command.ts";
+import { greedyTokens } from "../helpers/greedy-tokens.ts";
 
 let dir: string;
 let llama: Llama;
@@ -41,19 +42,7 @@ async function loadAndGenerate(path: string, inspect: (model: LlamaModel) => voi
     const model = await llama.loadModel({ modelPath: path });
     try {
         inspect(model);
-        const context = await model.createContext({ contextSize: 256, threads: 1 });
-        try {
-            const generated: number[] = [];
-            const prompt = [model.tokens.bos!, ...model.tokenize("hello world")];
-            for await (const token of context.getSequence().evaluate(prompt, { temperature: 0, seed: 1 })) {
-                generated.push(token);
-                if (generated.length === 5)
-                    break;
-            }
-            return generated;
-        } finally {
-            await context.dispose();
-        }
+        return await greedyTokens(model);
     } finally {
         await model.dispose();
     }

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getLlama, LlamaCompletion, LlamaLogLevel, type Llama, type LlamaModel } from "node-llama-cpp";
 import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
+import { greedyTokens } from "../helpers/greedy-tokens.ts";
 
 let dir: string;
 let llama: Llama;
@@ -54,21 +55,7 @@ test("tokenizer round-trips plain text and falls back to bytes", () => {
 });
 
 test("generates deterministically with a greedy sampler", async () => {
-    const run = async (): Promise<number[]> => {
-        const context = await model.createContext({ contextSize: 256, threads: 1 });
-        try {
-            const generated: number[] = [];
-            const prompt = [model.tokens.bos!, ...model.tokenize("hello world")];
-            for await (const token of context.getSequence().evaluate(prompt, { temperature: 0, seed: 1 })) {
-                generated.push(token);
-                if (generated.length === 5)
-                    break;
-            }
-            return generated;
-        } finally {
-            await context.dispose();
-        }
-    };
+    const run = (): Promise<number[]> => greedyTokens(model);
     const first = await run();
     assert.equal(first.length, 5);
     assert.ok(first.every((token) => Number.isInteger(token) && token >= 0 && token < 1024));
