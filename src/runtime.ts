@@ -6,7 +6,7 @@ import type { Config } from "./config/config-schema.ts";
 import { LlamaEngine } from "./engine/llama-engine.ts";
 import { resolveModel } from "./model/resolve-model.ts";
 import { formatBytes } from "./plan/format-plan.ts";
-import { readGgufModelInfo } from "./plan/gguf-model-info.ts";
+import { readGgufModelInfo, type GgufModelInfo } from "./plan/gguf-model-info.ts";
 import { contextSizeForKvBudget, KV_CELL_PADDING } from "./plan/kv-budget.ts";
 import { planMemory } from "./plan/memory-plan.ts";
 import { EngineLoop, type StepStats } from "./scheduler/engine-loop.ts";
@@ -31,7 +31,13 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
         "Its output is meaningless. Point --model (or PAGODA_MODEL) at a real GGUF file, or put one in ./models.",
     );
   }
-  const ctxSize = await resolveContextSize(config, model.path, log);
+  // Read once: the KV budget and the startup summary both plan from the header. A header the planner cannot read
+  // never stops a model llama.cpp can load, unless a KV budget needs it.
+  const modelInfo = await readGgufModelInfo(model.path).catch((error: unknown) => {
+    log.warn({ err: error }, "could not read the GGUF header for the memory plan");
+    return null;
+  });
+  const ctxSize = resolveContextSize(config, modelInfo, log);
   log.info({ modelPath: model.path, alias: model.alias, threads: config.threads, parallel: config.parallel, ctxSize }, "loading model");
   const engine = await LlamaEngine.load({
     modelPath: model.path,
@@ -47,7 +53,7 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
   });
   const scheduler = new Scheduler(engine, {
     maxNumRunning: config.parallel,
-    maxNumBatchedTokens: Math.max(config.batchSize, config.parallel),
+    maxNumBatchedTokens: engine.info.batchSize,
     maxNumWaiting: config.maxQueue,
     ...(hooks.onRequestFinished === undefined ? {} : { onRequestFinished: hooks.onRequestFinished }),
   });
@@ -69,14 +75,14 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     kvType: "f16" as const,
     flashAttention: engine.info.isFlashAttention,
   };
-  await logStartupSummary(log, planSource, { alias: model.alias, threads: config.threads, backend: engine.backend });
+  if (modelInfo !== null) logStartupSummary(log, modelInfo, planSource, { alias: model.alias, threads: config.threads, backend: engine.backend });
   return { engine, loop, modelId: model.alias, createdSeconds: Math.floor(Date.now() / 1000), planSource };
 }
 
 /** `--ctx-size`, or as many tokens per sequence as `--kv-cache-memory` holds (never more than `--ctx-size`). */
-async function resolveContextSize(config: Config, modelPath: string, log: FastifyBaseLogger): Promise<number> {
+function resolveContextSize(config: Config, model: GgufModelInfo | null, log: FastifyBaseLogger): number {
   if (config.kvCacheMemory === undefined) return config.ctxSize;
-  const model = await readGgufModelInfo(modelPath);
+  if (model === null) throw new Error("--kv-cache-memory: the model's GGUF header could not be read to size the KV cache");
   const { kvBytesPerToken } = planMemory(model, {
     ctxSize: config.ctxSize,
     parallel: config.parallel,
@@ -105,13 +111,14 @@ function progressLogger(log: FastifyBaseLogger): (progress: number) => void {
 }
 
 /** One line that says what is being served and where the memory goes. A failed plan never stops the server. */
-async function logStartupSummary(
+function logStartupSummary(
   log: FastifyBaseLogger,
-  source: { modelPath: string; ctxSize: number; parallel: number; batchSize: number; flashAttention: boolean },
+  model: GgufModelInfo,
+  source: { ctxSize: number; parallel: number; batchSize: number; flashAttention: boolean },
   facts: { alias: string; threads: number; backend: string },
-): Promise<void> {
+): void {
   try {
-    const plan = planMemory(await readGgufModelInfo(source.modelPath), { ...source, kvType: "f16", kvCacheTokens: null });
+    const plan = planMemory(model, { ...source, kvType: "f16", kvCacheTokens: null });
     log.info(
       {
         ...facts,
