@@ -71,10 +71,6 @@ export class Generation implements AsyncIterable<ChoiceEvent> {
     for (const requestId of this.requestIds) this.loop.abort(requestId);
   }
 
-  get isDone(): boolean {
-    return this.numOpen === 0 && this.events.length === 0;
-  }
-
   async *[Symbol.asyncIterator](): AsyncIterator<ChoiceEvent> {
     while (this.numOpen > 0 || this.events.length > 0) {
       const event = this.events.shift();
