@@ -205,7 +205,7 @@ export class LlamaEngine implements Engine {
         logitIndexes.push(item.shouldSample ? (returned[0] ?? null) : null);
       }
       if (numTokens > 0) await native.decodeBatch();
-      return await Promise.all(items.map((item, index) => this.sample(item, logitIndexes[index] ?? null)));
+      return await this.sampleAll(items, logitIndexes);
     } finally {
       this.isStepping = false;
       this.flushDeferredReleases();
@@ -247,6 +247,19 @@ export class LlamaEngine implements Engine {
     await this.context.dispose();
     await this.model.dispose();
     void this.llama;
+  }
+
+  /**
+   * llama.cpp restores the batch's output order lazily, on the first read of the logits after a decode, and that
+   * reorder is not thread-safe: samplers running at once on the thread pool would swap rows twice and hand one
+   * sequence another's token (seen whenever a step's outputs left the split out of order). One sampler goes first
+   * and alone, the rest then only read.
+   */
+  private async sampleAll(items: readonly StepItem[], logitIndexes: readonly (number | null)[]): Promise<StepOutput[]> {
+    const first = logitIndexes.findIndex((index) => index !== null);
+    if (first < 0) return items.map((item) => ({ sequenceId: item.sequenceId, token: null, logprobs: null }));
+    const firstOutput = await this.sample(items[first]!, logitIndexes[first] ?? null);
+    return Promise.all(items.map((item, index) => (index === first ? firstOutput : this.sample(item, logitIndexes[index] ?? null))));
   }
 
   private async sample(item: StepItem, logitIndex: number | null): Promise<StepOutput> {

@@ -1,0 +1,81 @@
+/**
+ * Every sequence of a step gets the token sampled from its own logits, also when llama.cpp's split of the batch
+ * puts the outputs out of order. A 32k vocabulary makes llama.cpp's lazy output reorder slow enough that samplers
+ * racing on it mixed up sequences in every round here before the engine serialized the first read.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
+import { LlamaEngine } from "../../src/engine/llama-engine.ts";
+import type { SamplingParams, SequenceId, StepItem, TokenId } from "../../src/engine/engine.ts";
+
+const NUM_SEQUENCES = 16;
+const NUM_GENERATED = 24;
+const GREEDY: SamplingParams = { temperature: 0, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, seed: 1, topLogprobs: null };
+
+let dir: string;
+let engine: LlamaEngine;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "pagoda-step-outputs-"));
+  const modelPath = join(dir, "wide-vocab.gguf");
+  await writeSyntheticLlama(modelPath, { vocabSize: 32000, embeddingLength: 64, blockCount: 2, headCount: 4, headCountKv: 4, feedForwardLength: 128, tensorType: "F32", seed: 3 });
+  engine = await LlamaEngine.load({ modelPath, threads: 1, numSequences: NUM_SEQUENCES, contextSize: 128, batchSize: 512, gpu: "false" });
+});
+
+after(async () => {
+  await engine?.dispose();
+  if (dir != null) await rm(dir, { recursive: true, force: true });
+});
+
+/** Even requests have longer prompts than the odd one joining beside them, so their outputs leave the split late. */
+function promptOf(request: number): TokenId[] {
+  return Array.from({ length: 3 + request + (request % 2 === 0 ? 9 : 0) }, (_, k) => 300 + ((request * 37 + k * 11) % 500));
+}
+
+interface Running {
+  readonly request: number;
+  readonly sequenceId: SequenceId;
+  position: number;
+  pending: TokenId[];
+  readonly generated: TokenId[];
+}
+
+/** Greedy continuations of `requests`; together, two of them join per step while the earlier ones decode. */
+async function generate(requests: readonly number[]): Promise<Map<number, TokenId[]>> {
+  const running: Running[] = requests.map((request) => {
+    const sequenceId = engine.acquireSequence(GREEDY);
+    assert.ok(sequenceId !== null);
+    return { request, sequenceId, position: 0, pending: promptOf(request), generated: [] };
+  });
+  for (let step = 0; running.some((entry) => entry.generated.length < NUM_GENERATED); step++) {
+    const active = running.filter((entry, index) => Math.floor(index / 2) <= step && entry.generated.length < NUM_GENERATED);
+    const items: StepItem[] = active.map((entry) => ({ sequenceId: entry.sequenceId, startPos: entry.position, tokens: entry.pending, shouldSample: true }));
+    const outputs = await engine.step(items);
+    outputs.forEach((output, index) => {
+      const entry = active[index]!;
+      assert.ok(output.token !== null);
+      entry.position += entry.pending.length;
+      entry.pending = [output.token];
+      entry.generated.push(output.token);
+    });
+  }
+  for (const entry of running) engine.releaseSequence(entry.sequenceId);
+  return new Map(running.map((entry) => [entry.request, entry.generated]));
+}
+
+test("greedy tokens of 16 sequences joining two per step equal each sequence's tokens alone", async () => {
+  const requests = Array.from({ length: NUM_SEQUENCES }, (_, request) => request);
+  const alone = new Map<number, TokenId[]>();
+  for (const request of requests) alone.set(request, (await generate([request])).get(request)!);
+  assert.equal(new Set([...alone.values()].map((tokens) => tokens.join())).size, NUM_SEQUENCES, "different prompts continue differently");
+
+  for (let round = 0; round < 3; round++) {
+    const together = await generate(requests);
+    const mixedUp = requests.filter((request) => together.get(request)!.join() !== alone.get(request)!.join());
+    assert.deepEqual(mixedUp, [], `round ${round}: requests whose tokens changed in company`);
+  }
+});
