@@ -54,7 +54,7 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
   const scheduler = new Scheduler(engine, {
     maxNumRunning: config.parallel,
     maxNumBatchedTokens: engine.info.batchSize,
-    maxNumWaiting: config.maxQueue,
+    maxNumWaiting: config.maxQueuedRequests,
     ...(hooks.onRequestFinished === undefined ? {} : { onRequestFinished: hooks.onRequestFinished }),
   });
   const loop = new EngineLoop(engine, scheduler, {

@@ -133,11 +133,16 @@ export const ConfigSchema = z
         "Base sampling seed for requests that do not set their own. When absent, each such request " +
           "gets a random seed, so identical prompts do not produce identical samples.",
       ),
-    maxQueue: z
+    maxQueuedRequests: z
       .int()
       .min(0)
       .default(256)
-      .describe("Maximum number of requests waiting for a free sequence; beyond this the server answers 429."),
+      .describe("Maximum number of requests waiting to be scheduled; beyond this the server answers 429."),
+    queueTimeout: z
+      .int()
+      .min(0)
+      .default(60)
+      .describe("Seconds a request may wait in the queue before it is answered 503; 0 waits without limit."),
     embeddings: z.boolean().default(true).describe("Serve /v1/embeddings."),
     kvCacheMemory: z
       .int()
@@ -147,6 +152,16 @@ export const ConfigSchema = z
         "KV cache budget in bytes. When set, the tokens per sequence (ctxSize) are derived from it: " +
           "budget / (KV bytes per token x parallel), rounded down to a multiple of 256 and capped at ctxSize.",
       ),
+    kvCacheTokens: z
+      .int()
+      .min(16)
+      .optional()
+      .describe(
+        "Tokens in the shared KV pool of all sequences. Defaults to ctxSize x parallel; smaller pools queue and " +
+          "preempt requests instead of failing them.",
+      ),
+    kvBlockSize: z.int().min(1).max(1024).default(16).describe("Tokens per KV block: the unit the pool hands out and caches by prefix."),
+    prefixCaching: z.boolean().default(true).describe("Reuse the KV cache of identical prompt prefixes across requests."),
   })
   .strict();
 

@@ -38,9 +38,13 @@ export const ENV_VARS: Readonly<Record<ConfigKey, string>> = {
   flashAttn: "PAGODA_FLASH_ATTN",
   logLevel: "PAGODA_LOG_LEVEL",
   seed: "PAGODA_SEED",
-  maxQueue: "PAGODA_MAX_QUEUE",
+  maxQueuedRequests: "PAGODA_MAX_QUEUED_REQUESTS",
+  queueTimeout: "PAGODA_QUEUE_TIMEOUT",
   embeddings: "PAGODA_EMBEDDINGS",
   kvCacheMemory: "PAGODA_KV_CACHE_MEMORY",
+  kvCacheTokens: "PAGODA_KV_CACHE_TOKENS",
+  kvBlockSize: "PAGODA_KV_BLOCK_SIZE",
+  prefixCaching: "PAGODA_PREFIX_CACHING",
 };
 
 /** Command-line flag (without `--`) for each key. */
@@ -59,9 +63,13 @@ export const FLAG_NAMES: Readonly<Record<ConfigKey, string>> = {
   flashAttn: "flash-attn",
   logLevel: "log-level",
   seed: "seed",
-  maxQueue: "max-queue",
+  maxQueuedRequests: "max-queued-requests",
+  queueTimeout: "queue-timeout",
   embeddings: "embeddings",
   kvCacheMemory: "kv-cache-memory",
+  kvCacheTokens: "kv-cache-tokens",
+  kvBlockSize: "kv-block-size",
+  prefixCaching: "prefix-caching",
 };
 
 const FLAG_TO_KEY = new Map<string, ConfigKey>(CONFIG_KEYS.map((key) => [FLAG_NAMES[key], key]));

@@ -50,7 +50,7 @@ test("with no flags, environment or file every key takes its schema default", ()
   assert.equal(config.gpu, "auto");
   assert.equal(config.logLevel, "info");
   assert.equal(config.seed, undefined);
-  assert.equal(config.maxQueue, 256);
+  assert.equal(config.maxQueuedRequests, 256);
   assert.equal(config.embeddings, true);
 });
 
@@ -88,7 +88,7 @@ test("every environment variable in the table sets its key", () => {
     PAGODA_BATCH_SIZE: "64",
     PAGODA_LOG_LEVEL: "debug",
     PAGODA_SEED: "42",
-    PAGODA_MAX_QUEUE: "0",
+    PAGODA_MAX_QUEUED_REQUESTS: "0",
     PAGODA_EMBEDDINGS: "false",
     PAGODA_MODELS_DIR: "/srv/models",
   });
@@ -98,7 +98,7 @@ test("every environment variable in the table sets its key", () => {
   assert.equal(config.batchSize, 64);
   assert.equal(config.logLevel, "debug");
   assert.equal(config.seed, 42);
-  assert.equal(config.maxQueue, 0);
+  assert.equal(config.maxQueuedRequests, 0);
   assert.equal(config.embeddings, false);
   assert.equal(config.modelsDir, path.resolve("/srv/models"));
   assert.equal(Object.keys(ENV_VARS).length, CONFIG_KEYS.length);
