@@ -1,0 +1,245 @@
+/**
+ * Builds node-llama-cpp's native addon with pagoda's patch (patches/) and installs it over the prebuilt one.
+ *
+ * The patch adds what the stock addon cannot do: a KV pool shared by every sequence (`kvUnified`), zero-copy
+ * prefix forks between sequences (`copySequenceCells`) and raw logits (`getLogits`). Only the addon's own sources
+ * are compiled (about 15 s); it links against the llama.cpp libraries of the prebuilt package, so every backend
+ * plugin that package ships (CPU variants, CUDA) keeps working. Everything comes from the installed npm packages:
+ * the addon sources and llama.cpp's headers (from the git bundle node-llama-cpp carries), no network.
+ *
+ *   node --import tsx tools/build-addon.ts           build and install where missing or stale (npm's prepare step)
+ *   node --import tsx tools/build-addon.ts --check   exit 1 unless the CPU addon is patched
+ *   node --import tsx tools/build-addon.ts --force   rebuild even when the stamp matches
+ *
+ * Missing build tools (g++, git) leave the stock addon in place with a warning, and pagoda then runs with one KV
+ * slab per sequence and no prefix cache; a compile error fails the install.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const NODE_LLAMA_CPP_VERSION = "3.21.1";
+const PROJECT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const PATCH_FILE = path.join(PROJECT_DIR, "patches", `node-llama-cpp-${NODE_LLAMA_CPP_VERSION}-addon.patch`);
+const STAMP_FILE = "llama-addon.pagoda-stamp";
+const STOCK_SUFFIX = ".stock";
+/** Folders of llama.cpp's tree whose headers the addon includes. */
+const HEADER_DIRS = ["include", "ggml/include", "src", "common"];
+const DEFINES = ["-DGGML_BACKEND_SHARED", "-DGGML_SHARED", "-DLLAMA_SHARED", "-DNAPI_VERSION=7", "-DBUILDING_NODE_EXTENSION"];
+
+class MissingToolError extends Error {}
+
+interface Variant {
+  /** e.g. linux-x64 or linux-x64-cuda */
+  readonly name: string;
+  /** The folder holding llama-addon.node and the llama.cpp shared libraries. */
+  readonly binsDir: string;
+}
+
+function log(message: string): void {
+  process.stdout.write(`[pagoda addon] ${message}\n`);
+}
+
+function nodeLlamaCppDir(): string {
+  const require = createRequire(path.join(PROJECT_DIR, "package.json"));
+  // The package's exports hide package.json; walk up from its entry point.
+  let dir = path.dirname(require.resolve("node-llama-cpp"));
+  while (!existsSync(path.join(dir, "llama", "gitRelease.bundle"))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error("node-llama-cpp's package folder was not found");
+    dir = parent;
+  }
+  const { version } = JSON.parse(readFileSync(path.join(dir, "package.json"), "utf8")) as { version: string };
+  if (version !== NODE_LLAMA_CPP_VERSION) {
+    throw new Error(`the patch is for node-llama-cpp ${NODE_LLAMA_CPP_VERSION}, installed is ${version}`);
+  }
+  return dir;
+}
+
+/**
+ * Prebuilt packages for this platform whose addon can be rebuilt with the compiler alone. The Vulkan build also
+ * needs the Vulkan SDK for its GPU queries, so it keeps the stock addon.
+ */
+function findVariants(packageDir: string): Variant[] {
+  const scopeDir = path.resolve(packageDir, "..", "@node-llama-cpp");
+  if (!existsSync(scopeDir)) return [];
+  const prefix = `${process.platform}-${process.arch}`;
+  const variants: Variant[] = [];
+  for (const name of readdirSync(scopeDir)) {
+    if (name !== prefix && !name.startsWith(`${prefix}-`)) continue;
+    if (name.includes("vulkan")) continue;
+    const binsRoot = path.join(scopeDir, name, "bins");
+    if (!existsSync(binsRoot)) continue;
+    for (const bins of readdirSync(binsRoot)) {
+      const binsDir = path.join(binsRoot, bins);
+      if (existsSync(path.join(binsDir, "llama-addon.node")) && librariesIn(binsDir).length > 0) variants.push({ name, binsDir });
+    }
+  }
+  return variants;
+}
+
+/** The llama.cpp libraries the addon links against, by file name (their names carry the release). */
+function librariesIn(binsDir: string): string[] {
+  const wanted = [/^libllama-common\.so$/, /^libllama(\.v[\d.]+)?\.so$/, /^libggml(\.v[\d.]+)?\.so$/, /^libggml-base\.so$/];
+  const files = readdirSync(binsDir);
+  const found = wanted.map((pattern) => files.find((file) => pattern.test(file)));
+  return found.every((file) => file !== undefined) ? (found as string[]) : [];
+}
+
+function stampOf(packageDir: string): string {
+  const hash = createHash("sha256");
+  hash.update(readFileSync(PATCH_FILE));
+  hash.update(readFileSync(fileURLToPath(import.meta.url)));
+  hash.update(readFileSync(path.join(packageDir, "llama", "gitRelease.bundle")).subarray(0, 4096));
+  return hash.digest("hex").slice(0, 16);
+}
+
+function isInstalled(variant: Variant, stamp: string): boolean {
+  const file = path.join(variant.binsDir, STAMP_FILE);
+  return existsSync(file) && readFileSync(file, "utf8").trim() === stamp;
+}
+
+function requireTool(command: string): void {
+  try {
+    execFileSync(command, ["--version"], { stdio: "ignore" });
+  } catch {
+    throw new MissingToolError(`${command} is not installed`);
+  }
+}
+
+/** Addon sources with the patch applied, and llama.cpp's headers from the package's own git bundle. */
+function prepareSources(packageDir: string, workDir: string): string {
+  rmSync(workDir, { recursive: true, force: true });
+  const sourceDir = path.join(workDir, "src");
+  mkdirSync(sourceDir, { recursive: true });
+  execFileSync("cp", ["-r", path.join(packageDir, "llama", "addon"), sourceDir]);
+  execFileSync("git", ["apply", "--whitespace=nowarn", "--directory=addon", "-p2", PATCH_FILE], { cwd: sourceDir, stdio: "inherit" });
+
+  const gitDir = path.join(workDir, "llama.cpp.git");
+  const git = (...args: string[]): void => {
+    execFileSync("git", ["--git-dir", gitDir, ...args], { stdio: ["ignore", "ignore", "inherit"] });
+  };
+  execFileSync("git", ["init", "--quiet", "--bare", gitDir]);
+  git("fetch", "--quiet", path.join(packageDir, "llama", "gitRelease.bundle"), "HEAD");
+  const headersDir = path.join(workDir, "llama.cpp");
+  mkdirSync(headersDir, { recursive: true });
+  git("--work-tree", headersDir, "checkout", "FETCH_HEAD", "--", ...HEADER_DIRS);
+  return sourceDir;
+}
+
+function compilerFlags(workDir: string): string[] {
+  const require = createRequire(path.join(PROJECT_DIR, "package.json"));
+  const addonApiDir = path.dirname(require.resolve("node-addon-api/package.json"));
+  let nodeApiInclude: string;
+  try {
+    nodeApiInclude = (require("node-api-headers") as { include_dir: string }).include_dir;
+  } catch {
+    nodeApiInclude = path.resolve(process.execPath, "..", "..", "include", "node");
+  }
+  const llamaDir = path.join(workDir, "llama.cpp");
+  return [
+    "-O2", "-fPIC", "-std=c++17", "-fexceptions", "-w", ...DEFINES,
+    `-I${llamaDir}`, ...HEADER_DIRS.map((dir) => `-I${path.join(llamaDir, dir)}`),
+    `-I${addonApiDir}`, `-I${nodeApiInclude}`,
+  ];
+}
+
+async function run(command: string, args: readonly string[]): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "inherit", "inherit"] });
+    child.on("error", reject);
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`${command} exited with ${code}`))));
+  });
+}
+
+/** Compiles every addon source once, a few at a time; the objects do not depend on the variant. */
+async function compile(sourceDir: string, workDir: string): Promise<string[]> {
+  const addonDir = path.join(sourceDir, "addon");
+  const sources = [
+    ...readdirSync(addonDir).filter((file) => file.endsWith(".cpp")).map((file) => path.join(addonDir, file)),
+    ...readdirSync(path.join(addonDir, "globals")).filter((file) => file.endsWith(".cpp")).map((file) => path.join(addonDir, "globals", file)),
+  ];
+  const objectDir = path.join(workDir, "obj");
+  mkdirSync(objectDir, { recursive: true });
+  const flags = compilerFlags(workDir);
+  const objects = sources.map((source) => path.join(objectDir, `${path.basename(source, ".cpp")}.o`));
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < sources.length) {
+      const index = next++;
+      await run("g++", [...flags, "-c", sources[index]!, "-o", objects[index]!]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, os.availableParallelism()) }, worker));
+  return objects;
+}
+
+async function link(objects: readonly string[], variant: Variant, workDir: string): Promise<string> {
+  const output = path.join(workDir, `${variant.name}.node`);
+  const libraries = librariesIn(variant.binsDir).map((file) => `-l:${file}`);
+  await run("g++", ["-shared", "-o", output, ...objects, `-L${variant.binsDir}`, ...libraries, "-Wl,-rpath,$ORIGIN"]);
+  return output;
+}
+
+/** Keeps the stock addon beside the patched one, so a reinstall of the package is never needed to go back. */
+function install(built: string, variant: Variant, stamp: string): void {
+  const target = path.join(variant.binsDir, "llama-addon.node");
+  const stock = target + STOCK_SUFFIX;
+  if (!existsSync(stock)) renameSync(target, stock);
+  const temporary = `${target}.tmp-${process.pid}`;
+  copyFileSync(built, temporary);
+  renameSync(temporary, target);
+  writeFileSync(path.join(variant.binsDir, STAMP_FILE), `${stamp}\n`);
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const packageDir = nodeLlamaCppDir();
+  const variants = findVariants(packageDir);
+  const stamp = stampOf(packageDir);
+  if (argv.includes("--check")) {
+    const cpu = variants.find((variant) => variant.name === `${process.platform}-${process.arch}`);
+    const ok = cpu !== undefined && isInstalled(cpu, stamp);
+    log(ok ? `patched addon installed (${stamp})` : "the patched addon is not installed: run npm run build:addon");
+    return ok ? 0 : 1;
+  }
+  const stale = argv.includes("--force") ? variants : variants.filter((variant) => !isInstalled(variant, stamp));
+  if (variants.length === 0) {
+    log(`no prebuilt llama.cpp libraries for ${process.platform}-${process.arch}: keeping the stock addon`);
+    return 0;
+  }
+  if (stale.length === 0) {
+    log(`patched addon up to date (${stamp})`);
+    return 0;
+  }
+  try {
+    requireTool("g++");
+    requireTool("git");
+  } catch (error) {
+    if (!(error instanceof MissingToolError)) throw error;
+    log(`WARNING: ${error.message}; keeping the stock addon. pagoda will run without the shared KV pool and prefix cache.`);
+    return 0;
+  }
+  const started = Date.now();
+  const workDir = path.join(PROJECT_DIR, ".cache", "addon-build");
+  const sourceDir = prepareSources(packageDir, workDir);
+  const objects = await compile(sourceDir, workDir);
+  for (const variant of stale) {
+    install(await link(objects, variant, workDir), variant, stamp);
+    log(`installed the patched addon for ${variant.name}`);
+  }
+  rmSync(workDir, { recursive: true, force: true });
+  log(`built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`[pagoda addon] build failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);
