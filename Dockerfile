@@ -1,6 +1,16 @@
 # pagoda on CPU. Mount a directory with GGUF files at /models (the first *.gguf is served), or pass --model.
 #   docker build -t pagoda .
 #   docker run -p 8080:8080 -v "$PWD/models:/models" pagoda
+# The build stage compiles node-llama-cpp's addon with pagoda's patch (npm's prepare step needs g++ and git).
+FROM node:20-bookworm-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends g++ git && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY package.json package-lock.json ./
+COPY tools ./tools
+COPY patches ./patches
+# tsx runs the TypeScript sources directly, so dev dependencies (type checker, test clients) are left out.
+RUN npm ci --omit=dev --no-audit --no-fund && npm run build:addon -- --check && npm cache clean --force
+
 FROM node:20-bookworm-slim
 
 WORKDIR /app
@@ -11,8 +21,7 @@ ENV NODE_ENV=production \
     PAGODA_CACHE_DIR=/var/cache/pagoda
 
 COPY package.json package-lock.json ./
-# tsx runs the TypeScript sources directly, so dev dependencies (type checker, test clients) are left out.
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/node_modules ./node_modules
 
 COPY tsconfig.json ./
 COPY src ./src

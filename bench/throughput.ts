@@ -15,8 +15,8 @@ import { writeFile, mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../src/config/load-config.ts";
-import { writeSyntheticLlama } from "../src/gguf/synthetic-model.ts";
 import { loadRuntime } from "../src/runtime.ts";
+import { syntheticModel } from "./synthetic.ts";
 import { Request, type FinishedOutput, type RequestId } from "../src/scheduler/request.ts";
 import { buildApp } from "../src/server/app.ts";
 import { ServingState, type Runtime } from "../src/server/serving-state.ts";
@@ -80,26 +80,9 @@ function median(numbers: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
-async function syntheticModel(shape: string): Promise<string> {
-  const [dim, layers] = shape.split("x").map(Number);
-  if (dim === undefined || layers === undefined || !(dim > 0) || !(layers > 0)) throw new Error(`--synthetic: expected DxL, got ${shape}`);
-  const file = path.join(repoRoot, ".cache/pagoda", `bench-synthetic-${dim}x${layers}.gguf`);
-  await mkdir(path.dirname(file), { recursive: true });
-  await writeSyntheticLlama(file, {
-    vocabSize: 4096,
-    embeddingLength: dim,
-    blockCount: layers,
-    headCount: dim / 64,
-    headCountKv: Math.max(1, dim / 256),
-    feedForwardLength: dim * 3,
-    contextLength: 4096,
-    tensorType: "F16",
-  });
-  return file;
-}
 
 async function main(): Promise<void> {
-  const modelPath = values.synthetic === undefined ? values.model : await syntheticModel(values.synthetic);
+  const modelPath = values.synthetic === undefined ? values.model : await syntheticModel(values.synthetic, path.join(repoRoot, ".cache/pagoda"));
   const config = loadConfig({
     argv: ["--model", modelPath, "--threads", values.threads, "--parallel", String(maxConcurrency), "--ctx-size", String(maxTokens + 64), "--gpu", "false", "--log-level", "silent"],
     env: {},

@@ -37,13 +37,20 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     log.warn({ err: error }, "could not read the GGUF header for the memory plan");
     return null;
   });
-  const ctxSize = resolveContextSize(config, modelInfo, log);
-  log.info({ modelPath: model.path, alias: model.alias, threads: config.threads, parallel: config.parallel, ctxSize }, "loading model");
+  const kvCacheTokens = resolveKvCacheTokens(config, modelInfo, log);
+  // A request must fit the pool's whole blocks, or it could wait forever and preempt everyone else meanwhile.
+  const ctxSize = Math.min(config.ctxSize, Math.floor(kvCacheTokens / config.kvBlockSize) * config.kvBlockSize);
+  if (ctxSize < 1) throw new Error(`--kv-cache-tokens ${kvCacheTokens} holds no block of ${config.kvBlockSize} tokens`);
+  log.info({ modelPath: model.path, alias: model.alias, threads: config.threads, parallel: config.parallel, ctxSize, kvCacheTokens }, "loading model");
   const engine = await LlamaEngine.load({
     modelPath: model.path,
     threads: config.threads,
     numSequences: config.parallel,
+    // As many parked prefixes as running requests: each parked slot keeps one finished prompt's blocks resident.
+    numParkingSequences: config.prefixCaching && config.kvLayout === "shared" ? Math.min(config.parallel, MAX_SEQUENCES - config.parallel) : 0,
     contextSize: ctxSize,
+    kvCacheTokens,
+    kvLayout: config.kvLayout,
     // Every running sequence must be able to add its decode token to one step.
     batchSize: Math.max(config.batchSize, config.parallel),
     gpu: config.gpu,
@@ -55,6 +62,9 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     maxNumRunning: config.parallel,
     maxNumBatchedTokens: engine.info.batchSize,
     maxNumWaiting: config.maxQueuedRequests,
+    queueTimeoutMs: config.queueTimeout * 1000,
+    blockSize: config.kvBlockSize,
+    enablePrefixCaching: config.prefixCaching,
     ...(hooks.onRequestFinished === undefined ? {} : { onRequestFinished: hooks.onRequestFinished }),
   });
   const loop = new EngineLoop(engine, scheduler, {
@@ -66,12 +76,14 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     },
   });
   loop.start();
-  log.info({ ...engine.info }, "model loaded");
+  log.info({ ...engine.info, kvBlocks: scheduler.kv.numBlocks, kvBlockSize: scheduler.kv.blockSize }, "model loaded");
+  if (!engine.info.isKvShared) log.warn("KV cache: one slab per sequence (stock addon); run npm run build:addon for the shared pool and prefix caching");
   const planSource = {
     modelPath: model.path,
     ctxSize,
     parallel: config.parallel,
     batchSize: engine.info.batchSize,
+    kvCacheTokens: engine.info.isKvShared ? engine.info.kvCacheTokens : null,
     kvType: "f16" as const,
     flashAttention: engine.info.isFlashAttention,
   };
@@ -79,9 +91,17 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
   return { engine, loop, modelId: model.alias, createdSeconds: Math.floor(Date.now() / 1000), planSource };
 }
 
-/** `--ctx-size`, or as many tokens per sequence as `--kv-cache-memory` holds (never more than `--ctx-size`). */
-function resolveContextSize(config: Config, model: GgufModelInfo | null, log: FastifyBaseLogger): number {
-  if (config.kvCacheMemory === undefined) return config.ctxSize;
+/** llama.cpp's most sequences per context (LLAMA_MAX_SEQ). */
+const MAX_SEQUENCES = 256;
+
+/**
+ * Cells of the shared KV pool: `--kv-cache-tokens`, or what `--kv-cache-memory` holds (rounded down to llama.cpp's
+ * 256-cell padding so the allocation stays within the budget), or by default every sequence's full context.
+ */
+function resolveKvCacheTokens(config: Config, model: GgufModelInfo | null, log: FastifyBaseLogger): number {
+  const allContexts = config.ctxSize * config.parallel;
+  if (config.kvCacheTokens !== undefined) return config.kvCacheTokens;
+  if (config.kvCacheMemory === undefined) return allContexts;
   if (model === null) throw new Error("--kv-cache-memory: the model's GGUF header could not be read to size the KV cache");
   const { kvBytesPerToken } = planMemory(model, {
     ctxSize: config.ctxSize,
@@ -90,13 +110,12 @@ function resolveContextSize(config: Config, model: GgufModelInfo | null, log: Fa
     kvType: "f16",
     kvCacheTokens: null,
   });
-  const ctxSize = contextSizeForKvBudget(kvBytesPerToken, config.parallel, config.kvCacheMemory, config.ctxSize);
-  if (ctxSize === null) {
-    const minimum = KV_CELL_PADDING * config.parallel * kvBytesPerToken;
-    throw new Error(`--kv-cache-memory: ${config.kvCacheMemory} bytes cannot hold ${KV_CELL_PADDING} tokens for each of ${config.parallel} sequences; at least ${minimum} bytes are needed`);
+  const kvCacheTokens = contextSizeForKvBudget(kvBytesPerToken, 1, config.kvCacheMemory, allContexts);
+  if (kvCacheTokens === null) {
+    throw new Error(`--kv-cache-memory: ${config.kvCacheMemory} bytes cannot hold ${KV_CELL_PADDING} tokens; at least ${KV_CELL_PADDING * kvBytesPerToken} bytes are needed`);
   }
-  log.info({ kvCacheMemory: config.kvCacheMemory, kvBytesPerToken, ctxSize }, "context size derived from the KV cache budget");
-  return ctxSize;
+  log.info({ kvCacheMemory: config.kvCacheMemory, kvBytesPerToken, kvCacheTokens }, "KV pool sized from the memory budget");
+  return kvCacheTokens;
 }
 
 /** Logs load progress in quarters: enough to see a large model move, without a line per tensor. */

@@ -58,8 +58,18 @@ export interface ModelInfo {
   readonly vocabSize: number;
   /** Tokens one sequence can hold. */
   readonly contextSize: number;
-  /** Sequences that can be resident at once. */
+  /** Sequence slots: running requests plus parked ones that keep a cached prefix resident. */
   readonly numSequences: number;
+  /**
+   * KV cells of the whole context. With a shared pool every sequence draws from these; with slabs each sequence
+   * owns `contextSize` of them.
+   */
+  readonly kvCacheTokens: number;
+  /**
+   * One KV pool shared by all sequences, where `shareCells` forks a prefix without copying. False with the stock
+   * addon: a static slab per sequence and no sharing.
+   */
+  readonly isKvShared: boolean;
   /** The most tokens one `step` may carry. */
   readonly batchSize: number;
   readonly trainContextSize: number;
@@ -96,15 +106,29 @@ export interface Engine {
   /** True for tokens that end generation (EOS, EOT and the like). */
   isEndOfGeneration(token: TokenId): boolean;
   renderChat(messages: readonly ChatMessage[]): RenderedChat;
-  /** Reserves a sequence slot with its sampler, or returns null when every slot is taken. */
-  acquireSequence(sampling: SamplingParams): SequenceId | null;
+  /**
+   * Reserves a free sequence slot with its sampler, or returns null when every slot is taken or parked.
+   * `history` restores the tokens a resumed request already generated, for its penalties.
+   */
+  acquireSequence(sampling: SamplingParams, history?: readonly TokenId[]): SequenceId | null;
   /**
    * Evaluates the items of many sequences in one batch and samples where asked. Each item's sampled token is
    * recorded for that sequence's penalties. Rejects only when the whole batch failed.
    */
   step(items: readonly StepItem[]): Promise<StepOutput[]>;
-  /** Frees the slot and its KV cells; safe to call twice. */
-  releaseSequence(sequenceId: SequenceId): void;
+  /**
+   * Ends the slot's request: drops its sampler and its KV cells from position `keepTokens` on. With
+   * `keepTokens` > 0 the slot is parked: its first cells stay resident for prefix forks and `acquireSequence`
+   * skips it until `truncateSequence(id, 0)` frees it. Safe to call twice.
+   */
+  releaseSequence(sequenceId: SequenceId, keepTokens?: number): void;
+  /** Drops the sequence's KV cells from `fromPos` on; a parked slot truncated to 0 becomes free. */
+  truncateSequence(sequenceId: SequenceId, fromPos: number): void;
+  /**
+   * Makes `dst` hold `src`'s KV cells of positions [startPos, endPos) without copying them (shared pool only).
+   * Both must be acquired or parked.
+   */
+  shareCells(src: SequenceId, dst: SequenceId, startPos: number, endPos: number): void;
   numFreeSequences(): number;
   embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]>;
   dispose(): Promise<void>;

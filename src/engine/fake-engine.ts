@@ -2,6 +2,8 @@
  * A deterministic, model-free `Engine` for unit tests of the scheduler and server. Its vocabulary is printable
  * ASCII, so text is readable in assertions; its "model" is a fixed function of the previous token and position.
  * It records every step, so tests can assert exactly which sequence got how many tokens in which step.
+ * Its KV cache behaves like llama.cpp's shared pool: `kvCacheTokens` cells, any free cell per token, cells shared
+ * by forks and freed when no sequence holds them, and a step that finds no free cell fails as llama.cpp's does.
  */
 import type {
   ChatMessage,
@@ -29,6 +31,8 @@ export interface FakeEngineOptions {
   readonly contextSize?: number;
   /** Defaults to 64. */
   readonly batchSize?: number;
+  /** Cells of the shared KV pool. Defaults to contextSize × numSequences. */
+  readonly kvCacheTokens?: number;
   /** Emit EOS as the n-th generated token of every sequence (1-based). Defaults to never. */
   readonly eosAfter?: number;
   /** Awaited before every step; lets a test hold the loop at a known point. */
@@ -36,9 +40,10 @@ export interface FakeEngineOptions {
 }
 
 interface FakeSequence {
-  sampling: SamplingParams;
-  /** Tokens the "KV cache" holds, by position. */
-  tokens: TokenId[];
+  state: "active" | "parked";
+  sampling: SamplingParams | null;
+  /** The pool cell of each position this sequence holds. */
+  cells: number[];
   numGenerated: number;
 }
 
@@ -48,6 +53,9 @@ export class FakeEngine implements Engine {
   readonly steps: StepItem[][] = [];
   private readonly options: FakeEngineOptions;
   private readonly sequences = new Map<SequenceId, FakeSequence>();
+  /** Token stored in each cell of the pool, and how many sequences hold that cell (0 = free). */
+  private readonly cellTokens: TokenId[];
+  private readonly cellHolders: number[];
   private pendingFailure: Error | null = null;
   isDisposed = false;
 
@@ -58,12 +66,16 @@ export class FakeEngine implements Engine {
       vocabSize: FIRST_CHAR_TOKEN + NUM_CHARS,
       contextSize: options.contextSize ?? 256,
       numSequences: options.numSequences ?? 4,
+      kvCacheTokens: options.kvCacheTokens ?? (options.contextSize ?? 256) * (options.numSequences ?? 4),
+      isKvShared: true,
       batchSize: options.batchSize ?? 64,
       trainContextSize: options.contextSize ?? 256,
       embeddingSize: 8,
       bosToken: FAKE_BOS,
       isFlashAttention: false,
     };
+    this.cellTokens = new Array<TokenId>(this.info.kvCacheTokens).fill(0);
+    this.cellHolders = new Array<number>(this.info.kvCacheTokens).fill(0);
   }
 
   tokenize(text: string, options: { addBos?: boolean } = {}): TokenId[] {
@@ -90,11 +102,11 @@ export class FakeEngine implements Engine {
     return { tokens: this.tokenize(text, { addBos: true }), stopStrings: ["<end>"], stopTokens: [] };
   }
 
-  acquireSequence(sampling: SamplingParams): SequenceId | null {
+  acquireSequence(sampling: SamplingParams, history: readonly TokenId[] = []): SequenceId | null {
     for (let id = 0; id < this.info.numSequences; id++) {
       const sequenceId = id as SequenceId;
       if (!this.sequences.has(sequenceId)) {
-        this.sequences.set(sequenceId, { sampling, tokens: [], numGenerated: 0 });
+        this.sequences.set(sequenceId, { state: "active", sampling, cells: [], numGenerated: history.length });
         return sequenceId;
       }
     }
@@ -105,9 +117,24 @@ export class FakeEngine implements Engine {
     return this.info.numSequences - this.sequences.size;
   }
 
-  /** Sequences currently held, for leak assertions. */
+  /** Sequences currently held by requests, for leak assertions; parked ones are not counted. */
   get numAcquiredSequences(): number {
-    return this.sequences.size;
+    return [...this.sequences.values()].filter((sequence) => sequence.state === "active").length;
+  }
+
+  /** Sequences parked with a cached prefix. */
+  get numParkedSequences(): number {
+    return [...this.sequences.values()].filter((sequence) => sequence.state === "parked").length;
+  }
+
+  /** Pool cells some sequence holds. */
+  get numUsedCells(): number {
+    return this.cellHolders.filter((holders) => holders > 0).length;
+  }
+
+  /** The tokens a sequence's cells hold, by position; for tests. */
+  cachedTokensOf(sequenceId: SequenceId): TokenId[] {
+    return (this.sequences.get(sequenceId)?.cells ?? []).map((cell) => this.cellTokens[cell] ?? -1);
   }
 
   /** Makes the next step reject with `error`, as a failed native decode would. */
@@ -131,8 +158,33 @@ export class FakeEngine implements Engine {
     return items.map((item) => this.evaluate(item));
   }
 
-  releaseSequence(sequenceId: SequenceId): void {
-    this.sequences.delete(sequenceId);
+  releaseSequence(sequenceId: SequenceId, keepTokens = 0): void {
+    const sequence = this.sequences.get(sequenceId);
+    if (sequence === undefined || sequence.state !== "active") return;
+    this.dropCells(sequence, Math.max(0, keepTokens));
+    sequence.sampling = null;
+    if (sequence.cells.length > 0) sequence.state = "parked";
+    else this.sequences.delete(sequenceId);
+  }
+
+  truncateSequence(sequenceId: SequenceId, fromPos: number): void {
+    const sequence = this.sequences.get(sequenceId);
+    if (sequence === undefined) return;
+    this.dropCells(sequence, Math.max(0, fromPos));
+    if (sequence.state === "parked" && sequence.cells.length === 0) this.sequences.delete(sequenceId);
+  }
+
+  shareCells(src: SequenceId, dst: SequenceId, startPos: number, endPos: number): void {
+    const from = this.sequences.get(src);
+    const to = this.sequences.get(dst);
+    if (from === undefined || to === undefined || src === dst) throw new Error(`cannot share cells from ${src} to ${dst}`);
+    if (to.cells.length !== startPos) throw new Error(`sequence ${dst} holds ${to.cells.length} cells, a fork at ${startPos} would leave a gap`);
+    if (endPos > from.cells.length) throw new Error(`sequence ${src} holds no cells at ${from.cells.length}..${endPos}`);
+    for (let position = startPos; position < endPos; position++) {
+      const cell = from.cells[position]!;
+      this.cellHolders[cell]! += 1;
+      to.cells.push(cell);
+    }
   }
 
   async embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]> {
@@ -147,18 +199,31 @@ export class FakeEngine implements Engine {
   async dispose(): Promise<void> {
     this.isDisposed = true;
     this.sequences.clear();
+    this.cellHolders.fill(0);
+  }
+
+  private dropCells(sequence: FakeSequence, fromPos: number): void {
+    for (const cell of sequence.cells.splice(fromPos)) this.cellHolders[cell]! -= 1;
   }
 
   private evaluate(item: StepItem): StepOutput {
     const sequence = this.sequences.get(item.sequenceId);
-    if (sequence === undefined) throw new Error(`sequence ${item.sequenceId} is not acquired`);
-    if (item.startPos !== sequence.tokens.length) {
-      throw new Error(`sequence ${item.sequenceId}: step starts at ${item.startPos}, cache holds ${sequence.tokens.length}`);
+    if (sequence === undefined || sequence.state !== "active" || sequence.sampling === null) {
+      throw new Error(`sequence ${item.sequenceId} is not acquired`);
     }
-    sequence.tokens.push(...item.tokens);
+    if (item.startPos !== sequence.cells.length) {
+      throw new Error(`sequence ${item.sequenceId}: step starts at ${item.startPos}, cache holds ${sequence.cells.length}`);
+    }
+    for (const token of item.tokens) {
+      const cell = this.cellHolders.indexOf(0);
+      if (cell < 0) throw new Error("could not find a KV slot for the batch (the fake pool is full)");
+      this.cellHolders[cell] = 1;
+      this.cellTokens[cell] = token;
+      sequence.cells.push(cell);
+    }
     if (!item.shouldSample) return { sequenceId: item.sequenceId, token: null, logprobs: null };
     sequence.numGenerated += 1;
-    const token = this.nextToken(sequence);
+    const token = this.nextToken(sequence, sequence.sampling);
     const logprobs = sequence.sampling.topLogprobs === null ? null : {
       logprob: -0.5,
       top: [{ token, logprob: -0.5 }, { token: token === FIRST_CHAR_TOKEN ? FIRST_CHAR_TOKEN + 1 : FIRST_CHAR_TOKEN, logprob: -1.5 }]
@@ -167,11 +232,11 @@ export class FakeEngine implements Engine {
     return { sequenceId: item.sequenceId, token, logprobs };
   }
 
-  private nextToken(sequence: FakeSequence): TokenId {
+  private nextToken(sequence: FakeSequence, sampling: SamplingParams): TokenId {
     if (this.options.eosAfter !== undefined && sequence.numGenerated >= this.options.eosAfter) return FAKE_EOS;
-    const position = sequence.tokens.length;
-    const last = sequence.tokens[position - 1] ?? 0;
-    const salt = sequence.sampling.temperature > 0 ? sequence.sampling.seed + sequence.numGenerated : 0;
+    const position = sequence.cells.length;
+    const last = this.cellTokens[sequence.cells[position - 1] ?? -1] ?? 0;
+    const salt = sampling.temperature > 0 ? sampling.seed + sequence.numGenerated : 0;
     // Lower-case letters only, so stop-string tests can pick characters that never occur by accident.
     return FIRST_CHAR_TOKEN + 65 + ((last * 7 + position * 3 + salt) % 26);
   }

@@ -8,7 +8,6 @@ import {
   type ChatHistoryItem,
   type ChatWrapper,
   type Llama,
-  type LlamaContext,
   type LlamaEmbeddingContext,
   type LlamaModel,
   type Token,
@@ -25,19 +24,35 @@ import type {
   StepOutput,
   TokenId,
 } from "./engine.ts";
-import { getInternals, type LlamaInternals, type NativeSampler, type NativeSamplerConfig } from "./llama-internals.ts";
+import {
+  getInternals,
+  isPatchedContext,
+  type LlamaInternals,
+  type NativeContext,
+  type NativeSampler,
+  type NativeSamplerConfig,
+} from "./llama-internals.ts";
 import { toSampledLogprobs } from "./logprobs.ts";
 
 export type GpuOption = "auto" | "cuda" | "metal" | "vulkan" | "false";
 export type FlashAttentionOption = "auto" | "on" | "off";
+/** "shared": one KV pool for all sequences (needs the patched addon); "slabs": `contextSize` cells per sequence. */
+export type KvLayout = "shared" | "slabs";
 
 export interface LlamaEngineOptions {
   readonly modelPath: string;
   /** Threads of each decode. Defaults to the caller's choice; there is no safe library default on small machines. */
   readonly threads: number;
+  /** Sequence slots for running requests. */
   readonly numSequences: number;
-  /** Tokens per sequence. */
+  /** Further slots that park cached prefixes; shared pool only (slabs would multiply memory). Defaults to 0. */
+  readonly numParkingSequences?: number;
+  /** Most tokens of one sequence. */
   readonly contextSize: number;
+  /** Cells of the shared pool. Defaults to contextSize × numSequences; ignored with slabs. */
+  readonly kvCacheTokens?: number;
+  /** Defaults to "shared", which falls back to "slabs" (with `onNativeLog` told why) when the addon is stock. */
+  readonly kvLayout?: KvLayout;
   /** Most tokens per step. */
   readonly batchSize: number;
   readonly gpu: GpuOption;
@@ -55,7 +70,14 @@ interface Slot {
   sampling: SamplingParams | null;
   /** Sampled tokens, for presence and frequency penalties. */
   history: TokenId[];
-  isInUse: boolean;
+  /** "parked": no request, but its first KV cells stay resident as a cached prefix. */
+  state: "free" | "active" | "parked";
+}
+
+interface ResolvedOptions extends Omit<LlamaEngineOptions, "flashAttention"> {
+  readonly kvLayout: KvLayout;
+  readonly kvCacheTokens: number;
+  readonly flashAttention: boolean;
 }
 
 export class LlamaEngine implements Engine {
@@ -64,7 +86,7 @@ export class LlamaEngine implements Engine {
   readonly backend: string;
   private readonly llama: Llama;
   private readonly model: LlamaModel;
-  private readonly context: LlamaContext;
+  private readonly native: NativeContext;
   private readonly internals: LlamaInternals;
   private readonly chatWrapper: ChatWrapper;
   private readonly slots: Slot[];
@@ -72,34 +94,36 @@ export class LlamaEngine implements Engine {
   private embeddingContext: Promise<LlamaEmbeddingContext> | null = null;
   private embeddingQueue: Promise<unknown> = Promise.resolve();
   private isStepping = false;
-  private readonly deferredReleases: SequenceId[] = [];
+  private readonly deferred: (() => void)[] = [];
   private isDisposed = false;
 
-  private constructor(llama: Llama, model: LlamaModel, context: LlamaContext, options: LlamaEngineOptions) {
+  private constructor(llama: Llama, model: LlamaModel, internals: LlamaInternals, native: NativeContext, options: ResolvedOptions) {
     this.llama = llama;
     this.model = model;
-    this.context = context;
+    this.native = native;
     this.threads = options.threads;
-    this.internals = getInternals(model, context);
+    this.internals = internals;
     this.chatWrapper = resolveChatWrapper(model);
     this.slots = Array.from({ length: options.numSequences }, (_, index) => ({
       id: index as SequenceId,
       sampler: null,
       sampling: null,
       history: [],
-      isInUse: false,
+      state: "free",
     }));
     this.backend = llama.gpu === false ? "cpu" : llama.gpu;
     this.info = {
       name: model.fileInfo.metadata.general?.name ?? "model",
       vocabSize: vocabSizeOf(model),
-      contextSize: context.contextSize,
+      contextSize: options.contextSize,
       numSequences: options.numSequences,
-      batchSize: context.batchSize,
+      kvCacheTokens: options.kvCacheTokens,
+      isKvShared: options.kvLayout === "shared",
+      batchSize: options.batchSize,
       trainContextSize: model.trainContextSize,
       embeddingSize: model.embeddingVectorSize,
       bosToken: model.tokens.bos,
-      isFlashAttention: context.flashAttention === true,
+      isFlashAttention: options.flashAttention,
     };
   }
 
@@ -118,14 +142,30 @@ export class LlamaEngine implements Engine {
       ...(options.onLoadProgress === undefined ? {} : { onLoadProgress: options.onLoadProgress }),
     });
     try {
-      const context = await model.createContext({
-        sequences: options.numSequences,
-        contextSize: options.contextSize,
-        batchSize: options.batchSize,
-        threads: options.threads,
-        flashAttention: resolveFlashAttention(options.flashAttention ?? "auto", llama.gpu !== false),
+      const internals = getInternals(model);
+      const wantsShared = (options.kvLayout ?? "shared") === "shared";
+      if (wantsShared && !internals.isPatched) {
+        options.onNativeLog?.("warn", "the llama addon lacks pagoda's patch (npm run build:addon): one KV slab per sequence, no prefix cache");
+      }
+      const isShared = wantsShared && internals.isPatched;
+      const resolved: ResolvedOptions = {
+        ...options,
+        numSequences: options.numSequences + (isShared ? (options.numParkingSequences ?? 0) : 0),
+        kvLayout: isShared ? "shared" : "slabs",
+        kvCacheTokens: isShared ? (options.kvCacheTokens ?? options.contextSize * options.numSequences) : options.contextSize * options.numSequences,
+        flashAttention: resolveFlashAttention(options.flashAttention ?? "auto", llama.gpu !== false, isShared),
+      };
+      const native = internals.createContext({
+        contextSize: resolved.kvCacheTokens,
+        batchSize: resolved.batchSize,
+        sequences: resolved.numSequences,
+        threads: resolved.threads,
+        flashAttention: resolved.flashAttention,
+        kvUnified: isShared,
       });
-      return new LlamaEngine(llama, model, context, options);
+      if (!(await native.init())) throw new Error("llama.cpp could not create the context");
+      if (isShared && !(isPatchedContext(native) && native.isKvUnified())) throw new Error("the context was not created with a shared KV pool");
+      return new LlamaEngine(llama, model, internals, native, resolved);
     } catch (error) {
       await model.dispose();
       throw error;
@@ -168,28 +208,28 @@ export class LlamaEngine implements Engine {
     return { tokens: state.contextText.tokenize(this.model.tokenizer), stopStrings, stopTokens };
   }
 
-  acquireSequence(sampling: SamplingParams): SequenceId | null {
-    this.flushDeferredReleases();
-    const slot = this.slots.find((candidate) => !candidate.isInUse);
+  acquireSequence(sampling: SamplingParams, history: readonly TokenId[] = []): SequenceId | null {
+    this.flushDeferred();
+    const slot = this.slots.find((candidate) => candidate.state === "free");
     if (slot === undefined) return null;
     const sampler = this.internals.createSampler();
-    sampler.applyConfig(toNativeConfig(sampling, [], this.info.contextSize));
+    sampler.applyConfig(toNativeConfig(sampling, history, this.info.contextSize));
     slot.sampler = sampler;
     slot.sampling = sampling;
-    slot.history = [];
-    slot.isInUse = true;
+    slot.history = [...history];
+    slot.state = "active";
     return slot.id;
   }
 
   numFreeSequences(): number {
-    return this.slots.filter((slot) => !slot.isInUse).length;
+    return this.slots.filter((slot) => slot.state === "free").length;
   }
 
   async step(items: readonly StepItem[]): Promise<StepOutput[]> {
     if (this.isDisposed) throw new Error("engine is disposed");
     const numTokens = items.reduce((sum, item) => sum + item.tokens.length, 0);
     if (numTokens > this.info.batchSize) throw new Error(`step of ${numTokens} tokens exceeds batch size ${this.info.batchSize}`);
-    const native = this.internals.context;
+    const native = this.native;
     this.isStepping = true;
     try {
       const logitIndexes: (number | null)[] = [];
@@ -208,19 +248,47 @@ export class LlamaEngine implements Engine {
       return await this.sampleAll(items, logitIndexes);
     } finally {
       this.isStepping = false;
-      this.flushDeferredReleases();
+      this.flushDeferred();
     }
   }
 
-  releaseSequence(sequenceId: SequenceId): void {
+  releaseSequence(sequenceId: SequenceId, keepTokens = 0): void {
     const slot = this.slots[sequenceId];
-    if (slot === undefined || !slot.isInUse || this.isDisposed) return;
-    if (this.isStepping) {
-      if (!this.deferredReleases.includes(sequenceId)) this.deferredReleases.push(sequenceId);
-      return;
+    if (slot === undefined || slot.state !== "active" || this.isDisposed) return;
+    this.whenIdle(() => {
+      if (slot.state !== "active") return;
+      this.native.removeTokenCellsFromSequence(sequenceId, Math.max(0, keepTokens), -1);
+      resetSlot(slot);
+      if (keepTokens > 0) slot.state = "parked";
+    });
+  }
+
+  truncateSequence(sequenceId: SequenceId, fromPos: number): void {
+    const slot = this.slots[sequenceId];
+    if (slot === undefined || slot.state === "free" || this.isDisposed) return;
+    this.whenIdle(() => {
+      if (slot.state === "free") return;
+      this.native.removeTokenCellsFromSequence(sequenceId, Math.max(0, fromPos), -1);
+      if (slot.state === "parked" && fromPos <= 0) slot.state = "free";
+    });
+  }
+
+  shareCells(src: SequenceId, dst: SequenceId, startPos: number, endPos: number): void {
+    const native = this.native;
+    if (!this.info.isKvShared || !isPatchedContext(native)) throw new Error("sharing KV cells needs the shared pool");
+    for (const id of [src, dst]) {
+      const slot = this.slots[id];
+      if (slot === undefined || slot.state === "free") throw new Error(`sequence ${id} holds no cells`);
     }
-    this.internals.context.removeTokenCellsFromSequence(sequenceId, 0, -1);
-    resetSlot(slot);
+    if (this.isStepping) throw new Error("KV cells cannot be shared during a step");
+    native.copySequenceCells(src, dst, startPos, endPos);
+  }
+
+  /** The range of positions a sequence holds in the KV cache, or null when it holds none; for tests and checks. */
+  positionsOf(sequenceId: SequenceId): { readonly min: number; readonly max: number } | null {
+    const max = this.native.getSequenceKvCacheMaxPosition(sequenceId);
+    if (max < 0) return null;
+    return { min: this.native.getSequenceKvCacheMinPosition(sequenceId), max };
   }
 
   async embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]> {
@@ -240,11 +308,14 @@ export class LlamaEngine implements Engine {
   async dispose(): Promise<void> {
     if (this.isDisposed) return;
     this.isDisposed = true;
-    for (const slot of this.slots) resetSlot(slot);
+    for (const slot of this.slots) {
+      resetSlot(slot);
+      slot.state = "free";
+    }
     const embeddingContext = this.embeddingContext;
     this.embeddingContext = null;
     if (embeddingContext !== null) await embeddingContext.then((context) => context.dispose(), () => undefined);
-    await this.context.dispose();
+    await this.native.dispose();
     await this.model.dispose();
     void this.llama;
   }
@@ -270,7 +341,7 @@ export class LlamaEngine implements Engine {
     if (sampling === null || sampler === null) throw new Error(`sequence ${item.sequenceId} has no sampler`);
     if (hasPenalties(sampling)) sampler.applyConfig(toNativeConfig(sampling, slot.history, this.info.contextSize));
     const wantsLogprobs = sampling.topLogprobs !== null;
-    const [token, probabilities] = await this.internals.context.sampleToken(logitIndex, sampler, wantsLogprobs);
+    const [token, probabilities] = await this.native.sampleToken(logitIndex, sampler, wantsLogprobs);
     if (token < 0) return { sequenceId: item.sequenceId, token: null, logprobs: null };
     slot.history.push(token);
     const logprobs = wantsLogprobs ? toSampledLogprobs(token, probabilities ?? [], sampling.topLogprobs ?? 0) : null;
@@ -279,13 +350,19 @@ export class LlamaEngine implements Engine {
 
   private slotInUse(sequenceId: SequenceId): Slot {
     const slot = this.slots[sequenceId];
-    if (slot === undefined || !slot.isInUse) throw new Error(`sequence ${sequenceId} is not acquired`);
+    if (slot === undefined || slot.state !== "active") throw new Error(`sequence ${sequenceId} is not acquired`);
     return slot;
   }
 
-  private flushDeferredReleases(): void {
+  /** KV changes wait for the running step to end: the batch being decoded may refer to those cells. */
+  private whenIdle(operation: () => void): void {
+    if (this.isStepping) this.deferred.push(operation);
+    else operation();
+  }
+
+  private flushDeferred(): void {
     if (this.isStepping) return;
-    for (const sequenceId of this.deferredReleases.splice(0)) this.releaseSequence(sequenceId);
+    for (const operation of this.deferred.splice(0)) operation();
   }
 
   private getEmbeddingContext(): Promise<LlamaEmbeddingContext> {
@@ -308,14 +385,19 @@ function resetSlot(slot: Slot): void {
   slot.sampler = null;
   slot.sampling = null;
   slot.history = [];
-  slot.isInUse = false;
+  slot.state = "free";
 }
 
-/** CPU flash attention was several times slower here at a few hundred tokens of context, so auto means GPU only. */
-function resolveFlashAttention(option: FlashAttentionOption, isGpu: boolean): boolean {
+/**
+ * "auto": on for GPU backends and for the shared pool. The shared pool's attention spans every occupied cell and
+ * masks the other sequences' ones; llama.cpp's CPU flash-attention kernel skips masked cells, the plain path
+ * computes them (16 sequences of stories260K: 8.1 vs 15.5 ms per step). With slabs on CPU, flash attention was
+ * slower (4.7 vs 6.1 ms), so it stays off there.
+ */
+function resolveFlashAttention(option: FlashAttentionOption, isGpu: boolean, isKvShared: boolean): boolean {
   if (option === "on") return true;
   if (option === "off") return false;
-  return isGpu;
+  return isGpu || isKvShared;
 }
 
 /** node-llama-cpp brands token ids; the seam uses plain numbers. */

@@ -1,10 +1,13 @@
 /**
  * Narrow types for the parts of node-llama-cpp's internals that pagoda drives directly. The engine loop issues
  * one native batch per step itself, because the library's dispatcher, fed one `evaluate()` per sequence, merges
- * only N−1 of N sequences into a decode. These members are private to node-llama-cpp, so the version is pinned
- * exactly and `getInternals` checks their shape at start-up instead of failing mid-request.
+ * only N−1 of N sequences into a decode; and it creates the native context itself, because the library's
+ * `LlamaContext` hard-codes one KV slab per sequence. These members are private to node-llama-cpp, so the version
+ * is pinned exactly and `getInternals` checks their shape at start-up instead of failing mid-request.
+ * `copySequenceCells`, `getLogits` and `kvUnified` exist only in the addon built with pagoda's patch
+ * (tools/build-addon.ts); `isPatched` says whether it is the one loaded.
  */
-import type { LlamaContext, LlamaModel } from "node-llama-cpp";
+import type { LlamaModel } from "node-llama-cpp";
 
 export interface NativeSampler {
   applyConfig(config: NativeSamplerConfig): void;
@@ -24,7 +27,21 @@ export interface NativeSamplerConfig {
   repeatPenaltyFrequencyPenalty?: number;
 }
 
+export interface NativeContextOptions {
+  /** Cells of the whole KV cache (the library's LlamaContext passes per-sequence size × sequences). */
+  readonly contextSize: number;
+  readonly batchSize: number;
+  readonly sequences: number;
+  readonly threads: number;
+  readonly flashAttention: boolean;
+  /** One pool for every sequence; honoured by the patched addon only. */
+  readonly kvUnified: boolean;
+}
+
 export interface NativeContext {
+  init(): Promise<boolean>;
+  dispose(): Promise<void>;
+  getContextSize(): number;
   initBatch(size: number): void;
   addToBatch(sequenceId: number, firstTokenSequenceIndex: number, tokens: Uint32Array, logitIndexes: Uint32Array): Uint32Array;
   decodeBatch(): Promise<void>;
@@ -35,42 +52,70 @@ export interface NativeContext {
     confidence?: boolean,
   ): Promise<[token: number, probabilities: number[] | undefined, confidence: number | undefined]>;
   removeTokenCellsFromSequence(sequenceId: number, startPos: number, endPos: number): boolean;
+  getSequenceKvCacheMinPosition(sequenceId: number): number;
+  getSequenceKvCacheMaxPosition(sequenceId: number): number;
+}
+
+/** What the patched addon adds to the native context. */
+export interface PatchedNativeContext extends NativeContext {
+  copySequenceCells(src: number, dst: number, startPos: number, endPos: number): void;
+  getLogits(batchLogitIndex: number): Float32Array;
+  isKvUnified(): boolean;
 }
 
 interface NativeSamplerConstructor {
   new (model: unknown): NativeSampler;
 }
 
-export interface LlamaInternals {
-  readonly context: NativeContext;
-  createSampler(): NativeSampler;
+interface NativeContextConstructor {
+  new (model: unknown, options: NativeContextOptions): NativeContext;
 }
+
+export interface LlamaInternals {
+  createSampler(): NativeSampler;
+  /** A native context; call `init()` before use and `dispose()` before the model's. */
+  createContext(options: NativeContextOptions): NativeContext;
+  /** Whether the loaded addon carries pagoda's patch. */
+  readonly isPatched: boolean;
+}
+
+const CONTEXT_METHODS = [
+  "init", "dispose", "getContextSize", "initBatch", "addToBatch", "decodeBatch", "sampleToken",
+  "removeTokenCellsFromSequence", "getSequenceKvCacheMinPosition", "getSequenceKvCacheMaxPosition",
+];
+const PATCH_METHODS = ["copySequenceCells", "getLogits", "isKvUnified"];
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;
 }
 
-export function getInternals(model: LlamaModel, context: LlamaContext): LlamaInternals {
+export function isPatchedContext(context: NativeContext): context is PatchedNativeContext {
+  const fields: unknown = context;
+  return isRecord(fields) && PATCH_METHODS.every((name) => typeof fields[name] === "function");
+}
+
+export function getInternals(model: LlamaModel): LlamaInternals {
   const modelFields: unknown = model;
-  const contextFields: unknown = context;
-  if (!isRecord(modelFields) || !isRecord(contextFields)) throw new Error("node-llama-cpp objects are not objects");
+  if (!isRecord(modelFields)) throw new Error("node-llama-cpp objects are not objects");
   const nativeModel = modelFields["_model"];
   const llama = modelFields["_llama"];
-  const nativeContext = contextFields["_ctx"];
   const bindings = isRecord(llama) ? llama["_bindings"] : undefined;
   const samplerClass = isRecord(bindings) ? bindings["AddonSampler"] : undefined;
-  const methods = ["initBatch", "addToBatch", "decodeBatch", "sampleToken", "removeTokenCellsFromSequence"];
+  const contextClass = isRecord(bindings) ? bindings["AddonContext"] : undefined;
+  const prototype: unknown = typeof contextClass === "function" ? (contextClass as { prototype: unknown }).prototype : undefined;
   if (
     nativeModel == null ||
     typeof samplerClass !== "function" ||
-    !isRecord(nativeContext) ||
-    methods.some((name) => typeof nativeContext[name] !== "function")
+    !isRecord(prototype) ||
+    CONTEXT_METHODS.some((name) => typeof prototype[name] !== "function")
   ) {
     throw new Error("node-llama-cpp internals differ from version 3.21.1, which pagoda is pinned to");
   }
   const Sampler = samplerClass as NativeSamplerConstructor;
+  const Context = contextClass as NativeContextConstructor;
   return {
-    context: nativeContext as unknown as NativeContext,
     createSampler: () => new Sampler(nativeModel),
+    createContext: (options) => new Context(nativeModel, options),
+    isPatched: PATCH_METHODS.every((name) => typeof prototype[name] === "function"),
   };
 }

@@ -4,7 +4,7 @@
  */
 import type { Engine } from "../engine/engine.ts";
 import type { Request, RequestId } from "./request.ts";
-import type { Scheduler } from "./scheduler.ts";
+import type { KvCacheState, Scheduler } from "./scheduler.ts";
 
 /** One step, as a plain record for logs, metrics and benchmarks. */
 export interface StepStats {
@@ -18,6 +18,8 @@ export interface StepStats {
   readonly numRunning: number;
   readonly numWaiting: number;
   readonly durationMs: number;
+  /** The KV pool after the step; its counters are cumulative. */
+  readonly kvCache: KvCacheState;
 }
 
 export interface EngineLoopOptions {
@@ -60,6 +62,14 @@ export class EngineLoop {
 
   get numKvTokens(): number {
     return this.scheduler.numKvTokens;
+  }
+
+  get isPrefixCaching(): boolean {
+    return this.scheduler.kv.enablePrefixCaching;
+  }
+
+  kvCacheState(): KvCacheState {
+    return this.scheduler.kvCacheState();
   }
 
   start(): void {
@@ -149,6 +159,7 @@ export class EngineLoop {
         numRunning: this.scheduler.numRunning,
         numWaiting: this.scheduler.numWaiting,
         durationMs: now() - startMs,
+        kvCache: this.scheduler.kvCacheState(),
       });
       // The next step starts at once: its decode runs on a native thread while the handlers woken by this
       // step's outputs serialise and write their chunks. A native step completes through the event loop's

@@ -16,6 +16,19 @@ export interface GenerationParams {
   readonly stopTokens: readonly TokenId[];
   /** Keep generating past end-of-generation tokens (benchmarks rely on fixed output lengths). */
   readonly ignoreEos: boolean;
+  /** Lower runs first and is preempted last. Defaults to 0. */
+  readonly priority?: number;
+}
+
+/** A request that waited in the queue longer than the server allows. */
+export class QueueTimeoutError extends Error {
+  readonly waitedMs: number;
+
+  constructor(waitedMs: number) {
+    super(`the request waited ${Math.round(waitedMs / 1000)} s in the queue without being scheduled`);
+    this.name = "QueueTimeoutError";
+    this.waitedMs = waitedMs;
+  }
 }
 
 /** What one step added to a request's output. `text` may be empty while a possible stop string is held back. */
@@ -30,6 +43,8 @@ export interface FinishedOutput {
   readonly error: Error | null;
   readonly numPromptTokens: number;
   readonly numOutputTokens: number;
+  /** Prompt tokens whose KV came from the prefix cache. */
+  readonly numCachedTokens: number;
 }
 
 /** Receives a request's progress. Called from the engine loop; implementations must not throw. */
@@ -45,8 +60,13 @@ export class Request {
   readonly sink: RequestSink;
   readonly arrivalMs: number;
   readonly outputTokens: TokenId[] = [];
+  /** Prompt then output tokens, kept as one array for the block hashes. */
+  readonly allTokens: TokenId[];
   /** Tokens of prompt and output that the KV cache holds. */
   numComputedTokens = 0;
+  /** Prompt tokens served from the prefix cache when the request was first scheduled. */
+  numCachedTokens = 0;
+  numPreemptions = 0;
   status: RequestStatus = "waiting";
   sequenceId: SequenceId | null = null;
   finishReason: FinishReason | null = null;
@@ -59,15 +79,24 @@ export class Request {
     this.params = params;
     this.sink = sink;
     this.arrivalMs = arrivalMs;
+    this.allTokens = [...promptTokens];
   }
 
   get numTokens(): number {
-    return this.promptTokens.length + this.outputTokens.length;
+    return this.allTokens.length;
+  }
+
+  get priority(): number {
+    return this.params.priority ?? 0;
+  }
+
+  appendOutput(token: TokenId): void {
+    this.outputTokens.push(token);
+    this.allTokens.push(token);
   }
 
   tokenAt(position: number): TokenId {
-    const numPrompt = this.promptTokens.length;
-    const token = position < numPrompt ? this.promptTokens[position] : this.outputTokens[position - numPrompt];
+    const token = this.allTokens[position];
     if (token === undefined) throw new RangeError(`request ${this.id} has no token at ${position}`);
     return token;
   }

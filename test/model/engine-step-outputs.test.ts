@@ -23,7 +23,8 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), "pagoda-step-outputs-"));
   const modelPath = join(dir, "wide-vocab.gguf");
   await writeSyntheticLlama(modelPath, { vocabSize: 32000, embeddingLength: 64, blockCount: 2, headCount: 4, headCountKv: 4, feedForwardLength: 128, tensorType: "F32", seed: 3 });
-  engine = await LlamaEngine.load({ modelPath, threads: 1, numSequences: NUM_SEQUENCES, contextSize: 128, batchSize: 512, gpu: "false" });
+  // Slabs: llama.cpp splits such a batch into several ubatches and reorders the outputs; the shared pool does not.
+  engine = await LlamaEngine.load({ modelPath, threads: 1, numSequences: NUM_SEQUENCES, contextSize: 128, batchSize: 512, gpu: "false", kvLayout: "slabs" });
 });
 
 after(async () => {

@@ -1,0 +1,34 @@
+/**
+ * Greedy outputs compared as exactly as llama.cpp allows. In its shared KV pool a sequence's tokens sit in whatever
+ * cells were free, and attention accumulates over cells in pool order, so the same sequence placed differently
+ * (alone, among others, recomputed after preemption) can round differently in the last bits. That may flip an
+ * argmax where two tokens are within rounding of each other, and nowhere else. So two greedy runs must be identical
+ * token for token, or first differ at a position where the reference run had the other token as a near-tie.
+ */
+import assert from "node:assert/strict";
+
+export interface GreedyRun {
+  readonly text: string;
+  readonly tokens: readonly string[];
+  /** Per position, the top tokens' logprobs (the completions API's `logprobs: 2`). */
+  readonly topLogprobs: readonly Record<string, number>[];
+}
+
+/** Largest logprob gap between the reference's token and the other token that still counts as a near-tie. */
+export const NEAR_TIE_NATS = 0.02;
+
+/** "identical", or "near-tie" when the runs part at a near-tie; throws on any other difference. */
+export function compareGreedy(actual: GreedyRun, reference: GreedyRun, label: string): "identical" | "near-tie" {
+  if (actual.text === reference.text) return "identical";
+  const index = reference.tokens.findIndex((token, position) => actual.tokens[position] !== token);
+  assert.ok(index >= 0, `${label}: texts differ but tokens agree`);
+  const top = reference.topLogprobs[index] ?? {};
+  const expected = reference.tokens[index] ?? "";
+  const chosen = actual.tokens[index] ?? "";
+  const gap = (top[expected] ?? -Infinity) - (top[chosen] ?? -Infinity);
+  assert.ok(
+    gap <= NEAR_TIE_NATS,
+    `${label}: diverged at token ${index} (${JSON.stringify(chosen)} instead of ${JSON.stringify(expected)}), a gap of ${gap.toFixed(4)} nats, not a near-tie`,
+  );
+  return "near-tie";
+}

@@ -1,0 +1,71 @@
+/**
+ * The shared KV pool on the real model: a pool far smaller than the running requests' needs serves them all by
+ * preempting and resuming, with greedy outputs identical to running each alone; a shared prompt prefix is
+ * prefilled once and forked; llama.cpp never runs out of cells.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { compareGreedy, type GreedyRun } from "../helpers/greedy-compare.ts";
+import { startModelServer, STORIES_ID, type ModelServer } from "../helpers/model-server.ts";
+
+let small: ModelServer;
+let unshared: ModelServer;
+
+before(async () => {
+  // 16 blocks of 16 tokens for 8 requests that each grow to about 7 blocks.
+  small = await startModelServer(["--parallel", "8", "--ctx-size", "256", "--kv-cache-tokens", "256", "--kv-block-size", "16"]);
+  unshared = await startModelServer(["--parallel", "4", "--ctx-size", "512", "--prefix-caching", "false"]);
+});
+
+after(async () => {
+  await small?.close();
+  await unshared?.close();
+});
+
+async function greedy(server: ModelServer, prompt: string, maxTokens: number): Promise<GreedyRun & { cached: number }> {
+  const completion = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true, logprobs: 2 } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
+  const choice = completion.choices[0];
+  assert.equal(choice?.finish_reason, "length");
+  return {
+    text: choice?.text ?? "",
+    tokens: choice?.logprobs?.tokens ?? [],
+    topLogprobs: choice?.logprobs?.top_logprobs ?? [],
+    cached: completion.usage?.prompt_tokens_details?.cached_tokens ?? -1,
+  };
+}
+
+const PROMPTS = ["Once upon a time", "The little dog", "Lily and Ben", "One day, a big bird", "Tom had a red ball", "The sun was hot", "Mom said to Sue", "There was a tiny frog"];
+
+test("8 requests needing 3.5x the pool all finish, preempted and resumed, each identical to its run alone", async () => {
+  const alone: GreedyRun[] = [];
+  for (const prompt of PROMPTS) alone.push(await greedy(unshared, prompt, 100));
+  const preemptionsBefore = small.runtime.loop.kvCacheState().numPreemptions;
+  const together = await Promise.all(PROMPTS.map((prompt) => greedy(small, prompt, 100)));
+  const outcomes = together.map((run, index) => compareGreedy(run, alone[index]!, PROMPTS[index]!));
+  assert.ok(outcomes.filter((outcome) => outcome === "identical").length >= PROMPTS.length - 2, `outcomes: ${outcomes.join(", ")}`);
+  const state = small.runtime.loop.kvCacheState();
+  assert.ok(state.numPreemptions > preemptionsBefore, `preempted ${state.numPreemptions - preemptionsBefore} times`);
+  assert.equal(state.numUsedBlocks, 0, "every block went back to the pool");
+  assert.equal(small.runtime.loop.numRunning, 0);
+});
+
+test("requests sharing a long prefix prefill it once and continue exactly as without sharing", async () => {
+  const story = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. ".repeat(5);
+  const endings = ["One day, she saw", "Her friend Tom", "The sun was", "A big dog"];
+  const numPrefixTokens = small.runtime.engine.tokenize(story, { addBos: true }).length;
+  const expected = await Promise.all(endings.map((ending) => greedy(unshared, story + ending, 12)));
+
+  const first = await greedy(small, story + endings[0], 12);
+  const stepsBefore = small.steps.length;
+  const rest = await Promise.all(endings.slice(1).map((ending) => greedy(small, story + ending, 12)));
+  [first, ...rest].forEach((run, index) => compareGreedy(run, expected[index]!, endings[index]!));
+
+  // The story's full blocks come from the cache; only the tail of each prompt is prefilled again.
+  const reused = Math.floor((numPrefixTokens - 1) / 16) * 16;
+  for (const result of rest) assert.ok(result.cached >= reused - 16 && result.cached > 0, `cached ${result.cached} of the ${numPrefixTokens}-token story`);
+  const prefilled = small.steps.slice(stepsBefore).reduce((sum, step) => sum + step.numPromptTokens, 0);
+  const promptTokens = endings.slice(1).reduce((sum, ending) => sum + small.runtime.engine.tokenize(story + ending, { addBos: true }).length, 0);
+  const cachedTokens = rest.reduce((sum, result) => sum + result.cached, 0);
+  assert.equal(prefilled, promptTokens - cachedTokens, "exactly the uncached prompt tokens were evaluated");
+  assert.ok(prefilled < promptTokens / 3, `${prefilled} of ${promptTokens} prompt tokens evaluated`);
+});

@@ -1,0 +1,188 @@
+/**
+ * The scheduler on the paged KV pool, with the FakeEngine's emulated llama.cpp pool (which fails a step that finds
+ * no free cell, as llama.cpp does): preemption instead of failure, prefix forks, parking and eviction, priorities,
+ * queue deadlines, and a randomized run that must end with every block and cell free.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { FakeEngine, type FakeEngineOptions } from "../../src/engine/fake-engine.ts";
+import { QueueTimeoutError } from "../../src/scheduler/request.ts";
+import { Scheduler, type SchedulerOptions } from "../../src/scheduler/scheduler.ts";
+import { makeRequest } from "../helpers/requests.ts";
+
+const BLOCK = 4;
+
+function tokens(count: number, first = 10): number[] {
+  return Array.from({ length: count }, (_, index) => 2 + ((first + index * 7) % 90));
+}
+
+interface Setup {
+  readonly engine: FakeEngine;
+  readonly scheduler: Scheduler;
+}
+
+function setup(engineOptions: FakeEngineOptions, schedulerOptions: Partial<SchedulerOptions> = {}): Setup {
+  const engine = new FakeEngine({ batchSize: 64, ...engineOptions });
+  const scheduler = new Scheduler(engine, {
+    maxNumRunning: 4,
+    maxNumBatchedTokens: 64,
+    maxNumWaiting: 100,
+    blockSize: BLOCK,
+    ...schedulerOptions,
+  });
+  return { engine, scheduler };
+}
+
+/** One step; every step also proves the accounting: llama.cpp's used cells never exceed the blocks in use. */
+async function runStep({ engine, scheduler }: Setup): Promise<void> {
+  const plan = scheduler.schedule();
+  scheduler.checkInvariants();
+  if (plan.scheduled.length === 0) return;
+  const outputs = await engine.step(plan.scheduled.map((scheduled) => scheduled.item));
+  scheduler.updateFromOutput(plan, outputs, 0);
+  scheduler.checkInvariants();
+  const state = scheduler.kvCacheState();
+  assert.ok(engine.numUsedCells <= (state.numUsedBlocks + state.numCachedBlocks) * BLOCK, "cells beyond the blocks in use");
+}
+
+async function runUntilIdle(setup: Setup, maxSteps = 10_000): Promise<void> {
+  for (let step = 0; step < maxSteps && setup.scheduler.hasWork(); step++) await runStep(setup);
+  assert.equal(setup.scheduler.hasWork(), false, "the scheduler drained");
+}
+
+async function aloneOutput(prompt: number[], maxTokens: number): Promise<number[]> {
+  const alone = setup({ numSequences: 1, kvCacheTokens: 1024, contextSize: 1024 }, { maxNumRunning: 1 });
+  const { request, sink } = makeRequest("alone", prompt, { maxTokens });
+  alone.scheduler.add(request);
+  await runUntilIdle(alone);
+  return sink.tokens;
+}
+
+test("a pool smaller than the running requests' needs preempts and resumes them, and every output equals its run alone", async () => {
+  // 6 blocks of 4 cells; each request needs ceil((6 + 10) / 4) = 4 blocks, 16 in all.
+  const pool = setup({ numSequences: 8, kvCacheTokens: 24, contextSize: 64 });
+  const requests = [0, 1, 2, 3].map((index) => makeRequest(`r${index}`, tokens(6, index * 13), { maxTokens: 10 }));
+  for (const { request } of requests) pool.scheduler.add(request);
+  await runUntilIdle(pool);
+
+  assert.ok(pool.scheduler.kvCacheState().numPreemptions > 0, "the pool ran dry and someone was preempted");
+  for (const [index, { sink }] of requests.entries()) {
+    assert.equal(sink.finished?.finishReason, "length", `r${index} finished normally`);
+    assert.deepEqual(sink.tokens, await aloneOutput(tokens(6, index * 13), 10), `r${index} is unchanged by preemption`);
+  }
+  const state = pool.scheduler.kvCacheState();
+  assert.equal(state.numUsedBlocks, 0, "no block is held by a request");
+  assert.equal(pool.engine.numAcquiredSequences, 0);
+});
+
+test("requests sharing a prefix fork its cells and prefill only the rest; usage reports the cached tokens", async () => {
+  const shared = setup({ numSequences: 8, kvCacheTokens: 256, contextSize: 128 });
+  const prefix = tokens(14, 3);
+  const first = makeRequest("first", [...prefix, 50], { maxTokens: 3 });
+  shared.scheduler.add(first.request);
+  await runUntilIdle(shared);
+  assert.equal(first.sink.finished?.numCachedTokens, 0);
+  assert.equal(shared.engine.numParkedSequences, 1, "the finished request parks its 3 full blocks");
+
+  const stepsBefore = shared.engine.steps.length;
+  const others = [60, 61, 62].map((last, index) => makeRequest(`other${index}`, [...prefix, last], { maxTokens: 3 }));
+  for (const { request } of others) shared.scheduler.add(request);
+  await runUntilIdle(shared);
+
+  const firstStep = shared.engine.steps[stepsBefore] ?? [];
+  assert.deepEqual(firstStep.map((item) => [item.startPos, item.tokens.length]), [[12, 3], [12, 3], [12, 3]], "3 blocks (12 tokens) forked, 3 prefilled each");
+  for (const { request, sink } of others) {
+    assert.equal(sink.finished?.numCachedTokens, 12);
+    assert.deepEqual(sink.tokens, await aloneOutput(request.promptTokens as number[], 3));
+  }
+  const state = shared.scheduler.kvCacheState();
+  assert.equal(state.prefixQueriedTokens, 4 * 15);
+  assert.equal(state.prefixHitTokens, 3 * 12);
+});
+
+test("a parked prefix is evicted block by block when the pool needs room, tail first, and its cells go with it", async () => {
+  const pool = setup({ numSequences: 4, kvCacheTokens: 32, contextSize: 32 }, { maxNumRunning: 2 });
+  const cached = makeRequest("cached", tokens(13, 5), { maxTokens: 1 });
+  pool.scheduler.add(cached.request);
+  await runUntilIdle(pool);
+  assert.equal(pool.engine.numUsedCells, 12, "3 full blocks stay resident, the partial one is dropped");
+  assert.equal(pool.scheduler.kvCacheState().numCachedBlocks, 3);
+
+  // 7 blocks for a stranger: the 5 never-cached free blocks first, then the two newest cached ones.
+  const stranger = makeRequest("stranger", tokens(20, 70), { maxTokens: 8 });
+  pool.scheduler.add(stranger.request);
+  await runUntilIdle(pool);
+  assert.equal(pool.scheduler.kvCacheState().numCachedBlocks <= 7, true);
+
+  const again = makeRequest("again", tokens(13, 5), { maxTokens: 1 });
+  pool.scheduler.add(again.request);
+  await runUntilIdle(pool);
+  assert.ok((again.sink.finished?.numCachedTokens ?? -1) < 12, "an evicted block is no longer a hit");
+  assert.deepEqual(again.sink.tokens, cached.sink.tokens);
+});
+
+test("a more urgent request preempts the least urgent running one when every slot is taken", async () => {
+  const pool = setup({ numSequences: 2, kvCacheTokens: 256, contextSize: 128 }, { maxNumRunning: 2 });
+  const low = makeRequest("low", tokens(4, 1), { maxTokens: 30, priority: 5 });
+  const normal = makeRequest("normal", tokens(4, 2), { maxTokens: 30 });
+  pool.scheduler.add(low.request);
+  pool.scheduler.add(normal.request);
+  await runStep(pool);
+  const urgent = makeRequest("urgent", tokens(4, 3), { maxTokens: 2, priority: -1 });
+  pool.scheduler.add(urgent.request);
+  await runStep(pool);
+  assert.equal(low.request.status, "waiting", "the lowest priority yields its slot");
+  assert.equal(urgent.request.status, "running");
+  assert.equal(normal.request.status, "running");
+  await runUntilIdle(pool);
+  assert.deepEqual(low.sink.tokens, await aloneOutput(tokens(4, 1), 30), "and resumes unchanged");
+  assert.equal(low.request.numPreemptions, 1);
+});
+
+test("a request that waits past the queue deadline fails with QueueTimeoutError; preempted ones are exempt", async () => {
+  let now = 0;
+  const pool = setup({ numSequences: 1, kvCacheTokens: 256, contextSize: 128 }, { maxNumRunning: 1, queueTimeoutMs: 1000, now: () => now });
+  const busy = makeRequest("busy", tokens(4), { maxTokens: 50 });
+  const late = makeRequest("late", tokens(4), { maxTokens: 1 });
+  pool.scheduler.add(busy.request);
+  pool.scheduler.add(late.request);
+  await runStep(pool);
+  now = 1001;
+  await runStep(pool);
+  assert.equal(late.sink.finished?.finishReason, "error");
+  assert.ok(late.sink.finished?.error instanceof QueueTimeoutError);
+  assert.equal(busy.request.status, "running");
+});
+
+test("random requests, lengths, shared prefixes and aborts on a small pool end with every block and cell free", async () => {
+  let seed = 12345;
+  const random = (): number => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const pool = setup({ numSequences: 12, kvCacheTokens: 96, contextSize: 64 }, { maxNumRunning: 6, maxNumBatchedTokens: 32 });
+  const prefixes = [tokens(9, 1), tokens(17, 2), tokens(5, 3)];
+  const all: ReturnType<typeof makeRequest>[] = [];
+  for (let step = 0; step < 600; step++) {
+    if (random() < 0.3) {
+      const prefix = prefixes[Math.floor(random() * prefixes.length)]!;
+      const prompt = [...prefix.slice(0, 1 + Math.floor(random() * prefix.length)), ...tokens(Math.floor(random() * 10), step)];
+      const entry = makeRequest(`q${step}`, prompt, { maxTokens: 1 + Math.floor(random() * 20), priority: random() < 0.2 ? 1 : 0 });
+      pool.scheduler.add(entry.request);
+      all.push(entry);
+    }
+    if (random() < 0.05 && all.length > 0) pool.scheduler.abort(all[Math.floor(random() * all.length)]!.request.id);
+    await runStep(pool);
+  }
+  await runUntilIdle(pool);
+  assert.ok(all.length > 100);
+  assert.ok(all.every(({ sink }) => sink.finished !== null && sink.finished.finishReason !== "error"), "nothing failed");
+  assert.ok(pool.scheduler.kvCacheState().numPreemptions > 0);
+  assert.ok(pool.scheduler.kvCacheState().prefixHitTokens > 0);
+  assert.equal(pool.scheduler.kvCacheState().numUsedBlocks, 0);
+  assert.equal(pool.engine.numAcquiredSequences, 0);
+  // Only parked prefixes hold cells now; dropping them leaves the pool empty.
+  assert.equal(pool.scheduler.kv.resetPrefixCache(), true);
+  assert.equal(pool.engine.numUsedCells, 0);
+  assert.equal(pool.engine.numParkedSequences, 0);
+});
