@@ -2,14 +2,44 @@
  * The server process: read configuration, listen at once (health answers 503 while the model loads), load the
  * model, serve; on SIGTERM or SIGINT close gracefully, on a second signal exit at once.
  */
+import { isIP } from "node:net";
 import { pathToFileURL } from "node:url";
+import type { FastifyInstance } from "fastify";
 import pino from "pino";
 import { ConfigError } from "./config/config-error.ts";
+import type { Config } from "./config/config-schema.ts";
 import { isHelpRequested, loadConfig, renderHelp } from "./config/load-config.ts";
 import { ModelNotFoundError } from "./model/resolve-model.ts";
 import { loadRuntime } from "./runtime.ts";
-import { buildApp } from "./server/app.ts";
+import { buildApp, type AppDeps } from "./server/app.ts";
+import { resolveApiKeys } from "./server/auth.ts";
+import { engineFaultHandler } from "./server/engine-fault.ts";
+import { MAX_STOP_STRINGS } from "./server/request-limits.ts";
 import { ServingState } from "./server/serving-state.ts";
+
+/** Everything `buildApp` takes from the configuration; `apiKeys` are the resolved keys (flags plus key file). */
+export function appDepsFromConfig(config: Config, apiKeys: readonly string[]): Omit<AppDeps, "serving" | "logger"> {
+  return {
+    serverSeed: config.seed ?? null,
+    isEmbeddingsEnabled: config.embeddings,
+    bodyLimitBytes: config.bodyLimit,
+    shutdownGraceMs: config.shutdownGrace * 1000,
+    apiKeys,
+    isMetricsAuthRequired: config.metricsAuth,
+    corsOrigins: config.corsOrigin,
+    rateLimit: config.rateLimit > 0 ? { maxRequests: config.rateLimit, windowMs: config.rateLimitWindow * 1000 } : null,
+    limits: {
+      maxTokens: config.maxTokensLimit,
+      maxN: config.maxN,
+      maxStopStrings: MAX_STOP_STRINGS,
+      maxStopLength: config.maxStopLength,
+      maxPromptTokens: config.maxPromptTokens,
+    },
+    requestTimeoutMs: config.requestTimeout * 1000,
+    keepAliveTimeoutMs: config.keepAliveTimeout * 1000,
+    trustProxy: config.trustProxy,
+  };
+}
 
 /** Starts the server with the given command-line flags. */
 export async function runServer(argv: string[]): Promise<void> {
@@ -18,8 +48,10 @@ export async function runServer(argv: string[]): Promise<void> {
     return;
   }
   let config;
+  let apiKeys;
   try {
     config = loadConfig({ argv, env: process.env });
+    apiKeys = resolveApiKeys(config.apiKey, config.apiKeyFile);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`pagoda: ${error.message}\n`);
@@ -29,7 +61,13 @@ export async function runServer(argv: string[]): Promise<void> {
   }
   const logger = pino({ level: config.logLevel, base: { service: "pagoda" } });
   const serving = new ServingState();
-  const app = await buildApp({ serving, logger, serverSeed: config.seed ?? null, isEmbeddingsEnabled: config.embeddings });
+  const app = await buildApp({ serving, logger, ...appDepsFromConfig(config, apiKeys) });
+  if (apiKeys.length === 0 && !isLoopback(config.host)) {
+    logger.warn(
+      { host: config.host },
+      "no API key is configured and the server listens beyond loopback: anyone who can reach it can use the model. Set --api-key or --api-key-file.",
+    );
+  }
   installSignalHandlers(() => app.close(), logger);
   process.on("unhandledRejection", (reason) => logger.error({ err: reason }, "unhandled rejection"));
 
@@ -38,11 +76,7 @@ export async function runServer(argv: string[]): Promise<void> {
     const runtime = await loadRuntime(config, app.log, {
       onStep: (stats) => app.serverMetrics.observeStep(stats),
       onRequestFinished: (stats) => app.serverMetrics.observeRequest(stats),
-      onFatal: () => {
-        // Health turns 503 at once; exiting non-zero lets a supervisor restart the process instead of it hanging.
-        serving.markFailed();
-        app.close().finally(() => process.exit(1));
-      },
+      onFatal: engineFaultHandler({ app, serving, exit: (code) => process.exit(code) }),
     });
     serving.markReady(runtime);
   } catch (error) {
@@ -52,7 +86,21 @@ export async function runServer(argv: string[]): Promise<void> {
     await app.close();
     process.exit(1);
   }
-  logger.info({ url: `http://${config.host}:${config.port}` }, "pagoda is ready");
+  logger.info({ url: listeningUrl(app) }, "pagoda is ready");
+}
+
+/** The URL the server actually listens on: with --port 0 the port is only known once bound. */
+function listeningUrl(app: FastifyInstance): string {
+  const address = app.server.address();
+  if (address === null || typeof address === "string") return String(address);
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+function isLoopback(host: string): boolean {
+  if (host === "localhost") return true;
+  if (isIP(host) === 4) return host.startsWith("127.");
+  return host === "::1" || host === "[::1]";
 }
 
 function installSignalHandlers(close: () => Promise<void>, logger: pino.Logger): void {

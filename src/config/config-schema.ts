@@ -8,6 +8,9 @@ export const GPU_BACKENDS = ["auto", "cuda", "metal", "vulkan", "false"] as cons
 /** Log levels accepted by `logLevel` (the pino level names). */
 export const FLASH_ATTENTION_MODES = ["auto", "on", "off"] as const;
 
+/** KV cache layouts accepted by `kvLayout`. */
+export const KV_LAYOUTS = ["shared", "slabs"] as const;
+
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 /**
@@ -120,8 +123,8 @@ export const ConfigSchema = z
       .enum(FLASH_ATTENTION_MODES)
       .default("auto")
       .describe(
-        "Flash attention. \"auto\" enables it on GPU backends and disables it on CPU, where it made decode " +
-          "of 16 sequences 3-4x slower at a few hundred tokens of context in our measurements.",
+        "Flash attention. \"auto\" enables it on GPU backends and for the shared KV pool (its kernel skips the " +
+          "other sequences' masked cells), and disables it for CPU slabs, where it was slower in our measurements.",
       ),
     logLevel: z.enum(LOG_LEVELS).default("info").describe("Minimum level of log lines written to stdout."),
     seed: z
@@ -162,6 +165,85 @@ export const ConfigSchema = z
       ),
     kvBlockSize: z.int().min(1).max(1024).default(16).describe("Tokens per KV block: the unit the pool hands out and caches by prefix."),
     prefixCaching: z.boolean().default(true).describe("Reuse the KV cache of identical prompt prefixes across requests."),
+    kvLayout: z
+      .enum(KV_LAYOUTS)
+      .default("shared")
+      .describe(
+        "shared: one KV pool handed out in blocks (needs the patched addon, else falls back); " +
+          "slabs: ctxSize cells reserved per sequence, as stock node-llama-cpp does (no prefix cache).",
+      ),
+    apiKey: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        "API keys clients must send as \"Authorization: Bearer <key>\". Repeat the flag, or give a comma-separated " +
+          "list or a JSON array. With no key (here or in apiKeyFile) the server is open to anyone who can reach it.",
+      ),
+    apiKeyFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("File of API keys, one per line (blank lines and lines starting with # are skipped), added to apiKey. Keeps keys out of the process list."),
+    metricsAuth: z.boolean().default(false).describe("Require an API key on /metrics as well. /health is always public."),
+    maxTokensLimit: z
+      .int()
+      .min(0)
+      .default(0)
+      .describe(
+        "Largest max_tokens a request may ask for; also the default for requests that omit it when that is lower. " +
+          "0 leaves only the context bound.",
+      ),
+    maxN: z.int().min(1).max(128).default(16).describe("Largest n (choices per prompt) a request may ask for."),
+    maxStopLength: z
+      .int()
+      .min(1)
+      .default(256)
+      .describe("Longest stop string in characters (at most 4 stop strings, as OpenAI allows); every token is checked against each."),
+    maxPromptTokens: z
+      .int()
+      .min(0)
+      .default(0)
+      .describe("Most tokens in one prompt (or one embeddings input); 0 leaves only the context bound."),
+    bodyLimit: z
+      .int()
+      .min(1024)
+      .default(8 * 1024 * 1024)
+      .describe("Largest request body in bytes; larger ones are answered 413. A 128k-token prompt is about half a megabyte of JSON."),
+    corsOrigin: z
+      .array(z.string().min(1))
+      .default([])
+      .describe("Origins browsers may call the API from (CORS), e.g. https://app.example.com; \"*\" allows any. CORS is off when empty."),
+    rateLimit: z
+      .int()
+      .min(0)
+      .default(0)
+      .describe("Requests each API key (or client IP when no keys are configured) may make per rateLimitWindow; 0 turns rate limiting off."),
+    rateLimitWindow: z.int().min(1).default(60).describe("Length of the rate-limit window in seconds."),
+    trustProxy: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Take the client IP from X-Forwarded-For, for per-IP rate limits and logs. Set it behind a load balancer only: " +
+          "clients that connect directly could otherwise pick their own IP.",
+      ),
+    requestTimeout: z
+      .int()
+      .min(0)
+      .default(600)
+      .describe("Seconds a generation may run, queue time included, before it is stopped and answered 504; 0 means no limit."),
+    shutdownGrace: z
+      .int()
+      .min(0)
+      .default(30)
+      .describe("Seconds a shutdown lets running requests finish before failing them with 503."),
+    keepAliveTimeout: z
+      .int()
+      .min(1)
+      .default(72)
+      .describe(
+        "Seconds an idle keep-alive connection stays open. Keep it above the idle timeout of the load balancer in front " +
+          "(60 s for AWS ALB and nginx), or the balancer may reuse a connection the server is closing.",
+      ),
   })
   .strict();
 
@@ -174,7 +256,7 @@ export type ConfigKey = keyof Config;
 export const CONFIG_KEYS = Object.keys(ConfigSchema.shape) as ConfigKey[];
 
 /** How a string from the environment or the command line is converted for a key. */
-export type ValueKind = "string" | "integer" | "boolean";
+export type ValueKind = "string" | "integer" | "boolean" | "list";
 
 function unwrap(schema: z.ZodType): z.ZodType {
   if (schema instanceof z.ZodDefault || schema instanceof z.ZodOptional) {
@@ -188,6 +270,7 @@ export function valueKind(key: ConfigKey): ValueKind {
   const inner = unwrap(ConfigSchema.shape[key]);
   if (inner instanceof z.ZodNumber) return "integer";
   if (inner instanceof z.ZodBoolean) return "boolean";
+  if (inner instanceof z.ZodArray) return "list";
   return "string";
 }
 
@@ -199,6 +282,7 @@ export function describeAllowed(key: ConfigKey): string {
   const inner = unwrap(ConfigSchema.shape[key]);
   if (inner instanceof z.ZodEnum) return `one of ${inner.options.join(", ")}`;
   if (inner instanceof z.ZodBoolean) return "true or false";
+  if (inner instanceof z.ZodArray) return "non-empty strings: the flag repeated, a comma-separated list or a JSON array";
   if (inner instanceof z.ZodNumber) {
     // z.int() reports the safe-integer limits when no explicit bound was set.
     const min = inner.minValue !== null && inner.minValue > Number.MIN_SAFE_INTEGER ? inner.minValue : undefined;

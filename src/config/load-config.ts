@@ -45,6 +45,22 @@ export const ENV_VARS: Readonly<Record<ConfigKey, string>> = {
   kvCacheTokens: "PAGODA_KV_CACHE_TOKENS",
   kvBlockSize: "PAGODA_KV_BLOCK_SIZE",
   prefixCaching: "PAGODA_PREFIX_CACHING",
+  kvLayout: "PAGODA_KV_LAYOUT",
+  apiKey: "PAGODA_API_KEY",
+  apiKeyFile: "PAGODA_API_KEY_FILE",
+  metricsAuth: "PAGODA_METRICS_AUTH",
+  maxTokensLimit: "PAGODA_MAX_TOKENS_LIMIT",
+  maxN: "PAGODA_MAX_N",
+  maxStopLength: "PAGODA_MAX_STOP_LENGTH",
+  maxPromptTokens: "PAGODA_MAX_PROMPT_TOKENS",
+  bodyLimit: "PAGODA_BODY_LIMIT",
+  corsOrigin: "PAGODA_CORS_ORIGIN",
+  rateLimit: "PAGODA_RATE_LIMIT",
+  rateLimitWindow: "PAGODA_RATE_LIMIT_WINDOW",
+  trustProxy: "PAGODA_TRUST_PROXY",
+  requestTimeout: "PAGODA_REQUEST_TIMEOUT",
+  shutdownGrace: "PAGODA_SHUTDOWN_GRACE",
+  keepAliveTimeout: "PAGODA_KEEP_ALIVE_TIMEOUT",
 };
 
 /** Command-line flag (without `--`) for each key. */
@@ -70,12 +86,31 @@ export const FLAG_NAMES: Readonly<Record<ConfigKey, string>> = {
   kvCacheTokens: "kv-cache-tokens",
   kvBlockSize: "kv-block-size",
   prefixCaching: "prefix-caching",
+  kvLayout: "kv-layout",
+  apiKey: "api-key",
+  apiKeyFile: "api-key-file",
+  metricsAuth: "metrics-auth",
+  maxTokensLimit: "max-tokens-limit",
+  maxN: "max-n",
+  maxStopLength: "max-stop-length",
+  maxPromptTokens: "max-prompt-tokens",
+  bodyLimit: "body-limit",
+  corsOrigin: "cors-origin",
+  rateLimit: "rate-limit",
+  rateLimitWindow: "rate-limit-window",
+  trustProxy: "trust-proxy",
+  requestTimeout: "request-timeout",
+  shutdownGrace: "shutdown-grace",
+  keepAliveTimeout: "keep-alive-timeout",
 };
 
 const FLAG_TO_KEY = new Map<string, ConfigKey>(CONFIG_KEYS.map((key) => [FLAG_NAMES[key], key]));
 
 /** Keys holding filesystem paths, resolved against the directory of the source that set them. */
-const PATH_KEYS: readonly ConfigKey[] = ["model", "modelsDir", "cacheDir"];
+const PATH_KEYS: readonly ConfigKey[] = ["model", "modelsDir", "cacheDir", "apiKeyFile"];
+
+/** Keys whose values never appear in an error message. */
+const SECRET_KEYS: readonly ConfigKey[] = ["apiKey"];
 
 const BOOLEAN_WORDS: Readonly<Record<string, boolean>> = {
   true: true, false: false, "1": true, "0": false, yes: true, no: false, on: true, off: false,
@@ -135,7 +170,8 @@ function resolvePath(baseDir: string, value: string): string {
 function validate(key: ConfigKey, value: unknown, label: string, got: unknown, baseDir: string): Setting {
   const result = ConfigSchema.shape[key].safeParse(value);
   if (!result.success) {
-    throw new ConfigError(`${label}: expected ${describeAllowed(key)}, got ${JSON.stringify(got)}`, {
+    const shown = SECRET_KEYS.includes(key) ? "a value that is not shown" : JSON.stringify(got);
+    throw new ConfigError(`${label}: expected ${describeAllowed(key)}, got ${shown}`, {
       setting: label,
       cause: result.error,
     });
@@ -152,8 +188,21 @@ function coerce(key: ConfigKey, raw: string): unknown {
       return /^[+-]?\d+(\.\d+)?$/.test(text) ? Number(text) : raw;
     case "boolean":
       return BOOLEAN_WORDS[text.toLowerCase()] ?? raw;
+    case "list":
+      return parseList(raw);
     case "string":
       return raw;
+  }
+}
+
+/** "a, b" or '["a","b"]' → ["a", "b"]; text that is neither is passed through for validation to report. */
+function parseList(raw: string): unknown {
+  const text = raw.trim();
+  if (!text.startsWith("[")) return text.split(",").map((item) => item.trim()).filter((item) => item.length > 0);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return raw;
   }
 }
 
@@ -190,8 +239,10 @@ function readConfigFile(shownPath: string, cwd: string): Setting[] {
         setting: label,
       });
     }
-    // JSON already carries types, so file values are validated as written, not coerced.
-    return validate(key, value, label, value, baseDir);
+    // JSON already carries types, so file values are validated as written, not coerced; a list may also be one
+    // comma-separated string.
+    const typed = valueKind(key) === "list" && typeof value === "string" ? parseList(value) : value;
+    return validate(key, typed, label, value, baseDir);
   });
 }
 
@@ -256,7 +307,11 @@ function parseArgv(argv: readonly string[], cwd: string): ParsedArgs {
     }
     const raw = inline ?? takeValue(label, next, describeAllowed(key));
     if (inline === undefined) i++;
-    settings.push(validate(key, coerce(key, raw), label, raw, cwd));
+    const setting = validate(key, coerce(key, raw), label, raw, cwd);
+    // A repeated list flag (--api-key a --api-key b) adds to the list instead of replacing it.
+    const earlier = valueKind(key) === "list" ? settings.find((candidate) => candidate.key === key) : undefined;
+    if (earlier === undefined) settings.push(setting);
+    else earlier.value = [...(earlier.value as string[]), ...(setting.value as string[])];
   }
   return { settings, configPath };
 }
@@ -299,8 +354,9 @@ export function renderHelp(): string {
     const flag = FLAG_NAMES[key];
     const kind = valueKind(key);
     const placeholder = kind === "integer" ? "n" : PATH_KEYS.includes(key) ? "path" : "value";
-    const usage = kind === "boolean" ? `--${flag}, --no-${flag}` : `--${flag} <${placeholder}>`;
-    const fallback = defaults[key];
+    const usage = kind === "boolean" ? `--${flag}, --no-${flag}` : `--${flag} <${placeholder}>${kind === "list" ? " (repeatable)" : ""}`;
+    const value = defaults[key];
+    const fallback = Array.isArray(value) && value.length === 0 ? undefined : value;
     lines.push(`  ${usage}`);
     lines.push(`      env ${ENV_VARS[key]}, file key "${key}"`);
     lines.push(...wrap(ConfigSchema.shape[key].description ?? "", "      "));

@@ -6,7 +6,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
 import type { StepStats } from "../scheduler/engine-loop.ts";
 import type { FinishReason } from "../scheduler/request.ts";
-import type { RequestStats } from "../scheduler/scheduler.ts";
+import type { KvCacheState, RequestStats } from "../scheduler/scheduler.ts";
 import {
   build125Buckets,
   INTER_TOKEN_LATENCY_BUCKETS,
@@ -23,12 +23,22 @@ export interface MetricsSource {
   readonly numSequences: number;
   /** KV cells the engine reserved. */
   readonly numKvCells: number;
+  /** Tokens per KV block and blocks in the pool, for vllm:cache_config_info. */
+  readonly kvBlockSize: number;
+  readonly numKvBlocks: number;
+  readonly isPrefixCaching: boolean;
   numRunning(): number;
   numWaiting(): number;
   numKvTokens(): number;
+  /** Used KV blocks over all blocks, 0..1. */
+  kvUsage(): number;
 }
 
 const FINISH_REASONS: readonly FinishReason[] = ["stop", "length", "abort", "error"];
+
+/** Why a request was refused before reaching the engine; each a label of `pagoda_requests_rejected_total`. */
+export const REJECTION_REASONS = ["queue_full", "rate_limited", "unauthorized", "limit_exceeded"] as const;
+export type RejectionReason = (typeof REJECTION_REASONS)[number];
 /** vLLM labels every series with the engine core's index; pagoda has one engine. */
 const ENGINE = "0";
 
@@ -36,6 +46,8 @@ export class ServerMetrics {
   private readonly registry: Registry;
   private readonly http: Counter;
   private readonly rejected: Counter;
+  private readonly engineFaults: Counter;
+  private readonly requestTimeouts: Counter;
   private readonly loopDelay: IntervalHistogram;
   private model: ModelMetrics | null = null;
 
@@ -45,11 +57,21 @@ export class ServerMetrics {
     this.http = new Counter({ name: "pagoda_http_responses_total", help: "HTTP responses by status code.", labelNames: ["code"], registers: [registry] });
     this.rejected = new Counter({
       name: "pagoda_requests_rejected_total",
-      help: "Requests refused before reaching the engine, by reason (queue_full answers 429).",
+      help: "Requests refused before reaching the engine, by reason (queue_full and rate_limited answer 429, unauthorized 401, limit_exceeded 400).",
       labelNames: ["reason"],
       registers: [registry],
     });
-    this.rejected.labels("queue_full").inc(0);
+    for (const reason of REJECTION_REASONS) this.rejected.labels(reason).inc(0);
+    this.engineFaults = new Counter({
+      name: "pagoda_engine_faults_total",
+      help: "Failures of the engine loop itself; each fails every request, turns /health to 503 and exits the process.",
+      registers: [registry],
+    });
+    this.requestTimeouts = new Counter({
+      name: "pagoda_request_timeouts_total",
+      help: "Generations stopped because they ran past --request-timeout.",
+      registers: [registry],
+    });
     new Gauge({
       name: "pagoda_memory_bytes",
       help: "Process memory by category (rss includes the model weights llama.cpp maps and its KV cache).",
@@ -97,7 +119,18 @@ export class ServerMetrics {
 
   observeHttpResponse(statusCode: number): void {
     this.http.labels(String(statusCode)).inc();
-    if (statusCode === 429) this.rejected.labels("queue_full").inc();
+  }
+
+  observeRejection(reason: RejectionReason): void {
+    this.rejected.labels(reason).inc();
+  }
+
+  observeEngineFault(): void {
+    this.engineFaults.inc();
+  }
+
+  observeRequestTimeout(): void {
+    this.requestTimeouts.inc();
   }
 
   dispose(): void {
@@ -115,6 +148,7 @@ class ModelMetrics {
   private readonly stepSeconds: Histogram;
   private numBusySlots = 0;
   private numDecodes = 0;
+  private lastKv: Pick<KvCacheState, "prefixQueriedTokens" | "prefixHitTokens" | "numPreemptions"> = { prefixQueriedTokens: 0, prefixHitTokens: 0, numPreemptions: 0 };
 
   constructor(registry: Registry, source: MetricsSource) {
     const labels = { model_name: source.modelName, engine: ENGINE };
@@ -141,7 +175,7 @@ class ModelMetrics {
         },
       });
     };
-    const kvUsage = (): number => (source.numKvCells === 0 ? 0 : source.numKvTokens() / source.numKvCells);
+    const kvUsage = (): number => source.kvUsage();
 
     gauge("vllm:num_requests_running", "Number of requests in model execution batches.", () => source.numRunning());
     gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", () => source.numWaiting());
@@ -196,7 +230,13 @@ class ModelMetrics {
       labelNames: ["engine", "block_size", "num_gpu_blocks", "enable_prefix_caching", "cache_dtype"],
       registers: [registry],
     })
-      .labels({ engine: ENGINE, block_size: "1", num_gpu_blocks: String(source.numKvCells), enable_prefix_caching: "False", cache_dtype: "auto" })
+      .labels({
+        engine: ENGINE,
+        block_size: String(source.kvBlockSize),
+        num_gpu_blocks: String(source.numKvBlocks),
+        enable_prefix_caching: source.isPrefixCaching ? "True" : "False",
+        cache_dtype: "auto",
+      })
       .set(1);
 
     this.llamaDecodes = counterUnlabelled(registry, "llamacpp:n_decode_total", "Total number of llama_decode() calls.");
@@ -224,6 +264,12 @@ class ModelMetrics {
     this.numDecodes += 1;
     this.numBusySlots += stats.numSequences;
     this.stepSeconds.observe(stats.durationMs / 1000);
+    // The pool's counters are cumulative; Prometheus counters take the increments.
+    const kv = stats.kvCache;
+    this.counters.prefixQueries?.labels(this.labels).inc(kv.prefixQueriedTokens - this.lastKv.prefixQueriedTokens);
+    this.counters.prefixHits?.labels(this.labels).inc(kv.prefixHitTokens - this.lastKv.prefixHitTokens);
+    this.counters.preemptions?.labels(this.labels).inc(kv.numPreemptions - this.lastKv.numPreemptions);
+    this.lastKv = kv;
   }
 
   observeRequestParams(n: number): void {

@@ -2,14 +2,18 @@
  * `buildApp` assembles the Fastify application and never listens; `main.ts` listens. Tests call `inject()`.
  */
 import { randomUUID } from "node:crypto";
+import cors from "@fastify/cors";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { Registry } from "prom-client";
 import { ServerMetrics } from "../metrics/server-metrics.ts";
+import { installAuth } from "./auth.ts";
 import { closeUnusedConnectionsOnClose } from "./connection-tracker.ts";
-import { installErrorHandlers } from "./error-handler.ts";
+import { clientErrorHandler, installErrorHandlers } from "./error-handler.ts";
 import { PagodaError } from "./errors.ts";
 import type { Generation } from "./generation.ts";
+import { registerRateLimit } from "./rate-limit.ts";
+import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "./request-limits.ts";
 import type { RouteOptions } from "./route-context.ts";
 import { chatCompletionsRoute } from "./routes/chat-completions.ts";
 import { completionsRoute } from "./routes/completions.ts";
@@ -44,11 +48,45 @@ export interface AppDeps {
   readonly isEmbeddingsEnabled?: boolean;
   /** How long a close lets running requests finish before failing them with 503. Defaults to 30 s. */
   readonly shutdownGraceMs?: number;
+  /** Keys clients must send as `Authorization: Bearer <key>`. Defaults to none: an open server. */
+  readonly apiKeys?: readonly string[];
+  /** Require a key on /metrics as well (/health is always public). Defaults to false. */
+  readonly isMetricsAuthRequired?: boolean;
+  /** Origins browsers may call from (CORS); "*" allows any. Defaults to none: CORS off. */
+  readonly corsOrigins?: readonly string[];
+  /** Requests per window per API key (per IP without keys). Defaults to null: no rate limit. */
+  readonly rateLimit?: { readonly maxRequests: number; readonly windowMs: number } | null;
+  /** Defaults to `DEFAULT_REQUEST_LIMITS`. */
+  readonly limits?: RequestLimits;
+  /** How long a generation may run, queue time included; 0 = no limit. Defaults to 600 s. */
+  readonly requestTimeoutMs?: number;
+  /** How long an idle keep-alive connection stays open. Defaults to 72 s. */
+  readonly keepAliveTimeoutMs?: number;
+  /** Take the client IP from X-Forwarded-For. Defaults to false. */
+  readonly trustProxy?: boolean;
 }
 
 const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
 
 const DEFAULT_BODY_LIMIT_BYTES = 8 * 1024 * 1024;
+
+const DEFAULT_REQUEST_TIMEOUT_MS = 600_000;
+
+/** Above the 60 s idle timeout of AWS ALB and nginx, so the balancer, not the server, closes idle connections. */
+const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 72_000;
+
+/**
+ * Slow-client bounds, in Node's HTTP server rather than in a route: headers must arrive within 30 s and the whole
+ * request (an 8 MiB body at 70 KB/s) within 120 s, or the connection gets a 408 and is closed. They cover only
+ * receiving the request, never the response, so long generations and streams are untouched. Fastify's defaults
+ * disable the request bound, which leaves a server without a proxy open to slowloris-style attacks.
+ */
+const HEADERS_TIMEOUT_MS = 30_000;
+const RECEIVE_REQUEST_TIMEOUT_MS = 120_000;
+
+/** Answered without an API key: liveness probes and (unless isMetricsAuthRequired) Prometheus. */
+const HEALTH_ROUTE = "/health";
+const METRICS_ROUTE = "/metrics";
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
@@ -60,6 +98,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     genReqId: () => randomUUID(),
     // Requests arriving while closing get our own 503 envelope with Retry-After (ServingState), not Fastify's.
     return503OnClosing: false,
+    keepAliveTimeout: deps.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
+    requestTimeout: RECEIVE_REQUEST_TIMEOUT_MS,
+    http: { headersTimeout: HEADERS_TIMEOUT_MS },
+    clientErrorHandler,
+    trustProxy: deps.trustProxy ?? false,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -72,21 +115,46 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       modelName: runtime.modelId,
       maxModelLen: runtime.engine.info.contextSize,
       numSequences: runtime.engine.info.numSequences,
-      numKvCells: runtime.engine.info.contextSize * runtime.engine.info.numSequences,
+      numKvCells: runtime.engine.info.kvCacheTokens,
+      kvBlockSize: runtime.loop.kvCacheState().blockSize,
+      numKvBlocks: runtime.loop.kvCacheState().numBlocks,
+      isPrefixCaching: runtime.loop.isPrefixCaching,
       numRunning: () => runtime.loop.numRunning,
       numWaiting: () => runtime.loop.numWaiting,
       numKvTokens: () => runtime.loop.numKvTokens,
+      kvUsage: () => runtime.loop.kvCacheState().usage,
     }),
   );
   app.decorateRequest("generation", null);
-  installErrorHandlers(app);
+  installErrorHandlers(app, { onRejection: (reason) => metrics.observeRejection(reason) });
   // Fastify's own text/plain parser would let a plain-text body through to validation; JSON only.
   app.removeContentTypeParser("text/plain");
   closeUnusedConnectionsOnClose(app);
 
+  // Before the API-key check, so a browser can read a 401 too; preflights are answered in CORS's own hook.
+  if (deps.corsOrigins !== undefined && deps.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: deps.corsOrigins.includes("*") ? "*" : [...deps.corsOrigins],
+      methods: ["GET", "POST"],
+      exposedHeaders: ["x-request-id", "retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"],
+      maxAge: 600,
+    });
+  }
   app.addHook("onRequest", async (request, reply) => {
     void reply.header("x-request-id", request.id);
   });
+  // While closing, every answer (a 503 with Retry-After for new work) tells keep-alive clients and balancers to
+  // take their next request elsewhere instead of reusing a connection that is about to go. Decided at send time:
+  // a request that arrived just before the close is answered after it.
+  app.addHook("onSend", async (_request, reply, payload) => {
+    if (deps.serving.status === "closing" || deps.serving.status === "failed") void reply.header("connection", "close");
+    return payload;
+  });
+  const publicRoutes = deps.isMetricsAuthRequired === true ? [HEALTH_ROUTE] : [HEALTH_ROUTE, METRICS_ROUTE];
+  installAuth(app, { keys: deps.apiKeys ?? [], publicRoutes });
+  if (deps.rateLimit != null && deps.rateLimit.maxRequests > 0) {
+    await registerRateLimit(app, { ...deps.rateLimit, exemptRoutes: [HEALTH_ROUTE, METRICS_ROUTE] });
+  }
   // One line per request; prompts and outputs are never logged at info.
   app.addHook("onResponse", async (request, reply) => {
     metrics.observeHttpResponse(reply.statusCode);
@@ -116,8 +184,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     serverSeed: deps.serverSeed ?? null,
     nextRequestOrdinal: () => ordinal++,
     metrics,
+    limits: deps.limits ?? DEFAULT_REQUEST_LIMITS,
+    requestTimeoutMs: deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
   };
-  app.get("/metrics", async (_request, reply) => reply.header("content-type", registry.contentType).send(await registry.metrics()));
+  app.get(METRICS_ROUTE, async (_request, reply) => reply.header("content-type", registry.contentType).send(await registry.metrics()));
   await app.register(modelsRoute, routeOptions);
   await app.register(completionsRoute, routeOptions);
   await app.register(chatCompletionsRoute, routeOptions);

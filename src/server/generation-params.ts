@@ -20,6 +20,7 @@ export interface SamplingFields {
   seed?: number | null;
   stop?: string | string[] | null;
   ignore_eos?: boolean | null;
+  priority?: number | null;
   logit_bias?: Record<string, number> | null;
 }
 
@@ -67,6 +68,7 @@ export function toGenerationParams(input: ChoiceParamsInput): GenerationParams {
     stopStrings: [...stopStrings.filter((stop) => stop.length > 0), ...(input.extraStopStrings ?? [])],
     stopTokens: [...(input.extraStopTokens ?? [])],
     ignoreEos: body.ignore_eos ?? false,
+    priority: body.priority ?? 0,
   };
 }
 

@@ -36,6 +36,8 @@ export class Generation implements AsyncIterable<ChoiceEvent> {
   /** Summed over finished choices, for the access log. */
   numPromptTokens = 0;
   numCompletionTokens = 0;
+  /** The most prompt tokens any choice took from the prefix cache. */
+  numCachedTokens = 0;
   private readonly loop: EngineLoop;
   private readonly requestIds: RequestId[] = [];
   private readonly events: ChoiceEvent[] = [];
@@ -111,6 +113,7 @@ export class Generation implements AsyncIterable<ChoiceEvent> {
         this.numOpen -= 1;
         this.numPromptTokens += output.numPromptTokens;
         this.numCompletionTokens += output.numOutputTokens;
+        this.numCachedTokens = Math.max(this.numCachedTokens, output.numCachedTokens);
         this.push({ kind: "finish", index, output });
       },
     };

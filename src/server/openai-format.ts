@@ -14,10 +14,17 @@ export interface Usage {
   prompt_tokens: number;
   completion_tokens: number;
   total_tokens: number;
+  /** As OpenAI reports prompt caching: prompt tokens whose KV came from the prefix cache. */
+  prompt_tokens_details: { cached_tokens: number };
 }
 
-export function toUsage(numPromptTokens: number, numCompletionTokens: number): Usage {
-  return { prompt_tokens: numPromptTokens, completion_tokens: numCompletionTokens, total_tokens: numPromptTokens + numCompletionTokens };
+export function toUsage(numPromptTokens: number, numCompletionTokens: number, numCachedTokens = 0): Usage {
+  return {
+    prompt_tokens: numPromptTokens,
+    completion_tokens: numCompletionTokens,
+    total_tokens: numPromptTokens + numCompletionTokens,
+    prompt_tokens_details: { cached_tokens: Math.min(numCachedTokens, numPromptTokens) },
+  };
 }
 
 /** "abort" reaches only a client that has gone; "error" is turned into an error response before this. */

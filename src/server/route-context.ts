@@ -1,7 +1,12 @@
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Engine, TokenId } from "../engine/engine.ts";
 import type { ServerMetrics } from "../metrics/server-metrics.ts";
+import { RequestDeadline } from "./deadline.ts";
 import { PagodaError } from "./errors.ts";
+import { Generation, type ChoiceSpec } from "./generation.ts";
+import type { RequestLimits } from "./request-limits.ts";
 import type { Runtime, ServingState } from "./serving-state.ts";
+import { onClientGone } from "./sse.ts";
 
 /** What every route plugin is registered with. */
 export interface RouteOptions {
@@ -11,6 +16,40 @@ export interface RouteOptions {
   /** Counts generation requests, so a server seed still gives every request its own stream. */
   readonly nextRequestOrdinal: () => number;
   readonly metrics: ServerMetrics;
+  /** Defaults to `DEFAULT_REQUEST_LIMITS`. */
+  readonly limits?: RequestLimits;
+  /** How long a generation may run, queue time included; 0 = no limit. Defaults to 0. */
+  readonly requestTimeoutMs?: number;
+}
+
+export interface StartedGeneration {
+  readonly generation: Generation;
+  /** Clear it in `finally` once the response is complete. */
+  readonly deadline: RequestDeadline;
+}
+
+/**
+ * Submits the choices and ties the generation to its HTTP request: the access log, the client going away and the
+ * deadline all stop it through the same abort, which frees its sequences at the next engine step.
+ */
+export function startGeneration(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  runtime: Runtime,
+  choices: readonly ChoiceSpec[],
+  n: number,
+  options: RouteOptions,
+): StartedGeneration {
+  const generation = Generation.start(runtime.loop, choices);
+  options.metrics.observeRequestParams({ n });
+  request.generation = generation;
+  onClientGone(request, reply, () => generation.abort());
+  const deadline = new RequestDeadline(options.requestTimeoutMs ?? 0);
+  deadline.onExpire(() => {
+    options.metrics.observeRequestTimeout();
+    generation.abort();
+  });
+  return { generation, deadline };
 }
 
 /** The runtime serving `model`: 503 while not ready, 404 for a model this server does not serve. */

@@ -6,7 +6,9 @@
 import { z } from "zod";
 
 const tokenId = z.number().int().min(0);
-const stop = z.union([z.string(), z.array(z.string()).max(4)]).nullish();
+// How many stop strings, how long, and how large n may be are the server's limits (request-limits.ts), checked
+// with messages that name the limit.
+const stop = z.union([z.string(), z.array(z.string())]).nullish();
 
 /** Sampling fields shared by both generation routes. */
 const samplingFields = {
@@ -18,12 +20,14 @@ const samplingFields = {
   presence_penalty: z.number().min(-2).max(2).nullish(),
   frequency_penalty: z.number().min(-2).max(2).nullish(),
   seed: z.number().int().nullish(),
-  n: z.number().int().min(1).max(16).nullish(),
+  n: z.number().int().min(1).nullish(),
   stop,
   stream: z.boolean().nullish(),
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   user: z.string().nullish(),
   ignore_eos: z.boolean().nullish(),
+  // vLLM's extension: lower runs first, and is preempted last when the KV pool runs dry.
+  priority: z.int().min(-1_000_000).max(1_000_000).nullish(),
   logit_bias: z.record(z.string(), z.number()).nullish(),
 };
 

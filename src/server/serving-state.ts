@@ -45,8 +45,9 @@ export class ServingState {
     else this.readyListeners.push(listener);
   }
 
+  /** A failed server stays "failed" while it closes, so health keeps saying why it is going away. */
   markClosing(): void {
-    this.currentStatus = "closing";
+    if (this.currentStatus !== "failed") this.currentStatus = "closing";
   }
 
   markFailed(): void {

@@ -7,8 +7,15 @@ import type { FastifyReply, FastifyRequest } from "fastify";
  */
 export class EventStream {
   private readonly stream = new PassThrough();
+  private readonly deadline: AbortSignal | null;
 
-  constructor(reply: FastifyReply) {
+  /**
+   * Once `deadline` has aborted, a write that would wait for the client to read cuts the connection instead: a
+   * client that left kilobytes unread until the request timed out is not reading, and would otherwise hold this
+   * handler (and a shutdown) forever.
+   */
+  constructor(reply: FastifyReply, deadline: AbortSignal | null = null) {
+    this.deadline = deadline;
     void reply
       .header("content-type", "text/event-stream; charset=utf-8")
       .header("cache-control", "no-cache")
@@ -33,14 +40,25 @@ export class EventStream {
   private async write(text: string): Promise<void> {
     if (this.isClosed) return;
     if (this.stream.write(text)) return;
+    const deadline = this.deadline;
+    if (deadline?.aborted === true) {
+      this.stream.destroy();
+      return;
+    }
     await new Promise<void>((resolve) => {
+      const expire = (): void => {
+        this.stream.destroy();
+        finish();
+      };
       const finish = (): void => {
         this.stream.off("drain", finish);
         this.stream.off("close", finish);
+        deadline?.removeEventListener("abort", expire);
         resolve();
       };
       this.stream.on("drain", finish);
       this.stream.on("close", finish);
+      deadline?.addEventListener("abort", expire, { once: true });
     });
   }
 }

@@ -32,7 +32,7 @@ test("a greedy completion continues the story and reports exact usage", async ()
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ prompt: PROMPT }),
   })).json()) as { count: number };
-  assert.deepEqual(completion.usage, { prompt_tokens: tokenized.count, completion_tokens: 24, total_tokens: tokenized.count + 24 });
+  assert.deepEqual(completion.usage, { prompt_tokens: tokenized.count, completion_tokens: 24, total_tokens: tokenized.count + 24, prompt_tokens_details: { cached_tokens: 0 } });
 });
 
 test("streamed text equals non-streamed text at temperature 0, for completions and chat", async () => {
@@ -69,7 +69,9 @@ test("streamed text equals non-streamed text at temperature 0, for completions a
   }
   assert.equal(firstRole, "assistant");
   assert.equal(chatText, chat.choices[0]?.message.content);
-  assert.deepEqual(usage, chat.usage);
+  // The streamed request repeats the prompt: its full blocks come from the prefix cache, the rest is equal.
+  assert.deepEqual(usage, { ...chat.usage, prompt_tokens_details: { cached_tokens: 32 } });
+  assert.equal(chat.usage?.prompt_tokens_details?.cached_tokens, 0);
 });
 
 test("a stop string ends the text right before it", async () => {
@@ -175,7 +177,8 @@ test("a client that disconnects mid-stream frees its sequence at the next step",
   const stats = await server.waitForFinished((candidate) => candidate.maxTokens === maxTokens);
   assert.equal(stats.finishReason, "abort", "the request was aborted, not run to max_tokens");
   assert.ok(stats.numOutputTokens < maxTokens / 4, `stopped after ${stats.numOutputTokens} of ${maxTokens} tokens`);
-  assert.equal(engine.numFreeSequences(), numSequences);
+  assert.equal(engine.numFreeSequences() + server.runtime.loop.kvCacheState().numParkedSequences, numSequences, "no sequence is active");
+  assert.equal(server.runtime.loop.kvCacheState().numUsedBlocks, 0, "its KV blocks returned to the pool");
   assert.equal(server.runtime.loop.numRunning, 0);
   const after = await server.client.completions.create({ model: STORIES_ID, prompt: PROMPT, max_tokens: 4, temperature: 0 });
   assert.equal(after.choices[0]?.finish_reason, "length");

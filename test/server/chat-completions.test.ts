@@ -67,7 +67,7 @@ test("a non-streamed chat completion matches OpenAI's schema with refusal null, 
   });
   // "<user>Hi<end><assistant>" is 24 characters, one token each, after BOS.
   assert.equal(promptTokens(HI), 25);
-  assert.deepEqual(body.usage, { prompt_tokens: 25, completion_tokens: 5, total_tokens: 30 });
+  assert.deepEqual(body.usage, { prompt_tokens: 25, completion_tokens: 5, total_tokens: 30, prompt_tokens_details: { cached_tokens: 0 } });
 });
 
 test("the assistant text equals a plain completion of the rendered chat prompt", async () => {
@@ -106,7 +106,8 @@ test("include_usage puts usage null on every chat chunk and the exact usage in a
   for (const chunk of chunks.slice(0, -1)) assert.equal(chunk.usage, null);
   assert.equal(chunks.at(-2).choices[0].finish_reason, "length", "the finish chunk comes right before the usage chunk");
   assert.deepEqual(chunks.at(-1).choices, []);
-  assert.deepEqual(chunks.at(-1).usage, { prompt_tokens: 25, completion_tokens: 3, total_tokens: 28 });
+  // The first test sent this 25-token prompt already: its first full block (16 tokens) comes from the prefix cache.
+  assert.deepEqual(chunks.at(-1).usage, { prompt_tokens: 25, completion_tokens: 3, total_tokens: 28, prompt_tokens_details: { cached_tokens: 16 } });
 });
 
 test("max_completion_tokens caps the completion and takes precedence over max_tokens", async () => {
@@ -114,7 +115,7 @@ test("max_completion_tokens caps the completion and takes precedence over max_to
   const body = await chat({ temperature: 0, max_tokens: 10, max_completion_tokens: 3 });
   assert.equal(body.choices[0].message.content, longer.choices[0].message.content.slice(0, 3));
   assert.equal(body.choices[0].finish_reason, "length");
-  assert.deepEqual(body.usage, { prompt_tokens: 25, completion_tokens: 3, total_tokens: 28 });
+  assert.deepEqual(body.usage, { prompt_tokens: 25, completion_tokens: 3, total_tokens: 28, prompt_tokens_details: { cached_tokens: 16 } });
 });
 
 test("logprobs with top_logprobs 2 reports every token's logprob, bytes and two alternatives, streamed or not", async () => {
@@ -159,7 +160,7 @@ test("a system message and earlier turns are all part of the prompt", async () =
     { role: "user", content: "Again" },
   ];
   const body = await chat({ temperature: 0, max_tokens: 2, messages });
-  assert.deepEqual(body.usage, { prompt_tokens: promptTokens(messages), completion_tokens: 2, total_tokens: promptTokens(messages) + 2 });
+  assert.deepEqual(body.usage, { prompt_tokens: promptTokens(messages), completion_tokens: 2, total_tokens: promptTokens(messages) + 2, prompt_tokens_details: { cached_tokens: 0 } });
   assert.equal(promptTokens(messages), 1 + "<system>Be brief.<end><user>Hi<end><assistant>Hello<end><user>Again<end><assistant>".length);
 });
 
@@ -169,7 +170,7 @@ test("n 2 with a seed samples two different choices, and streams a role chunk an
   assert.deepEqual(body.choices.map((choice: Json) => choice.index), [0, 1]);
   const contents: string[] = body.choices.map((choice: Json) => choice.message.content);
   assert.notEqual(contents[0], contents[1]);
-  assert.deepEqual(body.usage, { prompt_tokens: 25, completion_tokens: 10, total_tokens: 35 });
+  assert.deepEqual(body.usage, { prompt_tokens: 25, completion_tokens: 10, total_tokens: 35, prompt_tokens_details: { cached_tokens: 16 } });
 
   const chunks = await chatStream(request);
   assert.deepEqual(
@@ -205,7 +206,7 @@ test("without max_tokens a chat completion runs until EOS and finishes with stop
   const body = await chat({ temperature: 0 }, eosServer.app);
   assert.deepEqual(body.choices[0].message, { role: "assistant", content: greedy, refusal: null });
   assert.equal(body.choices[0].finish_reason, "stop");
-  assert.deepEqual(body.usage, { prompt_tokens: 25, completion_tokens: 4, total_tokens: 29 }, "EOS counts as a completion token");
+  assert.deepEqual(body.usage, { prompt_tokens: 25, completion_tokens: 4, total_tokens: 29, prompt_tokens_details: { cached_tokens: 0 } }, "EOS counts as a completion token");
 
   const chunks = await chatStream({ temperature: 0 }, eosServer.app);
   assert.deepEqual(streamedContents(chunks), [greedy]);

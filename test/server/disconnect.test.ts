@@ -33,7 +33,7 @@ async function closeClient(res: ServerResponse): Promise<void> {
 /** Runs a one-token completion of "Hello"; it can only start once the single sequence is free. */
 async function runFollowUp(server: FakeServer): Promise<void> {
   const body = okJson(await postJson(server.app, "/v1/completions", { model: MODEL, prompt: HELLO_TOKENS, max_tokens: 1, temperature: 0 }));
-  assert.deepEqual(body.usage, { prompt_tokens: 6, completion_tokens: 1, total_tokens: 7 });
+  assert.deepEqual(body.usage, { prompt_tokens: 6, completion_tokens: 1, total_tokens: 7, prompt_tokens_details: { cached_tokens: 0 } });
 }
 
 test("a client closing a chat stream mid-generation aborts it and frees its sequence at the next step", async (t) => {

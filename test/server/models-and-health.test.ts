@@ -69,7 +69,7 @@ test("GET /health is 503 with Retry-After while loading and turns 200 once the m
   assert.deepEqual(okJson(await loadingApp.inject({ method: "GET", url: "/health" })), { status: "ok" });
   assert.deepEqual(okJson(await loadingApp.inject({ method: "GET", url: "/v1/models" })), { object: "list", data: [FAKE_MODEL] });
   const completion = okJson(await postJson(loadingApp, "/v1/completions", { model: MODEL, prompt: "Hi", max_tokens: 2 }));
-  assert.deepEqual(completion.usage, { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 });
+  assert.deepEqual(completion.usage, { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5, prompt_tokens_details: { cached_tokens: 0 } });
   assert.equal(fake.numAcquiredSequences, 0);
 });
 

@@ -1,5 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { Agent, request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
 import { FAKE_MODEL_ID, parseSse, startFakeServer } from "../helpers/fake-server.ts";
 import { assertError, postJson, StepGate } from "./support.ts";
 
@@ -56,4 +59,53 @@ test("a non-streamed request cut off by shutdown is answered 503 with Retry-Afte
   await closed;
   assertError(response, { status: 503, type: "service_unavailable", code: "service_unavailable" });
   assert.equal(response.headers["retry-after"], "5");
+});
+
+test("while closing every answer carries Connection: close, including the running request's, and new work gets 503", async () => {
+  const gate = new StepGate();
+  const server = await startFakeServer({ beforeStep: gate.beforeStep }, { shutdownGraceMs: 60_000 });
+  const hold = gate.holdAt(1);
+  const before = await server.app.inject({ method: "GET", url: "/health" });
+  assert.equal(before.headers.connection, "keep-alive");
+  const running = postJson(server.app, "/v1/completions", { ...STREAM_BODY, stream: false, max_tokens: 3 });
+  await hold.reached;
+  const closed = server.app.close();
+  // inject refuses requests once Fastify has marked itself closing, so this is the one request sent after close().
+  const refused = await postJson(server.app, "/v1/chat/completions", { model: FAKE_MODEL_ID, messages: [{ role: "user", content: "x" }] });
+  assertError(refused, { status: 503, type: "service_unavailable", code: "service_unavailable" });
+  assert.equal(refused.headers.connection, "close");
+  assert.equal(refused.headers["retry-after"], "5");
+  hold.release();
+  const finished = await running;
+  assert.equal(finished.statusCode, 200, "the running request still finished within the grace period");
+  assert.equal(finished.headers.connection, "close", "its client is told not to reuse the connection");
+  await closed;
+});
+
+test("a keep-alive connection whose stream ends during the grace period is closed then, not after the keep-alive timeout", { timeout: 20_000 }, async () => {
+  const gate = new StepGate();
+  // A keep-alive timeout far beyond the test's own timeout: only closing the connection lets close() finish in time.
+  const server = await startFakeServer({ beforeStep: gate.beforeStep }, { shutdownGraceMs: 60_000, keepAliveTimeoutMs: 600_000 });
+  await server.app.listen({ host: "127.0.0.1", port: 0 });
+  const { port } = server.app.server.address() as AddressInfo;
+  const agent = new Agent({ keepAlive: true });
+  const hold = gate.holdAt(2);
+  const streamed = new Promise<{ body: string; socketClosed: Promise<unknown> }>((resolve, reject) => {
+    const req = httpRequest({ host: "127.0.0.1", port, path: "/v1/completions", method: "POST", agent, headers: { "content-type": "application/json" } }, (res) => {
+      const chunks: Buffer[] = [];
+      const socketClosed = once(res.socket, "close");
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () => resolve({ body: Buffer.concat(chunks).toString("utf8"), socketClosed }));
+    });
+    req.on("error", reject);
+    req.end(JSON.stringify({ ...STREAM_BODY, max_tokens: 5 }));
+  });
+  await hold.reached;
+  const closed = server.app.close();
+  hold.release();
+  const { body, socketClosed } = await streamed;
+  assert.ok(body.endsWith("data: [DONE]\n\n"));
+  await socketClosed;
+  await closed;
+  agent.destroy();
 });

@@ -200,3 +200,67 @@ test("--help is detected and does not make loading fail", () => {
   assert.equal(isHelpRequested(["--port", "1"]), false);
   assert.equal(load(["--help"]).port, 8080);
 });
+
+test("the hardening settings default to an open, unlimited-by-rate server with OpenAI-like request bounds", () => {
+  const config = load();
+  assert.deepEqual(config.apiKey, []);
+  assert.equal(config.apiKeyFile, undefined);
+  assert.equal(config.metricsAuth, false);
+  assert.equal(config.maxTokensLimit, 0);
+  assert.equal(config.maxN, 16);
+  assert.equal(config.maxStopLength, 256);
+  assert.equal(config.maxPromptTokens, 0);
+  assert.equal(config.bodyLimit, 8 * 1024 * 1024);
+  assert.deepEqual(config.corsOrigin, []);
+  assert.equal(config.rateLimit, 0);
+  assert.equal(config.rateLimitWindow, 60);
+  assert.equal(config.trustProxy, false);
+  assert.equal(config.requestTimeout, 600);
+  assert.equal(config.shutdownGrace, 30);
+  assert.equal(config.keepAliveTimeout, 72);
+});
+
+test("a repeated --api-key adds to the list, and --cors-origin takes a comma-separated list", () => {
+  assert.deepEqual(load(["--api-key", "k1", "--api-key=k2", "--api-key", "k3"]).apiKey, ["k1", "k2", "k3"]);
+  assert.deepEqual(load(["--cors-origin", "https://a.example, https://b.example"]).corsOrigin, ["https://a.example", "https://b.example"]);
+});
+
+test("list settings from the environment accept a comma-separated list or a JSON array", () => {
+  assert.deepEqual(load([], { PAGODA_API_KEY: "k1,k2" }).apiKey, ["k1", "k2"]);
+  assert.deepEqual(load([], { PAGODA_API_KEY: '["k1", "k,2"]' }).apiKey, ["k1", "k,2"]);
+  assert.deepEqual(load([], { PAGODA_CORS_ORIGIN: "*" }).corsOrigin, ["*"]);
+});
+
+test("flags replace a list from the environment rather than adding to it", () => {
+  assert.deepEqual(load(["--api-key", "flag"], { PAGODA_API_KEY: "env1,env2" }).apiKey, ["flag"]);
+});
+
+test("a list in the config file may be a JSON array or one comma-separated string", () => {
+  assert.deepEqual(load(["--config", writeConfig("keys-array.json", { apiKey: ["a", "b"] })]).apiKey, ["a", "b"]);
+  assert.deepEqual(load(["--config", writeConfig("keys-string.json", { corsOrigin: "https://x.example,https://y.example" })]).corsOrigin, [
+    "https://x.example",
+    "https://y.example",
+  ]);
+});
+
+test("a malformed API key list is refused without echoing the keys", () => {
+  const error = assertConfigError(() => load([], { PAGODA_API_KEY: '["secret-key", 5]' }), "PAGODA_API_KEY: expected non-empty strings", "not shown");
+  assert.ok(!error.message.includes("secret-key"), error.message);
+  assertConfigError(() => load(["--cors-origin", "[1]"]), "--cors-origin: expected non-empty strings", '"[1]"');
+});
+
+test("the API key file path resolves against the working directory and the limits have their minimums", () => {
+  assert.equal(load(["--api-key-file", "keys.txt"]).apiKeyFile, path.join(dir, "keys.txt"));
+  assertConfigError(() => load(["--max-n", "0"]), "--max-n: expected an integer between 1 and 128");
+  assertConfigError(() => load(["--rate-limit-window", "0"]), "--rate-limit-window: expected an integer >= 1");
+  assertConfigError(() => load(["--body-limit", "10"]), "--body-limit: expected an integer >= 1024");
+  assert.equal(load(["--request-timeout", "0", "--no-metrics-auth", "--trust-proxy"]).requestTimeout, 0);
+});
+
+test("help marks list flags as repeatable and shows an empty list default as none", () => {
+  const help = renderHelp();
+  assert.ok(help.includes("--api-key <value> (repeatable)"), help);
+  assert.ok(help.includes("--api-key-file <path>"));
+  const corsBlock = help.slice(help.indexOf("--cors-origin"), help.indexOf("--rate-limit "));
+  assert.match(corsBlock, /Default: none\./);
+});

@@ -3,22 +3,29 @@ import type { ChatMessage } from "../../engine/engine.ts";
 import { tokenTextAfter } from "../../scheduler/incremental-detokenizer.ts";
 import { collectChoices, streamChoices, sumCompletionTokens } from "../choice-stream.ts";
 import { PagodaError } from "../errors.ts";
-import { Generation, type ChoiceSpec } from "../generation.ts";
+import type { ChoiceSpec } from "../generation.ts";
 import { checkContextLength, rejectUnsupported, toGenerationParams } from "../generation-params.ts";
 import { nowSeconds, toChatLogprobs, toOpenAiFinishReason, toUsage, type TokenText } from "../openai-format.ts";
-import { requireModel, type RouteOptions } from "../route-context.ts";
+import { checkGenerationLimits, checkMaxTokens, checkPromptTokens, DEFAULT_REQUEST_LIMITS, defaultMaxTokens } from "../request-limits.ts";
+import { requireModel, startGeneration, type RouteOptions } from "../route-context.ts";
 import { ChatCompletionRequestSchema, type ChatCompletionRequest } from "../schemas.ts";
-import { EventStream, onClientGone } from "../sse.ts";
+import { EventStream } from "../sse.ts";
 
 export const chatCompletionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
+  const limits = options.limits ?? DEFAULT_REQUEST_LIMITS;
   app.post("/v1/chat/completions", { schema: { body: ChatCompletionRequestSchema } }, async (request, reply) => {
     const body = request.body;
     const runtime = requireModel(options.serving, body.model);
     rejectChatUnsupported(body);
+    checkGenerationLimits(body, limits);
+    const requestedMaxTokens = body.max_completion_tokens ?? body.max_tokens ?? null;
+    checkMaxTokens(requestedMaxTokens, body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens", limits);
     const rendered = runtime.engine.renderChat(toChatMessages(body.messages));
-    const maxTokens = body.max_completion_tokens ?? body.max_tokens ?? null;
     const contextSize = runtime.engine.info.contextSize;
-    checkContextLength(rendered.tokens.length, maxTokens, contextSize, "messages");
+    checkPromptTokens(rendered.tokens.length, "messages", limits);
+    checkContextLength(rendered.tokens.length, requestedMaxTokens, contextSize, "messages");
+    // Without max_tokens, chat generates until the context is full, unless --max-tokens-limit is lower.
+    const maxTokens = requestedMaxTokens ?? defaultMaxTokens(contextSize - rendered.tokens.length, limits);
     const topLogprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : null;
     const ordinal = options.nextRequestOrdinal();
     const choices = Array.from({ length: body.n ?? 1 }, (_, index): ChoiceSpec => ({
@@ -37,55 +44,56 @@ export const chatCompletionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (
         extraStopTokens: rendered.stopTokens,
       }),
     }));
-    const generation = Generation.start(runtime.loop, choices);
-    options.metrics.observeRequestParams({ n: body.n ?? 1 });
-    request.generation = generation;
-    onClientGone(request, reply, () => generation.abort());
-    const base = { id: `chatcmpl-${generation.id}`, created: nowSeconds(), model: runtime.modelId, system_fingerprint: "pagoda" };
-    const engine = runtime.engine;
-    const tokenText: TokenText = (previous, token) => tokenTextAfter((tokens) => engine.detokenize(tokens), previous, token);
-    const promptLastToken = rendered.tokens.at(-1) ?? null;
-    const includeUsage = body.stream_options?.include_usage === true;
+    const { generation, deadline } = startGeneration(request, reply, runtime, choices, body.n ?? 1, options);
+    try {
+      const base = { id: `chatcmpl-${generation.id}`, created: nowSeconds(), model: runtime.modelId, system_fingerprint: "pagoda" };
+      const engine = runtime.engine;
+      const tokenText: TokenText = (previous, token) => tokenTextAfter((tokens) => engine.detokenize(tokens), previous, token);
+      const promptLastToken = rendered.tokens.at(-1) ?? null;
+      const includeUsage = body.stream_options?.include_usage === true;
 
-    if (body.stream === true) {
-      const stream = new EventStream(reply);
-      // With include_usage, OpenAI sends `usage: null` on every chunk but the last.
-      const chunk = { ...base, object: "chat.completion.chunk" as const, ...(includeUsage ? { usage: null } : {}) };
-      const previous = choices.map(() => promptLastToken);
-      for (const choice of choices) {
-        const delta = { role: "assistant", content: "" };
-        await stream.send({ ...chunk, choices: [{ index: choice.index, delta, logprobs: null, finish_reason: null }] });
+      if (body.stream === true) {
+        const stream = new EventStream(reply, deadline.signal);
+        // With include_usage, OpenAI sends `usage: null` on every chunk but the last.
+        const chunk = { ...base, object: "chat.completion.chunk" as const, ...(includeUsage ? { usage: null } : {}) };
+        const previous = choices.map(() => promptLastToken);
+        for (const choice of choices) {
+          const delta = { role: "assistant", content: "" };
+          await stream.send({ ...chunk, choices: [{ index: choice.index, delta, logprobs: null, finish_reason: null }] });
+        }
+        const numCompletionTokens = await streamChoices(generation, stream, {
+          delta: (index, { text, tokens, logprobs }) => {
+            if (text.length === 0 && topLogprobs === null) return null;
+            const content = topLogprobs === null ? null : toChatLogprobs(tokens, logprobs, tokenText, previous[index] ?? null);
+            previous[index] = tokens.at(-1) ?? previous[index] ?? null;
+            const chunkLogprobs = content === null ? null : { content, refusal: null };
+            return { ...chunk, choices: [{ index, delta: { content: text }, logprobs: chunkLogprobs, finish_reason: null }] };
+          },
+          finish: (index, reason) => ({ ...chunk, choices: [{ index, delta: {}, logprobs: null, finish_reason: reason }] }),
+        }, deadline);
+        if (includeUsage) await stream.send({ ...chunk, choices: [], usage: toUsage(rendered.tokens.length, numCompletionTokens, generation.numCachedTokens) });
+        await stream.done();
+        return reply;
       }
-      const numCompletionTokens = await streamChoices(generation, stream, {
-        delta: (index, { text, tokens, logprobs }) => {
-          if (text.length === 0 && topLogprobs === null) return null;
-          const content = topLogprobs === null ? null : toChatLogprobs(tokens, logprobs, tokenText, previous[index] ?? null);
-          previous[index] = tokens.at(-1) ?? previous[index] ?? null;
-          const chunkLogprobs = content === null ? null : { content, refusal: null };
-          return { ...chunk, choices: [{ index, delta: { content: text }, logprobs: chunkLogprobs, finish_reason: null }] };
-        },
-        finish: (index, reason) => ({ ...chunk, choices: [{ index, delta: {}, logprobs: null, finish_reason: reason }] }),
-      });
-      if (includeUsage) await stream.send({ ...chunk, choices: [], usage: toUsage(rendered.tokens.length, numCompletionTokens) });
-      await stream.done();
-      return reply;
-    }
 
-    const results = await collectChoices(generation);
-    return {
-      ...base,
-      object: "chat.completion" as const,
-      choices: results.map((result) => ({
-        index: result.index,
-        message: { role: "assistant" as const, content: result.text, refusal: null },
-        logprobs:
-          topLogprobs === null
-            ? null
-            : { content: toChatLogprobs(result.tokens, result.logprobs, tokenText, promptLastToken), refusal: null },
-        finish_reason: toOpenAiFinishReason(result.output.finishReason),
-      })),
-      usage: toUsage(rendered.tokens.length, sumCompletionTokens(results)),
-    };
+      const results = await collectChoices(generation, deadline);
+      return {
+        ...base,
+        object: "chat.completion" as const,
+        choices: results.map((result) => ({
+          index: result.index,
+          message: { role: "assistant" as const, content: result.text, refusal: null },
+          logprobs:
+            topLogprobs === null
+              ? null
+              : { content: toChatLogprobs(result.tokens, result.logprobs, tokenText, promptLastToken), refusal: null },
+          finish_reason: toOpenAiFinishReason(result.output.finishReason),
+        })),
+        usage: toUsage(rendered.tokens.length, sumCompletionTokens(results), generation.numCachedTokens),
+      };
+    } finally {
+      deadline.clear();
+    }
   });
 };
 

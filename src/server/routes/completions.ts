@@ -3,12 +3,13 @@ import type { Engine, TokenId } from "../../engine/engine.ts";
 import { tokenTextAfter } from "../../scheduler/incremental-detokenizer.ts";
 import { collectChoices, streamChoices, sumCompletionTokens } from "../choice-stream.ts";
 import { PagodaError } from "../errors.ts";
-import { Generation, type ChoiceSpec } from "../generation.ts";
+import type { ChoiceSpec } from "../generation.ts";
 import { checkContextLength, DEFAULT_COMPLETION_MAX_TOKENS, rejectUnsupported, toGenerationParams } from "../generation-params.ts";
 import { nowSeconds, toCompletionLogprobs, toOpenAiFinishReason, toUsage, type TokenText } from "../openai-format.ts";
-import { checkTokenIds, requireModel, type RouteOptions } from "../route-context.ts";
+import { checkGenerationLimits, checkMaxTokens, checkPromptTokens, DEFAULT_REQUEST_LIMITS, defaultMaxTokens } from "../request-limits.ts";
+import { checkTokenIds, requireModel, startGeneration, type RouteOptions } from "../route-context.ts";
 import { CompletionRequestSchema, type CompletionRequest } from "../schemas.ts";
-import { EventStream, onClientGone } from "../sse.ts";
+import { EventStream } from "../sse.ts";
 
 interface Prompt {
   readonly tokens: TokenId[];
@@ -17,16 +18,20 @@ interface Prompt {
 }
 
 export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
+  const limits = options.limits ?? DEFAULT_REQUEST_LIMITS;
   app.post("/v1/completions", { schema: { body: CompletionRequestSchema } }, async (request, reply) => {
     const body = request.body;
     const runtime = requireModel(options.serving, body.model);
     const engine = runtime.engine;
     rejectCompletionUnsupported(body);
+    checkGenerationLimits(body, limits);
+    checkMaxTokens(body.max_tokens ?? null, "max_tokens", limits);
     const prompts = toPrompts(engine, body.prompt);
     const n = body.n ?? 1;
-    const maxTokens = body.max_tokens ?? DEFAULT_COMPLETION_MAX_TOKENS;
+    const maxTokens = body.max_tokens ?? defaultMaxTokens(DEFAULT_COMPLETION_MAX_TOKENS, limits);
     const ordinal = options.nextRequestOrdinal();
     const choices: ChoiceSpec[] = prompts.flatMap((prompt, promptIndex) => {
+      checkPromptTokens(prompt.tokens.length, "prompt", limits);
       checkContextLength(prompt.tokens.length, maxTokens, engine.info.contextSize, "prompt");
       return Array.from({ length: n }, (_, choiceIndex): ChoiceSpec => {
         const index = promptIndex * n + choiceIndex;
@@ -44,59 +49,60 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
       });
     });
     const numPromptTokens = prompts.reduce((sum, prompt) => sum + prompt.tokens.length, 0);
-    const generation = Generation.start(runtime.loop, choices);
-    options.metrics.observeRequestParams({ n: body.n ?? 1 });
-    request.generation = generation;
-    onClientGone(request, reply, () => generation.abort());
-    const promptOf = (index: number): Prompt | undefined => prompts[Math.floor(index / n)];
-    const echoes = choices.map((choice) => (body.echo === true ? (promptOf(choice.index)?.text ?? "") : ""));
-    const base = { id: `cmpl-${generation.id}`, object: "text_completion" as const, created: nowSeconds(), model: runtime.modelId };
-    const tokenText: TokenText = (previous, token) => tokenTextAfter((tokens) => engine.detokenize(tokens), previous, token);
-    const wantsLogprobs = body.logprobs != null;
+    const { generation, deadline } = startGeneration(request, reply, runtime, choices, n, options);
+    try {
+      const promptOf = (index: number): Prompt | undefined => prompts[Math.floor(index / n)];
+      const echoes = choices.map((choice) => (body.echo === true ? (promptOf(choice.index)?.text ?? "") : ""));
+      const base = { id: `cmpl-${generation.id}`, object: "text_completion" as const, created: nowSeconds(), model: runtime.modelId };
+      const tokenText: TokenText = (previous, token) => tokenTextAfter((tokens) => engine.detokenize(tokens), previous, token);
+      const wantsLogprobs = body.logprobs != null;
 
-    if (body.stream === true) {
-      const stream = new EventStream(reply);
-      const includeUsage = body.stream_options?.include_usage === true;
-      // With include_usage, OpenAI sends `usage: null` on every chunk but the last.
-      const chunk = { ...base, ...(includeUsage ? { usage: null } : {}) };
-      // Per choice: where its next token starts in its text, and the token before it.
-      const offsets = echoes.map((echo) => echo.length);
-      const previous = choices.map((choice) => choice.promptTokens.at(-1) ?? null);
-      for (const [index, echo] of echoes.entries()) {
-        if (echo.length > 0) await stream.send({ ...chunk, choices: [{ index, text: echo, logprobs: null, finish_reason: null }] });
+      if (body.stream === true) {
+        const stream = new EventStream(reply, deadline.signal);
+        const includeUsage = body.stream_options?.include_usage === true;
+        // With include_usage, OpenAI sends `usage: null` on every chunk but the last.
+        const chunk = { ...base, ...(includeUsage ? { usage: null } : {}) };
+        // Per choice: where its next token starts in its text, and the token before it.
+        const offsets = echoes.map((echo) => echo.length);
+        const previous = choices.map((choice) => choice.promptTokens.at(-1) ?? null);
+        for (const [index, echo] of echoes.entries()) {
+          if (echo.length > 0) await stream.send({ ...chunk, choices: [{ index, text: echo, logprobs: null, finish_reason: null }] });
+        }
+        const numCompletionTokens = await streamChoices(generation, stream, {
+          delta: (index, { text, tokens, logprobs }) => {
+            if (text.length === 0 && !wantsLogprobs) return null;
+            const offset = offsets[index] ?? 0;
+            const chunkLogprobs = wantsLogprobs ? toCompletionLogprobs(tokens, logprobs, tokenText, offset, previous[index] ?? null) : null;
+            // Offsets count token text, not streamed text: a held-back stop-string prefix streams later.
+            offsets[index] = offset + (chunkLogprobs?.tokens.join("").length ?? text.length);
+            previous[index] = tokens.at(-1) ?? previous[index] ?? null;
+            return { ...chunk, choices: [{ index, text, logprobs: chunkLogprobs, finish_reason: null }] };
+          },
+          finish: (index, reason) => ({ ...chunk, choices: [{ index, text: "", logprobs: null, finish_reason: reason }] }),
+        }, deadline);
+        if (includeUsage) await stream.send({ ...base, choices: [], usage: toUsage(numPromptTokens, numCompletionTokens, generation.numCachedTokens) });
+        await stream.done();
+        return reply;
       }
-      const numCompletionTokens = await streamChoices(generation, stream, {
-        delta: (index, { text, tokens, logprobs }) => {
-          if (text.length === 0 && !wantsLogprobs) return null;
-          const offset = offsets[index] ?? 0;
-          const chunkLogprobs = wantsLogprobs ? toCompletionLogprobs(tokens, logprobs, tokenText, offset, previous[index] ?? null) : null;
-          // Offsets count token text, not streamed text: a held-back stop-string prefix streams later.
-          offsets[index] = offset + (chunkLogprobs?.tokens.join("").length ?? text.length);
-          previous[index] = tokens.at(-1) ?? previous[index] ?? null;
-          return { ...chunk, choices: [{ index, text, logprobs: chunkLogprobs, finish_reason: null }] };
-        },
-        finish: (index, reason) => ({ ...chunk, choices: [{ index, text: "", logprobs: null, finish_reason: reason }] }),
-      });
-      if (includeUsage) await stream.send({ ...base, choices: [], usage: toUsage(numPromptTokens, numCompletionTokens) });
-      await stream.done();
-      return reply;
-    }
 
-    const results = await collectChoices(generation);
-    return {
-      ...base,
-      choices: results.map((result) => {
-        const echo = echoes[result.index] ?? "";
-        const previous = promptOf(result.index)?.tokens.at(-1) ?? null;
-        return {
-          index: result.index,
-          text: echo + result.text,
-          logprobs: wantsLogprobs ? toCompletionLogprobs(result.tokens, result.logprobs, tokenText, echo.length, previous) : null,
-          finish_reason: toOpenAiFinishReason(result.output.finishReason),
-        };
-      }),
-      usage: toUsage(numPromptTokens, sumCompletionTokens(results)),
-    };
+      const results = await collectChoices(generation, deadline);
+      return {
+        ...base,
+        choices: results.map((result) => {
+          const echo = echoes[result.index] ?? "";
+          const previous = promptOf(result.index)?.tokens.at(-1) ?? null;
+          return {
+            index: result.index,
+            text: echo + result.text,
+            logprobs: wantsLogprobs ? toCompletionLogprobs(result.tokens, result.logprobs, tokenText, echo.length, previous) : null,
+            finish_reason: toOpenAiFinishReason(result.output.finishReason),
+          };
+        }),
+        usage: toUsage(numPromptTokens, sumCompletionTokens(results), generation.numCachedTokens),
+      };
+    } finally {
+      deadline.clear();
+    }
   });
 };
 

@@ -1,10 +1,12 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import type { TokenId } from "../../engine/engine.ts";
 import { PagodaError } from "../errors.ts";
+import { checkPromptTokens, DEFAULT_REQUEST_LIMITS } from "../request-limits.ts";
 import { checkTokenIds, requireModel, type RouteOptions } from "../route-context.ts";
 import { EmbeddingRequestSchema, type EmbeddingRequest } from "../schemas.ts";
 
 export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
+  const limits = options.limits ?? DEFAULT_REQUEST_LIMITS;
   app.post("/v1/embeddings", { schema: { body: EmbeddingRequestSchema } }, async (request) => {
     const body = request.body;
     const runtime = requireModel(options.serving, body.model);
@@ -25,6 +27,7 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
       return input;
     });
     tokenized.forEach((tokens, index) => {
+      checkPromptTokens(tokens.length, "input", limits);
       if (tokens.length > limit) {
         throw new PagodaError("PAGODA_ERR_CONTEXT_LENGTH", `Input ${index} has ${tokens.length} tokens; the limit is ${limit}`, { param: "input" });
       }

@@ -1,0 +1,119 @@
+/**
+ * The real server process (`src/main.ts`) on stories260K: it reports the port it actually bound with --port 0,
+ * a SIGTERM during a running stream lets the stream finish cleanly and exits 0, and a second signal exits at once.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { once } from "node:events";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { STORIES_ID, STORIES_MODEL } from "../helpers/model-server.ts";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+interface LogLine {
+  readonly msg?: string;
+  readonly url?: string;
+  readonly signal?: string;
+  readonly [key: string]: unknown;
+}
+
+interface ServerProcess {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly url: string;
+  readonly logs: LogLine[];
+  /** Resolves with the exit code (null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+}
+
+async function startProcess(t: { after: (fn: () => void) => void }, flags: string[] = []): Promise<ServerProcess> {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", "src/main.ts", "--model", STORIES_MODEL, "--port", "0", "--threads", "1", "--gpu", "false", ...flags],
+    { cwd: repoRoot, env: { ...process.env, PAGODA_LOG_LEVEL: "info" } },
+  );
+  t.after(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  });
+  const exited = once(child, "exit").then(([code]) => code as number | null);
+  const logs: LogLine[] = [];
+  let stderr = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString("utf8");
+  });
+  const ready = new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      let entry: LogLine;
+      try {
+        entry = JSON.parse(line) as LogLine;
+      } catch {
+        return;
+      }
+      logs.push(entry);
+      if (entry.msg === "pagoda is ready" && typeof entry.url === "string") resolve(entry.url);
+    });
+    void exited.then((code) => reject(new Error(`the server exited with ${code} before it was ready: ${stderr}`)));
+  });
+  return { child, url: await ready, logs, exited };
+}
+
+/** Opens a streamed completion and returns once its first frame has arrived, with a reader for the rest. */
+async function openStream(url: string, body: Record<string, unknown>): Promise<{ first: string; rest: () => Promise<string> }> {
+  const response = await fetch(`${url}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model: STORIES_ID, prompt: "Once upon a time", temperature: 0, ignore_eos: true, stream: true, ...body }),
+  });
+  assert.equal(response.status, 200);
+  assert.ok(response.body !== null);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  const first = await reader.read();
+  assert.equal(first.done, false);
+  const rest = async (): Promise<string> => {
+    let text = "";
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return text;
+      text += decoder.decode(value, { stream: true });
+    }
+  };
+  return { first: decoder.decode(first.value, { stream: true }), rest };
+}
+
+test("with --port 0 the ready line names the port actually bound", async (t) => {
+  const server = await startProcess(t);
+  assert.match(server.url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  assert.notEqual(new URL(server.url).port, "0");
+  const health = await fetch(`${server.url}/health`);
+  assert.equal(health.status, 200);
+  server.child.kill("SIGTERM");
+  assert.equal(await server.exited, 0);
+});
+
+test("SIGTERM during a running stream lets it finish cleanly with [DONE], then the process exits 0", async (t) => {
+  const server = await startProcess(t, ["--shutdown-grace", "60"]);
+  const stream = await openStream(server.url, { max_tokens: 400 });
+  server.child.kill("SIGTERM");
+  const text = stream.first + (await stream.rest());
+  assert.ok(text.endsWith("data: [DONE]\n\n"), text.slice(-200));
+  const frames = text.trim().split("\n\n").map((frame) => frame.slice("data: ".length));
+  const finish = JSON.parse(frames.at(-2) ?? "{}") as { choices?: { finish_reason: string | null }[]; error?: unknown };
+  assert.equal(finish.error, undefined, "no error frame: the stream ran to its end");
+  assert.equal(finish.choices?.[0]?.finish_reason, "length");
+  assert.equal(await server.exited, 0);
+  assert.ok(server.logs.some((line) => line.msg === "shutting down" && line.signal === "SIGTERM"));
+});
+
+test("a second signal while shutting down exits at once with code 1", async (t) => {
+  // Eight long choices keep the grace period busy for far longer than two back-to-back signals take.
+  const server = await startProcess(t, ["--shutdown-grace", "60", "--parallel", "8"]);
+  const stream = await openStream(server.url, { max_tokens: 1900, n: 8 });
+  server.child.kill("SIGTERM");
+  server.child.kill("SIGINT");
+  assert.equal(await server.exited, 1);
+  assert.ok(server.logs.some((line) => line.msg === "second signal: exiting now"), JSON.stringify(server.logs.map((line) => line.msg)));
+  await stream.rest().catch(() => "the connection was cut, as expected");
+});
