@@ -22,10 +22,9 @@ import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { loadConfig } from "../src/config/load-config.ts";
 import { loadRuntime } from "../src/runtime.ts";
-import { Request, type RequestId } from "../src/scheduler/request.ts";
-import type { StepStats } from "../src/scheduler/engine-loop.ts";
 import { buildApp } from "../src/server/app.ts";
-import { ServingState, type Runtime } from "../src/server/serving-state.ts";
+import { ServingState } from "../src/server/serving-state.ts";
+import { loadRuntimeWith, runAll, type Loaded } from "./harness.ts";
 import { syntheticModel } from "./synthetic.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -44,59 +43,7 @@ const modelPath = values.synthetic === undefined ? values.model : await syntheti
 const parts = new Set(values.only.split(","));
 const kvCells = Number(values["kv-cells"]);
 const ctxSize = Number(values["ctx-size"]);
-const GREEDY = { temperature: 0, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, seed: 1, topLogprobs: null };
-
-interface Loaded {
-  readonly runtime: Runtime;
-  readonly steps: StepStats[];
-  close(): Promise<void>;
-}
-
-async function load(flags: string[]): Promise<Loaded> {
-  const config = loadConfig({
-    argv: ["--model", modelPath, "--threads", values.threads, "--gpu", "false", "--log-level", "silent", ...flags],
-    env: {},
-    cwd: repoRoot,
-  });
-  const steps: StepStats[] = [];
-  const serving = new ServingState();
-  const app = await buildApp({ serving });
-  const runtime = await loadRuntime(config, app.log, { onStep: (stats) => steps.push(stats) });
-  serving.markReady(runtime);
-  return { runtime, steps, close: () => app.close() };
-}
-
-interface Timing {
-  readonly firstTokenMs: number;
-  readonly numTokens: number;
-}
-
-/** Submits every prompt at once to the engine loop; resolves with each request's time to first token. */
-async function runAll(runtime: Runtime, prompts: readonly number[][], maxTokens: number): Promise<{ timings: Timing[]; durationMs: number }> {
-  const startMs = performance.now();
-  const timings = await Promise.all(
-    prompts.map(
-      (tokens, index) =>
-        new Promise<Timing>((resolve, reject) => {
-          let firstTokenMs = -1;
-          const request = new Request(
-            `kv-${index}-${startMs}` as RequestId,
-            tokens,
-            { maxTokens, sampling: GREEDY, stopStrings: [], stopTokens: [], ignoreEos: true },
-            {
-              onDelta: () => {
-                if (firstTokenMs < 0) firstTokenMs = performance.now() - startMs;
-              },
-              onFinish: (output) => (output.finishReason === "length" ? resolve({ firstTokenMs, numTokens: output.numOutputTokens }) : reject(output.error ?? new Error(output.finishReason))),
-            },
-            startMs,
-          );
-          if (!runtime.loop.submit(request)) reject(new Error("queue full"));
-        }),
-    ),
-  );
-  return { timings, durationMs: performance.now() - startMs };
-}
+const load = (flags: string[]): Promise<Loaded> => loadRuntimeWith(["--model", modelPath, "--threads", values.threads, ...flags]);
 
 function mean(values: readonly number[]): number {
   return values.reduce((sum, value) => sum + value, 0) / values.length;

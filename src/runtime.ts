@@ -11,6 +11,7 @@ import { contextSizeForKvBudget, KV_CELL_PADDING } from "./plan/kv-budget.ts";
 import { planMemory } from "./plan/memory-plan.ts";
 import { EngineLoop, type StepStats } from "./scheduler/engine-loop.ts";
 import { Scheduler, type RequestStats } from "./scheduler/scheduler.ts";
+import { Speculator } from "./spec/speculator.ts";
 import type { Runtime } from "./server/serving-state.ts";
 
 export interface RuntimeHooks {
@@ -65,6 +66,7 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     queueTimeoutMs: config.queueTimeout * 1000,
     blockSize: config.kvBlockSize,
     enablePrefixCaching: config.prefixCaching,
+    speculator: createSpeculator(config, engine, log),
     ...(hooks.onRequestFinished === undefined ? {} : { onRequestFinished: hooks.onRequestFinished }),
   });
   const loop = new EngineLoop(engine, scheduler, {
@@ -89,6 +91,17 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
   };
   if (modelInfo !== null) logStartupSummary(log, modelInfo, planSource, { alias: model.alias, threads: config.threads, backend: engine.backend });
   return { engine, loop, modelId: model.alias, createdSeconds: Math.floor(Date.now() / 1000), planSource };
+}
+
+/** The n-gram speculator, when asked for and the addon can hand out raw logits. */
+function createSpeculator(config: Config, engine: LlamaEngine, log: FastifyBaseLogger): Speculator | null {
+  if (config.specMode === "off") return null;
+  if (!engine.canReturnLogits) {
+    log.warn("--spec-mode ngram needs the patched addon's raw logits (npm run build:addon); speculation is off");
+    return null;
+  }
+  log.info({ specMode: config.specMode, draftMax: config.draftMax }, "speculative decoding on");
+  return new Speculator({ maxDraft: config.draftMax, minNgram: 1, maxNgram: 4 });
 }
 
 /** llama.cpp's most sequences per context (LLAMA_MAX_SEQ). */

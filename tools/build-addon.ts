@@ -76,7 +76,9 @@ function findVariants(packageDir: string): Variant[] {
     if (!existsSync(binsRoot)) continue;
     for (const bins of readdirSync(binsRoot)) {
       const binsDir = path.join(binsRoot, bins);
-      if (existsSync(path.join(binsDir, "llama-addon.node")) && librariesIn(binsDir).length > 0) variants.push({ name, binsDir });
+      if (!existsSync(path.join(binsDir, "llama-addon.node"))) continue;
+      if (librariesIn(binsDir).length > 0) variants.push({ name, binsDir });
+      else log(`${name}: llama.cpp libraries not recognised, keeping its stock addon`);
     }
   }
   return variants;
@@ -84,7 +86,8 @@ function findVariants(packageDir: string): Variant[] {
 
 /** The llama.cpp libraries the addon links against, by file name (their names carry the release). */
 function librariesIn(binsDir: string): string[] {
-  const wanted = [/^libllama-common\.so$/, /^libllama(\.v[\d.]+)?\.so$/, /^libggml(\.v[\d.]+)?\.so$/, /^libggml-base\.so$/];
+  // GPU builds carry the backend in the name: libllama.cuda.v0.4.0.so.
+  const wanted = [/^libllama-common\.so$/, /^libllama(\.[a-z]+)?(\.v[\d.]+)?\.so$/, /^libggml(\.[a-z]+)?(\.v[\d.]+)?\.so$/, /^libggml-base\.so$/];
   const files = readdirSync(binsDir);
   const found = wanted.map((pattern) => files.find((file) => pattern.test(file)));
   return found.every((file) => file !== undefined) ? (found as string[]) : [];

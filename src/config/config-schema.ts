@@ -8,6 +8,9 @@ export const GPU_BACKENDS = ["auto", "cuda", "metal", "vulkan", "false"] as cons
 /** Log levels accepted by `logLevel` (the pino level names). */
 export const FLASH_ATTENTION_MODES = ["auto", "on", "off"] as const;
 
+/** Speculative decoding modes accepted by `specMode`. */
+export const SPEC_MODES = ["off", "ngram"] as const;
+
 /** KV cache layouts accepted by `kvLayout`. */
 export const KV_LAYOUTS = ["shared", "slabs"] as const;
 
@@ -165,6 +168,15 @@ export const ConfigSchema = z
       ),
     kvBlockSize: z.int().min(1).max(1024).default(16).describe("Tokens per KV block: the unit the pool hands out and caches by prefix."),
     prefixCaching: z.boolean().default(true).describe("Reuse the KV cache of identical prompt prefixes across requests."),
+    specMode: z
+      .enum(SPEC_MODES)
+      .default("off")
+      .describe(
+        "Speculative decoding. ngram: draft tokens by prompt lookup (the request's latest tokens matched earlier in " +
+          "its prompt and output), verified by the model in its normal step; greedy output is unchanged and sampled " +
+          "output keeps the model's distribution. Needs the patched addon.",
+      ),
+    draftMax: z.int().min(1).max(32).default(4).describe("Most draft tokens per request and step; fewer when drafts are rarely accepted."),
     kvLayout: z
       .enum(KV_LAYOUTS)
       .default("shared")
@@ -220,11 +232,14 @@ export const ConfigSchema = z
       .describe("Requests each API key (or client IP when no keys are configured) may make per rateLimitWindow; 0 turns rate limiting off."),
     rateLimitWindow: z.int().min(1).default(60).describe("Length of the rate-limit window in seconds."),
     trustProxy: z
-      .boolean()
-      .default(false)
+      .int()
+      .min(0)
+      .max(16)
+      .default(0)
       .describe(
-        "Take the client IP from X-Forwarded-For, for per-IP rate limits and logs. Set it behind a load balancer only: " +
-          "clients that connect directly could otherwise pick their own IP.",
+        "Proxies in front of pagoda whose X-Forwarded-For entries are trusted, counted from the server; the client IP " +
+          "(per-IP rate limits, logs) is the entry just before them. 0 ignores the header. Trusting more hops than " +
+          "there are proxies lets clients pick their own IP.",
       ),
     requestTimeout: z
       .int()

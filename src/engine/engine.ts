@@ -43,6 +43,11 @@ export interface StepItem {
   readonly tokens: readonly TokenId[];
   /** Sample a next token after the last of `tokens`. */
   readonly shouldSample: boolean;
+  /**
+   * Instead of sampling, return the raw logits after each of the last `returnLogits` tokens (speculative
+   * verification samples in TypeScript). 0 or absent: none.
+   */
+  readonly returnLogits?: number;
 }
 
 export interface StepOutput {
@@ -50,6 +55,8 @@ export interface StepOutput {
   /** The sampled token, or null when the item asked for none or the sampler produced none. */
   readonly token: TokenId | null;
   readonly logprobs: SampledLogprobs | null;
+  /** With `returnLogits`, one vocabulary-sized array per requested position, in order; else null. */
+  readonly logits?: readonly Float32Array[] | null;
 }
 
 export interface ModelInfo {

@@ -221,6 +221,18 @@ export class FakeEngine implements Engine {
       this.cellTokens[cell] = token;
       sequence.cells.push(cell);
     }
+    const numRaw = Math.min(item.returnLogits ?? 0, item.tokens.length);
+    if (numRaw > 0) {
+      // Logits that make the fake model's own next token the clear favourite after each requested position.
+      const logits = Array.from({ length: numRaw }, (_, index) => {
+        const cells = sequence.cells.slice(0, sequence.cells.length - numRaw + index + 1);
+        const next = this.tokenAfter(cells, sequence.sampling ?? undefined, sequence.numGenerated + index + 1);
+        const row = new Float32Array(this.info.vocabSize).fill(-5);
+        row[next] = 5;
+        return row;
+      });
+      return { sequenceId: item.sequenceId, token: null, logprobs: null, logits };
+    }
     if (!item.shouldSample) return { sequenceId: item.sequenceId, token: null, logprobs: null };
     sequence.numGenerated += 1;
     const token = this.nextToken(sequence, sequence.sampling);
@@ -233,10 +245,15 @@ export class FakeEngine implements Engine {
   }
 
   private nextToken(sequence: FakeSequence, sampling: SamplingParams): TokenId {
-    if (this.options.eosAfter !== undefined && sequence.numGenerated >= this.options.eosAfter) return FAKE_EOS;
-    const position = sequence.cells.length;
-    const last = this.cellTokens[sequence.cells[position - 1] ?? -1] ?? 0;
-    const salt = sampling.temperature > 0 ? sampling.seed + sequence.numGenerated : 0;
+    return this.tokenAfter(sequence.cells, sampling, sequence.numGenerated);
+  }
+
+  /** The fake model: a function of the last cached token, the position, and (when sampling) seed and count. */
+  private tokenAfter(cells: readonly number[], sampling: SamplingParams | undefined, numGenerated: number): TokenId {
+    if (this.options.eosAfter !== undefined && numGenerated >= this.options.eosAfter) return FAKE_EOS;
+    const position = cells.length;
+    const last = this.cellTokens[cells[position - 1] ?? -1] ?? 0;
+    const salt = sampling !== undefined && sampling.temperature > 0 ? sampling.seed + numGenerated : 0;
     // Lower-case letters only, so stop-string tests can pick characters that never occur by accident.
     return FIRST_CHAR_TOKEN + 65 + ((last * 7 + position * 3 + salt) % 26);
   }

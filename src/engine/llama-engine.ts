@@ -233,19 +233,28 @@ export class LlamaEngine implements Engine {
     this.isStepping = true;
     try {
       const logitIndexes: (number | null)[] = [];
+      const rawLogitIndexes: Uint32Array[] = [];
       if (numTokens > 0) native.initBatch(numTokens);
       for (const item of items) {
         const slot = this.slotInUse(item.sequenceId);
+        const numRaw = Math.min(item.returnLogits ?? 0, item.tokens.length);
         if (item.tokens.length === 0) {
           logitIndexes.push(null);
+          rawLogitIndexes.push(new Uint32Array(0));
           continue;
         }
-        const wanted = item.shouldSample ? Uint32Array.of(item.tokens.length - 1) : new Uint32Array(0);
+        const wanted = numRaw > 0
+          ? Uint32Array.from({ length: numRaw }, (_, index) => item.tokens.length - numRaw + index)
+          : item.shouldSample ? Uint32Array.of(item.tokens.length - 1) : new Uint32Array(0);
         const returned = native.addToBatch(slot.id, item.startPos, Uint32Array.from(item.tokens), wanted);
-        logitIndexes.push(item.shouldSample ? (returned[0] ?? null) : null);
+        logitIndexes.push(item.shouldSample && numRaw === 0 ? (returned[0] ?? null) : null);
+        rawLogitIndexes.push(numRaw > 0 ? returned : new Uint32Array(0));
       }
       if (numTokens > 0) await native.decodeBatch();
-      return await this.sampleAll(items, logitIndexes);
+      // Raw logits are read on this thread before any sampler starts, so llama.cpp's lazy output reorder runs once.
+      const rawLogits = rawLogitIndexes.map((indexes) => (indexes.length === 0 ? null : this.readLogits(indexes)));
+      const outputs = await this.sampleAll(items, logitIndexes);
+      return outputs.map((output, index) => (rawLogits[index] == null ? output : { ...output, logits: rawLogits[index] }));
     } finally {
       this.isStepping = false;
       this.flushDeferred();
@@ -282,6 +291,17 @@ export class LlamaEngine implements Engine {
     }
     if (this.isStepping) throw new Error("KV cells cannot be shared during a step");
     native.copySequenceCells(src, dst, startPos, endPos);
+  }
+
+  private readLogits(indexes: Uint32Array): Float32Array[] {
+    const native = this.native;
+    if (!isPatchedContext(native)) throw new Error("raw logits need the patched addon (npm run build:addon)");
+    return Array.from(indexes, (index) => native.getLogits(index));
+  }
+
+  /** Whether raw logits (`returnLogits`) are available: the patched addon is loaded. */
+  get canReturnLogits(): boolean {
+    return isPatchedContext(this.native);
   }
 
   /** The range of positions a sequence holds in the KV cache, or null when it holds none; for tests and checks. */
@@ -330,7 +350,12 @@ export class LlamaEngine implements Engine {
     const first = logitIndexes.findIndex((index) => index !== null);
     if (first < 0) return items.map((item) => ({ sequenceId: item.sequenceId, token: null, logprobs: null }));
     const firstOutput = await this.sample(items[first]!, logitIndexes[first] ?? null);
-    return Promise.all(items.map((item, index) => (index === first ? firstOutput : this.sample(item, logitIndexes[index] ?? null))));
+    // Every sampler finishes before the step ends, failed or not: a released sequence disposes its native sampler.
+    const settled = await Promise.allSettled(items.map((item, index) => (index === first ? firstOutput : this.sample(item, logitIndexes[index] ?? null))));
+    return settled.map((result) => {
+      if (result.status === "rejected") throw result.reason;
+      return result.value;
+    });
   }
 
   private async sample(item: StepItem, logitIndex: number | null): Promise<StepOutput> {

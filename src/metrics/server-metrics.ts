@@ -7,6 +7,7 @@ import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 
 import type { StepStats } from "../scheduler/engine-loop.ts";
 import type { FinishReason } from "../scheduler/request.ts";
 import type { KvCacheState, RequestStats } from "../scheduler/scheduler.ts";
+import type { SpecStats } from "../spec/speculator.ts";
 import {
   build125Buckets,
   INTER_TOKEN_LATENCY_BUCKETS,
@@ -148,6 +149,8 @@ class ModelMetrics {
   private readonly stepSeconds: Histogram;
   private numBusySlots = 0;
   private numDecodes = 0;
+  private readonly acceptedPerPosition: Counter<"model_name" | "engine" | "position">;
+  private lastSpec: SpecStats = { numDrafts: 0, numDraftTokens: 0, numAcceptedTokens: 0, acceptedPerPosition: [] };
   private lastKv: Pick<KvCacheState, "prefixQueriedTokens" | "prefixHitTokens" | "numPreemptions"> = { prefixQueriedTokens: 0, prefixHitTokens: 0, numPreemptions: 0 };
 
   constructor(registry: Registry, source: MetricsSource) {
@@ -196,7 +199,7 @@ class ModelMetrics {
       llamaDraftTokens: counterUnlabelled(registry, "llamacpp:spec_decode_num_draft_tokens_total", "Number of draft tokens."),
       llamaAcceptedTokens: counterUnlabelled(registry, "llamacpp:spec_decode_num_accepted_tokens_total", "Number of accepted draft tokens."),
     };
-    new Counter({
+    this.acceptedPerPosition = new Counter({
       name: "vllm:spec_decode_num_accepted_tokens_per_pos_total",
       help: "Accepted tokens per draft position.",
       labelNames: ["model_name", "engine", "position"],
@@ -270,6 +273,20 @@ class ModelMetrics {
     this.counters.prefixHits?.labels(this.labels).inc(kv.prefixHitTokens - this.lastKv.prefixHitTokens);
     this.counters.preemptions?.labels(this.labels).inc(kv.numPreemptions - this.lastKv.numPreemptions);
     this.lastKv = kv;
+    const spec = stats.spec;
+    if (spec !== null) {
+      const last = this.lastSpec;
+      this.counters.drafts?.labels(this.labels).inc(spec.numDrafts - last.numDrafts);
+      this.counters.draftTokens?.labels(this.labels).inc(spec.numDraftTokens - last.numDraftTokens);
+      this.counters.acceptedTokens?.labels(this.labels).inc(spec.numAcceptedTokens - last.numAcceptedTokens);
+      this.counters.llamaDraftTokens?.inc(spec.numDraftTokens - last.numDraftTokens);
+      this.counters.llamaAcceptedTokens?.inc(spec.numAcceptedTokens - last.numAcceptedTokens);
+      spec.acceptedPerPosition.forEach((count, position) => {
+        const increment = count - (last.acceptedPerPosition[position] ?? 0);
+        if (increment > 0) this.acceptedPerPosition.labels({ ...this.labels, position: String(position) }).inc(increment);
+      });
+      this.lastSpec = spec;
+    }
   }
 
   observeRequestParams(n: number): void {

@@ -4,6 +4,7 @@
  */
 import type { Engine } from "../engine/engine.ts";
 import type { Request, RequestId } from "./request.ts";
+import type { SpecStats } from "../spec/speculator.ts";
 import type { KvCacheState, Scheduler } from "./scheduler.ts";
 
 /** One step, as a plain record for logs, metrics and benchmarks. */
@@ -20,6 +21,8 @@ export interface StepStats {
   readonly durationMs: number;
   /** The KV pool after the step; its counters are cumulative. */
   readonly kvCache: KvCacheState;
+  /** Speculative decoding's cumulative counts; null without speculation. */
+  readonly spec: SpecStats | null;
 }
 
 export interface EngineLoopOptions {
@@ -66,6 +69,10 @@ export class EngineLoop {
 
   get isPrefixCaching(): boolean {
     return this.scheduler.kv.enablePrefixCaching;
+  }
+
+  specStats(): SpecStats | null {
+    return this.scheduler.specStats();
   }
 
   kvCacheState(): KvCacheState {
@@ -143,9 +150,11 @@ export class EngineLoop {
         continue;
       }
       const startMs = now();
+      let numGeneratedTokens = 0;
       try {
         const outputs = await this.engine.step(plan.scheduled.map((scheduled) => scheduled.item));
-        this.scheduler.updateFromOutput(plan, outputs, now());
+        this.scheduler.observeStepCost(plan.numTokens, now() - startMs);
+        numGeneratedTokens = this.scheduler.updateFromOutput(plan, outputs, now());
       } catch (error) {
         const failure = error instanceof Error ? error : new Error(String(error));
         this.scheduler.failStep(plan, failure);
@@ -154,12 +163,13 @@ export class EngineLoop {
       this.options.onStep?.({
         numTokens: plan.numTokens,
         numPromptTokens: plan.numPromptTokens,
-        numGeneratedTokens: plan.scheduled.filter((scheduled) => scheduled.item.shouldSample).length,
+        numGeneratedTokens,
         numSequences: plan.scheduled.length,
         numRunning: this.scheduler.numRunning,
         numWaiting: this.scheduler.numWaiting,
         durationMs: now() - startMs,
         kvCache: this.scheduler.kvCacheState(),
+        spec: this.scheduler.specStats(),
       });
       // The next step starts at once: its decode runs on a native thread while the handlers woken by this
       // step's outputs serialise and write their chunks. A native step completes through the event loop's

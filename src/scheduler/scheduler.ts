@@ -11,6 +11,7 @@ import { CellHolders } from "../cache/cell-holders.ts";
 import type { KvBlock } from "../cache/block.ts";
 import { KvCacheManager, type CachedPrefix } from "../cache/kv-cache-manager.ts";
 import type { Engine, SequenceId, StepItem, StepOutput, TokenId } from "../engine/engine.ts";
+import type { SpecRequest, SpecStats, Speculator } from "../spec/speculator.ts";
 import { IncrementalDetokenizer } from "./incremental-detokenizer.ts";
 import { QueueTimeoutError, type FinishReason, type OutputDelta, type Request, type RequestId } from "./request.ts";
 import { findStopString, heldBackLength, isStopToken, lengthStop } from "./stop-checker.ts";
@@ -68,6 +69,11 @@ export interface SchedulerOptions {
   readonly blockSize?: number;
   /** Reuse cached prompt prefixes; only with the engine's shared pool. Defaults to true. */
   readonly enablePrefixCaching?: boolean;
+  /**
+   * Speculative decoding: requests without logprobs get draft tokens and are sampled from raw logits by the
+   * speculator. Needs an engine that returns logits. Defaults to none.
+   */
+  readonly speculator?: Speculator | null;
   /** Defaults to `performance.now`. */
   readonly now?: () => number;
   readonly onRequestFinished?: (stats: RequestStats) => void;
@@ -76,6 +82,8 @@ export interface SchedulerOptions {
 export interface ScheduledItem {
   readonly request: Request;
   readonly item: StepItem;
+  /** Draft tokens at the end of `item.tokens`, to verify from its logits. */
+  readonly drafts: readonly TokenId[];
 }
 
 export interface StepPlan {
@@ -132,6 +140,15 @@ export class Scheduler {
   /** Most tokens one request can ever hold: its context, bounded by the whole pool. */
   get maxRequestTokens(): number {
     return Math.min(this.engine.info.contextSize, this.kv.numBlocks * this.kv.blockSize);
+  }
+
+  specStats(): SpecStats | null {
+    return this.options.speculator?.stats() ?? null;
+  }
+
+  /** How long a step of `numTokens` took, for the speculator's choice of draft lengths. */
+  observeStepCost(numTokens: number, durationMs: number): void {
+    this.options.speculator?.observeStep(numTokens, durationMs);
   }
 
   kvCacheState(): KvCacheState {
@@ -217,10 +234,17 @@ export class Scheduler {
     // Decoding requests first: each owes exactly one token, so none is starved by a long prompt.
     const decoding = this.running.filter((request) => request.numComputedTokens >= request.promptTokens.length);
     const prefilling = this.running.filter((request) => request.numComputedTokens < request.promptTokens.length);
+    // What the step carries before drafts, for the speculator's cost model.
+    const specStep = {
+      numTokens: Math.min(budget, decoding.length + prefilling.reduce((sum, request) => sum + request.numTokens - request.numComputedTokens, 0)),
+      numSequences: this.running.length,
+    };
     for (const request of [...decoding, ...prefilling]) {
       if (budget <= 0) break;
       if (request.status !== "running") continue;
-      const numNewTokens = Math.min(request.numTokens - request.numComputedTokens, budget);
+      const drafts = this.proposeDrafts(request, budget, specStep);
+      specStep.numTokens += drafts.length;
+      const numNewTokens = drafts.length > 0 ? 1 + drafts.length : Math.min(request.numTokens - request.numComputedTokens, budget);
       let blocks = this.kv.allocateSlots(request.id, { numNewTokens });
       while (blocks === null) {
         const victim = this.pickVictim(null);
@@ -231,8 +255,8 @@ export class Scheduler {
       }
       if (blocks === null) continue;
       this.holders.onAllocated(this.sequenceOf(request), blocks);
-      const item = this.planChunk(request, numNewTokens);
-      scheduled.push({ request, item });
+      const item = this.planChunk(request, numNewTokens, drafts);
+      scheduled.push({ request, item, drafts });
       budget -= item.tokens.length;
     }
     // As in vLLM, nothing new is admitted in a step that had to preempt: the pool is full.
@@ -274,15 +298,16 @@ export class Scheduler {
       }
       this.waiting.shift();
       this.start(request, sequenceId, prefix, blocks);
-      const item = this.planChunk(request, numNewTokens);
-      scheduled.push({ request, item });
+      const item = this.planChunk(request, numNewTokens, []);
+      scheduled.push({ request, item, drafts: [] });
       budget -= item.tokens.length;
     }
     return budget;
   }
 
   private start(request: Request, sequenceId: SequenceId, prefix: CachedPrefix, blocks: readonly KvBlock[]): void {
-    this.kv.recordPrefixQuery(request.numTokens, prefix.numTokens);
+    // Counted once per request, as vLLM does; a resumed request's own recomputation is not a cache query.
+    if (request.numPreemptions === 0) this.kv.recordPrefixQuery(request.numTokens, prefix.numTokens);
     this.holders.fork(sequenceId, prefix.blocks);
     this.holders.onAllocated(sequenceId, blocks);
     request.sequenceId = sequenceId;
@@ -294,6 +319,23 @@ export class Scheduler {
       const detokenizer = new IncrementalDetokenizer((tokens) => this.engine.detokenize(tokens), request.promptTokens);
       this.text.set(request.id, { detokenizer, numSentChars: 0, scheduledMs: this.now(), lastTokenMs: null, interTokenMs: [] });
     }
+  }
+
+  private isSpeculative(request: Request): boolean {
+    return this.options.speculator != null && request.params.sampling.topLogprobs === null;
+  }
+
+  /** Drafts for a decoding request under speculation; none otherwise, or when they would not fit. */
+  private proposeDrafts(request: Request, budget: number, step: { readonly numTokens: number; readonly numSequences: number }): TokenId[] {
+    const speculator = this.options.speculator;
+    if (speculator == null || !this.isSpeculative(request) || request.numComputedTokens !== request.numTokens - 1) return [];
+    // Room in the step, in max_tokens (the last token comes from verification) and in the context.
+    const limit = Math.min(
+      budget - 1,
+      request.params.maxTokens - request.outputTokens.length - 1,
+      this.maxRequestTokens - request.numTokens - 1,
+    );
+    return limit > 0 ? speculator.propose(specRequestOf(request), limit, step) : [];
   }
 
   /** A free sequence slot, taking one back from a parked prefix if needed. */
@@ -356,26 +398,52 @@ export class Scheduler {
     return request.sequenceId;
   }
 
-  /** Applies a step's outputs: advances computed tokens, appends sampled tokens, checks stops, streams text. */
-  updateFromOutput(plan: StepPlan, outputs: readonly StepOutput[], nowMs: number): void {
-    plan.scheduled.forEach(({ request, item }, index) => {
+  /**
+   * Applies a step's outputs: advances computed tokens, verifies drafts, appends sampled tokens, checks stops,
+   * streams text. Returns the number of tokens generated.
+   */
+  updateFromOutput(plan: StepPlan, outputs: readonly StepOutput[], nowMs: number): number {
+    let numGenerated = 0;
+    plan.scheduled.forEach(({ request, item, drafts }, index) => {
       if (request.status !== "running") return;
-      request.numComputedTokens += item.tokens.length;
+      request.numComputedTokens += item.tokens.length - drafts.length;
       this.kv.commitTokens(request.id, request.allTokens, request.numComputedTokens);
       const output = outputs[index];
       if (!item.shouldSample || output === undefined) return;
-      if (output.token === null) {
-        this.finish(request, "error", new Error("the sampler returned no token"));
-        return;
-      }
+      const tokens = this.tokensOf(request, drafts, output);
+      if (tokens === null) return;
       request.firstTokenMs ??= nowMs;
       const state = this.text.get(request.id);
       if (state !== undefined) {
         if (state.lastTokenMs !== null) state.interTokenMs.push(nowMs - state.lastTokenMs);
         state.lastTokenMs = nowMs;
       }
-      this.appendToken(request, output.token, output.logprobs === null ? [] : [output.logprobs]);
+      for (const token of tokens) {
+        this.appendToken(request, token, output.logprobs === null ? [] : [output.logprobs]);
+        numGenerated += 1;
+        if (request.status !== "running") return;
+      }
+      // Accepted drafts are in the KV cache now, and verified: they may be cached.
+      if (tokens.length > 1) this.kv.commitTokens(request.id, request.allTokens, request.numComputedTokens);
     });
+    return numGenerated;
+  }
+
+  /** The tokens one output yields: the sampled one, or verified drafts plus one; null when the request failed. */
+  private tokensOf(request: Request, drafts: readonly TokenId[], output: StepOutput): TokenId[] | null {
+    const speculator = this.options.speculator;
+    if (output.logits != null && speculator != null) {
+      const result = speculator.verify(specRequestOf(request), drafts, output.logits);
+      request.numComputedTokens += result.numAccepted;
+      // Rejected drafts' cells go now; their blocks stay with the request, which grows into them.
+      if (result.numAccepted < drafts.length) this.engine.truncateSequence(this.sequenceOf(request), request.numComputedTokens);
+      return result.tokens;
+    }
+    if (output.token === null) {
+      this.finish(request, "error", new Error("the sampler returned no token"));
+      return null;
+    }
+    return [output.token];
   }
 
   /** Fails every request of a step whose batch the engine could not evaluate. */
@@ -390,15 +458,14 @@ export class Scheduler {
     for (const request of [...this.running, ...this.waiting]) this.finish(request, "error", reason);
   }
 
-  private planChunk(request: Request, numTokens: number): StepItem {
+  private planChunk(request: Request, numTokens: number, drafts: readonly TokenId[]): StepItem {
     const sequenceId = this.sequenceOf(request);
     const start = request.numComputedTokens;
-    return {
-      sequenceId,
-      startPos: start,
-      tokens: request.tokensBetween(start, start + numTokens),
-      shouldSample: start + numTokens === request.numTokens,
-    };
+    const end = start + numTokens - drafts.length;
+    const shouldSample = end === request.numTokens;
+    const item: StepItem = { sequenceId, startPos: start, tokens: [...request.tokensBetween(start, end), ...drafts], shouldSample };
+    // Under speculation the speculator samples, from the logits after the last real token and after each draft.
+    return shouldSample && this.isSpeculative(request) ? { ...item, returnLogits: 1 + drafts.length } : item;
   }
 
   private appendToken(request: Request, token: TokenId, logprobs: OutputDelta["logprobs"]): void {
@@ -461,6 +528,7 @@ export class Scheduler {
     removeFrom(wasRunning ? this.running : this.waiting, request);
     const state = this.text.get(request.id);
     this.text.delete(request.id);
+    this.options.speculator?.forget(request.id);
     this.releaseKv(request);
     request.sink.onFinish({
       finishReason: reason,
@@ -490,4 +558,8 @@ export class Scheduler {
 function removeFrom(list: Request[], request: Request): void {
   const index = list.indexOf(request);
   if (index !== -1) list.splice(index, 1);
+}
+
+function specRequestOf(request: Request): SpecRequest {
+  return { id: request.id, sampling: request.params.sampling, allTokens: request.allTokens, outputTokens: request.outputTokens };
 }

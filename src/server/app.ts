@@ -63,7 +63,8 @@ export interface AppDeps {
   /** How long an idle keep-alive connection stays open. Defaults to 72 s. */
   readonly keepAliveTimeoutMs?: number;
   /** Take the client IP from X-Forwarded-For. Defaults to false. */
-  readonly trustProxy?: boolean;
+  /** Trusted proxy hops for X-Forwarded-For; 0 (the default) ignores the header. */
+  readonly trustProxy?: number;
 }
 
 const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
@@ -102,7 +103,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     requestTimeout: RECEIVE_REQUEST_TIMEOUT_MS,
     http: { headersTimeout: HEADERS_TIMEOUT_MS },
     clientErrorHandler,
-    trustProxy: deps.trustProxy ?? false,
+    // A hop count (0 trusts none), never `true`: trusting every hop takes the leftmost entry, which the client writes.
+    trustProxy: (_address: string, hop: number) => hop < (deps.trustProxy ?? 0),
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

@@ -26,8 +26,9 @@ const samplingFields = {
   stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
   user: z.string().nullish(),
   ignore_eos: z.boolean().nullish(),
-  // vLLM's extension: lower runs first, and is preempted last when the KV pool runs dry.
-  priority: z.int().min(-1_000_000).max(1_000_000).nullish(),
+  // vLLM's extension: lower runs first and is preempted last. Clients may only yield (>= 0, the default being 0):
+  // a negative priority would let any caller preempt everyone else.
+  priority: z.int().min(0).max(1_000_000).nullish(),
   logit_bias: z.record(z.string(), z.number()).nullish(),
 };
 

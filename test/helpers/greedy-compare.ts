@@ -32,3 +32,26 @@ export function compareGreedy(actual: GreedyRun, reference: GreedyRun, label: st
   );
   return "near-tie";
 }
+
+/**
+ * `compareGreedy` for a run known only by its text: where the texts part, the reference's token there must have a
+ * near-tie alternative that the actual text continues with.
+ */
+export function compareGreedyText(actualText: string, reference: GreedyRun, label: string): "identical" | "near-tie" {
+  if (actualText === reference.text) return "identical";
+  let offset = 0;
+  for (const [index, token] of reference.tokens.entries()) {
+    if (actualText.startsWith(token, offset) && reference.text.startsWith(token, offset)) {
+      offset += token.length;
+      continue;
+    }
+    const top = reference.topLogprobs[index] ?? {};
+    const expected = top[token] ?? -Infinity;
+    const taken = Object.entries(top).find(([alternative]) => alternative !== token && alternative.length > 0 && actualText.startsWith(alternative, offset));
+    assert.ok(taken !== undefined, `${label}: diverged at token ${index} (${JSON.stringify(actualText.slice(offset, offset + 12))}…), not at a listed alternative`);
+    const gap = expected - taken[1];
+    assert.ok(gap <= NEAR_TIE_NATS, `${label}: diverged at token ${index} to ${JSON.stringify(taken[0])}, a gap of ${gap.toFixed(4)} nats, not a near-tie`);
+    return "near-tie";
+  }
+  assert.fail(`${label}: texts differ after the reference's last token`);
+}

@@ -62,8 +62,16 @@ test("without keys each client address has its own budget", async (t) => {
   assert.equal((await from("10.0.0.2")("/v1/completions")).statusCode, 200);
 });
 
+test("a client's own X-Forwarded-For entries are ignored: only the trusted hop's entry counts", async (t) => {
+  const { app } = await start(t, { trustProxy: 1 });
+  const spoofed = (fake: string) => postJson(app, "/v1/completions", COMPLETION, { "x-forwarded-for": `${fake}, 203.0.113.9` });
+  await spoofed("6.6.6.1");
+  await spoofed("6.6.6.2");
+  assert.equal((await spoofed("6.6.6.3")).statusCode, 429, "rotating the leftmost entry does not escape the limit");
+});
+
 test("behind a trusted proxy the client address comes from X-Forwarded-For", async (t) => {
-  const { app } = await start(t, { trustProxy: true });
+  const { app } = await start(t, { trustProxy: 1 });
   const via = (client: string) => postJson(app, "/v1/completions", COMPLETION, { "x-forwarded-for": client });
   await via("203.0.113.1");
   await via("203.0.113.1");

@@ -214,7 +214,7 @@ test("the hardening settings default to an open, unlimited-by-rate server with O
   assert.deepEqual(config.corsOrigin, []);
   assert.equal(config.rateLimit, 0);
   assert.equal(config.rateLimitWindow, 60);
-  assert.equal(config.trustProxy, false);
+  assert.equal(config.trustProxy, 0);
   assert.equal(config.requestTimeout, 600);
   assert.equal(config.shutdownGrace, 30);
   assert.equal(config.keepAliveTimeout, 72);
@@ -254,7 +254,7 @@ test("the API key file path resolves against the working directory and the limit
   assertConfigError(() => load(["--max-n", "0"]), "--max-n: expected an integer between 1 and 128");
   assertConfigError(() => load(["--rate-limit-window", "0"]), "--rate-limit-window: expected an integer >= 1");
   assertConfigError(() => load(["--body-limit", "10"]), "--body-limit: expected an integer >= 1024");
-  assert.equal(load(["--request-timeout", "0", "--no-metrics-auth", "--trust-proxy"]).requestTimeout, 0);
+  assert.equal(load(["--request-timeout", "0", "--no-metrics-auth", "--trust-proxy", "1"]).requestTimeout, 0);
 });
 
 test("help marks list flags as repeatable and shows an empty list default as none", () => {

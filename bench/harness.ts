@@ -1,0 +1,77 @@
+/**
+ * In-process benchmark harness: a runtime loaded from command-line flags (no HTTP), and a batch of requests
+ * submitted to its engine loop at once, with each request's time to first token.
+ */
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadConfig } from "../src/config/load-config.ts";
+import type { SamplingParams, TokenId } from "../src/engine/engine.ts";
+import { loadRuntime } from "../src/runtime.ts";
+import type { StepStats } from "../src/scheduler/engine-loop.ts";
+import { Request, type RequestId } from "../src/scheduler/request.ts";
+import { buildApp } from "../src/server/app.ts";
+import { ServingState, type Runtime } from "../src/server/serving-state.ts";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+export const GREEDY: SamplingParams = { temperature: 0, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, seed: 1, topLogprobs: null };
+
+export interface Loaded {
+  readonly runtime: Runtime;
+  readonly steps: StepStats[];
+  close(): Promise<void>;
+}
+
+/** A runtime as `npm start` would build it from `flags`, quiet and on the CPU; every step's stats recorded. */
+export async function loadRuntimeWith(flags: string[]): Promise<Loaded> {
+  const config = loadConfig({ argv: ["--gpu", "false", "--log-level", "silent", ...flags], env: {}, cwd: repoRoot });
+  const steps: StepStats[] = [];
+  const serving = new ServingState();
+  const app = await buildApp({ serving });
+  const runtime = await loadRuntime(config, app.log, { onStep: (stats) => steps.push(stats) });
+  serving.markReady(runtime);
+  return { runtime, steps, close: () => app.close() };
+}
+
+export interface Timing {
+  readonly firstTokenMs: number;
+  readonly numTokens: number;
+  readonly tokens: TokenId[];
+}
+
+/** Submits every prompt at once to the engine loop; resolves when all finished with `length`. */
+export async function runAll(
+  runtime: Runtime,
+  prompts: readonly TokenId[][],
+  maxTokens: number,
+  sampling: SamplingParams = GREEDY,
+): Promise<{ timings: Timing[]; durationMs: number }> {
+  const startMs = performance.now();
+  const timings = await Promise.all(
+    prompts.map(
+      (tokens, index) =>
+        new Promise<Timing>((resolve, reject) => {
+          let firstTokenMs = -1;
+          const generated: TokenId[] = [];
+          const request = new Request(
+            `bench-${index}-${startMs}` as RequestId,
+            tokens,
+            { maxTokens, sampling, stopStrings: [], stopTokens: [], ignoreEos: true },
+            {
+              onDelta: (delta) => {
+                if (firstTokenMs < 0) firstTokenMs = performance.now() - startMs;
+                generated.push(...delta.tokens);
+              },
+              onFinish: (output) =>
+                output.finishReason === "length"
+                  ? resolve({ firstTokenMs, numTokens: output.numOutputTokens, tokens: generated })
+                  : reject(output.error ?? new Error(output.finishReason)),
+            },
+            startMs,
+          );
+          if (!runtime.loop.submit(request)) reject(new Error("queue full"));
+        }),
+    ),
+  );
+  return { timings, durationMs: performance.now() - startMs };
+}

@@ -1,0 +1,57 @@
+/**
+ * Speculative decoding on vs off, side by side in one process on one model file: aggregate generation tokens/s and
+ * mean time per output token, at 1 and 8 concurrent requests, greedy and sampled, with n-gram (prompt lookup)
+ * drafts. Runs alternate between the two runtimes so machine noise hits both.
+ *
+ *   npm run bench:spec -- [--model path.gguf | --synthetic 512x8] [--threads 1] [--max-tokens 256] [--repeats 3]
+ */
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { mkdir, writeFile } from "node:fs/promises";
+import { GREEDY, loadRuntimeWith, runAll } from "./harness.ts";
+import { syntheticModel } from "./synthetic.ts";
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const { values } = parseArgs({
+  options: {
+    model: { type: "string", default: path.resolve(repoRoot, "../shared/models/stories260K.gguf") },
+    synthetic: { type: "string" },
+    threads: { type: "string", default: "1" },
+    "max-tokens": { type: "string", default: "256" },
+    repeats: { type: "string", default: "3" },
+  },
+});
+const modelPath = values.synthetic === undefined ? values.model : await syntheticModel(values.synthetic, path.join(repoRoot, ".cache/pagoda"));
+const maxTokens = Number(values["max-tokens"]);
+const PROMPTS = ["Once upon a time", "The little dog", "Lily and Ben went to the park", "One day, a big bird", "Tom had a red ball", "The sun was hot and", "Mom said to Sue", "There was a tiny frog"];
+const common = ["--model", modelPath, "--threads", values.threads, "--parallel", "8", "--ctx-size", String(maxTokens + 64)];
+const off = await loadRuntimeWith(common);
+const on = await loadRuntimeWith([...common, "--spec-mode", "ngram", "--draft-max", "4"]);
+
+const rows: Record<string, number | string>[] = [];
+for (const [label, sampling] of [["greedy", GREEDY], ["temperature 0.8", { ...GREEDY, temperature: 0.8, seed: 11 }]] as const) {
+  for (const concurrency of [1, 8]) {
+    const rates = { off: [] as number[], on: [] as number[] };
+    for (let repeat = 0; repeat < Number(values.repeats); repeat++) {
+      for (const [name, loaded] of [["off", off], ["on", on]] as const) {
+        const prompts = PROMPTS.slice(0, concurrency).map((prompt) => loaded.runtime.engine.tokenize(prompt, { addBos: true }));
+        const { timings, durationMs } = await runAll(loaded.runtime, prompts, maxTokens, sampling);
+        rates[name].push((timings.reduce((sum, timing) => sum + timing.numTokens, 0) / durationMs) * 1000);
+      }
+    }
+    const median = (list: number[]): number => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)] ?? 0;
+    rows.push({ sampling: label, concurrency, offTokensPerSecond: median(rates.off), onTokensPerSecond: median(rates.on), speedup: median(rates.on) / median(rates.off) });
+  }
+}
+const spec = on.runtime.loop.specStats();
+console.log(`model ${path.basename(modelPath)}${values.synthetic === undefined ? "" : " (random weights)"}, ${maxTokens} tokens per request, median of ${values.repeats}`);
+console.log("sampling        | requests | spec off tok/s | spec on tok/s | on / off");
+for (const row of rows) {
+  console.log(`${String(row.sampling).padEnd(15)} | ${String(row.concurrency).padStart(8)} | ${Number(row.offTokensPerSecond).toFixed(0).padStart(14)} | ${Number(row.onTokensPerSecond).toFixed(0).padStart(13)} | ${Number(row.speedup).toFixed(2).padStart(8)}`);
+}
+if (spec !== null) console.log(`drafts ${spec.numDrafts}, draft tokens ${spec.numDraftTokens}, accepted ${spec.numAcceptedTokens} (${((100 * spec.numAcceptedTokens) / Math.max(1, spec.numDraftTokens)).toFixed(0)}%), by position ${spec.acceptedPerPosition.join("/")}`);
+await mkdir(path.join(repoRoot, "bench/out"), { recursive: true });
+await writeFile(path.join(repoRoot, "bench/out/spec.json"), JSON.stringify({ model: path.basename(modelPath), maxTokens, rows, spec }, null, 2));
+await off.close();
+await on.close();

@@ -1,0 +1,150 @@
+/**
+ * Speculative decoding for the scheduler: per request, propose draft tokens (prompt lookup over the request's own
+ * tokens), and after the target evaluated them in its normal step, verify them from the raw logits with the
+ * request's own seeded random stream. Requests under speculation are always sampled here, also in steps without
+ * drafts, so one random stream serves the whole request.
+ *
+ * The draft length adapts per request: an acceptance estimate and the measured cost of a step choose the K that
+ * maximises expected tokens per millisecond, and K = 0 (no drafts) wins when drafts are rarely accepted or the
+ * batch is already large.
+ */
+import type { SamplingParams, TokenId } from "../engine/engine.ts";
+import { AcceptanceTracker, chooseDraftLength, expectedTokensPerStep } from "./draft-length.ts";
+import { proposeNgram } from "./ngram-proposer.ts";
+import { verifyBySampling, verifyGreedy, type VerifyResult } from "./rejection-sampler.ts";
+import { SeededRandom } from "./seeded-random.ts";
+import { StepCostModel } from "./step-cost.ts";
+import { argmax, toDistribution } from "./target-distribution.ts";
+
+export type SpecMode = "ngram" | "off";
+
+export interface SpeculatorOptions {
+  readonly maxDraft: number;
+  readonly minNgram: number;
+  readonly maxNgram: number;
+}
+
+/** Cumulative counts with vLLM's meanings, for the metrics. */
+export interface SpecStats {
+  /** Steps in which a request carried drafts. */
+  readonly numDrafts: number;
+  readonly numDraftTokens: number;
+  readonly numAcceptedTokens: number;
+  /** Accepted tokens by draft position (0-based). */
+  readonly acceptedPerPosition: readonly number[];
+}
+
+interface RequestState {
+  readonly tracker: AcceptanceTracker;
+}
+
+/** The uniform for output position `index` of a request seeded `seed`: counter-based, so no state to carry. */
+function uniformAt(seed: number, index: number): number {
+  return new SeededRandom((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca77)) >>> 0).next();
+}
+
+/** What the scheduler knows of a request when it asks for drafts. */
+export interface SpecRequest {
+  readonly id: string;
+  readonly sampling: SamplingParams;
+  readonly allTokens: readonly TokenId[];
+  readonly outputTokens: readonly TokenId[];
+}
+
+export class Speculator {
+  private readonly options: SpeculatorOptions;
+  private readonly states = new Map<string, RequestState>();
+  private readonly cost = new StepCostModel();
+  private numDrafts = 0;
+  private numDraftTokens = 0;
+  private numAcceptedTokens = 0;
+  private readonly acceptedPerPosition: number[];
+
+  constructor(options: SpeculatorOptions) {
+    this.options = options;
+    this.acceptedPerPosition = new Array<number>(options.maxDraft).fill(0);
+  }
+
+  /** Feeds the step-cost model: every step's token count and duration. */
+  observeStep(numTokens: number, durationMs: number): void {
+    this.cost.observe(numTokens, durationMs);
+  }
+
+  /**
+   * Draft tokens for a decoding request, at most `limit` (its remaining tokens and context). `step` describes the
+   * rest of the step: its tokens and how many sequences it decodes. K is chosen for the whole step's tokens per
+   * millisecond, not this request's alone: K more tokens slow every sequence of the step, so under heavy load
+   * drafts must earn more than they cost everyone, and speculation switches itself off.
+   */
+  propose(request: SpecRequest, limit: number, step: { readonly numTokens: number; readonly numSequences: number }): TokenId[] {
+    const maxDraft = Math.min(this.options.maxDraft, limit);
+    if (maxDraft <= 0) return [];
+    const state = this.stateOf(request);
+    const others = Math.max(0, step.numSequences - 1);
+    // For one sequence this is chooseDraftLength's own objective; others' tokens join the numerator.
+    const numDraft = chooseDraftLength({
+      acceptanceRate: state.tracker.acceptanceRate,
+      maxDraft,
+      targetStepMs: (numTokens) => {
+        const expected = expectedTokensPerStep(state.tracker.acceptanceRate, numTokens - 1);
+        return (this.cost.stepMs(step.numTokens + numTokens) * expected) / (others + expected);
+      },
+      draftStepMs: 0,
+    });
+    if (numDraft === 0) return [];
+    return proposeNgram(request.allTokens, { minNgram: this.options.minNgram, maxNgram: this.options.maxNgram, numDraft });
+  }
+
+  /**
+   * The tokens a step produced for `request`: accepted drafts, then one recovered or bonus token. `logits` holds
+   * the target's raw logits after the last computed token and after each draft (drafts.length + 1 entries).
+   */
+  verify(request: SpecRequest, drafts: readonly TokenId[], logits: readonly Float32Array[]): VerifyResult {
+    if (logits.length !== drafts.length + 1) throw new Error(`verification needs ${drafts.length + 1} logit rows, got ${logits.length}`);
+    const state = this.stateOf(request);
+    const sampling = request.sampling;
+    let result: VerifyResult;
+    if (sampling.temperature <= 0 && sampling.presencePenalty === 0 && sampling.frequencyPenalty === 0) {
+      result = verifyGreedy(drafts, logits.map((row) => argmax(row)));
+    } else {
+      // Position i's distribution sees the drafts before it as generated, as the non-speculative path would.
+      const numOutput = request.outputTokens.length;
+      const history = [...request.outputTokens, ...drafts];
+      result = verifyBySampling(
+        drafts,
+        (index) => toDistribution(logits[index]!, sampling, history.slice(0, numOutput + index)),
+        (index) => uniformAt(sampling.seed, numOutput + index),
+      );
+    }
+    if (drafts.length > 0) {
+      state.tracker.observe(drafts.length, result.numAccepted);
+      this.numDrafts += 1;
+      this.numDraftTokens += drafts.length;
+      this.numAcceptedTokens += result.numAccepted;
+      for (let position = 0; position < result.numAccepted; position++) this.acceptedPerPosition[position] = (this.acceptedPerPosition[position] ?? 0) + 1;
+    }
+    return result;
+  }
+
+  forget(requestId: string): void {
+    this.states.delete(requestId);
+  }
+
+  stats(): SpecStats {
+    return {
+      numDrafts: this.numDrafts,
+      numDraftTokens: this.numDraftTokens,
+      numAcceptedTokens: this.numAcceptedTokens,
+      acceptedPerPosition: [...this.acceptedPerPosition],
+    };
+  }
+
+  private stateOf(request: SpecRequest): RequestState {
+    let state = this.states.get(request.id);
+    if (state === undefined) {
+      state = { tracker: new AcceptanceTracker({}) };
+      this.states.set(request.id, state);
+    }
+    return state;
+  }
+}

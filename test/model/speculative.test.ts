@@ -1,0 +1,60 @@
+/**
+ * N-gram speculation on the real model: stories260K repeats itself a lot, so prompt lookup finds drafts; the model
+ * verifies them in its normal step. Greedy output matches the server without speculation (up to a near-tie, see
+ * greedy-compare.ts), drafts are accepted, and the spec-decode metrics count them.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { compareGreedyText, type GreedyRun } from "../helpers/greedy-compare.ts";
+import { startModelServer, STORIES_ID, type ModelServer } from "../helpers/model-server.ts";
+
+let speculative: ModelServer;
+let plain: ModelServer;
+
+before(async () => {
+  speculative = await startModelServer(["--parallel", "4", "--ctx-size", "512", "--spec-mode", "ngram", "--draft-max", "4"]);
+  plain = await startModelServer(["--parallel", "4", "--ctx-size", "512"]);
+});
+
+after(async () => {
+  await speculative?.close();
+  await plain?.close();
+});
+
+async function greedy(server: ModelServer, prompt: string): Promise<GreedyRun> {
+  const completion = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 160, temperature: 0, ignore_eos: true, logprobs: 2 } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
+  const choice = completion.choices[0];
+  assert.equal(choice?.finish_reason, "length");
+  assert.equal(completion.usage?.completion_tokens, 160, "usage counts every token, drafted or not");
+  return { text: choice?.text ?? "", tokens: choice?.logprobs?.tokens ?? [], topLogprobs: choice?.logprobs?.top_logprobs ?? [] };
+}
+
+async function greedyNoLogprobs(server: ModelServer, prompt: string): Promise<string> {
+  const completion = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 160, temperature: 0, ignore_eos: true } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
+  return completion.choices[0]?.text ?? "";
+}
+
+test("greedy output with n-gram speculation matches the model without it, with drafts accepted", async () => {
+  const prompts = ["Once upon a time", "The little dog", "Tom had a red ball", "There was a tiny frog"];
+  // Logprobs requests are never speculated: they give the reference and its near-ties.
+  const references = await Promise.all(prompts.map((prompt) => greedy(plain, prompt)));
+  const texts = await Promise.all(prompts.map((prompt) => greedyNoLogprobs(speculative, prompt)));
+  const outcomes = texts.map((text, index) => compareGreedyText(text, references[index]!, prompts[index]!));
+  assert.ok(outcomes.filter((outcome) => outcome === "identical").length >= prompts.length - 1, `outcomes: ${outcomes.join(", ")}`);
+
+  const spec = speculative.runtime.loop.specStats();
+  assert.ok(spec !== null);
+  assert.ok(spec.numAcceptedTokens > 50, `${spec.numAcceptedTokens} of ${spec.numDraftTokens} drafts accepted`);
+  const metrics = await (await fetch(`${speculative.baseUrl}/metrics`)).text();
+  const accepted = Number(/^vllm:spec_decode_num_accepted_tokens_total\{[^}]*\} (\d+)/m.exec(metrics)?.[1]);
+  assert.equal(accepted, spec.numAcceptedTokens);
+  assert.match(metrics, /vllm:spec_decode_num_accepted_tokens_per_pos_total\{[^}]*position="0"[^}]*\} [1-9]/);
+});
+
+test("a seeded sampled request under speculation is reproducible", async () => {
+  const request = { model: STORIES_ID, prompt: "Lily and Ben", max_tokens: 64, temperature: 0.9, seed: 7 };
+  const first = await speculative.client.completions.create(request);
+  const second = await speculative.client.completions.create(request);
+  assert.equal(first.choices[0]?.text, second.choices[0]?.text);
+  assert.equal(first.usage?.completion_tokens, 64);
+});

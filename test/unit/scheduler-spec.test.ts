@@ -1,0 +1,55 @@
+/**
+ * The scheduler with n-gram speculation on the FakeEngine: drafts ride in the target's step, rejected drafts leave
+ * the KV cache at once (the fake pool refuses a step that does not continue exactly where the cache ends), and
+ * greedy output is what the same requests produce without speculation.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { FakeEngine } from "../../src/engine/fake-engine.ts";
+import { Scheduler } from "../../src/scheduler/scheduler.ts";
+import { Speculator } from "../../src/spec/speculator.ts";
+import { makeRequest } from "../helpers/requests.ts";
+
+/** A prompt that repeats itself, so prompt lookup has something to propose. */
+function repetitive(seed: number): number[] {
+  const phrase = Array.from({ length: 5 }, (_, index) => 2 + ((seed * 11 + index * 17) % 90));
+  return [...phrase, ...phrase, ...phrase, ...phrase.slice(0, 2)];
+}
+
+async function run(speculator: Speculator | null, numRequests: number, temperature = 0): Promise<{ outputs: number[][]; scheduler: Scheduler; numSteps: number }> {
+  const engine = new FakeEngine({ numSequences: 8, batchSize: 64, kvCacheTokens: 512, contextSize: 128 });
+  const scheduler = new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 100, blockSize: 4, speculator });
+  const entries = Array.from({ length: numRequests }, (_, index) =>
+    makeRequest(`r${index}`, repetitive(index), { maxTokens: 30, sampling: { temperature, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, seed: index, topLogprobs: null } }),
+  );
+  for (const { request } of entries) scheduler.add(request);
+  let numSteps = 0;
+  while (scheduler.hasWork()) {
+    const plan = scheduler.schedule();
+    if (plan.scheduled.length === 0) continue;
+    const outputs = await engine.step(plan.scheduled.map((entry) => entry.item));
+    scheduler.updateFromOutput(plan, outputs, 0);
+    scheduler.checkInvariants();
+    numSteps += 1;
+  }
+  for (const { sink } of entries) assert.equal(sink.finished?.finishReason, "length");
+  return { outputs: entries.map(({ sink }) => sink.tokens), scheduler, numSteps };
+}
+
+test("greedy output with n-gram drafts equals output without, and rejected drafts never stay in the cache", async () => {
+  const plain = await run(null, 6);
+  const speculative = await run(new Speculator({ maxDraft: 4, minNgram: 1, maxNgram: 3 }), 6);
+  assert.deepEqual(speculative.outputs, plain.outputs);
+  const stats = speculative.scheduler.specStats();
+  assert.ok(stats !== null && stats.numDraftTokens > 0, "drafts were proposed");
+  assert.ok(stats.numAcceptedTokens <= stats.numDraftTokens);
+  assert.equal(stats.acceptedPerPosition.reduce((sum, count) => sum + count, 0), stats.numAcceptedTokens);
+  assert.equal(speculative.scheduler.kvCacheState().numUsedBlocks, 0);
+});
+
+test("sampled output under speculation is reproducible from the seed", async () => {
+  const first = await run(new Speculator({ maxDraft: 4, minNgram: 1, maxNgram: 3 }), 4, 0.8);
+  const second = await run(new Speculator({ maxDraft: 4, minNgram: 1, maxNgram: 3 }), 4, 0.8);
+  assert.deepEqual(first.outputs, second.outputs);
+  assert.notDeepEqual(first.outputs[0], first.outputs[1], "different seeds sample differently");
+});
