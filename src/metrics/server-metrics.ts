@@ -33,6 +33,8 @@ export interface MetricsSource {
   numKvTokens(): number;
   /** Used KV blocks over all blocks, 0..1. */
   kvUsage(): number;
+  /** KV blocks held by requests, and free blocks still holding a cached prefix. */
+  kvBlocks(): { readonly used: number; readonly cached: number };
 }
 
 const FINISH_REASONS: readonly FinishReason[] = ["stop", "length", "abort", "error"];
@@ -183,6 +185,18 @@ class ModelMetrics {
     gauge("vllm:num_requests_running", "Number of requests in model execution batches.", () => source.numRunning());
     gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", () => source.numWaiting());
     gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", kvUsage);
+    new Gauge({
+      name: "pagoda_kv_blocks",
+      help: "KV blocks of the shared pool by state: used by requests, cached (free but holding a prefix), free.",
+      labelNames: ["state"],
+      registers: [registry],
+      collect() {
+        const { used, cached } = source.kvBlocks();
+        this.set({ state: "used" }, used);
+        this.set({ state: "cached" }, cached);
+        this.set({ state: "free" }, source.numKvBlocks - used - cached);
+      },
+    });
     this.counters = {
       prefixQueries: counter("vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens."),
       prefixHits: counter("vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens."),

@@ -71,6 +71,11 @@ export class EngineLoop {
     return this.scheduler.kv.enablePrefixCaching;
   }
 
+  /** Between steps only: the KV operations it triggers are deferred while a step runs. */
+  resetPrefixCache(): boolean {
+    return this.scheduler.resetPrefixCache();
+  }
+
   specStats(): SpecStats | null {
     return this.scheduler.specStats();
   }

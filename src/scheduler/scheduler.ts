@@ -142,6 +142,11 @@ export class Scheduler {
     return Math.min(this.engine.info.contextSize, this.kv.numBlocks * this.kv.blockSize);
   }
 
+  /** Drops every cached prefix not in use (their parked sequences let go of the cells); false if one is in use. */
+  resetPrefixCache(): boolean {
+    return this.kv.resetPrefixCache();
+  }
+
   specStats(): SpecStats | null {
     return this.options.speculator?.stats() ?? null;
   }

@@ -125,6 +125,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       numWaiting: () => runtime.loop.numWaiting,
       numKvTokens: () => runtime.loop.numKvTokens,
       kvUsage: () => runtime.loop.kvCacheState().usage,
+      kvBlocks: () => {
+        const state = runtime.loop.kvCacheState();
+        return { used: state.numUsedBlocks, cached: state.numCachedBlocks };
+      },
     }),
   );
   app.decorateRequest("generation", null);

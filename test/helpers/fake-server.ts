@@ -16,7 +16,7 @@ export interface FakeServer {
 
 export async function startFakeServer(
   engineOptions: FakeEngineOptions = {},
-  appOptions: Partial<AppDeps> & { maxNumWaiting?: number } = {},
+  appOptions: Partial<AppDeps> & { maxNumWaiting?: number; queueTimeoutMs?: number } = {},
 ): Promise<FakeServer> {
   const engine = new FakeEngine(engineOptions);
   const serving = new ServingState();
@@ -25,6 +25,7 @@ export async function startFakeServer(
     maxNumRunning: engine.info.numSequences,
     maxNumBatchedTokens: engine.info.batchSize,
     maxNumWaiting: appOptions.maxNumWaiting ?? 64,
+    queueTimeoutMs: appOptions.queueTimeoutMs ?? 0,
     onRequestFinished: (stats) => app.serverMetrics.observeRequest(stats),
   });
   const loop = new EngineLoop(engine, scheduler, { onStep: (stats) => app.serverMetrics.observeStep(stats) });

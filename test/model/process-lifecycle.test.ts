@@ -93,18 +93,34 @@ test("with --port 0 the ready line names the port actually bound", async (t) => 
   assert.equal(await server.exited, 0);
 });
 
-test("SIGTERM during a running stream lets it finish cleanly with [DONE], then the process exits 0", async (t) => {
-  const server = await startProcess(t, ["--shutdown-grace", "60"]);
-  const stream = await openStream(server.url, { max_tokens: 400 });
-  server.child.kill("SIGTERM");
-  const text = stream.first + (await stream.rest());
+/** The last JSON frame before [DONE] of a finished SSE text. */
+function lastFrame(text: string): { choices?: { finish_reason: string | null }[]; error?: { code?: string } } {
   assert.ok(text.endsWith("data: [DONE]\n\n"), text.slice(-200));
   const frames = text.trim().split("\n\n").map((frame) => frame.slice("data: ".length));
-  const finish = JSON.parse(frames.at(-2) ?? "{}") as { choices?: { finish_reason: string | null }[]; error?: unknown };
-  assert.equal(finish.error, undefined, "no error frame: the stream ran to its end");
-  assert.equal(finish.choices?.[0]?.finish_reason, "length");
+  return JSON.parse(frames.at(-2) ?? "{}") as { choices?: { finish_reason: string | null }[]; error?: { code?: string } };
+}
+
+test("SIGTERM during 8 running streams lets all 8 finish cleanly with [DONE], then the process exits 0", async (t) => {
+  const server = await startProcess(t, ["--shutdown-grace", "60", "--parallel", "8"]);
+  const streams = await Promise.all(Array.from({ length: 8 }, (_, index) => openStream(server.url, { max_tokens: 300 + index * 10 })));
+  server.child.kill("SIGTERM");
+  const texts = await Promise.all(streams.map(async (stream) => stream.first + (await stream.rest())));
+  for (const text of texts) {
+    const finish = lastFrame(text);
+    assert.equal(finish.error, undefined, "no error frame: the stream ran to its end");
+    assert.equal(finish.choices?.[0]?.finish_reason, "length");
+  }
   assert.equal(await server.exited, 0);
   assert.ok(server.logs.some((line) => line.msg === "shutting down" && line.signal === "SIGTERM"));
+});
+
+test("streams still running when the grace period ends get a clean 503 error frame and [DONE]; exit code 0", async (t) => {
+  const server = await startProcess(t, ["--shutdown-grace", "1", "--parallel", "8", "--ctx-size", "4096"]);
+  const streams = await Promise.all(Array.from({ length: 8 }, () => openStream(server.url, { max_tokens: 4000 })));
+  server.child.kill("SIGTERM");
+  const texts = await Promise.all(streams.map(async (stream) => stream.first + (await stream.rest())));
+  for (const text of texts) assert.equal(lastFrame(text).error?.code, "service_unavailable");
+  assert.equal(await server.exited, 0);
 });
 
 test("a second signal while shutting down exits at once with code 1", async (t) => {
