@@ -163,8 +163,15 @@ export class LlamaEngine implements Engine {
         flashAttention: resolved.flashAttention,
         kvUnified: isShared,
       });
-      if (!(await native.init())) throw new Error("llama.cpp could not create the context");
-      if (isShared && !(isPatchedContext(native) && native.isKvUnified())) throw new Error("the context was not created with a shared KV pool");
+      const failure = !(await native.init())
+        ? "llama.cpp could not create the context"
+        : isShared && !(isPatchedContext(native) && native.isKvUnified())
+          ? "the context was not created with a shared KV pool"
+          : null;
+      if (failure !== null) {
+        await native.dispose();
+        throw new Error(failure);
+      }
       return new LlamaEngine(llama, model, internals, native, resolved);
     } catch (error) {
       await model.dispose();

@@ -69,6 +69,9 @@ export interface AppDeps {
 
 const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
 
+/** After the grace period, how long the last frames may take to reach slow clients before connections are cut. */
+const FINAL_WRITE_MS = 5_000;
+
 const DEFAULT_BODY_LIMIT_BYTES = 8 * 1024 * 1024;
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 600_000;
@@ -217,6 +220,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       clearTimeout(timer);
     }
     await loop.stop(new PagodaError("PAGODA_ERR_UNAVAILABLE", "The server shut down before this generation finished", { retryAfterSeconds: 5 }));
+    // Every response has its last frame now. A client that stopped reading would keep its socket busy (and the
+    // close waiting) until the request deadline; past a short final-write window its connection is cut.
+    setTimeout(() => app.server.closeAllConnections(), FINAL_WRITE_MS).unref();
   });
   app.addHook("onClose", async () => {
     metrics.dispose();
