@@ -11,6 +11,7 @@ import { contextSizeForKvBudget, KV_CELL_PADDING } from "./plan/kv-budget.ts";
 import { planMemory } from "./plan/memory-plan.ts";
 import { EngineLoop, type StepStats } from "./scheduler/engine-loop.ts";
 import { Scheduler, type RequestStats } from "./scheduler/scheduler.ts";
+import { DraftModel } from "./spec/draft-model.ts";
 import { Speculator } from "./spec/speculator.ts";
 import type { Runtime } from "./server/serving-state.ts";
 
@@ -59,6 +60,7 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     onNativeLog: (level, message) => log[level]({ source: "llama.cpp" }, message.trim()),
     onLoadProgress: progressLogger(log),
   });
+  const speculator = await createSpeculator(config, engine, log);
   const scheduler = new Scheduler(engine, {
     maxNumRunning: config.parallel,
     maxNumBatchedTokens: engine.info.batchSize,
@@ -66,7 +68,7 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     queueTimeoutMs: config.queueTimeout * 1000,
     blockSize: config.kvBlockSize,
     enablePrefixCaching: config.prefixCaching,
-    speculator: createSpeculator(config, engine, log),
+    speculator,
     ...(hooks.onRequestFinished === undefined ? {} : { onRequestFinished: hooks.onRequestFinished }),
   });
   const loop = new EngineLoop(engine, scheduler, {
@@ -90,18 +92,70 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     flashAttention: engine.info.isFlashAttention,
   };
   if (modelInfo !== null) logStartupSummary(log, modelInfo, planSource, { alias: model.alias, threads: config.threads, backend: engine.backend });
-  return { engine, loop, modelId: model.alias, createdSeconds: Math.floor(Date.now() / 1000), planSource };
+  return {
+    engine,
+    loop,
+    modelId: model.alias,
+    createdSeconds: Math.floor(Date.now() / 1000),
+    planSource,
+    dispose: async () => {
+      await speculator?.dispose();
+    },
+  };
 }
 
 /** The n-gram speculator, when asked for and the addon can hand out raw logits. */
-function createSpeculator(config: Config, engine: LlamaEngine, log: FastifyBaseLogger): Speculator | null {
+async function createSpeculator(config: Config, engine: LlamaEngine, log: FastifyBaseLogger): Promise<Speculator | null> {
   if (config.specMode === "off") return null;
   if (!engine.canReturnLogits) {
-    log.warn("--spec-mode ngram needs the patched addon's raw logits (npm run build:addon); speculation is off");
+    log.warn(`--spec-mode ${config.specMode} needs the patched addon's raw logits (npm run build:addon); speculation is off`);
     return null;
   }
-  log.info({ specMode: config.specMode, draftMax: config.draftMax }, "speculative decoding on");
-  return new Speculator({ maxDraft: config.draftMax, minNgram: 1, maxNgram: 4 });
+  const draftModel = config.specMode === "draft" ? new DraftModel(await loadDraftEngine(config, engine, log)) : null;
+  log.info({ specMode: config.specMode, draftMax: config.draftMax, draftModel: config.draftModel }, "speculative decoding on");
+  return new Speculator({ maxDraft: config.draftMax, minNgram: 1, maxNgram: 4, draftModel, isAdaptive: config.specAdaptive });
+}
+
+/**
+ * The draft model's engine: one slot per running request and a pool of the target's cells plus K + 1 per slot (see
+ * src/spec/draft-model.ts for why that never runs dry). Its tokenizer must be the target's.
+ */
+async function loadDraftEngine(config: Config, target: LlamaEngine, log: FastifyBaseLogger): Promise<LlamaEngine> {
+  if (config.draftModel === undefined) throw new Error("--spec-mode draft needs --draft-model <gguf>");
+  const draft = await LlamaEngine.load({
+    modelPath: config.draftModel,
+    threads: config.threads,
+    numSequences: config.parallel,
+    contextSize: target.info.contextSize,
+    kvCacheTokens: target.info.kvCacheTokens + config.parallel * (config.draftMax + 1),
+    batchSize: target.info.batchSize,
+    gpu: config.gpu,
+    kvLayout: "shared",
+    onNativeLog: (level, message) => log[level]({ source: "llama.cpp", model: "draft" }, message.trim()),
+  });
+  const mismatch = tokenizerMismatch(target, draft);
+  if (mismatch !== null) {
+    await draft.dispose();
+    throw new Error(`--draft-model ${config.draftModel}: its tokenizer differs from the target's (${mismatch})`);
+  }
+  if (!draft.info.isKvShared || !draft.canReturnLogits) {
+    await draft.dispose();
+    throw new Error("--spec-mode draft needs the patched addon for the draft model too (npm run build:addon)");
+  }
+  return draft;
+}
+
+/** Why two models' tokenizers differ, or null: vocabulary size, special tokens, and a probe text's tokens. */
+function tokenizerMismatch(target: LlamaEngine, draft: LlamaEngine): string | null {
+  if (target.info.vocabSize !== draft.info.vocabSize) return `vocabulary ${draft.info.vocabSize} vs ${target.info.vocabSize} tokens`;
+  if (target.info.bosToken !== draft.info.bosToken) return `BOS ${draft.info.bosToken} vs ${target.info.bosToken}`;
+  const probe = "Once upon a time, 12 naïve cats said: \"héllo\" 🙂\n\tdone.";
+  const targetTokens = target.tokenize(probe, { addBos: true }).join(",");
+  if (draft.tokenize(probe, { addBos: true }).join(",") !== targetTokens) return "a probe text tokenizes differently";
+  for (let token = 0; token < target.info.vocabSize; token += Math.max(1, Math.floor(target.info.vocabSize / 512))) {
+    if (target.detokenize([token]) !== draft.detokenize([token])) return `token ${token} reads differently`;
+  }
+  return null;
 }
 
 /** llama.cpp's most sequences per context (LLAMA_MAX_SEQ). */

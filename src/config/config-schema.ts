@@ -9,7 +9,7 @@ export const GPU_BACKENDS = ["auto", "cuda", "metal", "vulkan", "false"] as cons
 export const FLASH_ATTENTION_MODES = ["auto", "on", "off"] as const;
 
 /** Speculative decoding modes accepted by `specMode`. */
-export const SPEC_MODES = ["off", "ngram"] as const;
+export const SPEC_MODES = ["off", "ngram", "draft"] as const;
 
 /** KV cache layouts accepted by `kvLayout`. */
 export const KV_LAYOUTS = ["shared", "slabs"] as const;
@@ -173,9 +173,18 @@ export const ConfigSchema = z
       .default("off")
       .describe(
         "Speculative decoding. ngram: draft tokens by prompt lookup (the request's latest tokens matched earlier in " +
-          "its prompt and output), verified by the model in its normal step; greedy output is unchanged and sampled " +
-          "output keeps the model's distribution. Needs the patched addon.",
+          "its prompt and output); draft: tokens from --draft-model. Verified by the model in its normal step; greedy " +
+          "output is unchanged and sampled output keeps the model's distribution. Needs the patched addon.",
       ),
+    specAdaptive: z
+      .boolean()
+      .default(true)
+      .describe("Choose the draft length per request and step from acceptance and measured step times; false always drafts draftMax."),
+    draftModel: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("GGUF of the draft model for --spec-mode draft: a small model with the target's tokenizer."),
     draftMax: z.int().min(1).max(32).default(4).describe("Most draft tokens per request and step; fewer when drafts are rarely accepted."),
     kvLayout: z
       .enum(KV_LAYOUTS)

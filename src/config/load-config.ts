@@ -48,6 +48,8 @@ export const ENV_VARS: Readonly<Record<ConfigKey, string>> = {
   kvLayout: "PAGODA_KV_LAYOUT",
   specMode: "PAGODA_SPEC_MODE",
   draftMax: "PAGODA_DRAFT_MAX",
+  draftModel: "PAGODA_DRAFT_MODEL",
+  specAdaptive: "PAGODA_SPEC_ADAPTIVE",
   apiKey: "PAGODA_API_KEY",
   apiKeyFile: "PAGODA_API_KEY_FILE",
   metricsAuth: "PAGODA_METRICS_AUTH",
@@ -91,6 +93,8 @@ export const FLAG_NAMES: Readonly<Record<ConfigKey, string>> = {
   kvLayout: "kv-layout",
   specMode: "spec-mode",
   draftMax: "draft-max",
+  draftModel: "draft-model",
+  specAdaptive: "spec-adaptive",
   apiKey: "api-key",
   apiKeyFile: "api-key-file",
   metricsAuth: "metrics-auth",
@@ -111,7 +115,7 @@ export const FLAG_NAMES: Readonly<Record<ConfigKey, string>> = {
 const FLAG_TO_KEY = new Map<string, ConfigKey>(CONFIG_KEYS.map((key) => [FLAG_NAMES[key], key]));
 
 /** Keys holding filesystem paths, resolved against the directory of the source that set them. */
-const PATH_KEYS: readonly ConfigKey[] = ["model", "modelsDir", "cacheDir", "apiKeyFile"];
+const PATH_KEYS: readonly ConfigKey[] = ["model", "modelsDir", "cacheDir", "apiKeyFile", "draftModel"];
 
 /** Keys whose values never appear in an error message. */
 const SECRET_KEYS: readonly ConfigKey[] = ["apiKey"];

@@ -1,4 +1,4 @@
-import { open } from "node:fs/promises";
+import { open, type FileHandle } from "node:fs/promises";
 import { GGUF_VALUE_TYPE, type GgufKv } from "./gguf-writer.ts";
 
 export { f16BitsToNumber } from "./float16.ts";
@@ -144,6 +144,50 @@ export async function readGgufHeader(path: string): Promise<GgufHeader> {
                     throw error;
             }
         }
+    } finally {
+        await handle.close();
+    }
+}
+
+/** Read size when streaming tensor data: large enough for throughput, small enough to keep memory flat. */
+export const DEFAULT_TENSOR_CHUNK_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Streams the `byteLength` bytes of `tensor`'s data from an open GGUF file, in fresh buffers of at most
+ * `chunkBytes`. The reader does not know ggml types, so the caller sizes the tensor (`ggmlTensorBytes` in
+ * src/plan/ggml-types.ts). Throws if the file ends first.
+ */
+export async function* readGgufTensorChunks(
+    handle: FileHandle, header: GgufHeader, tensor: GgufTensorInfo, byteLength: number,
+    chunkBytes = DEFAULT_TENSOR_CHUNK_BYTES
+): AsyncGenerator<Buffer> {
+    if (!Number.isSafeInteger(chunkBytes) || chunkBytes < 1)
+        throw new RangeError(`chunkBytes must be a positive integer, got ${chunkBytes}`);
+    const start = header.dataOffset + tensor.offset;
+    for (let done = 0; done < byteLength;) {
+        const chunk = Buffer.allocUnsafe(Math.min(chunkBytes, byteLength - done));
+        let filled = 0;
+        while (filled < chunk.length) {
+            const { bytesRead } = await handle.read(chunk, filled, chunk.length - filled, start + done + filled);
+            if (bytesRead === 0)
+                throw new Error(`tensor ${tensor.name}: the file ends ${byteLength - done - filled} bytes before its data does`);
+            filled += bytesRead;
+        }
+        done += chunk.length;
+        yield chunk;
+    }
+}
+
+/** One tensor's bytes in memory, sized as for {@link readGgufTensorChunks}; meant for small tensors and tests. */
+export async function readGgufTensorBytes(
+    path: string, header: GgufHeader, tensor: GgufTensorInfo, byteLength: number
+): Promise<Buffer> {
+    const handle = await open(path, "r");
+    try {
+        const chunks: Buffer[] = [];
+        for await (const chunk of readGgufTensorChunks(handle, header, tensor, byteLength))
+            chunks.push(chunk);
+        return Buffer.concat(chunks, byteLength);
     } finally {
         await handle.close();
     }

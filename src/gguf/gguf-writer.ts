@@ -208,36 +208,14 @@ export class GgufWriter {
         assertUnique(spec.metadata.map((kv) => kv.key), "metadata key");
         assertUnique(spec.tensors.map((tensor) => tensor.name), "tensor name");
 
-        const placements: GgufTensorPlacement[] = [];
-        let offset = 0;
-        for (const tensor of spec.tensors) {
-            const byteLength = tensorByteLength(tensor);
-            placements.push({ name: tensor.name, offset, byteLength });
-            offset += alignUp(byteLength, this.alignment);
-        }
+        const { placements, dataBytes } = placeTensors(
+            spec.tensors.map((tensor) => ({ name: tensor.name, byteLength: tensorByteLength(tensor) })), this.alignment);
         this.placements = placements;
-
-        const sink = new ByteSink();
-        sink.number("uint32", GGUF_MAGIC);
-        sink.number("uint32", GGUF_VERSION);
-        sink.bigint("uint64", BigInt(spec.tensors.length));
-        sink.bigint("uint64", BigInt(spec.metadata.length));
-        for (const kv of spec.metadata) {
-            sink.string(kv.key);
-            writeKvValue(sink, kv);
-        }
-        spec.tensors.forEach((tensor, index) => {
-            sink.string(tensor.name);
-            sink.number("uint32", tensor.dims.length);
-            for (const dim of tensor.dims)
-                sink.bigint("uint64", BigInt(dim));
-            sink.number("uint32", GGML_TYPE[tensor.type]);
-            sink.bigint("uint64", BigInt(placements[index]!.offset));
-        });
-        sink.zeros(alignUp(sink.length, this.alignment) - sink.length);
-        this.header = sink.toBuffer();
+        this.header = serializeHeader(spec.metadata, spec.tensors.map((tensor, index) => ({
+            name: tensor.name, dims: tensor.dims, ggmlType: GGML_TYPE[tensor.type], offset: placements[index]!.offset
+        })), this.alignment);
         this.dataOffset = this.header.length;
-        this.totalSize = this.dataOffset + offset;
+        this.totalSize = this.dataOffset + dataBytes;
     }
 
     /** The file as a sequence of buffers: header, then each tensor's bytes followed by its padding. */
@@ -262,22 +240,170 @@ export class GgufWriter {
      * `onProgress` receives the bytes written so far after each chunk.
      */
     async writeFile(path: string, onProgress?: (writtenBytes: number) => void): Promise<void> {
-        const temporaryPath = `${path}.${process.pid}.partial`;
-        const handle = await open(temporaryPath, "w");
-        try {
-            let writtenBytes = 0;
-            for (const chunk of this.chunks()) {
-                await handle.write(chunk);
-                writtenBytes += chunk.length;
-                onProgress?.(writtenBytes);
-            }
-            await handle.close();
-            await rename(temporaryPath, path);
-        } catch (error) {
-            await handle.close().catch(() => undefined);
-            await rm(temporaryPath, { force: true });
-            throw error;
+        await writeChunksAtomically(path, this.chunks(), onProgress);
+    }
+}
+
+/** Where each tensor lands when they are laid out in order, each padded to the alignment as ggml does. */
+function placeTensors(
+    tensors: readonly { name: string; byteLength: number }[], alignment: number
+): { placements: GgufTensorPlacement[]; dataBytes: number } {
+    const placements: GgufTensorPlacement[] = [];
+    let offset = 0;
+    for (const { name, byteLength } of tensors) {
+        placements.push({ name, offset, byteLength });
+        offset += alignUp(byteLength, alignment);
+    }
+    return { placements, dataBytes: offset };
+}
+
+function writeMetadata(sink: ByteSink, metadata: readonly GgufKv[]): void {
+    for (const kv of metadata) {
+        sink.string(kv.key);
+        writeKvValue(sink, kv);
+    }
+}
+
+/** Magic, version, counts, metadata and tensor infos, padded to the alignment: everything before the tensor data. */
+function serializeHeader(
+    metadata: readonly GgufKv[],
+    tensors: readonly { name: string; dims: readonly number[]; ggmlType: number; offset: number }[],
+    alignment: number
+): Buffer {
+    const sink = new ByteSink();
+    sink.number("uint32", GGUF_MAGIC);
+    sink.number("uint32", GGUF_VERSION);
+    sink.bigint("uint64", BigInt(tensors.length));
+    sink.bigint("uint64", BigInt(metadata.length));
+    writeMetadata(sink, metadata);
+    for (const tensor of tensors) {
+        sink.string(tensor.name);
+        sink.number("uint32", tensor.dims.length);
+        for (const dim of tensor.dims)
+            sink.bigint("uint64", BigInt(dim));
+        sink.number("uint32", tensor.ggmlType);
+        sink.bigint("uint64", BigInt(tensor.offset));
+    }
+    sink.zeros(alignUp(sink.length, alignment) - sink.length);
+    return sink.toBuffer();
+}
+
+/** Writes the chunks to a temporary sibling of `path` and renames it into place, so readers never see a partial file. */
+async function writeChunksAtomically(
+    path: string, chunks: Iterable<Buffer> | AsyncIterable<Buffer>, onProgress?: (writtenBytes: number) => void
+): Promise<void> {
+    const temporaryPath = `${path}.${process.pid}.partial`;
+    const handle = await open(temporaryPath, "w");
+    try {
+        let writtenBytes = 0;
+        for await (const chunk of chunks) {
+            await handle.write(chunk);
+            writtenBytes += chunk.length;
+            onProgress?.(writtenBytes);
         }
+        await handle.close();
+        await rename(temporaryPath, path);
+    } catch (error) {
+        await handle.close().catch(() => undefined);
+        await rm(temporaryPath, { force: true });
+        throw error;
+    }
+}
+
+/**
+ * The metadata section as GGUF stores it (each key, type and value; no counts). Comparing it with a source file's
+ * bytes proves that metadata read from that file is written back byte for byte.
+ */
+export function encodeGgufMetadata(metadata: readonly GgufKv[]): Buffer {
+    const sink = new ByteSink();
+    writeMetadata(sink, metadata);
+    return Buffer.from(sink.toBuffer());
+}
+
+/**
+ * A tensor whose bytes are already encoded in its ggml type, whatever the type (K-quants, IQ types, BF16 …), such
+ * as one copied from another GGUF. The writer never interprets the bytes; the caller sizes them from the type's
+ * block layout (`ggmlTensorBytes` in src/plan/ggml-types.ts).
+ */
+export interface GgufRawTensor {
+    name: string;
+    /** ggml order: `dims[0]` is the row length. 1 to 4 dims. */
+    dims: readonly number[];
+    /** ggml type id, as stored on disk. */
+    ggmlType: number;
+    /** Bytes of the tensor's data, before alignment padding. */
+    byteLength: number;
+    /** The bytes, in consecutive chunks of any size; called only when the tensor is written. */
+    data: () => Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
+}
+
+export interface GgufRawSpec {
+    metadata: readonly GgufKv[];
+    tensors: readonly GgufRawTensor[];
+}
+
+function checkRawTensor(tensor: GgufRawTensor): void {
+    // gguf.cpp's own limits: at most 4 dims, none negative; the type id is a uint32.
+    if (tensor.dims.length < 1 || tensor.dims.length > 4)
+        throw new RangeError(`tensor ${tensor.name}: ggml supports 1 to 4 dims, got ${tensor.dims.length}`);
+    for (const dim of tensor.dims)
+        if (!Number.isSafeInteger(dim) || dim < 0)
+            throw new RangeError(`tensor ${tensor.name}: invalid dimension ${dim}`);
+    if (!Number.isInteger(tensor.ggmlType) || tensor.ggmlType < 0 || tensor.ggmlType > 0xffffffff)
+        throw new RangeError(`tensor ${tensor.name}: invalid ggml type ${tensor.ggmlType}`);
+    if (!Number.isSafeInteger(tensor.byteLength) || tensor.byteLength < 0)
+        throw new RangeError(`tensor ${tensor.name}: invalid byte length ${tensor.byteLength}`);
+}
+
+/**
+ * Writes a GGUF v3 file from already-encoded tensors, streaming their bytes: the layout (alignment, offsets,
+ * padding) is exactly {@link GgufWriter}'s, only the tensor data is copied rather than encoded.
+ */
+export class GgufRawWriter {
+    readonly alignment: number;
+    readonly placements: readonly GgufTensorPlacement[];
+    /** Absolute file offset of the tensor data section. */
+    readonly dataOffset: number;
+    readonly totalSize: number;
+    private readonly header: Buffer;
+
+    constructor(private readonly spec: GgufRawSpec) {
+        this.alignment = resolveAlignment(spec.metadata);
+        assertUnique(spec.metadata.map((kv) => kv.key), "metadata key");
+        assertUnique(spec.tensors.map((tensor) => tensor.name), "tensor name");
+        spec.tensors.forEach(checkRawTensor);
+        const { placements, dataBytes } = placeTensors(spec.tensors, this.alignment);
+        this.placements = placements;
+        this.header = serializeHeader(spec.metadata, spec.tensors.map((tensor, index) => ({
+            name: tensor.name, dims: tensor.dims, ggmlType: tensor.ggmlType, offset: placements[index]!.offset
+        })), this.alignment);
+        this.dataOffset = this.header.length;
+        this.totalSize = this.dataOffset + dataBytes;
+    }
+
+    /** The file as a sequence of buffers: header, then each tensor's bytes followed by its padding. */
+    async *chunks(): AsyncGenerator<Buffer> {
+        yield this.header;
+        for (const tensor of this.spec.tensors) {
+            let copiedBytes = 0;
+            for await (const chunk of tensor.data()) {
+                copiedBytes += chunk.byteLength;
+                if (copiedBytes > tensor.byteLength)
+                    break;
+                yield Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+            }
+            if (copiedBytes !== tensor.byteLength)
+                throw new RangeError(`tensor ${tensor.name}: expected ${tensor.byteLength} bytes, got ${copiedBytes}` +
+                    `${copiedBytes > tensor.byteLength ? " or more" : ""}`);
+            const padding = alignUp(tensor.byteLength, this.alignment) - tensor.byteLength;
+            if (padding > 0)
+                yield Buffer.alloc(padding);
+        }
+    }
+
+    /** Streams the file to `path` via a temporary sibling; `onProgress` receives the bytes written so far. */
+    async writeFile(path: string, onProgress?: (writtenBytes: number) => void): Promise<void> {
+        await writeChunksAtomically(path, this.chunks(), onProgress);
     }
 }
 

@@ -3,6 +3,7 @@
  * be measured without downloading the model. The output of such a model is meaningless, and the command says so.
  */
 import { parseArgs } from "node:util";
+import { deriveDraftModel } from "./derive-draft.ts";
 import { findModelShape, MODEL_SHAPES, type ModelShape } from "./model-shapes.ts";
 import {
     planSyntheticModel, writeSyntheticModel, type SyntheticArchitecture, type SyntheticModelOptions,
@@ -38,12 +39,19 @@ const USAGE = `Usage:
   pagoda synth [--arch llama|qwen2] [--vocab N] [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N]
                [--ctx N] [--experts N --experts-used N] [--tied] [--type …] [--seed N] (--out <file.gguf> | --dry-run)
   pagoda synth --list
+  pagoda synth --derive-from <model.gguf> --keep-layers N --out <draft.gguf>
 
 Writes a GGUF model with random weights: its output is meaningless. It is for measuring memory, load time and
 speed of a model shape without downloading the model. --type defaults to q4_0. --dry-run prints the tensors and
 the file size without writing. Dimension flags override the --like shape; without --like, unset dimensions
 come from a small default shape.
+
+--derive-from writes no random weights: it copies the first N transformer blocks of a real model, with its
+tokenizer, embeddings and output head, as a draft model for speculative decoding with that model.
 `;
+
+/** Flags that describe a synthetic model, so they make no sense when deriving a draft from a real one. */
+const SYNTH_ONLY_FLAGS = ["like", "type", "arch", "tied", "seed", "dry-run", ...Object.keys(DIMENSION_FLAGS)];
 
 class UsageError extends Error {
     override readonly name = "UsageError";
@@ -55,6 +63,12 @@ interface SynthRequest {
     like: ModelShape | null;
     out: string | null;
     isDryRun: boolean;
+}
+
+interface DeriveRequest {
+    source: string;
+    keepLayers: number;
+    out: string;
 }
 
 function parseInteger(flag: string, text: string, minimum: number): number {
@@ -110,6 +124,22 @@ function parseRequest(values: Record<string, string | boolean | undefined>): Syn
     if (out === null && !isDryRun)
         throw new UsageError("--out <file.gguf> is required (or --dry-run to only print the plan)");
     return { options, like, out, isDryRun };
+}
+
+function parseDeriveRequest(values: Record<string, string | boolean | undefined>): DeriveRequest {
+    const conflicting = SYNTH_ONLY_FLAGS.filter((flag) => values[flag] !== undefined);
+    if (conflicting.length > 0)
+        throw new UsageError(`--derive-from copies the source's shape and weights; it cannot be combined with ${
+            conflicting.map((flag) => `--${flag}`).join(", ")}${conflicting.includes("layers") ? " (use --keep-layers)" : ""}`);
+    const source = values["derive-from"];
+    if (typeof source !== "string")
+        throw new UsageError("--keep-layers needs --derive-from <model.gguf>");
+    const keepLayers = values["keep-layers"];
+    if (typeof keepLayers !== "string")
+        throw new UsageError("--derive-from needs --keep-layers N, the number of transformer blocks to keep");
+    if (typeof values.out !== "string")
+        throw new UsageError("--out <draft.gguf> is required");
+    return { source, keepLayers: parseInteger("keep-layers", keepLayers, 1), out: values.out };
 }
 
 function formatCount(count: number): string {
@@ -190,6 +220,31 @@ function progressReporter(io: SynthCommandIo, totalBytes: number): ((writtenByte
     };
 }
 
+async function runDerive(request: DeriveRequest, io: SynthCommandIo): Promise<number> {
+    let report: ((writtenBytes: number) => void) | undefined;
+    try {
+        const result = await deriveDraftModel(request.source, request.out, {
+            keepLayers: request.keepLayers,
+            onProgress: (writtenBytes, totalBytes) => {
+                report ??= progressReporter(io, totalBytes) ?? (() => undefined);
+                report(writtenBytes);
+            }
+        });
+        io.stdout([
+            `Wrote ${request.out}: the first ${result.keptLayers} of ${result.sourceLayers} transformer blocks of ` +
+                `${request.source}, ${result.numTensors} tensors, ${formatBytes(result.outBytes)}.`,
+            "The draft shares the source's tokenizer and vocabulary (all tokenizer metadata copied unchanged), its token",
+            "embeddings and its output head, so it can propose tokens for the source as a speculative-decoding draft.",
+            ""
+        ].join("\n"));
+        return EXIT_OK;
+    } catch (error) {
+        io.stderr(`pagoda synth: could not derive a draft from ${request.source}: ${
+            error instanceof Error ? error.message : String(error)}\n`);
+        return EXIT_FAILED;
+    }
+}
+
 /** Runs `pagoda synth` with the arguments after "synth"; resolves to the exit code (2 for bad arguments). */
 export async function runSynthCommand(argv: string[], io: SynthCommandIo = PROCESS_IO): Promise<number> {
     let request: SynthRequest;
@@ -202,6 +257,7 @@ export async function runSynthCommand(argv: string[], io: SynthCommandIo = PROCE
             options: {
                 like: { type: "string" }, type: { type: "string" }, out: { type: "string" }, seed: { type: "string" },
                 arch: { type: "string" }, tied: { type: "boolean" }, list: { type: "boolean" },
+                "derive-from": { type: "string" }, "keep-layers": { type: "string" },
                 "dry-run": { type: "boolean" }, help: { type: "boolean", short: "h" },
                 ...Object.fromEntries(Object.keys(DIMENSION_FLAGS).map((flag) => [flag, { type: "string" as const }]))
             }
@@ -214,6 +270,9 @@ export async function runSynthCommand(argv: string[], io: SynthCommandIo = PROCE
             io.stdout(describeShapes());
             return EXIT_OK;
         }
+        // runDerive reports its own failures, so only bad arguments reach the catch below.
+        if (values["derive-from"] !== undefined || values["keep-layers"] !== undefined)
+            return await runDerive(parseDeriveRequest(values), io);
         request = parseRequest(values);
         plan = planSyntheticModel(request.options);
     } catch (error) {

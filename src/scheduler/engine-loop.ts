@@ -144,7 +144,7 @@ export class EngineLoop {
     const now = this.options.now ?? (() => performance.now());
     let lastYieldMs = now();
     while (!this.isStopping) {
-      const plan = this.scheduler.schedule();
+      const plan = await this.scheduler.prepareDrafts(this.scheduler.schedule());
       if (plan.scheduled.length === 0) {
         if (!this.scheduler.hasWork()) this.resolveIdleWaiters();
         if (!this.scheduler.hasWork() || plan.numFinishedBeforeStep === 0) {

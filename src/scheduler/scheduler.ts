@@ -11,7 +11,7 @@ import { CellHolders } from "../cache/cell-holders.ts";
 import type { KvBlock } from "../cache/block.ts";
 import { KvCacheManager, type CachedPrefix } from "../cache/kv-cache-manager.ts";
 import type { Engine, SequenceId, StepItem, StepOutput, TokenId } from "../engine/engine.ts";
-import type { SpecRequest, SpecStats, Speculator } from "../spec/speculator.ts";
+import { PENDING_DRAFT, type SpecRequest, type SpecStats, type Speculator } from "../spec/speculator.ts";
 import { IncrementalDetokenizer } from "./incremental-detokenizer.ts";
 import { QueueTimeoutError, type FinishReason, type OutputDelta, type Request, type RequestId } from "./request.ts";
 import { findStopString, heldBackLength, isStopToken, lengthStop } from "./stop-checker.ts";
@@ -140,6 +140,29 @@ export class Scheduler {
   /** Most tokens one request can ever hold: its context, bounded by the whole pool. */
   get maxRequestTokens(): number {
     return Math.min(this.engine.info.contextSize, this.kv.numBlocks * this.kv.blockSize);
+  }
+
+  /**
+   * Draft mode: fills in the draft tokens `schedule()` left pending, drafted by the draft model for all requests
+   * of the step at once. A drafting failure drops that step's drafts rather than failing requests.
+   */
+  async prepareDrafts(plan: StepPlan): Promise<StepPlan> {
+    const speculator = this.options.speculator;
+    const pending = plan.scheduled.filter((entry) => entry.drafts.some((token) => token === PENDING_DRAFT));
+    if (speculator == null || pending.length === 0) return plan;
+    let drafted: Map<string, TokenId[]>;
+    try {
+      drafted = await speculator.draftPending(pending.map(({ request, drafts }) => ({ request: specRequestOf(request), numDraft: drafts.length })));
+    } catch {
+      drafted = new Map();
+    }
+    const scheduled = plan.scheduled.map((entry): ScheduledItem => {
+      if (!pending.includes(entry)) return entry;
+      const drafts = drafted.get(entry.request.id) ?? [];
+      const realTokens = entry.item.tokens.slice(0, entry.item.tokens.length - entry.drafts.length);
+      return { ...entry, drafts, item: { ...entry.item, tokens: [...realTokens, ...drafts], returnLogits: 1 + drafts.length } };
+    });
+    return { ...plan, scheduled, numTokens: scheduled.reduce((sum, entry) => sum + entry.item.tokens.length, 0) };
   }
 
   /** Drops every cached prefix not in use (their parked sequences let go of the cells); false if one is in use. */
@@ -368,6 +391,7 @@ export class Scheduler {
   }
 
   private preempt(request: Request): void {
+    this.options.speculator?.onPreempt(request.id);
     this.releaseKv(request);
     removeFrom(this.running, request);
     request.status = "waiting";

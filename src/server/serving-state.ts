@@ -14,6 +14,8 @@ export interface Runtime {
   readonly createdSeconds: number;
   /** The served file and context settings, for `GET /v1/plan`; absent when the model is not a file. */
   readonly planSource?: PlanSource | null;
+  /** Releases what the runtime holds beside the engine (a draft model); called after the engine is disposed. */
+  readonly dispose?: () => Promise<void>;
 }
 
 /**

@@ -11,18 +11,26 @@
 import type { SamplingParams, TokenId } from "../engine/engine.ts";
 import { AcceptanceTracker, chooseDraftLength, expectedTokensPerStep } from "./draft-length.ts";
 import { proposeNgram } from "./ngram-proposer.ts";
-import { verifyBySampling, verifyGreedy, type VerifyResult } from "./rejection-sampler.ts";
+import type { DraftModel } from "./draft-model.ts";
+import { verifyBySampling, verifyGreedy, verifySampled, type VerifyResult } from "./rejection-sampler.ts";
 import { SeededRandom } from "./seeded-random.ts";
 import { StepCostModel } from "./step-cost.ts";
 import { argmax, toDistribution } from "./target-distribution.ts";
 
-export type SpecMode = "ngram" | "off";
+export type SpecMode = "ngram" | "draft" | "off";
 
 export interface SpeculatorOptions {
   readonly maxDraft: number;
   readonly minNgram: number;
   readonly maxNgram: number;
+  /** Draft with this model instead of prompt lookup. */
+  readonly draftModel?: DraftModel | null;
+  /** Choose K per request and step (default); false always drafts `maxDraft` tokens where they fit. */
+  readonly isAdaptive?: boolean;
 }
+
+/** Stands for a draft token the draft model has yet to produce (`propose` in draft mode). */
+export const PENDING_DRAFT = -1;
 
 /** Cumulative counts with vLLM's meanings, for the metrics. */
 export interface SpecStats {
@@ -36,6 +44,9 @@ export interface SpecStats {
 
 interface RequestState {
   readonly tracker: AcceptanceTracker;
+  /** Draft mode: this request's random stream, and the distributions its pending drafts were drawn from. */
+  readonly random: SeededRandom;
+  draftProbs: (Float32Array | null)[] | null;
 }
 
 /** The uniform for output position `index` of a request seeded `seed`: counter-based, so no state to carry. */
@@ -82,16 +93,17 @@ export class Speculator {
     const state = this.stateOf(request);
     const others = Math.max(0, step.numSequences - 1);
     // For one sequence this is chooseDraftLength's own objective; others' tokens join the numerator.
-    const numDraft = chooseDraftLength({
+    const numDraft = this.options.isAdaptive === false ? maxDraft : chooseDraftLength({
       acceptanceRate: state.tracker.acceptanceRate,
       maxDraft,
       targetStepMs: (numTokens) => {
         const expected = expectedTokensPerStep(state.tracker.acceptanceRate, numTokens - 1);
         return (this.cost.stepMs(step.numTokens + numTokens) * expected) / (others + expected);
       },
-      draftStepMs: 0,
+      draftStepMs: this.options.draftModel?.stepMs ?? 0,
     });
     if (numDraft === 0) return [];
+    if (this.options.draftModel != null) return new Array<TokenId>(numDraft).fill(PENDING_DRAFT);
     return proposeNgram(request.allTokens, { minNgram: this.options.minNgram, maxNgram: this.options.maxNgram, numDraft });
   }
 
@@ -99,13 +111,37 @@ export class Speculator {
    * The tokens a step produced for `request`: accepted drafts, then one recovered or bonus token. `logits` holds
    * the target's raw logits after the last computed token and after each draft (drafts.length + 1 entries).
    */
+  /** Draft mode: the draft model's tokens for every request `propose` left pending, in one batch per draft step. */
+  async draftPending(requests: readonly { readonly request: SpecRequest; readonly numDraft: number }[]): Promise<Map<string, TokenId[]>> {
+    const draftModel = this.options.draftModel;
+    if (draftModel == null || requests.length === 0) return new Map();
+    const drafts = await draftModel.draft(
+      requests.map(({ request, numDraft }) => ({ ...request, numDraft, random: this.stateOf(request).random })),
+    );
+    const tokens = new Map<string, TokenId[]>();
+    for (const { request } of requests) {
+      const drafted = drafts.get(request.id);
+      this.stateOf(request).draftProbs = drafted?.probs ?? null;
+      tokens.set(request.id, drafted?.tokens ?? []);
+    }
+    return tokens;
+  }
+
   verify(request: SpecRequest, drafts: readonly TokenId[], logits: readonly Float32Array[]): VerifyResult {
     if (logits.length !== drafts.length + 1) throw new Error(`verification needs ${drafts.length + 1} logit rows, got ${logits.length}`);
     const state = this.stateOf(request);
     const sampling = request.sampling;
+    const draftProbs = state.draftProbs;
+    state.draftProbs = null;
     let result: VerifyResult;
     if (sampling.temperature <= 0 && sampling.presencePenalty === 0 && sampling.frequencyPenalty === 0) {
       result = verifyGreedy(drafts, logits.map((row) => argmax(row)));
+    } else if (draftProbs !== null && draftProbs.length === drafts.length) {
+      // Drafts drawn from the draft model's q: Leviathan/Chen acceptance min(1, p/q), residual on rejection.
+      const history = [...request.outputTokens, ...drafts];
+      const numOutput = request.outputTokens.length;
+      const targetProbs = logits.map((row, index) => toDistribution(row, sampling, history.slice(0, numOutput + index)));
+      result = verifySampled({ draftTokens: drafts, draftProbs, targetProbs, random: state.random });
     } else {
       // Position i's distribution sees the drafts before it as generated, as the non-speculative path would.
       const numOutput = request.outputTokens.length;
@@ -116,6 +152,8 @@ export class Speculator {
         (index) => uniformAt(sampling.seed, numOutput + index),
       );
     }
+    // The draft model's KV keeps the verified tokens only: the request's tokens, then the accepted drafts.
+    this.options.draftModel?.afterVerify(request.id, request.allTokens.length + result.numAccepted);
     if (drafts.length > 0) {
       state.tracker.observe(drafts.length, result.numAccepted);
       this.numDrafts += 1;
@@ -128,6 +166,16 @@ export class Speculator {
 
   forget(requestId: string): void {
     this.states.delete(requestId);
+    this.options.draftModel?.release(requestId);
+  }
+
+  /** A preempted request recomputes from scratch; its draft sequence goes too (the draft pool counts on it). */
+  onPreempt(requestId: string): void {
+    this.options.draftModel?.release(requestId);
+  }
+
+  async dispose(): Promise<void> {
+    await this.options.draftModel?.dispose();
   }
 
   stats(): SpecStats {
@@ -142,7 +190,7 @@ export class Speculator {
   private stateOf(request: SpecRequest): RequestState {
     let state = this.states.get(request.id);
     if (state === undefined) {
-      state = { tracker: new AcceptanceTracker({}) };
+      state = { tracker: new AcceptanceTracker({}), random: new SeededRandom(request.sampling.seed), draftProbs: null };
       this.states.set(request.id, state);
     }
     return state;

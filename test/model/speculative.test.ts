@@ -1,12 +1,17 @@
 /**
- * N-gram speculation on the real model: stories260K repeats itself a lot, so prompt lookup finds drafts; the model
+ * Speculation on the real model. N-gram: stories260K repeats itself a lot, so prompt lookup finds drafts; the model
  * verifies them in its normal step. Greedy output matches the server without speculation (up to a near-tie, see
- * greedy-compare.ts), drafts are accepted, and the spec-decode metrics count them.
+ * greedy-compare.ts), drafts are accepted, and the spec-decode metrics count them. Draft model: with the target's
+ * own weights as the draft, every draft must be accepted, greedy or sampled — an exact check of the verifier.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { compareGreedyText, type GreedyRun } from "../helpers/greedy-compare.ts";
-import { startModelServer, STORIES_ID, type ModelServer } from "../helpers/model-server.ts";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
+import { startModelServer, STORIES_ID, STORIES_MODEL, type ModelServer } from "../helpers/model-server.ts";
 
 let speculative: ModelServer;
 let plain: ModelServer;
@@ -57,4 +62,39 @@ test("a seeded sampled request under speculation is reproducible", async () => {
   const second = await speculative.client.completions.create(request);
   assert.equal(first.choices[0]?.text, second.choices[0]?.text);
   assert.equal(first.usage?.completion_tokens, 64);
+});
+
+test("a draft model with the target's weights has every draft accepted, greedy and sampled (q = p)", async () => {
+  const twin = await startModelServer(["--parallel", "4", "--ctx-size", "512", "--spec-mode", "draft", "--draft-model", STORIES_MODEL, "--draft-max", "3", "--spec-adaptive", "false"]);
+  try {
+    // Drafting with the target itself never pays, so the adaptive length would choose 0: it is fixed at 3 here.
+    const prompts = ["Once upon a time", "The little dog", "Tom had a red ball"];
+    const references = await Promise.all(prompts.map((prompt) => greedy(plain, prompt)));
+    const texts = await Promise.all(prompts.map((prompt) => greedyNoLogprobs(twin, prompt)));
+    texts.forEach((text, index) => compareGreedyText(text, references[index]!, prompts[index]!));
+    const greedyStats = twin.runtime.loop.specStats();
+    assert.ok(greedyStats !== null && greedyStats.numDraftTokens > 100);
+    assert.equal(greedyStats.numAcceptedTokens, greedyStats.numDraftTokens, "identical models agree on every greedy token");
+    // Sampled: drafts drawn from q = p are accepted with probability min(1, p/q) = 1.
+    await Promise.all(prompts.map((prompt, index) => twin.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 64, temperature: 0.9, seed: index })));
+    const sampledStats = twin.runtime.loop.specStats();
+    assert.ok(sampledStats !== null && sampledStats.numDraftTokens > greedyStats.numDraftTokens);
+    assert.equal(sampledStats.numAcceptedTokens, sampledStats.numDraftTokens, "q = p accepts every sampled draft");
+  } finally {
+    await twin.close();
+  }
+});
+
+test("a draft model whose tokenizer differs stops the start-up with an error naming the difference", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "pagoda-draft-"));
+  try {
+    const other = join(dir, "other-vocab.gguf");
+    await writeSyntheticLlama(other, { vocabSize: 1024, embeddingLength: 64, blockCount: 1, feedForwardLength: 128 });
+    await assert.rejects(
+      startModelServer(["--spec-mode", "draft", "--draft-model", other]),
+      /--draft-model .*other-vocab\.gguf: its tokenizer differs from the target's \(vocabulary 1024 vs 512 tokens\)/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { FakeEngine } from "../../src/engine/fake-engine.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
+import { DraftModel } from "../../src/spec/draft-model.ts";
 import { Speculator } from "../../src/spec/speculator.ts";
 import { makeRequest } from "../helpers/requests.ts";
 
@@ -25,7 +26,7 @@ async function run(speculator: Speculator | null, numRequests: number, temperatu
   for (const { request } of entries) scheduler.add(request);
   let numSteps = 0;
   while (scheduler.hasWork()) {
-    const plan = scheduler.schedule();
+    const plan = await scheduler.prepareDrafts(scheduler.schedule());
     if (plan.scheduled.length === 0) continue;
     const outputs = await engine.step(plan.scheduled.map((entry) => entry.item));
     scheduler.updateFromOutput(plan, outputs, 0);
@@ -52,4 +53,20 @@ test("sampled output under speculation is reproducible from the seed", async () 
   const second = await run(new Speculator({ maxDraft: 4, minNgram: 1, maxNgram: 3 }), 4, 0.8);
   assert.deepEqual(first.outputs, second.outputs);
   assert.notDeepEqual(first.outputs[0], first.outputs[1], "different seeds sample differently");
+});
+
+test("a draft model twin of the target drafts in batches, has every draft accepted, and gives back its sequences", async () => {
+  // A batch of 8 makes the draft's catch-up of 17-token prompts take several steps.
+  const draftEngine = new FakeEngine({ numSequences: 4, batchSize: 8, kvCacheTokens: 512, contextSize: 128 });
+  const speculator = new Speculator({ maxDraft: 3, minNgram: 1, maxNgram: 3, draftModel: new DraftModel(draftEngine), isAdaptive: false });
+  const plain = await run(null, 6);
+  const drafted = await run(speculator, 6);
+  assert.deepEqual(drafted.outputs, plain.outputs);
+  const stats = drafted.scheduler.specStats();
+  assert.ok(stats !== null && stats.numDraftTokens > 50);
+  assert.equal(stats.numAcceptedTokens, stats.numDraftTokens, "the twin agrees on every token");
+  assert.ok(drafted.numSteps < plain.numSteps / 2, `${drafted.numSteps} target steps instead of ${plain.numSteps}`);
+  assert.ok(draftEngine.steps.some((step) => step.length > 1), "one draft step carries several requests");
+  assert.equal(draftEngine.numAcquiredSequences, 0, "every draft sequence was released");
+  assert.equal(draftEngine.numUsedCells, 0);
 });

@@ -1,0 +1,156 @@
+/**
+ * A draft model that proposes tokens for every speculating request at once: one draft engine (a small GGUF with the
+ * target's tokenizer), one draft sequence per request, and each draft step is one batch for all of them — first a
+ * catch-up of the tokens the draft has not seen (chunked under the batch size), then K single-token steps.
+ *
+ * KV rule: a draft sequence never holds more than its request's tokens plus K drafts, and is released when its
+ * request finishes or is preempted, so a draft pool of the target pool's cells plus (K + 1) per running request can
+ * never run dry while the target's block accounting holds.
+ */
+import type { Engine, SamplingParams, SequenceId, StepItem, TokenId } from "../engine/engine.ts";
+import { argmax, sampleFrom, toDistribution } from "./target-distribution.ts";
+import type { UniformSource } from "./seeded-random.ts";
+
+/** One request asking for `numDraft` draft tokens. */
+export interface DraftRequest {
+  readonly id: string;
+  readonly sampling: SamplingParams;
+  /** Prompt and output; the last token is not yet in the target's KV cache. */
+  readonly allTokens: readonly TokenId[];
+  readonly outputTokens: readonly TokenId[];
+  readonly numDraft: number;
+  readonly random: UniformSource;
+}
+
+/** Drafts and the distribution each was drawn from (null: greedy, a one-hot at the token). */
+export interface Drafts {
+  readonly tokens: TokenId[];
+  readonly probs: (Float32Array | null)[];
+}
+
+interface DraftSequence {
+  readonly sequenceId: SequenceId;
+  /** Tokens of the request the draft KV cache holds. */
+  numComputed: number;
+}
+
+const EWMA = 0.1;
+
+export class DraftModel {
+  private readonly engine: Pick<Engine, "info" | "acquireSequence" | "releaseSequence" | "truncateSequence" | "step" | "dispose">;
+  private readonly sequences = new Map<string, DraftSequence>();
+  private stepMsEstimate = 0;
+
+  constructor(engine: Pick<Engine, "info" | "acquireSequence" | "releaseSequence" | "truncateSequence" | "step" | "dispose">) {
+    this.engine = engine;
+  }
+
+  /** Mean milliseconds of one draft decode step, for the choice of K. */
+  get stepMs(): number {
+    return this.stepMsEstimate;
+  }
+
+  async draft(requests: readonly DraftRequest[]): Promise<Map<string, Drafts>> {
+    const active = requests.flatMap((request) => {
+      const sequence = this.sequenceFor(request.id);
+      return sequence === null || request.numDraft <= 0 ? [] : [{ request, sequence, drafts: { tokens: [] as TokenId[], probs: [] as (Float32Array | null)[] } }];
+    });
+    if (active.length === 0) return new Map();
+    // Catch-up: everything the draft has not seen, ending with the request's latest token, whose logits give d1.
+    let last = await this.run(
+      active.map(({ request, sequence }) => ({ sequence, tokens: request.allTokens.slice(sequence.numComputed) })),
+    );
+    for (let k = 0; ; k++) {
+      const next: { sequence: DraftSequence; tokens: TokenId[] }[] = [];
+      active.forEach((entry, index) => {
+        const logits = last[index];
+        if (logits == null || entry.drafts.tokens.length >= entry.request.numDraft) return;
+        const { token, probs } = this.sample(entry.request, entry.drafts.tokens, logits);
+        entry.drafts.tokens.push(token);
+        entry.drafts.probs.push(probs);
+        if (entry.drafts.tokens.length < entry.request.numDraft) next.push({ sequence: entry.sequence, tokens: [token] });
+      });
+      if (next.length === 0) break;
+      const started = performance.now();
+      const results = await this.run(next);
+      this.stepMsEstimate = this.stepMsEstimate === 0 ? performance.now() - started : this.stepMsEstimate * (1 - EWMA) + (performance.now() - started) * EWMA;
+      last = active.map((entry) => {
+        const index = next.findIndex((item) => item.sequence === entry.sequence);
+        return index < 0 ? null : (results[index] ?? null);
+      });
+    }
+    return new Map(active.map((entry) => [entry.request.id, entry.drafts]));
+  }
+
+  /** The request's verified tokens are its first `numValid`: drafts beyond them leave the draft KV cache. */
+  afterVerify(requestId: string, numValid: number): void {
+    const sequence = this.sequences.get(requestId);
+    if (sequence === undefined || sequence.numComputed <= numValid) return;
+    this.engine.truncateSequence(sequence.sequenceId, numValid);
+    sequence.numComputed = numValid;
+  }
+
+  release(requestId: string): void {
+    const sequence = this.sequences.get(requestId);
+    if (sequence === undefined) return;
+    this.sequences.delete(requestId);
+    this.engine.releaseSequence(sequence.sequenceId);
+  }
+
+  async dispose(): Promise<void> {
+    await this.engine.dispose();
+  }
+
+  private sequenceFor(requestId: string): DraftSequence | null {
+    let sequence = this.sequences.get(requestId) ?? null;
+    if (sequence === null) {
+      // The draft samples in TypeScript; its native sampler is never used.
+      const sequenceId = this.engine.acquireSequence({ temperature: 0, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, seed: 0, topLogprobs: null });
+      if (sequenceId === null) return null;
+      sequence = { sequenceId, numComputed: 0 };
+      this.sequences.set(requestId, sequence);
+    }
+    return sequence;
+  }
+
+  private sample(request: DraftRequest, drafted: readonly TokenId[], logits: Float32Array): { token: TokenId; probs: Float32Array | null } {
+    const sampling = request.sampling;
+    if (sampling.temperature <= 0 && sampling.presencePenalty === 0 && sampling.frequencyPenalty === 0) return { token: argmax(logits), probs: null };
+    const probs = toDistribution(logits, sampling, [...request.outputTokens, ...drafted]);
+    return { token: sampleFrom(probs, request.random.next()), probs };
+  }
+
+  /**
+   * Evaluates each entry's tokens, in as many engine steps as the batch size needs, and returns the logits after
+   * each entry's last token (null for an entry with no tokens).
+   */
+  private async run(entries: readonly { sequence: DraftSequence; tokens: readonly TokenId[] }[]): Promise<(Float32Array | null)[]> {
+    const results: (Float32Array | null)[] = entries.map(() => null);
+    const offsets = entries.map(() => 0);
+    const batchSize = this.engine.info.batchSize;
+    while (entries.some((entry, index) => offsets[index]! < entry.tokens.length)) {
+      let budget = batchSize;
+      const items: StepItem[] = [];
+      const owners: number[] = [];
+      entries.forEach((entry, index) => {
+        const offset = offsets[index]!;
+        if (budget <= 0 || offset >= entry.tokens.length) return;
+        const chunk = entry.tokens.slice(offset, offset + budget);
+        const isLast = offset + chunk.length === entry.tokens.length;
+        items.push({ sequenceId: entry.sequence.sequenceId, startPos: entry.sequence.numComputed, tokens: chunk, shouldSample: isLast, returnLogits: isLast ? 1 : 0 });
+        owners.push(index);
+        budget -= chunk.length;
+      });
+      const outputs = await this.engine.step(items);
+      outputs.forEach((output, position) => {
+        const index = owners[position]!;
+        const entry = entries[index]!;
+        const item = items[position]!;
+        entry.sequence.numComputed += item.tokens.length;
+        offsets[index]! += item.tokens.length;
+        if (output.logits?.[0] !== undefined) results[index] = output.logits[0];
+      });
+    }
+    return results;
+  }
+}
