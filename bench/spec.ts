@@ -3,7 +3,10 @@
  * mean time per output token, at 1 and 8 concurrent requests, greedy and sampled, with n-gram (prompt lookup)
  * drafts. Runs alternate between the two runtimes so machine noise hits both.
  *
- *   npm run bench:spec -- [--model path.gguf | --synthetic 512x8] [--threads 1] [--max-tokens 256] [--repeats 3]
+ *   npm run bench:spec -- [--model path.gguf | --synthetic 512x8] [--draft-model draft.gguf] [--threads 1]
+ *                         [--max-tokens 256] [--repeats 3] [--concurrency 1,8]
+ *
+ * Without --draft-model the drafts come from prompt lookup (--spec-mode ngram); with it, from that model.
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,6 +23,8 @@ const { values } = parseArgs({
     threads: { type: "string", default: "1" },
     "max-tokens": { type: "string", default: "256" },
     repeats: { type: "string", default: "3" },
+    "draft-model": { type: "string" },
+    concurrency: { type: "string", default: "1,8" },
   },
 });
 const modelPath = values.synthetic === undefined ? values.model : await syntheticModel(values.synthetic, path.join(repoRoot, ".cache/pagoda"));
@@ -27,11 +32,13 @@ const maxTokens = Number(values["max-tokens"]);
 const PROMPTS = ["Once upon a time", "The little dog", "Lily and Ben went to the park", "One day, a big bird", "Tom had a red ball", "The sun was hot and", "Mom said to Sue", "There was a tiny frog"];
 const common = ["--model", modelPath, "--threads", values.threads, "--parallel", "8", "--ctx-size", String(maxTokens + 64)];
 const off = await loadRuntimeWith(common);
-const on = await loadRuntimeWith([...common, "--spec-mode", "ngram", "--draft-max", "4"]);
+const draftModel = values["draft-model"];
+const specFlags = draftModel === undefined ? ["--spec-mode", "ngram"] : ["--spec-mode", "draft", "--draft-model", path.resolve(draftModel)];
+const on = await loadRuntimeWith([...common, ...specFlags, "--draft-max", "4"]);
 
 const rows: Record<string, number | string>[] = [];
 for (const [label, sampling] of [["greedy", GREEDY], ["temperature 0.8", { ...GREEDY, temperature: 0.8, seed: 11 }]] as const) {
-  for (const concurrency of [1, 8]) {
+  for (const concurrency of values.concurrency.split(",").map(Number)) {
     const rates = { off: [] as number[], on: [] as number[] };
     for (let repeat = 0; repeat < Number(values.repeats); repeat++) {
       for (const [name, loaded] of [["off", off], ["on", on]] as const) {
@@ -45,13 +52,13 @@ for (const [label, sampling] of [["greedy", GREEDY], ["temperature 0.8", { ...GR
   }
 }
 const spec = on.runtime.loop.specStats();
-console.log(`model ${path.basename(modelPath)}${values.synthetic === undefined ? "" : " (random weights)"}, ${maxTokens} tokens per request, median of ${values.repeats}`);
+console.log(`model ${path.basename(modelPath)}${values.synthetic === undefined ? "" : " (random weights)"}, drafts from ${draftModel === undefined ? "prompt lookup" : path.basename(draftModel)}, ${maxTokens} tokens per request, median of ${values.repeats}`);
 console.log("sampling        | requests | spec off tok/s | spec on tok/s | on / off");
 for (const row of rows) {
   console.log(`${String(row.sampling).padEnd(15)} | ${String(row.concurrency).padStart(8)} | ${Number(row.offTokensPerSecond).toFixed(0).padStart(14)} | ${Number(row.onTokensPerSecond).toFixed(0).padStart(13)} | ${Number(row.speedup).toFixed(2).padStart(8)}`);
 }
 if (spec !== null) console.log(`drafts ${spec.numDrafts}, draft tokens ${spec.numDraftTokens}, accepted ${spec.numAcceptedTokens} (${((100 * spec.numAcceptedTokens) / Math.max(1, spec.numDraftTokens)).toFixed(0)}%), by position ${spec.acceptedPerPosition.join("/")}`);
 await mkdir(path.join(repoRoot, "bench/out"), { recursive: true });
-await writeFile(path.join(repoRoot, "bench/out/spec.json"), JSON.stringify({ model: path.basename(modelPath), maxTokens, rows, spec }, null, 2));
+await writeFile(path.join(repoRoot, "bench/out/spec.json"), JSON.stringify({ model: path.basename(modelPath), draftModel: draftModel ?? null, maxTokens, rows, spec }, null, 2));
 await off.close();
 await on.close();
