@@ -47,7 +47,12 @@ interface RequestState {
   /** Draft mode: this request's random stream, and the distributions its pending drafts were drawn from. */
   readonly random: SeededRandom;
   draftProbs: (Float32Array | null)[] | null;
+  /** Consecutive steps the adaptive length chose no drafts. */
+  stepsWithoutDraft: number;
 }
+
+/** How often a request that stopped drafting tries one draft, to notice that acceptance has improved. */
+const PROBE_EVERY_STEPS = 16;
 
 /** The uniform for output position `index` of a request seeded `seed`: counter-based, so no state to carry. */
 function uniformAt(seed: number, index: number): number {
@@ -102,9 +107,13 @@ export class Speculator {
       },
       draftStepMs: this.options.draftModel?.stepMs ?? 0,
     });
-    if (numDraft === 0) return [];
-    if (this.options.draftModel != null) return new Array<TokenId>(numDraft).fill(PENDING_DRAFT);
-    return proposeNgram(request.allTokens, { minNgram: this.options.minNgram, maxNgram: this.options.maxNgram, numDraft });
+    // K = 0 learns nothing about acceptance, so a request that stopped drafting probes with one draft now and then.
+    state.stepsWithoutDraft = numDraft === 0 ? state.stepsWithoutDraft + 1 : 0;
+    if (numDraft === 0 && state.stepsWithoutDraft < PROBE_EVERY_STEPS) return [];
+    if (numDraft === 0) state.stepsWithoutDraft = 0;
+    const numDrafted = Math.max(1, numDraft);
+    if (this.options.draftModel != null) return new Array<TokenId>(numDrafted).fill(PENDING_DRAFT);
+    return proposeNgram(request.allTokens, { minNgram: this.options.minNgram, maxNgram: this.options.maxNgram, numDraft: numDrafted });
   }
 
   /**
@@ -190,7 +199,7 @@ export class Speculator {
   private stateOf(request: SpecRequest): RequestState {
     let state = this.states.get(request.id);
     if (state === undefined) {
-      state = { tracker: new AcceptanceTracker({}), random: new SeededRandom(request.sampling.seed), draftProbs: null };
+      state = { tracker: new AcceptanceTracker({}), random: new SeededRandom(request.sampling.seed), draftProbs: null, stepsWithoutDraft: 0 };
       this.states.set(request.id, state);
     }
     return state;
