@@ -1,0 +1,149 @@
+/**
+ * Speculation with a draft model that differs from the target: stories260K as the target and its first 4 of 5
+ * blocks as the draft (written by `deriveDraftModel`; their greedy tokens agree about 58% of the time), so drafts are
+ * both accepted and rejected.
+ *
+ * - Greedy: output equals the target's without speculation, alone and among 8 concurrent requests.
+ * - Sampled, temperature 1: the joint distribution of generated tokens 2 and 3 (token 1 comes from the prefill,
+ *   before any draft; token 2 is an accepted draft or a residual sample, token 3 a bonus or a residual sample) over
+ *   N seeded runs matches the target's own.
+ *
+ * The test: a chi-square test of homogeneity between N speculative and N plain samples. Outcomes seen fewer than
+ * 10 times in both runs together are pooled into one category, so every category's expected count is at least 5
+ * and the chi-square approximation holds. For two samples of equal size, X² = Σ (a − b)² / (a + b) follows χ² with
+ * k − 1 degrees of freedom when both come from one distribution; the threshold is its 1 − 10⁻⁶ quantile
+ * (Wilson–Hilferty, z = 4.753), so an exact sampler fails about once in a million runs. Two plain runs are compared
+ * the same way as a control. Checked by hand with N = 4,000: an exact sampler gave X² 9.6 (threshold 41.9, control
+ * 4.4); accepting drafts with 3× the right probability gave 242 and fails. Subtler errors (drawing a rejected
+ * position from p instead of the residual max(0, p − q) gave 24) are left to the rejection sampler's unit tests,
+ * which compare 200,000 draws per case with the exact distributions.
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TokenId } from "../../src/engine/engine.ts";
+import { deriveDraftModel } from "../../src/gguf/derive-draft.ts";
+import { Request, type RequestId } from "../../src/scheduler/request.ts";
+import { compareGreedyText, type GreedyRun } from "../helpers/greedy-compare.ts";
+import { startModelServer, STORIES_ID, STORIES_MODEL, type ModelServer } from "../helpers/model-server.ts";
+
+const N = 4000;
+/** Standard normal quantile for a one-sided 10⁻⁶. */
+const Z = 4.753;
+
+let dir: string;
+let plain: ModelServer;
+let speculative: ModelServer;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "pagoda-spec-exact-"));
+  const draftPath = join(dir, "stories-4-of-5.gguf");
+  await deriveDraftModel(STORIES_MODEL, draftPath, { keepLayers: 4 });
+  plain = await startModelServer(["--parallel", "16", "--ctx-size", "256"]);
+  speculative = await startModelServer(["--parallel", "16", "--ctx-size", "256", "--spec-mode", "draft", "--draft-model", draftPath, "--draft-max", "3", "--spec-adaptive", "false"]);
+});
+
+after(async () => {
+  await plain?.close();
+  await speculative?.close();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+async function greedy(server: ModelServer, prompt: string, withLogprobs: boolean): Promise<GreedyRun> {
+  const completion = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 96, temperature: 0, ignore_eos: true, ...(withLogprobs ? { logprobs: 2 } : {}) } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
+  const choice = completion.choices[0];
+  return { text: choice?.text ?? "", tokens: choice?.logprobs?.tokens ?? [], topLogprobs: choice?.logprobs?.top_logprobs ?? [] };
+}
+
+test("greedy output with a differing draft model equals the target's, alone and with 8 concurrent requests", async () => {
+  const prompts = ["Once upon a time", "The little dog", "Lily and Ben", "One day, a big bird", "Tom had a red ball", "The sun was hot", "Mom said to Sue", "There was a tiny frog"];
+  const references = await Promise.all(prompts.map((prompt) => greedy(plain, prompt, true)));
+  const alone = await greedy(speculative, prompts[0]!, false);
+  assert.equal(compareGreedyText(alone.text, references[0]!, "alone"), "identical");
+  const together = await Promise.all(prompts.map((prompt) => greedy(speculative, prompt, false)));
+  const outcomes = together.map((run, index) => compareGreedyText(run.text, references[index]!, prompts[index]!));
+  assert.ok(outcomes.filter((outcome) => outcome === "identical").length >= prompts.length - 1, outcomes.join(", "));
+  const stats = speculative.runtime.loop.specStats();
+  assert.ok(stats !== null && stats.numAcceptedTokens > 0 && stats.numAcceptedTokens < stats.numDraftTokens, "drafts were both accepted and rejected");
+});
+
+/** Generated tokens 2 and 3 of N seeded requests at temperature 1, submitted straight to the engine loop. */
+async function sampleSecondAndThird(server: ModelServer, firstSeed: number): Promise<Map<string, number>> {
+  const prompt = server.runtime.engine.tokenize("Once upon a time", { addBos: true });
+  const histogram = new Map<string, number>();
+  const batch = 128;
+  for (let start = 0; start < N; start += batch) {
+    await Promise.all(
+      Array.from({ length: Math.min(batch, N - start) }, (_, offset) =>
+        new Promise<void>((resolve, reject) => {
+          const tokens: TokenId[] = [];
+          const seed = firstSeed + start + offset;
+          const request = new Request(
+            `exact-${seed}` as RequestId,
+            prompt,
+            {
+              maxTokens: 3,
+              sampling: { temperature: 1, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, seed, topLogprobs: null },
+              stopStrings: [],
+              stopTokens: [],
+              ignoreEos: true,
+            },
+            {
+              onDelta: (delta) => tokens.push(...delta.tokens),
+              onFinish: (output) => {
+                if (output.finishReason !== "length" || tokens.length !== 3) {
+                  reject(output.error ?? new Error(`finished ${output.finishReason} after ${tokens.length} tokens`));
+                  return;
+                }
+                const key = `${tokens[1]},${tokens[2]}`;
+                histogram.set(key, (histogram.get(key) ?? 0) + 1);
+                resolve();
+              },
+            },
+            performance.now(),
+          );
+          if (!server.runtime.loop.submit(request)) reject(new Error("queue full"));
+        }),
+      ),
+    );
+  }
+  return histogram;
+}
+
+/** X² of two equal-size samples, with rare outcomes pooled, and its 1 − 10⁻⁶ threshold. */
+function homogeneity(a: Map<string, number>, b: Map<string, number>): { statistic: number; threshold: number } {
+  const cells: [number, number][] = [];
+  const pooled: [number, number] = [0, 0];
+  for (const key of new Set([...a.keys(), ...b.keys()])) {
+    const cell: [number, number] = [a.get(key) ?? 0, b.get(key) ?? 0];
+    if (cell[0] + cell[1] < 10) {
+      pooled[0] += cell[0];
+      pooled[1] += cell[1];
+    } else {
+      cells.push(cell);
+    }
+  }
+  if (pooled[0] + pooled[1] > 0) cells.push(pooled);
+  const statistic = cells.reduce((sum, [x, y]) => sum + (x - y) ** 2 / (x + y), 0);
+  const df = cells.length - 1;
+  const threshold = df * (1 - 2 / (9 * df) + Z * Math.sqrt(2 / (9 * df))) ** 3;
+  return { statistic, threshold };
+}
+
+test("at temperature 1, tokens 2 and 3 under speculation follow the target's own distribution", async () => {
+  const before = speculative.runtime.loop.specStats();
+  const plain1 = await sampleSecondAndThird(plain, 1);
+  const plain2 = await sampleSecondAndThird(plain, 1 + N);
+  const spec = await sampleSecondAndThird(speculative, 1 + 2 * N);
+  const after = speculative.runtime.loop.specStats();
+  assert.ok(before !== null && after !== null);
+  const drafted = after.numDraftTokens - before.numDraftTokens;
+  const accepted = after.numAcceptedTokens - before.numAcceptedTokens;
+  assert.ok(accepted > N * 0.1 && accepted < drafted, `${accepted} of ${drafted} sampled drafts accepted: both outcomes occur`);
+  const control = homogeneity(plain2, plain1);
+  assert.ok(control.statistic <= control.threshold, `control: X² ${control.statistic.toFixed(1)} > ${control.threshold.toFixed(1)}`);
+  const measured = homogeneity(spec, plain1);
+  assert.ok(measured.statistic <= measured.threshold, `speculative vs plain: X² ${measured.statistic.toFixed(1)} > ${measured.threshold.toFixed(1)} (control ${control.statistic.toFixed(1)})`);
+});
