@@ -7,6 +7,7 @@
  *                         [--max-tokens 256] [--repeats 3] [--concurrency 1,8]
  *
  * Without --draft-model the drafts come from prompt lookup (--spec-mode ngram); with it, from that model.
+ * --grounded uses input-grounded prompts: a story, then its first words again, so the answer repeats the prompt.
  */
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,12 +26,16 @@ const { values } = parseArgs({
     repeats: { type: "string", default: "3" },
     "draft-model": { type: "string" },
     concurrency: { type: "string", default: "1,8" },
+    grounded: { type: "boolean", default: false },
   },
 });
 const modelPath = values.synthetic === undefined ? values.model : await syntheticModel(values.synthetic, path.join(repoRoot, ".cache/pagoda"));
 const maxTokens = Number(values["max-tokens"]);
-const PROMPTS = ["Once upon a time", "The little dog", "Lily and Ben went to the park", "One day, a big bird", "Tom had a red ball", "The sun was hot and", "Mom said to Sue", "There was a tiny frog"];
-const common = ["--model", modelPath, "--threads", values.threads, "--parallel", "8", "--ctx-size", String(maxTokens + 64)];
+const OPENINGS = ["Once upon a time", "The little dog", "Lily and Ben went to the park", "One day, a big bird", "Tom had a red ball", "The sun was hot and", "Mom said to Sue", "There was a tiny frog"];
+const STORY = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog Max. One day, Lily and Max found a big red ball under a tree. They played with the ball all day and were very happy.";
+// Grounded: the story, then its opening again with a different name, so a faithful continuation copies spans.
+const PROMPTS = values.grounded ? OPENINGS.map((_, index) => `${STORY.replaceAll("Lily", `Lily${index}`)}\n\nOnce upon a time, there was a little girl named Lily${index}.`) : OPENINGS;
+const common = ["--model", modelPath, "--threads", values.threads, "--parallel", "16", "--ctx-size", String(maxTokens + 128)];
 const off = await loadRuntimeWith(common);
 const draftModel = values["draft-model"];
 const specFlags = draftModel === undefined ? ["--spec-mode", "ngram"] : ["--spec-mode", "draft", "--draft-model", path.resolve(draftModel)];
@@ -42,7 +47,7 @@ for (const [label, sampling] of [["greedy", GREEDY], ["temperature 0.8", { ...GR
     const rates = { off: [] as number[], on: [] as number[] };
     for (let repeat = 0; repeat < Number(values.repeats); repeat++) {
       for (const [name, loaded] of [["off", off], ["on", on]] as const) {
-        const prompts = PROMPTS.slice(0, concurrency).map((prompt) => loaded.runtime.engine.tokenize(prompt, { addBos: true }));
+        const prompts = Array.from({ length: concurrency }, (_, index) => loaded.runtime.engine.tokenize(PROMPTS[index % PROMPTS.length]!, { addBos: true }));
         const { timings, durationMs } = await runAll(loaded.runtime, prompts, maxTokens, sampling);
         rates[name].push((timings.reduce((sum, timing) => sum + timing.numTokens, 0) / durationMs) * 1000);
       }

@@ -106,13 +106,15 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
 
 /** The n-gram speculator, when asked for and the addon can hand out raw logits. */
 async function createSpeculator(config: Config, engine: LlamaEngine, log: FastifyBaseLogger): Promise<Speculator | null> {
-  if (config.specMode === "off") return null;
+  // --draft-model alone is enough to speculate with it, as with llama-server's --model-draft.
+  const mode = config.specMode === "off" && config.draftModel !== undefined ? "draft" : config.specMode;
+  if (mode === "off") return null;
   if (!engine.canReturnLogits) {
-    log.warn(`--spec-mode ${config.specMode} needs the patched addon's raw logits (npm run build:addon); speculation is off`);
+    log.warn(`--spec-mode ${mode} needs the patched addon's raw logits (npm run build:addon); speculation is off`);
     return null;
   }
-  const draftModel = config.specMode === "draft" ? new DraftModel(await loadDraftEngine(config, engine, log)) : null;
-  log.info({ specMode: config.specMode, draftMax: config.draftMax, draftModel: config.draftModel }, "speculative decoding on");
+  const draftModel = mode === "draft" ? new DraftModel(await loadDraftEngine(config, engine, log)) : null;
+  log.info({ specMode: mode, draftMax: config.draftMax, draftModel: config.draftModel }, "speculative decoding on");
   return new Speculator({ maxDraft: config.draftMax, minNgram: 1, maxNgram: 4, draftModel, isAdaptive: config.specAdaptive });
 }
 

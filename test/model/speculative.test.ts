@@ -85,13 +85,13 @@ test("a draft model with the target's weights has every draft accepted, greedy a
   }
 });
 
-test("a draft model whose tokenizer differs stops the start-up with an error naming the difference", async () => {
+test("--draft-model alone turns speculation on, and a draft whose tokenizer differs stops the start-up naming the difference", async () => {
   const dir = await mkdtemp(join(tmpdir(), "pagoda-draft-"));
   try {
     const other = join(dir, "other-vocab.gguf");
     await writeSyntheticLlama(other, { vocabSize: 1024, embeddingLength: 64, blockCount: 1, feedForwardLength: 128 });
     await assert.rejects(
-      startModelServer(["--spec-mode", "draft", "--draft-model", other]),
+      startModelServer(["--draft-model", other]),
       /--draft-model .*other-vocab\.gguf: its tokenizer differs from the target's \(vocabulary 1024 vs 512 tokens\)/,
     );
   } finally {
