@@ -4,6 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { deriveDraftModel } from "./derive-draft.ts";
+import { widenFeedForward, DEFAULT_PERTURBATION } from "./widen-ffn.ts";
 import { findModelShape, MODEL_SHAPES, type ModelShape } from "./model-shapes.ts";
 import {
     planSyntheticModel, writeSyntheticModel, type SyntheticArchitecture, type SyntheticModelOptions,
@@ -40,6 +41,7 @@ const USAGE = `Usage:
                [--ctx N] [--experts N --experts-used N] [--tied] [--type …] [--seed N] (--out <file.gguf> | --dry-run)
   pagoda synth --list
   pagoda synth --derive-from <model.gguf> --keep-layers N --out <draft.gguf>
+  pagoda synth --widen-from <model.gguf> --ffn N [--perturbation 0.02] [--seed N] --out <target.gguf>
 
 Writes a GGUF model with random weights: its output is meaningless. It is for measuring memory, load time and
 speed of a model shape without downloading the model. --type defaults to q4_0. --dry-run prints the tensors and
@@ -48,6 +50,11 @@ come from a small default shape.
 
 --derive-from writes no random weights: it copies the first N transformer blocks of a real model, with its
 tokenizer, embeddings and output head, as a draft model for speculative decoding with that model.
+
+--widen-from writes a costlier target for a real model used as the draft: every block's feed-forward widened
+to --ffn hidden units. The source's weights are kept; the extra units get seeded random weights whose output is
+scaled by --perturbation (default ${DEFAULT_PERTURBATION}; 0 adds exactly nothing), so the target's output is
+the source's plus a small perturbation. Only F32 and F16 feed-forward weights can be widened.
 `;
 
 /** Flags that describe a synthetic model, so they make no sense when deriving a draft from a real one. */
@@ -63,6 +70,14 @@ interface SynthRequest {
     like: ModelShape | null;
     out: string | null;
     isDryRun: boolean;
+}
+
+interface WidenRequest {
+    source: string;
+    feedForwardLength: number;
+    perturbation: number;
+    seed: number;
+    out: string;
 }
 
 interface DeriveRequest {
@@ -140,6 +155,31 @@ function parseDeriveRequest(values: Record<string, string | boolean | undefined>
     if (typeof values.out !== "string")
         throw new UsageError("--out <draft.gguf> is required");
     return { source, keepLayers: parseInteger("keep-layers", keepLayers, 1), out: values.out };
+}
+
+/** Flags of a synthetic model that --widen-from cannot take (it keeps --ffn and --seed). */
+const NOT_WITH_WIDEN = [...SYNTH_ONLY_FLAGS.filter((flag) => flag !== "ffn" && flag !== "seed"), "derive-from", "keep-layers"];
+
+function parseWidenRequest(values: Record<string, string | boolean | undefined>): WidenRequest {
+    const conflicting = NOT_WITH_WIDEN.filter((flag) => values[flag] !== undefined);
+    if (conflicting.length > 0)
+        throw new UsageError(`--widen-from copies the source's shape and weights; it cannot be combined with ${
+            conflicting.map((flag) => `--${flag}`).join(", ")}`);
+    const source = values["widen-from"];
+    if (typeof source !== "string")
+        throw new UsageError("--perturbation needs --widen-from <model.gguf>");
+    if (typeof values.ffn !== "string")
+        throw new UsageError("--widen-from needs --ffn N, the target's feed-forward hidden size");
+    if (typeof values.out !== "string")
+        throw new UsageError("--out <target.gguf> is required");
+    const perturbationText = typeof values.perturbation === "string" ? values.perturbation : String(DEFAULT_PERTURBATION);
+    const perturbation = Number(perturbationText);
+    if (perturbationText.trim() === "" || !Number.isFinite(perturbation) || perturbation < 0)
+        throw new UsageError(`--perturbation must be a number of at least 0, got "${perturbationText}"`);
+    return {
+        source, feedForwardLength: parseInteger("ffn", values.ffn, 1), perturbation,
+        seed: typeof values.seed === "string" ? parseInteger("seed", values.seed, 0) : 0, out: values.out
+    };
 }
 
 function formatCount(count: number): string {
@@ -245,6 +285,32 @@ async function runDerive(request: DeriveRequest, io: SynthCommandIo): Promise<nu
     }
 }
 
+async function runWiden(request: WidenRequest, io: SynthCommandIo): Promise<number> {
+    let report: ((writtenBytes: number) => void) | undefined;
+    try {
+        const result = await widenFeedForward(request.source, request.out, {
+            feedForwardLength: request.feedForwardLength, perturbation: request.perturbation, seed: request.seed,
+            onProgress: (writtenBytes, totalBytes) => {
+                report ??= progressReporter(io, totalBytes) ?? (() => undefined);
+                report(writtenBytes);
+            }
+        });
+        io.stdout([
+            `Wrote ${request.out}: ${request.source} with every block's feed-forward widened from ` +
+                `${result.sourceFeedForward} to ${result.feedForwardLength} hidden units, ${formatBytes(result.outBytes)} ` +
+                `(source ${formatBytes(result.sourceBytes)}).`,
+            `Its output is the source model's plus a perturbation (scale ${request.perturbation}, seed ${request.seed}` +
+                `${request.perturbation === 0 ? ": exactly none" : ""}): the source's weights are kept and the extra`,
+            "units are random. Use the source as its speculative-decoding draft; it shares the tokenizer and vocabulary.",
+            ""
+        ].join("\n"));
+        return EXIT_OK;
+    } catch (error) {
+        io.stderr(`pagoda synth: could not widen ${request.source}: ${error instanceof Error ? error.message : String(error)}\n`);
+        return EXIT_FAILED;
+    }
+}
+
 /** Runs `pagoda synth` with the arguments after "synth"; resolves to the exit code (2 for bad arguments). */
 export async function runSynthCommand(argv: string[], io: SynthCommandIo = PROCESS_IO): Promise<number> {
     let request: SynthRequest;
@@ -258,6 +324,7 @@ export async function runSynthCommand(argv: string[], io: SynthCommandIo = PROCE
                 like: { type: "string" }, type: { type: "string" }, out: { type: "string" }, seed: { type: "string" },
                 arch: { type: "string" }, tied: { type: "boolean" }, list: { type: "boolean" },
                 "derive-from": { type: "string" }, "keep-layers": { type: "string" },
+                "widen-from": { type: "string" }, perturbation: { type: "string" },
                 "dry-run": { type: "boolean" }, help: { type: "boolean", short: "h" },
                 ...Object.fromEntries(Object.keys(DIMENSION_FLAGS).map((flag) => [flag, { type: "string" as const }]))
             }
@@ -270,7 +337,9 @@ export async function runSynthCommand(argv: string[], io: SynthCommandIo = PROCE
             io.stdout(describeShapes());
             return EXIT_OK;
         }
-        // runDerive reports its own failures, so only bad arguments reach the catch below.
+        // runWiden and runDerive report their own failures, so only bad arguments reach the catch below.
+        if (values["widen-from"] !== undefined || values.perturbation !== undefined)
+            return await runWiden(parseWidenRequest(values), io);
         if (values["derive-from"] !== undefined || values["keep-layers"] !== undefined)
             return await runDerive(parseDeriveRequest(values), io);
         request = parseRequest(values);

@@ -40,6 +40,7 @@ export class DraftModel {
   private readonly engine: Pick<Engine, "info" | "acquireSequence" | "releaseSequence" | "truncateSequence" | "step" | "dispose">;
   private readonly sequences = new Map<string, DraftSequence>();
   private stepMsEstimate = 0;
+  private catchUpMsPerToken = 0;
 
   constructor(engine: Pick<Engine, "info" | "acquireSequence" | "releaseSequence" | "truncateSequence" | "step" | "dispose">) {
     this.engine = engine;
@@ -50,6 +51,15 @@ export class DraftModel {
     return this.stepMsEstimate;
   }
 
+  /**
+   * Milliseconds the draft needs to catch up with a request of `numTokens` tokens before it can draft: requests that
+   * stopped drafting fall behind, and catching up is a prefill of everything since.
+   */
+  catchUpMs(requestId: string, numTokens: number): number {
+    const behind = numTokens - (this.sequences.get(requestId)?.numComputed ?? 0);
+    return Math.max(0, behind) * this.catchUpMsPerToken;
+  }
+
   async draft(requests: readonly DraftRequest[]): Promise<Map<string, Drafts>> {
     const active = requests.flatMap((request) => {
       const sequence = this.sequenceFor(request.id);
@@ -57,9 +67,12 @@ export class DraftModel {
     });
     if (active.length === 0) return new Map();
     // Catch-up: everything the draft has not seen, ending with the request's latest token, whose logits give d1.
-    let last = await this.run(
-      active.map(({ request, sequence }) => ({ sequence, tokens: request.allTokens.slice(sequence.numComputed) })),
-    );
+    const catchUp = active.map(({ request, sequence }) => ({ sequence, tokens: request.allTokens.slice(sequence.numComputed) }));
+    const catchUpStarted = performance.now();
+    let last = await this.run(catchUp);
+    const numCaughtUp = catchUp.reduce((sum, entry) => sum + entry.tokens.length, 0);
+    const perToken = (performance.now() - catchUpStarted) / Math.max(1, numCaughtUp);
+    this.catchUpMsPerToken = this.catchUpMsPerToken === 0 ? perToken : this.catchUpMsPerToken * (1 - EWMA) + perToken * EWMA;
     for (let k = 0; ; k++) {
       const next: { sequence: DraftSequence; tokens: TokenId[] }[] = [];
       active.forEach((entry, index) => {

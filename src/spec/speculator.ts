@@ -51,8 +51,12 @@ interface RequestState {
   stepsWithoutDraft: number;
 }
 
-/** How often a request that stopped drafting tries one draft, to notice that acceptance has improved. */
-const PROBE_EVERY_STEPS = 16;
+/**
+ * How often a request that stopped drafting tries one draft, to notice that acceptance has improved. Rare, since
+ * under load a probe costs a draft catch-up over every token since the last one.
+ */
+const PROBE_EVERY_STEPS = 64;
+const MAX_SEQUENCES_TO_PROBE = 4;
 
 /** The uniform for output position `index` of a request seeded `seed`: counter-based, so no state to carry. */
 function uniformAt(seed: number, index: number): number {
@@ -98,18 +102,22 @@ export class Speculator {
     const state = this.stateOf(request);
     const others = Math.max(0, step.numSequences - 1);
     // For one sequence this is chooseDraftLength's own objective; others' tokens join the numerator.
+    // A draft model that fell behind the request must catch up before drafting: that prefill is part of K ≥ 1.
+    const catchUpMs = this.options.draftModel?.catchUpMs(request.id, request.allTokens.length) ?? 0;
     const numDraft = this.options.isAdaptive === false ? maxDraft : chooseDraftLength({
       acceptanceRate: state.tracker.acceptanceRate,
       maxDraft,
       targetStepMs: (numTokens) => {
         const expected = expectedTokensPerStep(state.tracker.acceptanceRate, numTokens - 1);
-        return (this.cost.stepMs(step.numTokens + numTokens) * expected) / (others + expected);
+        const stepMs = this.cost.stepMs(step.numTokens + numTokens) + (numTokens > 1 ? catchUpMs : 0);
+        return (stepMs * expected) / (others + expected);
       },
       draftStepMs: this.options.draftModel?.stepMs ?? 0,
     });
-    // K = 0 learns nothing about acceptance, so a request that stopped drafting probes with one draft now and then.
+    // K = 0 learns nothing about acceptance, so a request that stopped drafting probes with one draft now and then
+    // — only in small steps: under load a probe delays every other sequence of the step.
     state.stepsWithoutDraft = numDraft === 0 ? state.stepsWithoutDraft + 1 : 0;
-    if (numDraft === 0 && state.stepsWithoutDraft < PROBE_EVERY_STEPS) return [];
+    if (numDraft === 0 && (state.stepsWithoutDraft < PROBE_EVERY_STEPS || step.numSequences > MAX_SEQUENCES_TO_PROBE)) return [];
     if (numDraft === 0) state.stepsWithoutDraft = 0;
     const numDrafted = Math.max(1, numDraft);
     if (this.options.draftModel != null) return new Array<TokenId>(numDrafted).fill(PENDING_DRAFT);
@@ -199,7 +207,9 @@ export class Speculator {
   private stateOf(request: SpecRequest): RequestState {
     let state = this.states.get(request.id);
     if (state === undefined) {
-      state = { tracker: new AcceptanceTracker({}), random: new SeededRandom(request.sampling.seed), draftProbs: null, stepsWithoutDraft: 0 };
+      // Requests start their probe counters at different points, so they do not all probe in the same step.
+      const offset = [...request.id].reduce((sum, char) => (sum * 31 + char.charCodeAt(0)) >>> 0, 0) % PROBE_EVERY_STEPS;
+      state = { tracker: new AcceptanceTracker({}), random: new SeededRandom(request.sampling.seed), draftProbs: null, stepsWithoutDraft: offset };
       this.states.set(request.id, state);
     }
     return state;
