@@ -4,7 +4,7 @@
  * drafts. Runs alternate between the two runtimes so machine noise hits both.
  *
  *   npm run bench:spec -- [--model path.gguf | --synthetic 512x8] [--draft-model draft.gguf] [--threads 1]
- *                         [--max-tokens 256] [--repeats 3] [--concurrency 1,8]
+ *                         [--max-tokens 256] [--repeats 3] [--concurrency 1,8] [--draft-max 4] [--grounded]
  *
  * Without --draft-model the drafts come from prompt lookup (--spec-mode ngram); with it, from that model.
  * --grounded uses input-grounded prompts: a story, then its first words again, so the answer repeats the prompt.
@@ -27,6 +27,7 @@ const { values } = parseArgs({
     "draft-model": { type: "string" },
     concurrency: { type: "string", default: "1,8" },
     grounded: { type: "boolean", default: false },
+    "draft-max": { type: "string", default: "4" },
   },
 });
 const modelPath = values.synthetic === undefined ? values.model : await syntheticModel(values.synthetic, path.join(repoRoot, ".cache/pagoda"));
@@ -39,7 +40,7 @@ const common = ["--model", modelPath, "--threads", values.threads, "--parallel",
 const off = await loadRuntimeWith(common);
 const draftModel = values["draft-model"];
 const specFlags = draftModel === undefined ? ["--spec-mode", "ngram"] : ["--spec-mode", "draft", "--draft-model", path.resolve(draftModel)];
-const on = await loadRuntimeWith([...common, ...specFlags, "--draft-max", "4"]);
+const on = await loadRuntimeWith([...common, ...specFlags, "--draft-max", values["draft-max"]]);
 
 const rows: Record<string, number | string>[] = [];
 for (const [label, sampling] of [["greedy", GREEDY], ["temperature 0.8", { ...GREEDY, temperature: 0.8, seed: 11 }]] as const) {
