@@ -57,7 +57,9 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     batchSize: Math.max(config.batchSize, config.parallel),
     gpu: config.gpu,
     flashAttention: config.flashAttn,
-    onNativeLog: (level, message) => log[level]({ source: "llama.cpp" }, message.trim()),
+    onNativeLog: (level, message) => {
+      if (!isPoolSizeWarning(message)) log[level]({ source: "llama.cpp" }, message.trim());
+    },
     onLoadProgress: progressLogger(log),
   });
   const speculator = await createSpeculator(config, engine, log);
@@ -81,6 +83,9 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
   });
   loop.start();
   log.info({ ...engine.info, kvBlocks: scheduler.kv.numBlocks, kvBlockSize: scheduler.kv.blockSize }, "model loaded");
+  if (ctxSize > engine.info.trainContextSize) {
+    log.warn({ ctxSize, trainContextSize: engine.info.trainContextSize }, "--ctx-size exceeds the model's training context: quality may drop past it");
+  }
   if (!engine.info.isKvShared) log.warn("KV cache: one slab per sequence (stock addon); run npm run build:addon for the shared pool and prefix caching");
   const planSource = {
     modelPath: model.path,
@@ -133,7 +138,9 @@ async function loadDraftEngine(config: Config, target: LlamaEngine, log: Fastify
     batchSize: target.info.batchSize,
     gpu: config.gpu,
     kvLayout: "shared",
-    onNativeLog: (level, message) => log[level]({ source: "llama.cpp", model: "draft" }, message.trim()),
+    onNativeLog: (level, message) => {
+      if (!isPoolSizeWarning(message)) log[level]({ source: "llama.cpp", model: "draft" }, message.trim());
+    },
   });
   const mismatch = tokenizerMismatch(target, draft);
   if (mismatch !== null) {
@@ -158,6 +165,14 @@ function tokenizerMismatch(target: LlamaEngine, draft: LlamaEngine): string | nu
     if (target.detokenize([token]) !== draft.detokenize([token])) return `token ${token} reads differently`;
   }
   return null;
+}
+
+/**
+ * With the shared pool llama.cpp compares the whole pool with the training context and warns of an overflow; a
+ * sequence's context is pagoda's --ctx-size, checked at start-up instead.
+ */
+function isPoolSizeWarning(message: string): boolean {
+  return /n_ctx_seq \(\d+\) > n_ctx_train/.test(message);
 }
 
 /** llama.cpp's most sequences per context (LLAMA_MAX_SEQ). */
