@@ -9,9 +9,10 @@
  * included). Tensor data is streamed in raw, whatever its ggml type.
  */
 import { open, realpath, stat } from "node:fs/promises";
-import { basename, extname, resolve } from "node:path";
+import { resolve } from "node:path";
 import { ggmlTensorBytes, ggmlTypeInfo } from "../plan/ggml-types.ts";
 import { readGgufHeader, readGgufTensorChunks, type GgufHeader, type GgufTensorInfo } from "./gguf-reader.ts";
+import { derivedMetadata, stringKv } from "./derived-metadata.ts";
 import { encodeGgufMetadata, GgufRawWriter, type GgufKv, type GgufRawTensor } from "./gguf-writer.ts";
 
 export interface DeriveDraftOptions {
@@ -41,18 +42,11 @@ export class DeriveDraftError extends Error {
 const METADATA_OFFSET = 4 + 4 + 8 + 8;
 const BLOCK_TENSOR = /^blk\.(\d+)\./;
 
-function stringKv(metadata: readonly GgufKv[], key: string): string | null {
-    const kv = metadata.find((entry) => entry.key === key);
-    if (kv === undefined)
-        return null;
-    if (kv.type !== "string")
-        throw new DeriveDraftError(`${key} must be a string, not a ${kv.type}`);
-    return kv.value;
-}
+const fail = (message: string): Error => new DeriveDraftError(message);
 
 /** The source's block count KV; its type is kept when it is rewritten. */
 function blockCountKv(metadata: readonly GgufKv[]): { key: string; sourceLayers: number } {
-    const architecture = stringKv(metadata, "general.architecture");
+    const architecture = stringKv(metadata, "general.architecture", fail);
     if (architecture === null)
         throw new DeriveDraftError("general.architecture is missing");
     const key = `${architecture}.block_count`;
@@ -76,19 +70,8 @@ function blockCountKv(metadata: readonly GgufKv[]): { key: string; sourceLayers:
 function draftMetadata(
     source: GgufHeader, blockCountKey: string, keepLayers: number, sourceLayers: number, sourcePath: string
 ): GgufKv[] {
-    const suffix = ` (first ${keepLayers} of ${sourceLayers} blocks)`;
-    const metadata = source.metadata.map((kv): GgufKv => {
-        if (kv.key === blockCountKey)
-            return kv.type === "uint64" || kv.type === "int64"
-                ? { ...kv, value: BigInt(keepLayers) }
-                : { ...(kv as Extract<GgufKv, { value: number }>), value: keepLayers };
-        if (kv.key === "general.name" && kv.type === "string")
-            return { ...kv, value: kv.value + suffix };
-        return kv;
-    });
-    if (stringKv(source.metadata, "general.name") === null)
-        metadata.push({ key: "general.name", type: "string", value: basename(sourcePath, extname(sourcePath)) + suffix });
-    return metadata;
+    const nameSuffix = ` (first ${keepLayers} of ${sourceLayers} blocks)`;
+    return derivedMetadata(source.metadata, { key: blockCountKey, value: keepLayers, nameSuffix, sourcePath }, fail);
 }
 
 /** Bytes of each source tensor, checked against the file: inside the data section, no two overlapping. */

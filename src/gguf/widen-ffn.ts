@@ -11,10 +11,11 @@
  * raw. Only F32 and F16 FFN matrices can be widened; quantized ones are refused.
  */
 import { open, realpath, stat, type FileHandle } from "node:fs/promises";
-import { basename, extname, resolve } from "node:path";
+import { resolve } from "node:path";
 import { ggmlTensorBytes, ggmlTypeInfo } from "../plan/ggml-types.ts";
 import { f16BitsToNumber, float32ToF16Bits } from "./float16.ts";
 import { readGgufHeader, readGgufTensorChunks, type GgufHeader, type GgufTensorInfo } from "./gguf-reader.ts";
+import { derivedMetadata, stringKv } from "./derived-metadata.ts";
 import { encodeGgufMetadata, GGML_TYPE, GgufRawWriter, type GgufKv, type GgufRawTensor } from "./gguf-writer.ts";
 import { syntheticWeights } from "./synthetic-weights.ts";
 
@@ -57,14 +58,7 @@ const ZERO_CHUNK_VALUES = 1 << 20;
 const WIDENED = /^blk\.\d+\.ffn_(gate|up|down)\.weight$/;
 const BYTES_PER_VALUE: Readonly<Record<number, number>> = { [GGML_TYPE.F32]: 4, [GGML_TYPE.F16]: 2 };
 
-function stringKv(metadata: readonly GgufKv[], key: string): string | null {
-    const kv = metadata.find((entry) => entry.key === key);
-    if (kv === undefined)
-        return null;
-    if (kv.type !== "string")
-        throw new WidenFeedForwardError(`${key} must be a string, not a ${kv.type}`);
-    return kv.value;
-}
+const fail = (message: string): Error => new WidenFeedForwardError(message);
 
 function integerKv(metadata: readonly GgufKv[], key: string): number | null {
     const kv = metadata.find((entry) => entry.key === key);
@@ -81,19 +75,8 @@ function integerKv(metadata: readonly GgufKv[], key: string): number | null {
 function targetMetadata(
     source: GgufHeader, key: string, feedForwardLength: number, perturbation: number, sourcePath: string
 ): GgufKv[] {
-    const suffix = ` (feed-forward widened to ${feedForwardLength}, perturbation ${perturbation})`;
-    const metadata = source.metadata.map((kv): GgufKv => {
-        if (kv.key === key)
-            return kv.type === "uint64" || kv.type === "int64"
-                ? { ...kv, value: BigInt(feedForwardLength) }
-                : { ...(kv as Extract<GgufKv, { value: number }>), value: feedForwardLength };
-        if (kv.key === "general.name" && kv.type === "string")
-            return { ...kv, value: kv.value + suffix };
-        return kv;
-    });
-    if (stringKv(source.metadata, "general.name") === null)
-        metadata.push({ key: "general.name", type: "string", value: basename(sourcePath, extname(sourcePath)) + suffix });
-    return metadata;
+    const nameSuffix = ` (feed-forward widened to ${feedForwardLength}, perturbation ${perturbation})`;
+    return derivedMetadata(source.metadata, { key, value: feedForwardLength, nameSuffix, sourcePath }, fail);
 }
 
 /** Throws unless every FFN matrix is an F32/F16 [n_embd, n_ff] or [n_ff, n_embd] and nothing else has n_ff units. */
@@ -232,7 +215,7 @@ export async function widenFeedForward(
     if (!Number.isFinite(perturbation) || perturbation < 0)
         throw new RangeError(`perturbation must be a finite number of at least 0, got ${perturbation}`);
     const source = await readGgufHeader(sourcePath);
-    const architecture = stringKv(source.metadata, "general.architecture");
+    const architecture = stringKv(source.metadata, "general.architecture", fail);
     if (architecture === null)
         throw new WidenFeedForwardError("general.architecture is missing");
     const key = `${architecture}.feed_forward_length`;
