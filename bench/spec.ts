@@ -7,6 +7,7 @@
  *                         [--max-tokens 256] [--repeats 3] [--concurrency 1,8] [--draft-max 4] [--grounded]
  *
  * Without --draft-model the drafts come from prompt lookup (--spec-mode ngram); with it, from that model.
+ * --fixed always drafts --draft-max tokens (no adaptive length).
  * --grounded uses input-grounded prompts: a story, then its first words again, so the answer repeats the prompt.
  */
 import path from "node:path";
@@ -28,6 +29,7 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "1,8" },
     grounded: { type: "boolean", default: false },
     "draft-max": { type: "string", default: "4" },
+    fixed: { type: "boolean", default: false },
   },
 });
 const modelPath = values.synthetic === undefined ? values.model : await syntheticModel(values.synthetic, path.join(repoRoot, ".cache/pagoda"));
@@ -40,7 +42,7 @@ const common = ["--model", modelPath, "--threads", values.threads, "--parallel",
 const off = await loadRuntimeWith(common);
 const draftModel = values["draft-model"];
 const specFlags = draftModel === undefined ? ["--spec-mode", "ngram"] : ["--spec-mode", "draft", "--draft-model", path.resolve(draftModel)];
-const on = await loadRuntimeWith([...common, ...specFlags, "--draft-max", values["draft-max"]]);
+const on = await loadRuntimeWith([...common, ...specFlags, "--draft-max", values["draft-max"], ...(values.fixed ? ["--spec-adaptive", "false"] : [])]);
 
 const rows: Record<string, number | string>[] = [];
 for (const [label, sampling] of [["greedy", GREEDY], ["temperature 0.8", { ...GREEDY, temperature: 0.8, seed: 11 }]] as const) {

@@ -124,8 +124,8 @@ async function createSpeculator(config: Config, engine: LlamaEngine, log: Fastif
 }
 
 /**
- * The draft model's engine: one slot per running request and a pool of the target's cells plus K + 1 per slot (see
- * src/spec/draft-model.ts for why that never runs dry). Its tokenizer must be the target's.
+ * The draft model's engine: one slot per running request and a pool of the target's cells plus K + 1 per slot,
+ * handed out by the draft's own block manager (src/spec/draft-model.ts). Its tokenizer must be the target's.
  */
 async function loadDraftEngine(config: Config, target: LlamaEngine, log: FastifyBaseLogger): Promise<LlamaEngine> {
   if (config.draftModel === undefined) throw new Error("--spec-mode draft needs --draft-model <gguf>");

@@ -214,6 +214,23 @@ export class KvCacheManager {
     }
   }
 
+  /**
+   * Rolls a request back to its first `numComputedTokens` tokens (rejected speculative tokens) and releases the
+   * blocks past them. Only uncached blocks can go: a cached block holds verified tokens, which are never rolled back.
+   */
+  truncate(requestId: string, numComputedTokens: number): void {
+    const state = this.stateOf(requestId);
+    if (!Number.isInteger(numComputedTokens) || numComputedTokens < 0 || numComputedTokens > state.numComputedTokens) {
+      throw new RangeError(`request ${requestId}: cannot roll back to ${numComputedTokens} of ${state.numComputedTokens} tokens`);
+    }
+    const numKept = this.numBlocksNeeded(numComputedTokens);
+    if (state.hashes.length > Math.floor(numComputedTokens / this.blockSize)) {
+      throw new Error(`request ${requestId}: rolling back to ${numComputedTokens} tokens would drop cached blocks`);
+    }
+    state.numComputedTokens = numComputedTokens;
+    if (state.blocks.length > numKept) this.pool.release(state.blocks.splice(numKept).reverse());
+  }
+
   /** Releases the request's blocks, last first so a chain's tail is evicted before its head; false if unknown. */
   free(requestId: string): boolean {
     const state = this.requests.get(requestId);

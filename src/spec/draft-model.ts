@@ -3,10 +3,12 @@
  * target's tokenizer), one draft sequence per request, and each draft step is one batch for all of them — first a
  * catch-up of the tokens the draft has not seen (chunked under the batch size), then K single-token steps.
  *
- * KV rule: a draft sequence never holds more than its request's tokens plus K drafts, and is released when its
- * request finishes or is preempted, so a draft pool of the target pool's cells plus (K + 1) per running request can
- * never run dry while the target's block accounting holds.
+ * KV: the draft pool is handed out by a block manager of its own, by the same rules as the target's: a request's
+ * draft sequence gets blocks for what it will hold (catch-up plus drafts) before each draft step, gives back the
+ * blocks of rejected drafts after verification, and all of them when its request finishes or is preempted. A request
+ * that finds no free blocks simply gets no drafts in that step; llama.cpp never runs out of draft cells.
  */
+import { KvCacheManager } from "../cache/kv-cache-manager.ts";
 import type { Engine, SamplingParams, SequenceId, StepItem, TokenId } from "../engine/engine.ts";
 import { argmax, sampleFrom, toDistribution } from "./target-distribution.ts";
 import type { UniformSource } from "./seeded-random.ts";
@@ -36,14 +38,28 @@ interface DraftSequence {
 
 const EWMA = 0.1;
 
+interface ActiveDraft {
+  readonly request: DraftRequest;
+  readonly sequence: DraftSequence;
+  readonly drafts: Drafts;
+}
+
 export class DraftModel {
   private readonly engine: Pick<Engine, "info" | "acquireSequence" | "releaseSequence" | "truncateSequence" | "step" | "dispose">;
   private readonly sequences = new Map<string, DraftSequence>();
   private stepMsEstimate = 0;
   private catchUpMsPerToken = 0;
 
-  constructor(engine: Pick<Engine, "info" | "acquireSequence" | "releaseSequence" | "truncateSequence" | "step" | "dispose">) {
+  private readonly kv: KvCacheManager;
+
+  constructor(engine: Pick<Engine, "info" | "acquireSequence" | "releaseSequence" | "truncateSequence" | "step" | "dispose">, blockSize = 16) {
     this.engine = engine;
+    this.kv = new KvCacheManager({ numBlocks: Math.floor(engine.info.kvCacheTokens / blockSize), blockSize, enablePrefixCaching: false });
+  }
+
+  /** The draft pool's blocks in use, for tests and checks. */
+  get numUsedBlocks(): number {
+    return this.kv.stats().numUsedBlocks;
   }
 
   /** Mean milliseconds of one draft decode step, for the choice of K. */
@@ -62,10 +78,25 @@ export class DraftModel {
 
   async draft(requests: readonly DraftRequest[]): Promise<Map<string, Drafts>> {
     const active = requests.flatMap((request) => {
+      if (request.numDraft <= 0) return [];
       const sequence = this.sequenceFor(request.id);
-      return sequence === null || request.numDraft <= 0 ? [] : [{ request, sequence, drafts: { tokens: [] as TokenId[], probs: [] as (Float32Array | null)[] } }];
+      if (sequence === null) return [];
+      // Blocks for everything this step puts in the draft's cache: the catch-up and all drafts but the last.
+      const numNew = request.allTokens.length - sequence.numComputed + request.numDraft - 1;
+      if (this.kv.allocateSlots(request.id, { numNewTokens: numNew }) === null) return [];
+      return [{ request, sequence, drafts: { tokens: [], probs: [] } } satisfies ActiveDraft];
     });
     if (active.length === 0) return new Map();
+    try {
+      return await this.draftActive(active);
+    } catch (error) {
+      // The draft cache of these requests is in an unknown state now: start them over.
+      for (const { request } of active) this.release(request.id);
+      throw error;
+    }
+  }
+
+  private async draftActive(active: readonly ActiveDraft[]): Promise<Map<string, Drafts>> {
     // Catch-up: everything the draft has not seen, ending with the request's latest token, whose logits give d1.
     const catchUp = active.map(({ request, sequence }) => ({ sequence, tokens: request.allTokens.slice(sequence.numComputed) }));
     const catchUpStarted = performance.now();
@@ -92,6 +123,10 @@ export class DraftModel {
         return index < 0 ? null : (results[index] ?? null);
       });
     }
+    for (const entry of active) {
+      const held = [...entry.request.allTokens, ...entry.drafts.tokens];
+      this.kv.commitTokens(entry.request.id, held, entry.sequence.numComputed);
+    }
     return new Map(active.map((entry) => [entry.request.id, entry.drafts]));
   }
 
@@ -101,6 +136,7 @@ export class DraftModel {
     if (sequence === undefined || sequence.numComputed <= numValid) return;
     this.engine.truncateSequence(sequence.sequenceId, numValid);
     sequence.numComputed = numValid;
+    if (this.kv.hasRequest(requestId)) this.kv.truncate(requestId, numValid);
   }
 
   release(requestId: string): void {
@@ -108,6 +144,7 @@ export class DraftModel {
     if (sequence === undefined) return;
     this.sequences.delete(requestId);
     this.engine.releaseSequence(sequence.sequenceId);
+    this.kv.free(requestId);
   }
 
   async dispose(): Promise<void> {

@@ -58,7 +58,8 @@ test("sampled output under speculation is reproducible from the seed", async () 
 test("a draft model twin of the target drafts in batches, has every draft accepted, and gives back its sequences", async () => {
   // A batch of 8 makes the draft's catch-up of 17-token prompts take several steps.
   const draftEngine = new FakeEngine({ numSequences: 4, batchSize: 8, kvCacheTokens: 512, contextSize: 128 });
-  const speculator = new Speculator({ maxDraft: 3, minNgram: 1, maxNgram: 3, draftModel: new DraftModel(draftEngine), isAdaptive: false });
+  const draftModel = new DraftModel(draftEngine, 4);
+  const speculator = new Speculator({ maxDraft: 3, minNgram: 1, maxNgram: 3, draftModel, isAdaptive: false });
   const plain = await run(null, 6);
   const drafted = await run(speculator, 6);
   assert.deepEqual(drafted.outputs, plain.outputs);
@@ -69,4 +70,17 @@ test("a draft model twin of the target drafts in batches, has every draft accept
   assert.ok(draftEngine.steps.some((step) => step.length > 1), "one draft step carries several requests");
   assert.equal(draftEngine.numAcquiredSequences, 0, "every draft sequence was released");
   assert.equal(draftEngine.numUsedCells, 0);
+  assert.equal(draftModel.numUsedBlocks, 0, "and every block of the draft pool");
+});
+
+test("a draft pool too small for some requests drafts for those that fit and never overflows", async () => {
+  // 48 cells: room for two of the requests' draft sequences at a time; the FakeEngine fails a step with no free cell.
+  const draftEngine = new FakeEngine({ numSequences: 4, batchSize: 64, kvCacheTokens: 48, contextSize: 128 });
+  const draftModel = new DraftModel(draftEngine, 4);
+  const plain = await run(null, 6);
+  const drafted = await run(new Speculator({ maxDraft: 3, minNgram: 1, maxNgram: 3, draftModel, isAdaptive: false }), 6);
+  assert.deepEqual(drafted.outputs, plain.outputs);
+  const stats = drafted.scheduler.specStats();
+  assert.ok(stats !== null && stats.numDraftTokens > 0, "some requests drafted");
+  assert.equal(draftModel.numUsedBlocks, 0);
 });
