@@ -104,7 +104,7 @@ export class DraftModel {
     const numCaughtUp = catchUp.reduce((sum, entry) => sum + entry.tokens.length, 0);
     const perToken = (performance.now() - catchUpStarted) / Math.max(1, numCaughtUp);
     this.catchUpMsPerToken = this.catchUpMsPerToken === 0 ? perToken : this.catchUpMsPerToken * (1 - EWMA) + perToken * EWMA;
-    for (let k = 0; ; k++) {
+    for (;;) {
       const next: { sequence: DraftSequence; tokens: TokenId[] }[] = [];
       active.forEach((entry, index) => {
         const logits = last[index];
