@@ -8,11 +8,11 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
+import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from "node-llama-cpp";
 import { deriveDraftModel } from "../../src/gguf/derive-draft.ts";
 import { readGgufHeader } from "../../src/gguf/gguf-reader.ts";
 import { ggmlTensorBytes, ggmlTypeInfo } from "../../src/plan/ggml-types.ts";
-import { greedyTokens } from "../helpers/greedy-tokens.ts";
+import { argmaxAfterEachPrefix, greedyContinuation, greedyTokens } from "../helpers/greedy-tokens.ts";
 
 const SOURCE_PATH = join(import.meta.dirname, "../../../shared/models/stories260K.gguf");
 const KEEP_LAYERS = 2;
@@ -70,39 +70,9 @@ test("the draft generates greedy tokens from its source's vocabulary", async () 
         assert.ok(token >= 0 && token < 512);
 });
 
-/** Greedy tokens the model generates after `prompt`, one at a time. */
-async function greedyContinuation(model: LlamaModel, prompt: Token[], count: number): Promise<Token[]> {
-    const context = await model.createContext({ contextSize: 256, threads: 1 });
-    try {
-        const generated: Token[] = [];
-        for await (const token of context.getSequence().evaluate(prompt, { temperature: 0, seed: 1 })) {
-            generated.push(token);
-            if (generated.length === count)
-                break;
-        }
-        return generated;
-    } finally {
-        await context.dispose();
-    }
-}
-
-/** The model's greedy next token after each prefix `tokens[0..i]` for i ≥ `from`, from one batched evaluation. */
-async function argmaxAfterEachPrefix(model: LlamaModel, tokens: Token[], from: number): Promise<Token[]> {
-    const context = await model.createContext({ contextSize: 256, threads: 1 });
-    try {
-        const input = tokens.map((token, index): ControlledEvaluateInputItem => index < from
-            ? token
-            : [token, { generateNext: { token: true, options: { temperature: 0 } } }]);
-        const outputs = await context.getSequence().controlledEvaluate(input);
-        return outputs.slice(from).map((output) => output!.next.token!);
-    } finally {
-        await context.dispose();
-    }
-}
-
 test("reports how often the draft's greedy next token matches the target's along the target's own continuation", async () => {
     const prompt = [target.tokens.bos!, ...target.tokenize("Once upon a time")];
-    const continuation = await greedyContinuation(target, prompt, NUM_POSITIONS);
+    const { tokens: continuation } = await greedyContinuation(target, prompt, NUM_POSITIONS);
     // Position i predicts token i + 1: from the end of the prompt to the last token but one of the continuation.
     const tokens = [...prompt, ...continuation].slice(0, -1);
     const targetNext = await argmaxAfterEachPrefix(target, tokens, prompt.length - 1);

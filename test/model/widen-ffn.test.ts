@@ -9,8 +9,9 @@ import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
+import { getLlama, LlamaLogLevel, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
 import { widenFeedForward } from "../../src/gguf/widen-ffn.ts";
+import { argmaxAfterEachPrefix, greedyContinuation } from "../helpers/greedy-tokens.ts";
 
 const SOURCE_PATH = join(import.meta.dirname, "../../../shared/models/stories260K.gguf");
 const SOURCE_FEED_FORWARD = 172;
@@ -54,39 +55,6 @@ after(async () => {
 
 function promptOf(model: LlamaModel): Token[] {
     return [model.tokens.bos!, ...model.tokenize(PROMPT)];
-}
-
-/** Greedy tokens after `prompt` from a one-thread context, and the mean time per token after the first. */
-async function greedyContinuation(model: LlamaModel, prompt: Token[], count: number): Promise<{ tokens: Token[]; msPerToken: number }> {
-    const context = await model.createContext({ contextSize: 256, threads: 1 });
-    try {
-        const tokens: Token[] = [];
-        let firstMs = 0;
-        for await (const token of context.getSequence().evaluate(prompt, { temperature: 0, seed: 1 })) {
-            tokens.push(token);
-            if (tokens.length === 1)
-                firstMs = performance.now();
-            if (tokens.length === count)
-                break;
-        }
-        return { tokens, msPerToken: (performance.now() - firstMs) / (count - 1) };
-    } finally {
-        await context.dispose();
-    }
-}
-
-/** The model's greedy next token after each prefix `tokens[0..i]` for i ≥ `from`, from one batched evaluation. */
-async function argmaxAfterEachPrefix(model: LlamaModel, tokens: Token[], from: number): Promise<Token[]> {
-    const context = await model.createContext({ contextSize: 256, threads: 1 });
-    try {
-        const input = tokens.map((token, index): ControlledEvaluateInputItem => index < from
-            ? token
-            : [token, { generateNext: { token: true, options: { temperature: 0 } } }]);
-        const outputs = await context.getSequence().controlledEvaluate(input);
-        return outputs.slice(from).map((output) => output!.next.token!);
-    } finally {
-        await context.dispose();
-    }
 }
 
 test("with perturbation 0 the 8x-wide target loads, tokenizes like its source and continues greedily exactly as it does", async () => {

@@ -1,44 +1,24 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, open, readdir, readFile, rm, stat, truncate, writeFile } from "node:fs/promises";
+import { open, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DeriveDraftError, deriveDraftModel } from "../../src/gguf/derive-draft.ts";
 import {
-    readGgufHeader, readGgufTensorBytes, readGgufTensorChunks, type GgufHeader, type GgufTensorInfo
+    readGgufHeader, readGgufTensorBytes, readGgufTensorChunks
 } from "../../src/gguf/gguf-reader.ts";
 import { GgufRawWriter, GgufWriter, type GgufKv, type GgufRawTensor } from "../../src/gguf/gguf-writer.ts";
 import { runSynthCommand } from "../../src/gguf/synth-command.ts";
 import { writeSyntheticModel } from "../../src/gguf/synthetic-model.ts";
 import { ggmlTensorBytes, ggmlTypeByName, ggmlTypeInfo } from "../../src/plan/ggml-types.ts";
+import { byteLengthOf, valueOf, withTempDir, withoutKeys } from "../helpers/gguf-files.ts";
 
 /** Four layers, Q4_0 weights with Q8_0 and F32 tensors among them, a vocabulary of a few hundred tokens. */
 const SOURCE_SHAPE = {
     blockCount: 4, vocabSize: 300, embeddingLength: 64, headCount: 4, headCountKv: 2, feedForwardLength: 96,
     tensorType: "Q4_0", seed: 7
 } as const;
-
-async function withTempDir<T>(run: (dir: string) => Promise<T>): Promise<T> {
-    const dir = await mkdtemp(join(tmpdir(), "pagoda-derive-draft-"));
-    try {
-        return await run(dir);
-    } finally {
-        await rm(dir, { recursive: true, force: true });
-    }
-}
-
-function byteLengthOf(tensor: GgufTensorInfo): number {
-    return ggmlTensorBytes(ggmlTypeInfo(tensor.ggmlType), tensor.dims);
-}
-
-function withoutKeys(header: GgufHeader, keys: readonly string[]): GgufKv[] {
-    return header.metadata.filter((kv) => !keys.includes(kv.key));
-}
-
-function valueOf(header: GgufHeader, key: string): unknown {
-    return header.metadata.find((kv) => kv.key === key)?.value;
-}
 
 /** Checks every tensor of `out` has the bytes of the same-named tensor of `source`, and that the layout is ggml's. */
 async function assertCopiedTensors(sourcePath: string, outPath: string): Promise<void> {
@@ -58,7 +38,7 @@ async function assertCopiedTensors(sourcePath: string, outPath: string): Promise
 }
 
 test("a 2-layer draft of a 4-layer model keeps its metadata, non-block tensors and first two blocks byte for byte", async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("derive-draft", async (dir) => {
         const sourcePath = join(dir, "source.gguf");
         const outPath = join(dir, "draft.gguf");
         await writeSyntheticModel(sourcePath, SOURCE_SHAPE);
@@ -115,7 +95,7 @@ async function writeSampleSource(path: string, extraMetadata: GgufKv[] = []): Pr
 }
 
 test("tensors of any ggml type are copied raw, with the source's alignment and a uint64 block count kept uint64", async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("derive-draft", async (dir) => {
         const sourcePath = join(dir, "toy-model.gguf");
         const outPath = join(dir, "draft.gguf");
         await writeSampleSource(sourcePath);
@@ -139,7 +119,7 @@ test("tensors of any ggml type are copied raw, with the source's alignment and a
 });
 
 test("the raw writer rewrites a file from its own tensor bytes identically to the writer that encoded it", async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("derive-draft", async (dir) => {
         const sourcePath = join(dir, "source.gguf");
         const copyPath = join(dir, "copy.gguf");
         await writeSyntheticModel(sourcePath, SOURCE_SHAPE);
@@ -172,7 +152,7 @@ test("the raw writer rejects tensor data shorter or longer than the declared byt
 });
 
 test("keepLayers outside 1..block_count is rejected and nothing is written", async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("derive-draft", async (dir) => {
         const sourcePath = join(dir, "source.gguf");
         await writeSampleSource(sourcePath);
         for (const keepLayers of [0, 4, 1.5, Number.NaN])
@@ -184,7 +164,7 @@ test("keepLayers outside 1..block_count is rejected and nothing is written", asy
 });
 
 test("per-layer metadata arrays, truncated files and metadata that would not copy exactly are refused", async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("derive-draft", async (dir) => {
         const out = join(dir, "draft.gguf");
         const perLayer = join(dir, "per-layer.gguf");
         await writeSampleSource(perLayer, [{ key: "toy.attention.head_count", type: "array", itemType: "int32", value: [4, 4, 8] }]);
@@ -216,7 +196,7 @@ async function synth(...argv: string[]): Promise<{ code: number; stdout: string;
 }
 
 test("pagoda synth --derive-from writes the draft and says it shares the source's tokenizer", async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("derive-draft", async (dir) => {
         const sourcePath = join(dir, "source.gguf");
         const outPath = join(dir, "draft.gguf");
         await writeSyntheticModel(sourcePath, SOURCE_SHAPE);

@@ -1,7 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { readGgufFileInfo } from "node-llama-cpp";
 import { GgufWriter } from "../../src/gguf/gguf-writer.ts";
@@ -9,6 +8,7 @@ import { parseGgufHeader, readGgufHeader } from "../../src/gguf/gguf-reader.ts";
 import { findModelShape } from "../../src/gguf/model-shapes.ts";
 import { runSynthCommand } from "../../src/gguf/synth-command.ts";
 import { syntheticModelSpec } from "../../src/gguf/synthetic-model.ts";
+import { withTempDir } from "../helpers/gguf-files.ts";
 
 interface Run {
     code: number;
@@ -23,15 +23,6 @@ async function synth(...argv: string[]): Promise<Run> {
     return { code, stdout, stderr };
 }
 
-async function withTempDir<T>(run: (dir: string) => Promise<T>): Promise<T> {
-    const dir = await mkdtemp(join(tmpdir(), "pagoda-synth-command-"));
-    try {
-        return await run(dir);
-    } finally {
-        await rm(dir, { recursive: true, force: true });
-    }
-}
-
 test("--list prints every known shape with its dimensions", async () => {
     const { code, stdout, stderr } = await synth("--list");
     assert.equal(code, 0);
@@ -42,7 +33,7 @@ test("--list prints every known shape with its dimensions", async () => {
 });
 
 test("a dry run of a one-layer llama-3.1-8b prints its real tensor shapes and writes nothing", async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("synth-command", async (dir) => {
         const out = join(dir, "llama.gguf");
         const { code, stdout } = await synth("--like", "llama-3.1-8b", "--layers", "1", "--type", "q4_0", "--out", out, "--dry-run");
         assert.equal(code, 0);
@@ -76,7 +67,7 @@ test("the header of a one-layer llama-3.1-8b carries the real dimensions, as nod
     assert.equal((kv.get("tokenizer.ggml.tokens") as string[]).length, 128256);
     assert.equal(kv.get("general.file_type"), 2);
 
-    await withTempDir(async (dir) => {
+    await withTempDir("synth-command", async (dir) => {
         const path = join(dir, "header-only.gguf");
         await writeFile(path, header);
         const info = await readGgufFileInfo(path);
@@ -115,7 +106,7 @@ test("bad arguments exit with code 2 and say what is wrong on stderr", async () 
 });
 
 test("writing a model of explicit dimensions reports its parameters and size, and says it is meaningless", async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("synth-command", async (dir) => {
         const out = join(dir, "small.gguf");
         const { code, stdout, stderr } = await synth("--vocab", "512", "--dim", "64", "--layers", "2", "--heads", "4",
             "--kv-heads", "2", "--ffn", "128", "--experts", "4", "--experts-used", "2", "--type", "q8_0", "--seed", "9", "--out", out);
@@ -135,7 +126,7 @@ test("writing a model of explicit dimensions reports its parameters and size, an
 });
 
 test("a file that cannot be written exits with code 1", async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("synth-command", async (dir) => {
         const { code, stderr } = await synth("--like", "tiny-moe", "--out", join(dir, "missing", "x.gguf"));
         assert.equal(code, 1);
         assert.match(stderr, /could not write .*ENOENT/);

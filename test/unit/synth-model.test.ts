@@ -1,8 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { readGgufHeader } from "../../src/gguf/gguf-reader.ts";
 import { findModelShape, MODEL_SHAPES } from "../../src/gguf/model-shapes.ts";
@@ -11,17 +10,9 @@ import {
     planSyntheticModel, writeSyntheticLlama, writeSyntheticModel, type SyntheticModelOptions
 } from "../../src/gguf/synthetic-model.ts";
 import { syntheticWeights, WEIGHT_STD } from "../../src/gguf/synthetic-weights.ts";
+import { withTempDir } from "../helpers/gguf-files.ts";
 
 const sha256 = (bytes: Uint8Array): string => createHash("sha256").update(bytes).digest("hex");
-
-async function withTempDir<T>(run: (dir: string) => Promise<T>): Promise<T> {
-    const dir = await mkdtemp(join(tmpdir(), "pagoda-synth-"));
-    try {
-        return await run(dir);
-    } finally {
-        await rm(dir, { recursive: true, force: true });
-    }
-}
 
 const SMALL = { vocabSize: 512, embeddingLength: 64, blockCount: 2, headCount: 4, headCountKv: 2, feedForwardLength: 96 };
 
@@ -109,7 +100,7 @@ test("shapes that llama.cpp cannot load or that cannot be quantized are rejected
 });
 
 test("a written model matches its plan, holds the quantized synthetic weights and is deterministic", async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("synth", async (dir) => {
         const options: SyntheticModelOptions = { ...SMALL, expertCount: 4, expertUsedCount: 2, tensorType: "Q4_0", seed: 3 };
         const [first, second] = [join(dir, "a.gguf"), join(dir, "b.gguf")];
         const plan = await writeSyntheticModel(first, options);
@@ -133,7 +124,7 @@ test("a written model matches its plan, holds the quantized synthetic weights an
 });
 
 test("writeSyntheticModel with llama defaults writes exactly what writeSyntheticLlama writes", async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("synth", async (dir) => {
         const shape = await writeSyntheticLlama(join(dir, "llama.gguf"), { ...SMALL, tensorType: "F32", seed: 5 });
         assert.equal(shape.tensorType, "F32");
         await writeSyntheticModel(join(dir, "model.gguf"), { ...SMALL, tensorType: "F32", seed: 5 });

@@ -1,41 +1,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { f16BitsToNumber } from "../../src/gguf/float16.ts";
-import { readGgufHeader, readGgufTensorBytes, type GgufHeader, type GgufTensorInfo } from "../../src/gguf/gguf-reader.ts";
-import type { GgufKv } from "../../src/gguf/gguf-writer.ts";
+import { readGgufHeader, readGgufTensorBytes, type GgufHeader } from "../../src/gguf/gguf-reader.ts";
 import { runSynthCommand } from "../../src/gguf/synth-command.ts";
 import { writeSyntheticLlama, writeSyntheticModel } from "../../src/gguf/synthetic-model.ts";
 import { widenFeedForward, WidenFeedForwardError } from "../../src/gguf/widen-ffn.ts";
-import { ggmlTensorBytes, ggmlTypeInfo } from "../../src/plan/ggml-types.ts";
+import { byteLengthOf, valueOf, withTempDir, withoutKeys } from "../helpers/gguf-files.ts";
 
 const SHAPE = { blockCount: 2, vocabSize: 300, embeddingLength: 64, headCount: 4, headCountKv: 2, feedForwardLength: 96, seed: 3 };
 const WIDE = 256;
 const CHANGED_KEYS = ["llama.feed_forward_length", "general.name"];
 const FFN = /^blk\.\d+\.ffn_(gate|up|down)\.weight$/;
-
-async function withTempDir<T>(run: (dir: string) => Promise<T>): Promise<T> {
-    const dir = await mkdtemp(join(tmpdir(), "pagoda-widen-ffn-"));
-    try {
-        return await run(dir);
-    } finally {
-        await rm(dir, { recursive: true, force: true });
-    }
-}
-
-function byteLengthOf(tensor: GgufTensorInfo): number {
-    return ggmlTensorBytes(ggmlTypeInfo(tensor.ggmlType), tensor.dims);
-}
-
-function withoutKeys(header: GgufHeader, keys: readonly string[]): GgufKv[] {
-    return header.metadata.filter((kv) => !keys.includes(kv.key));
-}
-
-function valueOf(header: GgufHeader, key: string): unknown {
-    return header.metadata.find((kv) => kv.key === key)?.value;
-}
 
 async function bytesOf(path: string, header: GgufHeader, name: string): Promise<Buffer> {
     const tensor = header.tensors.find((candidate) => candidate.name === name)!;
@@ -103,7 +80,7 @@ async function checkWidened(sourcePath: string, outPath: string): Promise<Map<st
 for (const tensorType of ["F32", "F16"] as const) {
     test(`an ${tensorType} model widened keeps its metadata but two keys, its other tensors byte for byte and its FFN ` +
         "values in the leading rows or columns", async () => {
-        await withTempDir(async (dir) => {
+        await withTempDir("widen-ffn", async (dir) => {
             const sourcePath = join(dir, "source.gguf");
             const outPath = join(dir, "wide.gguf");
             await writeSyntheticLlama(sourcePath, { ...SHAPE, tensorType });
@@ -131,7 +108,7 @@ for (const tensorType of ["F32", "F16"] as const) {
 }
 
 test("a perturbation of 0 makes the extra down columns exact zeros, and the seed alone decides the extra values", async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("widen-ffn", async (dir) => {
         const sourcePath = join(dir, "source.gguf");
         await writeSyntheticLlama(sourcePath, { ...SHAPE, tensorType: "F32" });
         const paths = ["zero", "seed1", "seed1-again", "seed2"].map((name) => join(dir, `${name}.gguf`));
@@ -157,7 +134,7 @@ test("a perturbation of 0 makes the extra down columns exact zeros, and the seed
 });
 
 test("quantized FFN matrices, a feed-forward no wider than the source's and overwriting the source are refused", async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("widen-ffn", async (dir) => {
         const quantizedPath = join(dir, "q4.gguf");
         await writeSyntheticModel(quantizedPath, { ...SHAPE, tensorType: "Q4_0" });
         await assert.rejects(widenFeedForward(quantizedPath, join(dir, "out.gguf"), { feedForwardLength: WIDE }),
@@ -173,7 +150,7 @@ test("quantized FFN matrices, a feed-forward no wider than the source's and over
 });
 
 test("pagoda synth --widen-from writes the target and says its output is the source's plus a perturbation", async () => {
-    await withTempDir(async (dir) => {
+    await withTempDir("widen-ffn", async (dir) => {
         const sourcePath = join(dir, "source.gguf");
         const outPath = join(dir, "wide.gguf");
         await writeSyntheticLlama(sourcePath, { ...SHAPE, tensorType: "F32" });
