@@ -19,18 +19,30 @@ export const GREEDY: SamplingParams = { temperature: 0, topP: 1, topK: 0, minP: 
 export interface Loaded {
   readonly runtime: Runtime;
   readonly steps: StepStats[];
+  /** The server's address with `listen`, else null. */
+  readonly baseUrl: string | null;
   close(): Promise<void>;
 }
 
-/** A runtime as `npm start` would build it from `flags`, quiet and on the CPU; every step's stats recorded. */
-export async function loadRuntimeWith(flags: string[]): Promise<Loaded> {
+/**
+ * A runtime as `npm start` would build it from `flags`, quiet and on the CPU; every step's stats recorded. With
+ * `listen`, its HTTP server listens on a free loopback port.
+ */
+export async function loadRuntimeWith(flags: string[], options: { readonly listen?: boolean } = {}): Promise<Loaded> {
   const config = loadConfig({ argv: ["--gpu", "false", "--log-level", "silent", ...flags], env: {}, cwd: repoRoot });
   const steps: StepStats[] = [];
   const serving = new ServingState();
   const app = await buildApp({ serving });
   const runtime = await loadRuntime(config, app.log, { onStep: (stats) => steps.push(stats) });
   serving.markReady(runtime);
-  return { runtime, steps, close: () => app.close() };
+  let baseUrl: string | null = null;
+  if (options.listen === true) {
+    await app.listen({ host: "127.0.0.1", port: 0 });
+    const address = app.server.address();
+    if (address === null || typeof address === "string") throw new Error("the server has no TCP address");
+    baseUrl = `http://127.0.0.1:${address.port}`;
+  }
+  return { runtime, steps, baseUrl, close: () => app.close() };
 }
 
 export interface Timing {

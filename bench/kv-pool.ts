@@ -20,10 +20,6 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import { loadConfig } from "../src/config/load-config.ts";
-import { loadRuntime } from "../src/runtime.ts";
-import { buildApp } from "../src/server/app.ts";
-import { ServingState } from "../src/server/serving-state.ts";
 import { loadRuntimeWith, runAll, type Loaded } from "./harness.ts";
 import { syntheticModel } from "./synthetic.ts";
 
@@ -95,22 +91,14 @@ async function oversubscription(): Promise<Record<string, number>> {
   const maxTokens = 64;
   // The pool holds 8 requests at their full length (80 tokens); the load keeps 32 in flight: 4x the pool.
   const poolCells = 8 * 80;
-  const config = loadConfig({
-    argv: ["--model", modelPath, "--threads", values.threads, "--gpu", "false", "--log-level", "silent", "--parallel", "32", "--ctx-size", "128", "--kv-cache-tokens", String(poolCells), "--batch-size", "256"],
-    env: {},
-    cwd: repoRoot,
-  });
-  const serving = new ServingState();
-  const app = await buildApp({ serving });
-  const runtime = await loadRuntime(config, app.log);
-  serving.markReady(runtime);
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  const address = app.server.address();
-  if (address === null || typeof address === "string") throw new Error("no address");
+  const { runtime, baseUrl, close } = await loadRuntimeWith(
+    ["--model", modelPath, "--threads", values.threads, "--parallel", "32", "--ctx-size", "128", "--kv-cache-tokens", String(poolCells), "--batch-size", "256"],
+    { listen: true },
+  );
   const preemptionsBefore = runtime.loop.kvCacheState().numPreemptions;
   const body = JSON.stringify({ model: runtime.modelId, prompt: "Once upon a time, in a small village by the sea, there lived", max_tokens: maxTokens, temperature: 0.8, ignore_eos: true });
   const load = await autocannon({
-    url: `http://127.0.0.1:${address.port}/v1/completions`,
+    url: `${baseUrl}/v1/completions`,
     method: "POST",
     headers: { "content-type": "application/json" },
     body,
@@ -118,7 +106,7 @@ async function oversubscription(): Promise<Record<string, number>> {
     duration: Number(values["load-seconds"]),
   });
   const state = runtime.loop.kvCacheState();
-  await app.close();
+  await close();
   return {
     poolCells,
     connections: 32,

@@ -14,12 +14,10 @@ import { Worker } from "node:worker_threads";
 import { writeFile, mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadConfig } from "../src/config/load-config.ts";
-import { loadRuntime } from "../src/runtime.ts";
 import { syntheticModel } from "./synthetic.ts";
 import { Request, type FinishedOutput, type RequestId } from "../src/scheduler/request.ts";
-import { buildApp } from "../src/server/app.ts";
-import { ServingState, type Runtime } from "../src/server/serving-state.ts";
+import type { Runtime } from "../src/server/serving-state.ts";
+import { loadRuntimeWith } from "./harness.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values } = parseArgs({
@@ -83,19 +81,12 @@ function median(numbers: number[]): number {
 
 async function main(): Promise<void> {
   const modelPath = values.synthetic === undefined ? values.model : await syntheticModel(values.synthetic, path.join(repoRoot, ".cache/pagoda"));
-  const config = loadConfig({
-    argv: ["--model", modelPath, "--threads", values.threads, "--parallel", String(maxConcurrency), "--ctx-size", String(maxTokens + 64), "--gpu", "false", "--log-level", "silent"],
-    env: {},
-    cwd: repoRoot,
-  });
-  const serving = new ServingState();
-  const app = await buildApp({ serving });
-  const runtime = await loadRuntime(config, app.log);
-  serving.markReady(runtime);
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  const address = app.server.address();
-  if (address === null || typeof address === "string") throw new Error("no address");
-  const baseUrl = `http://127.0.0.1:${address.port}`;
+  const server = await loadRuntimeWith(
+    ["--model", modelPath, "--threads", values.threads, "--parallel", String(maxConcurrency), "--ctx-size", String(maxTokens + 64)],
+    { listen: true },
+  );
+  const runtime = server.runtime;
+  const baseUrl = server.baseUrl ?? "";
   // Loader hooks do not reach worker threads on Node 20, so the worker registers tsx itself.
   const workerUrl = new URL("./http-load-worker.ts", import.meta.url).href;
   const tsxApi = import.meta.resolve("tsx/esm/api");
@@ -130,7 +121,7 @@ async function main(): Promise<void> {
   await mkdir(path.join(repoRoot, "bench/out"), { recursive: true });
   await writeFile(path.join(repoRoot, "bench/out/throughput.json"), JSON.stringify({ model: path.basename(modelPath), isSynthetic: values.synthetic !== undefined, threads: values.threads, maxTokens, repeats, rows }, null, 2));
   await worker.terminate();
-  await app.close();
+  await server.close();
 }
 
 await main();
