@@ -2,10 +2,14 @@
  * Benchmark models bigger than stories260K, written by the project's GGUF writer: `--synthetic DxL` is a
  * random-weight llama of embedding size D and L layers (vocabulary 4096, F16). Its output is meaningless; its
  * speed and memory are those of its shape.
+ *
+ * `--widen-ffn N` makes a speculative-decoding target from a real model: the source with every feed-forward widened
+ * to N units whose extra units add a perturbation (see src/gguf/widen-ffn.ts); the source is then its draft.
  */
-import { mkdir } from "node:fs/promises";
+import { access, mkdir, rename } from "node:fs/promises";
 import path from "node:path";
 import { writeSyntheticLlama } from "../src/gguf/synthetic-model.ts";
+import { widenFeedForward } from "../src/gguf/widen-ffn.ts";
 
 export async function syntheticModel(shape: string, cacheDir: string): Promise<string> {
   const [dim, layers] = shape.split("x").map(Number);
@@ -22,5 +26,19 @@ export async function syntheticModel(shape: string, cacheDir: string): Promise<s
     contextLength: 4096,
     tensorType: "F16",
   });
+  return file;
+}
+
+/** The widened target of `source`, written once per (source, width, perturbation) into `cacheDir`. */
+export async function widenedModel(source: string, feedForwardLength: number, perturbation: number, cacheDir: string): Promise<string> {
+  if (!Number.isSafeInteger(feedForwardLength) || feedForwardLength < 1) throw new Error(`--widen-ffn: expected a unit count, got ${feedForwardLength}`);
+  const file = path.join(cacheDir, `${path.basename(source, ".gguf")}-wide-${feedForwardLength}-p${perturbation}.gguf`);
+  const exists = await access(file).then(() => true, () => false);
+  if (exists) return file;
+  await mkdir(cacheDir, { recursive: true });
+  // Written under a temporary name so an interrupted run never leaves a truncated model behind the cached name.
+  const partial = `${file}.partial`;
+  await widenFeedForward(source, partial, { feedForwardLength, perturbation, seed: 1 });
+  await rename(partial, file);
   return file;
 }
