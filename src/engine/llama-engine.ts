@@ -33,6 +33,7 @@ import {
   type NativeSamplerConfig,
 } from "./llama-internals.ts";
 import { toSampledLogprobs } from "./logprobs.ts";
+import { seedAtPosition } from "../spec/seeded-random.ts";
 
 export type GpuOption = "auto" | "cuda" | "metal" | "vulkan" | "false";
 export type FlashAttentionOption = "auto" | "on" | "off";
@@ -371,7 +372,7 @@ export class LlamaEngine implements Engine {
     const sampling = slot.sampling;
     const sampler = slot.sampler;
     if (sampling === null || sampler === null) throw new Error(`sequence ${item.sequenceId} has no sampler`);
-    if (hasPenalties(sampling)) sampler.applyConfig(toNativeConfig(sampling, slot.history, this.info.contextSize));
+    if (sampling.temperature > 0 || hasPenalties(sampling)) sampler.applyConfig(toNativeConfig(sampling, slot.history, this.info.contextSize));
     const wantsLogprobs = sampling.topLogprobs !== null;
     const [token, probabilities] = await this.native.sampleToken(logitIndex, sampler, wantsLogprobs);
     if (token < 0) return { sequenceId: item.sequenceId, token: null, logprobs: null };
@@ -446,8 +447,13 @@ function hasPenalties(sampling: SamplingParams): boolean {
   return sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
 }
 
+/**
+ * The native sampler's settings before sampling the token after `history` (the tokens generated so far). A sampled
+ * token draws from a random stream seeded for its output position, so a sequence resumed on a new sampler after a
+ * preemption continues exactly as it would have.
+ */
 function toNativeConfig(sampling: SamplingParams, history: readonly TokenId[], penaltyWindow: number): NativeSamplerConfig {
-  const config: NativeSamplerConfig = { seed: sampling.seed >>> 0 };
+  const config: NativeSamplerConfig = { seed: sampling.temperature > 0 ? seedAtPosition(sampling.seed, history.length) : sampling.seed >>> 0 };
   if (sampling.temperature > 0) {
     config.temperature = sampling.temperature;
     if (sampling.topK > 0) config.topK = sampling.topK;

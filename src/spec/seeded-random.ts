@@ -64,6 +64,14 @@ export class SeededRandom implements UniformSource {
   }
 }
 
+/**
+ * The seed of output position `index` of a request seeded `seed`: counter-based, so a request's random draws depend
+ * on its seed and how far it has got, never on what happened before (a preemption, a sampler created anew).
+ */
+export function seedAtPosition(seed: number, index: number): number {
+  return new SeededRandom((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca77)) >>> 0).nextUint32();
+}
+
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
 }

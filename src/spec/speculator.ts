@@ -13,7 +13,7 @@ import { AcceptanceTracker, chooseDraftLength, expectedTokensPerStep } from "./d
 import { proposeNgram } from "./ngram-proposer.ts";
 import type { DraftModel } from "./draft-model.ts";
 import { verifyBySampling, verifyGreedy, verifySampled, type VerifyResult } from "./rejection-sampler.ts";
-import { SeededRandom } from "./seeded-random.ts";
+import { SeededRandom, seedAtPosition } from "./seeded-random.ts";
 import { StepCostModel } from "./step-cost.ts";
 import { argmax, toDistribution } from "./target-distribution.ts";
 
@@ -60,7 +60,7 @@ const MAX_SEQUENCES_TO_PROBE = 4;
 
 /** The uniform for output position `index` of a request seeded `seed`: counter-based, so no state to carry. */
 function uniformAt(seed: number, index: number): number {
-  return new SeededRandom((Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca77)) >>> 0).next();
+  return seedAtPosition(seed, index) / 0x1_0000_0000;
 }
 
 /** What the scheduler knows of a request when it asks for drafts. */
