@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SeededRandom } from "../../../src/spec/seeded-random.ts";
+import { SeededRandom, seedAtPosition } from "../../../src/spec/seeded-random.ts";
 
 test("raw state [1, 2, 3, 4] reproduces the xoshiro128** reference outputs", () => {
   const random = SeededRandom.fromState([1, 2, 3, 4]);
@@ -52,4 +52,23 @@ test("uniforms lie in [0, 1) with mean 1/2 and variance 1/12", () => {
   // Standard error of the mean is sqrt(1/12 / n) ≈ 0.00065; allow 5 of them.
   assert.ok(Math.abs(mean - 0.5) < 5 * Math.sqrt(1 / 12 / numDraws), `mean ${mean}`);
   assert.ok(Math.abs(sumSquares / numDraws - mean * mean - 1 / 12) < 0.002);
+});
+
+test("seedAtPosition depends only on (seed, position) and spreads both", () => {
+  assert.equal(seedAtPosition(7, 3), seedAtPosition(7, 3));
+  const seeds = new Set<number>();
+  for (let seed = 0; seed < 100; seed++) {
+    for (let position = 0; position < 100; position++) {
+      const value = seedAtPosition(seed, position);
+      assert.ok(Number.isInteger(value) && value >= 0 && value < 2 ** 32);
+      seeds.add(value);
+    }
+  }
+  // 10,000 uint32 values collide with probability ~1e-2 by chance; neighbours must not map onto each other.
+  assert.ok(seeds.size >= 9_998, `${10_000 - seeds.size} collisions`);
+  // Low bits too: a native sampler seeded with these must not see a pattern in them.
+  const lowBits = [...seeds].map((value) => value & 0xff);
+  const counts = new Array<number>(256).fill(0);
+  for (const bits of lowBits) counts[bits]!++;
+  assert.ok(Math.max(...counts) < 80 && Math.min(...counts) > 10, `low byte counts ${Math.min(...counts)}…${Math.max(...counts)}`);
 });
