@@ -49,32 +49,6 @@ test("8 requests needing 3.5x the pool all finish, preempted and resumed, each i
   assert.equal(small.runtime.loop.numRunning, 0);
 });
 
-test("seeded sampled requests preempted and resumed continue as they would have alone", async () => {
-  // Flash attention off: where a sequence's cells sit changes the rounding of its attention, and with flash
-  // attention on the CPU enough that the same 8 seeded requests run twice on this pool differed in 6 (off: 1).
-  const exact = ["--flash-attn", "off"];
-  const smallExact = await startModelServer(["--parallel", "8", "--ctx-size", "256", "--kv-cache-tokens", "256", "--kv-block-size", "16", ...exact]);
-  const aloneExact = await startModelServer(["--parallel", "1", "--ctx-size", "256", "--prefix-caching", "false", ...exact]);
-  try {
-    const sampled = async (server: ModelServer, prompt: string, seed: number): Promise<string> => {
-      const completion = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 100, temperature: 1, seed, ignore_eos: true } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
-      return completion.choices[0]?.text ?? "";
-    };
-    const alone: string[] = [];
-    for (const [index, prompt] of PROMPTS.entries()) alone.push(await sampled(aloneExact, prompt, 1000 + index));
-    const together = await Promise.all(PROMPTS.map((prompt, index) => sampled(smallExact, prompt, 1000 + index)));
-    const preempted = smallExact.runtime.loop.kvCacheState().numPreemptions;
-    assert.ok(preempted >= PROMPTS.length / 2, `preempted ${preempted} times`);
-    // A resumed request used to restart its random stream and go its own way; each token now draws from a stream
-    // seeded for its output position. Cells placed out of order can still move a draw across a boundary, rarely.
-    const differing = PROMPTS.filter((_, index) => together[index] !== alone[index]);
-    assert.ok(differing.length <= 2, `differ from their runs alone: ${differing.join(" | ")}`);
-  } finally {
-    await smallExact.close();
-    await aloneExact.close();
-  }
-});
-
 test("requests sharing a long prefix prefill it once and continue exactly as without sharing", async () => {
   const story = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. ".repeat(5);
   const endings = ["One day, she saw", "Her friend Tom", "The sun was", "A big dog"];
