@@ -6,7 +6,7 @@
  * `--widen-ffn N` makes a speculative-decoding target from a real model: the source with every feed-forward widened
  * to N units whose extra units add a perturbation (see src/gguf/widen-ffn.ts); the source is then its draft.
  */
-import { access, mkdir, rename } from "node:fs/promises";
+import { access, mkdir } from "node:fs/promises";
 import path from "node:path";
 import { writeSyntheticLlama } from "../src/gguf/synthetic-model.ts";
 import { widenFeedForward } from "../src/gguf/widen-ffn.ts";
@@ -36,9 +36,7 @@ export async function widenedModel(source: string, feedForwardLength: number, pe
   const exists = await access(file).then(() => true, () => false);
   if (exists) return file;
   await mkdir(cacheDir, { recursive: true });
-  // Written under a temporary name so an interrupted run never leaves a truncated model behind the cached name.
-  const partial = `${file}.partial`;
-  await widenFeedForward(source, partial, { feedForwardLength, perturbation, seed: 1 });
-  await rename(partial, file);
+  // The writer goes through a temporary sibling, so an interrupted run leaves no truncated model under this name.
+  await widenFeedForward(source, file, { feedForwardLength, perturbation, seed: 1 });
   return file;
 }
