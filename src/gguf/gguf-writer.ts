@@ -204,18 +204,10 @@ export class GgufWriter {
     private readonly header: Buffer;
 
     constructor(private readonly spec: GgufSpec) {
-        this.alignment = resolveAlignment(spec.metadata);
-        assertUnique(spec.metadata.map((kv) => kv.key), "metadata key");
-        assertUnique(spec.tensors.map((tensor) => tensor.name), "tensor name");
-
-        const { placements, dataBytes } = placeTensors(
-            spec.tensors.map((tensor) => ({ name: tensor.name, byteLength: tensorByteLength(tensor) })), this.alignment);
-        this.placements = placements;
-        this.header = serializeHeader(spec.metadata, spec.tensors.map((tensor, index) => ({
-            name: tensor.name, dims: tensor.dims, ggmlType: GGML_TYPE[tensor.type], offset: placements[index]!.offset
-        })), this.alignment);
-        this.dataOffset = this.header.length;
-        this.totalSize = this.dataOffset + dataBytes;
+        ({ alignment: this.alignment, placements: this.placements, header: this.header, dataOffset: this.dataOffset,
+            totalSize: this.totalSize } = layOutFile(spec.metadata, spec.tensors, (tensor) => ({
+            name: tensor.name, dims: tensor.dims, ggmlType: GGML_TYPE[tensor.type], byteLength: tensorByteLength(tensor)
+        })));
     }
 
     /** The file as a sequence of buffers: header, then each tensor's bytes followed by its padding. */
@@ -242,6 +234,41 @@ export class GgufWriter {
     async writeFile(path: string, onProgress?: (writtenBytes: number) => void): Promise<void> {
         await writeChunksAtomically(path, this.chunks(), onProgress);
     }
+}
+
+/** A tensor as the file's header and layout see it. */
+interface LaidOutTensor {
+    name: string;
+    dims: readonly number[];
+    ggmlType: number;
+    byteLength: number;
+}
+
+/** What both writers derive from a spec before writing a byte: alignment, tensor offsets, the header. */
+interface FileLayout {
+    alignment: number;
+    placements: GgufTensorPlacement[];
+    header: Buffer;
+    dataOffset: number;
+    totalSize: number;
+}
+
+/**
+ * Checks the metadata and tensor names, then lays the tensors out in order. `describe` validates one tensor and
+ * gives its header view; it runs after the name checks, so a duplicate is reported before a bad tensor.
+ */
+function layOutFile<Tensor extends { name: string }>(
+    metadata: readonly GgufKv[], tensors: readonly Tensor[], describe: (tensor: Tensor) => LaidOutTensor
+): FileLayout {
+    const alignment = resolveAlignment(metadata);
+    assertUnique(metadata.map((kv) => kv.key), "metadata key");
+    assertUnique(tensors.map((tensor) => tensor.name), "tensor name");
+    const described = tensors.map(describe);
+    const { placements, dataBytes } = placeTensors(described, alignment);
+    const header = serializeHeader(metadata, described.map((tensor, index) => ({
+        name: tensor.name, dims: tensor.dims, ggmlType: tensor.ggmlType, offset: placements[index]!.offset
+    })), alignment);
+    return { alignment, placements, header, dataOffset: header.length, totalSize: header.length + dataBytes };
 }
 
 /** Where each tensor lands when they are laid out in order, each padded to the alignment as ggml does. */
@@ -368,17 +395,11 @@ export class GgufRawWriter {
     private readonly header: Buffer;
 
     constructor(private readonly spec: GgufRawSpec) {
-        this.alignment = resolveAlignment(spec.metadata);
-        assertUnique(spec.metadata.map((kv) => kv.key), "metadata key");
-        assertUnique(spec.tensors.map((tensor) => tensor.name), "tensor name");
-        spec.tensors.forEach(checkRawTensor);
-        const { placements, dataBytes } = placeTensors(spec.tensors, this.alignment);
-        this.placements = placements;
-        this.header = serializeHeader(spec.metadata, spec.tensors.map((tensor, index) => ({
-            name: tensor.name, dims: tensor.dims, ggmlType: tensor.ggmlType, offset: placements[index]!.offset
-        })), this.alignment);
-        this.dataOffset = this.header.length;
-        this.totalSize = this.dataOffset + dataBytes;
+        ({ alignment: this.alignment, placements: this.placements, header: this.header, dataOffset: this.dataOffset,
+            totalSize: this.totalSize } = layOutFile(spec.metadata, spec.tensors, (tensor) => {
+            checkRawTensor(tensor);
+            return tensor;
+        }));
     }
 
     /** The file as a sequence of buffers: header, then each tensor's bytes followed by its padding. */
