@@ -48,8 +48,6 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     modelPath: model.path,
     threads: config.threads,
     numSequences: config.parallel,
-    // As many parked prefixes as running requests: each parked slot keeps one finished prompt's blocks resident.
-    numParkingSequences: config.prefixCaching && config.kvLayout === "shared" ? Math.min(config.parallel, MAX_SEQUENCES - config.parallel) : 0,
     contextSize: ctxSize,
     kvCacheTokens,
     kvLayout: config.kvLayout,
@@ -174,9 +172,6 @@ function tokenizerMismatch(target: LlamaEngine, draft: LlamaEngine): string | nu
 function isPoolSizeWarning(message: string): boolean {
   return /n_ctx_seq \(\d+\) > n_ctx_train/.test(message);
 }
-
-/** llama.cpp's most sequences per context (LLAMA_MAX_SEQ). */
-const MAX_SEQUENCES = 256;
 
 /**
  * Cells of the shared KV pool: `--kv-cache-tokens`, or what `--kv-cache-memory` holds (rounded down to llama.cpp's

@@ -1,21 +1,25 @@
 /**
- * Which engine sequences hold the KV cells of which blocks.
+ * Who holds the KV cells of which blocks: the engine sequences of running requests, in llama.cpp's shared pool,
+ * and saved prefixes, in host memory.
  *
- * The block manager decides how many cells are in use; llama.cpp decides which. In llama.cpp's shared pool a cell
- * lives as long as some sequence holds it, so a cached block stays resident only while a sequence holds its cells:
- * the request that computed it while it runs, and afterwards the same sequence *parked* — released by its request,
- * truncated to its leading cached blocks, and skipped by `acquireSequence`. A new request whose prompt starts with
- * cached blocks forks their cells from any holder (zero copy). When the block pool evicts a cached block, every
- * parked holder is truncated at that block; blocks that lose their last holder lose their cells too, so they are
- * uncached. Block i of a chain always covers positions [i × blockSize, (i + 1) × blockSize).
+ * The block manager decides how many cells are in use; llama.cpp decides which. A cell of the pool lives as long as
+ * some sequence holds it. llama.cpp attends over every cell up to the highest occupied one, so a finished request's
+ * cached prefix does not stay in the pool: its cells are copied out to host memory (a *saved prefix*) and the
+ * sequence lets go of them. A new request whose prompt starts with cached blocks gets their cells from a running
+ * sequence that holds them (a zero-copy fork) or, when none does, by restoring a saved prefix (a memory copy, far
+ * cheaper than recomputing). When the block pool evicts a cached block, every saved prefix is cut at that block;
+ * blocks that lose their last holder lose their cells too, so they are uncached. Block i of a chain always covers
+ * positions [i × blockSize, (i + 1) × blockSize).
  */
-import type { SequenceId } from "../engine/engine.ts";
+import type { SavedCells, SequenceId } from "../engine/engine.ts";
 
 /** The engine operations this needs. */
 export interface CellOps {
   shareCells(src: SequenceId, dst: SequenceId, startPos: number, endPos: number): void;
   truncateSequence(sequenceId: SequenceId, fromPos: number): void;
-  releaseSequence(sequenceId: SequenceId, keepTokens?: number): void;
+  releaseSequence(sequenceId: SequenceId): void;
+  saveCells(sequenceId: SequenceId, numTokens: number): SavedCells;
+  restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean;
 }
 
 /** The view of a block this needs; the block manager's blocks fit it. */
@@ -25,24 +29,56 @@ export interface HeldBlock {
   readonly refCount: number;
 }
 
+export interface CellHoldersOptions<Block extends HeldBlock> {
+  readonly blockSize: number;
+  /** Cells of the engine's pool. */
+  readonly numCells: number;
+  /** Most tokens all saved prefixes together may copy to host memory; the least recently used go first. */
+  readonly maxSavedTokens: number;
+  /** Told when a cached block lost its last holder, so it can no longer be handed out. */
+  readonly uncache: (block: Block) => void;
+}
+
+/** A cached prefix copied out of the pool. */
+interface SavedPrefix<Block> {
+  readonly cells: SavedCells;
+  /** Blocks whose cells `cells` still holds validly, from position 0; eviction cuts it. */
+  readonly chain: Block[];
+}
+
+type Holder<Block> = SequenceId | SavedPrefix<Block>;
+
+/** How `fork` gives a prefix its cells: leading blocks from a saved prefix, the rest from running sequences. */
+interface ForkPlan<Block> {
+  readonly saved: SavedPrefix<Block> | null;
+  readonly numSavedBlocks: number;
+  readonly numBlocks: number;
+}
+
 export class CellHolders<Block extends HeldBlock> {
   private readonly ops: CellOps;
-  private readonly blockSize: number;
-  private readonly uncache: (block: Block) => void;
-  /** Blocks whose cells each sequence holds, by chain position. */
+  private readonly options: CellHoldersOptions<Block>;
+  /** Blocks whose cells each running sequence holds, by chain position. */
   private readonly chains = new Map<SequenceId, Block[]>();
-  private readonly holders = new Map<number, Set<SequenceId>>();
-  /** Parked sequences, least recently used first. */
-  private readonly parked = new Set<SequenceId>();
+  private readonly holders = new Map<number, Set<Holder<Block>>>();
+  /** Saved prefixes, least recently used first. */
+  private readonly saved = new Set<SavedPrefix<Block>>();
+  private numSavedTokensTotal = 0;
 
-  constructor(ops: CellOps, blockSize: number, uncache: (block: Block) => void) {
+  constructor(ops: CellOps, options: CellHoldersOptions<Block>) {
     this.ops = ops;
-    this.blockSize = blockSize;
-    this.uncache = uncache;
+    this.options = options;
   }
 
-  get numParked(): number {
-    return this.parked.size;
+  get numSaved(): number {
+    return this.saved.size;
+  }
+
+  /** Host memory the saved prefixes take. */
+  get numSavedBytes(): number {
+    let total = 0;
+    for (const prefix of this.saved) total += prefix.cells.numBytes;
+    return total;
   }
 
   /** The request on `sequenceId` will compute these blocks' cells, appended to its chain. */
@@ -54,101 +90,190 @@ export class CellHolders<Block extends HeldBlock> {
     }
   }
 
-  /** Gives a fresh sequence the cells of a cached prefix, taken from the sequences that hold them. */
+  /**
+   * How many leading blocks of a cached prefix `fork` can give cells to now. A saved prefix is restored only when
+   * the pool surely has room for all its cells; blocks past what any holder covers must be recomputed.
+   */
+  numForkable(prefix: readonly Block[]): number {
+    return this.planFork(prefix).numBlocks;
+  }
+
+  /** Gives a fresh sequence the cells of a cached prefix; `prefix` must not be longer than `numForkable` says. */
   fork(sequenceId: SequenceId, prefix: readonly Block[]): void {
     if ((this.chains.get(sequenceId)?.length ?? 0) > 0) throw new Error(`sequence ${sequenceId} already holds cells`);
-    let start = 0;
+    const plan = this.planFork(prefix);
+    if (plan.numBlocks < prefix.length) throw new Error(`only ${plan.numBlocks} of ${prefix.length} prefix blocks have cells to fork`);
+    const blockSize = this.options.blockSize;
+    if (plan.saved !== null) {
+      if (!this.ops.restoreCells(plan.saved.cells, sequenceId, plan.numSavedBlocks * blockSize)) {
+        throw new Error(`the pool had no room to restore ${plan.saved.cells.numTokens} saved cells`);
+      }
+      this.touch(plan.saved);
+    }
+    let start = plan.numSavedBlocks;
     while (start < prefix.length) {
-      const source = this.pickSource(prefix[start]!);
+      const source = this.sequenceHolding(prefix[start]!);
+      if (source === null) throw new Error(`cached block ${prefix[start]!.id} has no sequence holding its cells`);
       let end = start + 1;
       while (end < prefix.length && this.holders.get(prefix[end]!.id)?.has(source) === true) end++;
-      this.ops.shareCells(source, sequenceId, start * this.blockSize, end * this.blockSize);
-      if (this.parked.delete(source)) this.parked.add(source);
+      this.ops.shareCells(source, sequenceId, start * blockSize, end * blockSize);
       start = end;
     }
     this.onAllocated(sequenceId, prefix);
   }
 
   /**
-   * The request on `sequenceId` ended (finished, aborted or preempted) and its blocks were freed. With `park`, the
-   * sequence keeps the cells of its leading cached blocks and is parked; otherwise it drops every cell.
+   * The request on `sequenceId` ended (finished, aborted or preempted) and its blocks were freed; the sequence lets
+   * go of every cell. With `save`, the cells of its leading cached blocks are first copied to host memory, unless
+   * other holders keep all of them already.
    */
-  release(sequenceId: SequenceId, park: boolean): void {
+  release(sequenceId: SequenceId, save: boolean): void {
     const chain = this.chains.get(sequenceId) ?? [];
     let numKept = 0;
-    if (park) while (numKept < chain.length && chain[numKept]!.hash !== null) numKept++;
-    // A prefix that other sequences hold already needs no extra parked slot.
-    if (chain.slice(0, numKept).every((block) => (this.holders.get(block.id)?.size ?? 0) > 1)) numKept = 0;
-    this.ops.releaseSequence(sequenceId, numKept * this.blockSize);
-    this.dropFrom(sequenceId, numKept, null);
-    if (numKept > 0) this.parked.add(sequenceId);
+    if (save) while (numKept < chain.length && chain[numKept]!.hash !== null) numKept++;
+    const kept = chain.slice(0, numKept);
+    if (numKept > 0 && kept.some((block) => (this.holders.get(block.id)?.size ?? 0) === 1)) {
+      this.addSaved({ cells: this.ops.saveCells(sequenceId, numKept * this.options.blockSize), chain: kept });
+    }
+    this.ops.releaseSequence(sequenceId);
+    this.dropFrom(sequenceId, 0, null);
+    this.enforceSavedBudget();
   }
 
   /** The block pool is reusing `block`: whoever still holds its cells lets go of it and of everything after it. */
   onEvict(block: Block): void {
     for (const holder of [...(this.holders.get(block.id) ?? [])]) {
-      const chain = this.chains.get(holder) ?? [];
+      const chain = this.chainOfHolder(holder);
       const index = chain.indexOf(block);
       if (index < 0) continue;
-      this.ops.truncateSequence(holder, index * this.blockSize);
+      if (typeof holder === "number") this.ops.truncateSequence(holder, index * this.options.blockSize);
       this.dropFrom(holder, index, block);
     }
     this.holders.delete(block.id);
   }
 
-  /** Frees the least recently used parked sequence for a new request; false when none is parked. */
-  reclaimParked(): boolean {
-    const oldest = this.parked.values().next();
-    if (oldest.done === true) return false;
-    this.ops.truncateSequence(oldest.value, 0);
-    this.dropFrom(oldest.value, 0, null);
-    return true;
-  }
-
   /** Throws when a cached block has no holder or a chain disagrees with the holder sets. */
   checkInvariants(cachedBlocks: Iterable<HeldBlock>): void {
-    for (const [sequenceId, chain] of this.chains) {
-      chain.forEach((block) => {
-        if (this.holders.get(block.id)?.has(sequenceId) !== true) throw new Error(`sequence ${sequenceId} holds block ${block.id} unrecorded`);
-      });
+    const allHolders: Holder<Block>[] = [...this.chains.keys(), ...this.saved];
+    for (const holder of allHolders) {
+      const chain = this.chainOfHolder(holder);
+      if (chain.length === 0 && typeof holder !== "number") throw new Error("a saved prefix holds no block");
+      for (const block of chain) {
+        if (this.holders.get(block.id)?.has(holder) !== true) throw new Error(`${describe(holder)} holds block ${block.id} unrecorded`);
+      }
     }
-    for (const [blockId, sequenceIds] of this.holders) {
-      for (const sequenceId of sequenceIds) {
-        if (this.chains.get(sequenceId)?.some((block) => block.id === blockId) !== true) {
-          throw new Error(`block ${blockId} lists sequence ${sequenceId}, whose chain lacks it`);
+    for (const [blockId, holders] of this.holders) {
+      for (const holder of holders) {
+        if (!this.chainOfHolder(holder).some((block) => block.id === blockId)) {
+          throw new Error(`block ${blockId} lists ${describe(holder)}, whose chain lacks it`);
         }
       }
     }
     for (const block of cachedBlocks) {
       if (block.hash !== null && (this.holders.get(block.id)?.size ?? 0) === 0) throw new Error(`cached block ${block.id} has no cells`);
     }
-    for (const sequenceId of this.parked) {
-      if ((this.chains.get(sequenceId)?.length ?? 0) === 0) throw new Error(`parked sequence ${sequenceId} holds nothing`);
-    }
+    let numSavedTokens = 0;
+    for (const prefix of this.saved) numSavedTokens += prefix.cells.numTokens;
+    if (numSavedTokens !== this.numSavedTokensTotal) throw new Error(`saved tokens counted ${this.numSavedTokensTotal}, held ${numSavedTokens}`);
+    if (numSavedTokens > this.options.maxSavedTokens) throw new Error(`saved prefixes hold ${numSavedTokens} tokens, over the limit`);
   }
 
-  private pickSource(block: Block): SequenceId {
-    const holders = this.holders.get(block.id);
-    const first = holders?.values().next();
-    if (first === undefined || first.done === true) throw new Error(`cached block ${block.id} has no sequence holding its cells`);
-    return first.value;
-  }
-
-  /** Forgets that `sequenceId` holds its chain from `index` on, uncaching blocks left without cells. */
-  private dropFrom(sequenceId: SequenceId, index: number, evicted: Block | null): void {
-    const chain = this.chains.get(sequenceId) ?? [];
-    for (const block of chain.splice(index)) {
-      const holders = this.holders.get(block.id);
-      holders?.delete(sequenceId);
-      if (holders !== undefined && holders.size === 0) {
-        this.holders.delete(block.id);
-        if (block !== evicted && block.hash !== null && block.refCount === 0) this.uncache(block);
+  private planFork(prefix: readonly Block[]): ForkPlan<Block> {
+    const numBySequences = this.numLeadingHeldBySequences(prefix, 0);
+    let best: SavedPrefix<Block> | null = null;
+    let bestCovered = numBySequences;
+    const roomCells = this.numFreeCellsAtLeast();
+    for (const prefixSaved of this.saved) {
+      if (prefixSaved.cells.numTokens > roomCells) continue;
+      let covered = 0;
+      while (covered < prefix.length && prefixSaved.chain[covered] === prefix[covered]) covered++;
+      // The most blocks, then the smallest copy.
+      if (covered > bestCovered || (best !== null && covered === bestCovered && prefixSaved.cells.numTokens < best.cells.numTokens)) {
+        best = prefixSaved;
+        bestCovered = covered;
       }
     }
-    if (chain.length === 0) {
-      this.chains.delete(sequenceId);
-      this.parked.delete(sequenceId);
+    if (best === null) return { saved: null, numSavedBlocks: 0, numBlocks: numBySequences };
+    return { saved: best, numSavedBlocks: bestCovered, numBlocks: this.numLeadingHeldBySequences(prefix, bestCovered) };
+  }
+
+  /** The end of the run of blocks from `start` on that some running sequence holds. */
+  private numLeadingHeldBySequences(prefix: readonly Block[], start: number): number {
+    let end = start;
+    while (end < prefix.length && this.sequenceHolding(prefix[end]!) !== null) end++;
+    return end;
+  }
+
+  /** A lower bound of the pool's free cells: every block a running sequence holds counts as full. */
+  private numFreeCellsAtLeast(): number {
+    let numHeldBlocks = 0;
+    for (const holders of this.holders.values()) {
+      for (const holder of holders) {
+        if (typeof holder === "number") {
+          numHeldBlocks++;
+          break;
+        }
+      }
     }
+    return this.options.numCells - numHeldBlocks * this.options.blockSize;
+  }
+
+  private sequenceHolding(block: Block): SequenceId | null {
+    for (const holder of this.holders.get(block.id) ?? []) if (typeof holder === "number") return holder;
+    return null;
+  }
+
+  private addSaved(prefix: SavedPrefix<Block>): void {
+    // A saved prefix that the new one extends is redundant: the new one holds all its blocks.
+    for (const older of [...this.saved]) {
+      if (older.chain.length <= prefix.chain.length && older.chain.every((block, index) => prefix.chain[index] === block)) {
+        this.removeSaved(older);
+      }
+    }
+    this.saved.add(prefix);
+    this.numSavedTokensTotal += prefix.cells.numTokens;
+    for (const block of prefix.chain) this.holdersOf(block).add(prefix);
+  }
+
+  private enforceSavedBudget(): void {
+    while (this.numSavedTokensTotal > this.options.maxSavedTokens) {
+      const oldest = this.saved.values().next();
+      if (oldest.done === true) return;
+      this.dropFrom(oldest.value, 0, null);
+    }
+  }
+
+  /** Forgets a saved prefix whose blocks another one holds too; nothing is uncached. */
+  private removeSaved(prefix: SavedPrefix<Block>): void {
+    for (const block of prefix.chain) this.holders.get(block.id)?.delete(prefix);
+    prefix.chain.length = 0;
+    this.saved.delete(prefix);
+    this.numSavedTokensTotal -= prefix.cells.numTokens;
+  }
+
+  private touch(prefix: SavedPrefix<Block>): void {
+    this.saved.delete(prefix);
+    this.saved.add(prefix);
+  }
+
+  /** Forgets that `holder` holds its chain from `index` on, uncaching blocks left without cells. */
+  private dropFrom(holder: Holder<Block>, index: number, evicted: Block | null): void {
+    const chain = this.chainOfHolder(holder);
+    for (const block of chain.splice(index)) {
+      const holders = this.holders.get(block.id);
+      holders?.delete(holder);
+      if (holders !== undefined && holders.size === 0) {
+        this.holders.delete(block.id);
+        if (block !== evicted && block.hash !== null && block.refCount === 0) this.options.uncache(block);
+      }
+    }
+    if (chain.length > 0) return;
+    if (typeof holder === "number") this.chains.delete(holder);
+    else if (this.saved.delete(holder)) this.numSavedTokensTotal -= holder.cells.numTokens;
+  }
+
+  private chainOfHolder(holder: Holder<Block>): Block[] {
+    return typeof holder === "number" ? (this.chains.get(holder) ?? []) : holder.chain;
   }
 
   private chainOf(sequenceId: SequenceId): Block[] {
@@ -160,7 +285,7 @@ export class CellHolders<Block extends HeldBlock> {
     return chain;
   }
 
-  private holdersOf(block: Block): Set<SequenceId> {
+  private holdersOf(block: Block): Set<Holder<Block>> {
     let holders = this.holders.get(block.id);
     if (holders === undefined) {
       holders = new Set();
@@ -168,4 +293,8 @@ export class CellHolders<Block extends HeldBlock> {
     }
     return holders;
   }
+}
+
+function describe(holder: Holder<unknown>): string {
+  return typeof holder === "number" ? `sequence ${holder}` : `a saved prefix of ${holder.cells.numTokens} tokens`;
 }

@@ -65,7 +65,7 @@ export interface ModelInfo {
   readonly vocabSize: number;
   /** Tokens one sequence can hold. */
   readonly contextSize: number;
-  /** Sequence slots: running requests plus parked ones that keep a cached prefix resident. */
+  /** Sequence slots, one per running request. */
   readonly numSequences: number;
   /**
    * KV cells of the whole context. With a shared pool every sequence draws from these; with slabs each sequence
@@ -106,6 +106,12 @@ export interface EmbeddingResult {
   readonly numTokens: number;
 }
 
+/** KV cells of positions [0, numTokens) of a sequence, copied to host memory by `saveCells`. */
+export interface SavedCells {
+  readonly numTokens: number;
+  readonly numBytes: number;
+}
+
 export interface Engine {
   readonly info: ModelInfo;
   tokenize(text: string, options?: { addBos?: boolean }): TokenId[];
@@ -123,19 +129,26 @@ export interface Engine {
    * recorded for that sequence's penalties. Rejects only when the whole batch failed.
    */
   step(items: readonly StepItem[]): Promise<StepOutput[]>;
-  /**
-   * Ends the slot's request: drops its sampler and its KV cells from position `keepTokens` on. With
-   * `keepTokens` > 0 the slot is parked: its first cells stay resident for prefix forks and `acquireSequence`
-   * skips it until `truncateSequence(id, 0)` frees it. Safe to call twice.
-   */
-  releaseSequence(sequenceId: SequenceId, keepTokens?: number): void;
-  /** Drops the sequence's KV cells from `fromPos` on; a parked slot truncated to 0 becomes free. */
+  /** Ends the slot's request: drops its sampler and all its KV cells; the slot is free. Safe to call twice. */
+  releaseSequence(sequenceId: SequenceId): void;
+  /** Drops the sequence's KV cells from `fromPos` on. */
   truncateSequence(sequenceId: SequenceId, fromPos: number): void;
   /**
    * Makes `dst` hold `src`'s KV cells of positions [startPos, endPos) without copying them (shared pool only).
-   * Both must be acquired or parked.
+   * Both must be acquired.
    */
   shareCells(src: SequenceId, dst: SequenceId, startPos: number, endPos: number): void;
+  /**
+   * Copies the sequence's KV cells of positions [0, numTokens) to host memory (shared pool only), dropping its
+   * cells from `numTokens` on. The copy outlives the sequence: a cached prefix kept this way occupies no cell of
+   * the pool, whose attention spans every cell up to the highest occupied one.
+   */
+  saveCells(sequenceId: SequenceId, numTokens: number): SavedCells;
+  /**
+   * Gives an acquired sequence that holds no cells the saved cells of positions [0, numTokens). Needs room for all
+   * `saved.numTokens` cells for a moment; false when the pool has none (the sequence then holds nothing).
+   */
+  restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean;
   numFreeSequences(): number;
   embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]>;
   dispose(): Promise<void>;

@@ -3,7 +3,8 @@
  * ASCII, so text is readable in assertions; its "model" is a fixed function of the previous token and position.
  * It records every step, so tests can assert exactly which sequence got how many tokens in which step.
  * Its KV cache behaves like llama.cpp's shared pool: `kvCacheTokens` cells, any free cell per token, cells shared
- * by forks and freed when no sequence holds them, and a step that finds no free cell fails as llama.cpp's does.
+ * by forks and freed when no sequence holds them, saved to and restored from "host memory" (a copy of their
+ * tokens), and a step that finds no free cell fails as llama.cpp's does.
  */
 import type {
   ChatMessage,
@@ -12,6 +13,7 @@ import type {
   ModelInfo,
   RenderedChat,
   SamplingParams,
+  SavedCells,
   SequenceId,
   StepItem,
   StepOutput,
@@ -39,9 +41,12 @@ export interface FakeEngineOptions {
   readonly beforeStep?: (stepIndex: number) => Promise<void>;
 }
 
+interface FakeSavedCells extends SavedCells {
+  readonly tokens: readonly TokenId[];
+}
+
 interface FakeSequence {
-  state: "active" | "parked";
-  sampling: SamplingParams | null;
+  sampling: SamplingParams;
   /** The pool cell of each position this sequence holds. */
   cells: number[];
   numGenerated: number;
@@ -57,6 +62,9 @@ export class FakeEngine implements Engine {
   private readonly cellTokens: TokenId[];
   private readonly cellHolders: number[];
   private pendingFailure: Error | null = null;
+  /** Calls of `saveCells` and of successful `restoreCells`, for tests. */
+  numSaves = 0;
+  numRestores = 0;
   isDisposed = false;
 
   constructor(options: FakeEngineOptions = {}) {
@@ -106,7 +114,7 @@ export class FakeEngine implements Engine {
     for (let id = 0; id < this.info.numSequences; id++) {
       const sequenceId = id as SequenceId;
       if (!this.sequences.has(sequenceId)) {
-        this.sequences.set(sequenceId, { state: "active", sampling, cells: [], numGenerated: history.length });
+        this.sequences.set(sequenceId, { sampling, cells: [], numGenerated: history.length });
         return sequenceId;
       }
     }
@@ -117,14 +125,9 @@ export class FakeEngine implements Engine {
     return this.info.numSequences - this.sequences.size;
   }
 
-  /** Sequences currently held by requests, for leak assertions; parked ones are not counted. */
+  /** Sequences currently held by requests, for leak assertions. */
   get numAcquiredSequences(): number {
-    return [...this.sequences.values()].filter((sequence) => sequence.state === "active").length;
-  }
-
-  /** Sequences parked with a cached prefix. */
-  get numParkedSequences(): number {
-    return [...this.sequences.values()].filter((sequence) => sequence.state === "parked").length;
+    return this.sequences.size;
   }
 
   /** Pool cells some sequence holds. */
@@ -158,20 +161,39 @@ export class FakeEngine implements Engine {
     return items.map((item) => this.evaluate(item));
   }
 
-  releaseSequence(sequenceId: SequenceId, keepTokens = 0): void {
+  releaseSequence(sequenceId: SequenceId): void {
     const sequence = this.sequences.get(sequenceId);
-    if (sequence === undefined || sequence.state !== "active") return;
-    this.dropCells(sequence, Math.max(0, keepTokens));
-    sequence.sampling = null;
-    if (sequence.cells.length > 0) sequence.state = "parked";
-    else this.sequences.delete(sequenceId);
+    if (sequence === undefined) return;
+    this.dropCells(sequence, 0);
+    this.sequences.delete(sequenceId);
   }
 
   truncateSequence(sequenceId: SequenceId, fromPos: number): void {
     const sequence = this.sequences.get(sequenceId);
-    if (sequence === undefined) return;
-    this.dropCells(sequence, Math.max(0, fromPos));
-    if (sequence.state === "parked" && sequence.cells.length === 0) this.sequences.delete(sequenceId);
+    if (sequence !== undefined) this.dropCells(sequence, Math.max(0, fromPos));
+  }
+
+  saveCells(sequenceId: SequenceId, numTokens: number): SavedCells {
+    const sequence = this.sequences.get(sequenceId);
+    if (sequence === undefined) throw new Error(`sequence ${sequenceId} is not acquired`);
+    this.dropCells(sequence, numTokens);
+    const tokens = sequence.cells.map((cell) => this.cellTokens[cell] ?? -1);
+    const saved: FakeSavedCells = { numTokens: tokens.length, numBytes: tokens.length * 4, tokens };
+    this.numSaves += 1;
+    return saved;
+  }
+
+  restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean {
+    const sequence = this.sequences.get(dst);
+    if (sequence === undefined || sequence.cells.length > 0) throw new Error(`sequence ${dst} is not acquired or holds cells`);
+    const tokens = (saved as Partial<FakeSavedCells>).tokens;
+    if (tokens === undefined || numTokens > tokens.length) throw new Error("these cells were not saved by this engine");
+    // As llama.cpp does, every saved cell goes in first, then the sequence is cut to what was asked for.
+    if (this.cellHolders.filter((holders) => holders === 0).length < tokens.length) return false;
+    for (const token of tokens) this.placeToken(sequence, token);
+    this.dropCells(sequence, numTokens);
+    this.numRestores += 1;
+    return true;
   }
 
   shareCells(src: SequenceId, dst: SequenceId, startPos: number, endPos: number): void {
@@ -202,31 +224,31 @@ export class FakeEngine implements Engine {
     this.cellHolders.fill(0);
   }
 
+  private placeToken(sequence: FakeSequence, token: TokenId): void {
+    const cell = this.cellHolders.indexOf(0);
+    if (cell < 0) throw new Error("could not find a KV slot for the batch (the fake pool is full)");
+    this.cellHolders[cell] = 1;
+    this.cellTokens[cell] = token;
+    sequence.cells.push(cell);
+  }
+
   private dropCells(sequence: FakeSequence, fromPos: number): void {
     for (const cell of sequence.cells.splice(fromPos)) this.cellHolders[cell]! -= 1;
   }
 
   private evaluate(item: StepItem): StepOutput {
     const sequence = this.sequences.get(item.sequenceId);
-    if (sequence === undefined || sequence.state !== "active" || sequence.sampling === null) {
-      throw new Error(`sequence ${item.sequenceId} is not acquired`);
-    }
+    if (sequence === undefined) throw new Error(`sequence ${item.sequenceId} is not acquired`);
     if (item.startPos !== sequence.cells.length) {
       throw new Error(`sequence ${item.sequenceId}: step starts at ${item.startPos}, cache holds ${sequence.cells.length}`);
     }
-    for (const token of item.tokens) {
-      const cell = this.cellHolders.indexOf(0);
-      if (cell < 0) throw new Error("could not find a KV slot for the batch (the fake pool is full)");
-      this.cellHolders[cell] = 1;
-      this.cellTokens[cell] = token;
-      sequence.cells.push(cell);
-    }
+    for (const token of item.tokens) this.placeToken(sequence, token);
     const numRaw = Math.min(item.returnLogits ?? 0, item.tokens.length);
     if (numRaw > 0) {
       // Logits that make the fake model's own next token the clear favourite after each requested position.
       const logits = Array.from({ length: numRaw }, (_, index) => {
         const cells = sequence.cells.slice(0, sequence.cells.length - numRaw + index + 1);
-        const next = this.tokenAfter(cells, sequence.sampling ?? undefined, sequence.numGenerated + index + 1);
+        const next = this.tokenAfter(cells, sequence.sampling, sequence.numGenerated + index + 1);
         const row = new Float32Array(this.info.vocabSize).fill(-5);
         row[next] = 5;
         return row;

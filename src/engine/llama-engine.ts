@@ -19,6 +19,7 @@ import type {
   ModelInfo,
   RenderedChat,
   SamplingParams,
+  SavedCells,
   SequenceId,
   StepItem,
   StepOutput,
@@ -31,6 +32,7 @@ import {
   type NativeContext,
   type NativeSampler,
   type NativeSamplerConfig,
+  type PatchedNativeContext,
 } from "./llama-internals.ts";
 import { toSampledLogprobs } from "./logprobs.ts";
 import { seedAtPosition } from "../spec/seeded-random.ts";
@@ -46,8 +48,6 @@ export interface LlamaEngineOptions {
   readonly threads: number;
   /** Sequence slots for running requests. */
   readonly numSequences: number;
-  /** Further slots that park cached prefixes; shared pool only (slabs would multiply memory). Defaults to 0. */
-  readonly numParkingSequences?: number;
   /** Most tokens of one sequence. */
   readonly contextSize: number;
   /** Cells of the shared pool. Defaults to contextSize × numSequences; ignored with slabs. */
@@ -71,8 +71,21 @@ interface Slot {
   sampling: SamplingParams | null;
   /** Sampled tokens, for presence and frequency penalties. */
   history: TokenId[];
-  /** "parked": no request, but its first KV cells stay resident as a cached prefix. */
-  state: "free" | "active" | "parked";
+  state: "free" | "active";
+}
+
+/** Saved cells as this engine keeps them: llama.cpp's sequence state, null until the running step is over. */
+class HostCells implements SavedCells {
+  readonly numTokens: number;
+  bytes: Uint8Array | null = null;
+
+  constructor(numTokens: number) {
+    this.numTokens = numTokens;
+  }
+
+  get numBytes(): number {
+    return this.bytes?.byteLength ?? 0;
+  }
 }
 
 interface ResolvedOptions extends Omit<LlamaEngineOptions, "flashAttention"> {
@@ -151,7 +164,6 @@ export class LlamaEngine implements Engine {
       const isShared = wantsShared && internals.isPatched;
       const resolved: ResolvedOptions = {
         ...options,
-        numSequences: options.numSequences + (isShared ? (options.numParkingSequences ?? 0) : 0),
         kvLayout: isShared ? "shared" : "slabs",
         kvCacheTokens: isShared ? (options.kvCacheTokens ?? options.contextSize * options.numSequences) : options.contextSize * options.numSequences,
         flashAttention: resolveFlashAttention(options.flashAttention ?? "auto", llama.gpu !== false, isShared),
@@ -269,14 +281,13 @@ export class LlamaEngine implements Engine {
     }
   }
 
-  releaseSequence(sequenceId: SequenceId, keepTokens = 0): void {
+  releaseSequence(sequenceId: SequenceId): void {
     const slot = this.slots[sequenceId];
     if (slot === undefined || slot.state !== "active" || this.isDisposed) return;
     this.whenIdle(() => {
       if (slot.state !== "active") return;
-      this.native.removeTokenCellsFromSequence(sequenceId, Math.max(0, keepTokens), -1);
+      this.native.removeTokenCellsFromSequence(sequenceId, 0, -1);
       resetSlot(slot);
-      if (keepTokens > 0) slot.state = "parked";
     });
   }
 
@@ -286,19 +297,46 @@ export class LlamaEngine implements Engine {
     this.whenIdle(() => {
       if (slot.state === "free") return;
       this.native.removeTokenCellsFromSequence(sequenceId, Math.max(0, fromPos), -1);
-      if (slot.state === "parked" && fromPos <= 0) slot.state = "free";
     });
   }
 
   shareCells(src: SequenceId, dst: SequenceId, startPos: number, endPos: number): void {
-    const native = this.native;
-    if (!this.info.isKvShared || !isPatchedContext(native)) throw new Error("sharing KV cells needs the shared pool");
-    for (const id of [src, dst]) {
-      const slot = this.slots[id];
-      if (slot === undefined || slot.state === "free") throw new Error(`sequence ${id} holds no cells`);
-    }
-    if (this.isStepping) throw new Error("KV cells cannot be shared during a step");
+    const native = this.idlePatchedContext("sharing KV cells", [src, dst]);
     native.copySequenceCells(src, dst, startPos, endPos);
+  }
+
+  saveCells(sequenceId: SequenceId, numTokens: number): SavedCells {
+    const native = this.native;
+    if (!this.info.isKvShared || !isPatchedContext(native)) throw new Error("saving KV cells needs the shared pool");
+    if (this.slots[sequenceId]?.state !== "active") throw new Error(`sequence ${sequenceId} is not acquired`);
+    const saved = new HostCells(numTokens);
+    // A request failed from outside the loop (at shutdown) ends during a step; its copy is taken once the step is over.
+    this.whenIdle(() => {
+      native.removeTokenCellsFromSequence(sequenceId, numTokens, -1);
+      saved.bytes = native.saveSequenceCells(sequenceId);
+    });
+    return saved;
+  }
+
+  restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean {
+    const native = this.idlePatchedContext("restoring KV cells", [dst]);
+    if (!(saved instanceof HostCells) || saved.bytes === null) throw new TypeError("these cells were not saved by this engine");
+    if (numTokens > saved.numTokens) throw new RangeError(`${saved.numTokens} saved cells cannot restore ${numTokens}`);
+    if (!native.restoreSequenceCells(dst, saved.bytes)) return false;
+    if (numTokens < saved.numTokens) native.removeTokenCellsFromSequence(dst, numTokens, -1);
+    return true;
+  }
+
+  /** The patched context, for a KV operation on acquired sequences between steps. */
+  private idlePatchedContext(what: string, sequenceIds: readonly SequenceId[]): PatchedNativeContext {
+    const native = this.native;
+    if (!this.info.isKvShared || !isPatchedContext(native)) throw new Error(`${what} needs the shared pool`);
+    for (const id of sequenceIds) {
+      if (this.slots[id]?.state !== "active") throw new Error(`sequence ${id} is not acquired`);
+    }
+    if (this.isStepping) throw new Error(`${what} cannot happen during a step`);
+    this.flushDeferred();
+    return native;
   }
 
   private readLogits(indexes: Uint32Array): Float32Array[] {

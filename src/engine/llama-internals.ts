@@ -4,7 +4,7 @@
  * only N−1 of N sequences into a decode; and it creates the native context itself, because the library's
  * `LlamaContext` hard-codes one KV slab per sequence. These members are private to node-llama-cpp, so the version
  * is pinned exactly and `getInternals` checks their shape at start-up instead of failing mid-request.
- * `copySequenceCells`, `getLogits` and `kvUnified` exist only in the addon built with pagoda's patch
+ * `copySequenceCells`, `getLogits`, `kvUnified` and the save/restore of a sequence's cells exist only in the addon built with pagoda's patch
  * (tools/build-addon.ts); `isPatched` says whether it is the one loaded.
  */
 import type { LlamaModel } from "node-llama-cpp";
@@ -61,6 +61,10 @@ export interface PatchedNativeContext extends NativeContext {
   copySequenceCells(src: number, dst: number, startPos: number, endPos: number): void;
   getLogits(batchLogitIndex: number): Float32Array;
   isKvUnified(): boolean;
+  /** llama.cpp's state of one sequence: its cells' positions and K/V, copied to host memory. */
+  saveSequenceCells(sequenceId: number): Uint8Array;
+  /** Replaces what the sequence holds by saved cells; false when the pool has no room (it then holds nothing). */
+  restoreSequenceCells(sequenceId: number, cells: Uint8Array): boolean;
 }
 
 interface NativeSamplerConstructor {
@@ -83,7 +87,7 @@ const CONTEXT_METHODS = [
   "init", "dispose", "getContextSize", "initBatch", "addToBatch", "decodeBatch", "sampleToken",
   "removeTokenCellsFromSequence", "getSequenceKvCacheMinPosition", "getSequenceKvCacheMaxPosition",
 ];
-const PATCH_METHODS = ["copySequenceCells", "getLogits", "isKvUnified"];
+const PATCH_METHODS = ["copySequenceCells", "getLogits", "isKvUnified", "saveSequenceCells", "restoreSequenceCells"];
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;

@@ -19,7 +19,15 @@ import { findStopString, heldBackLength, isStopToken, lengthStop } from "./stop-
 /** The part of `Engine` the scheduler needs, so tests can hand it a model-free engine. */
 export type SchedulerEngine = Pick<
   Engine,
-  "info" | "acquireSequence" | "releaseSequence" | "truncateSequence" | "shareCells" | "isEndOfGeneration" | "detokenize"
+  | "info"
+  | "acquireSequence"
+  | "releaseSequence"
+  | "truncateSequence"
+  | "shareCells"
+  | "saveCells"
+  | "restoreCells"
+  | "isEndOfGeneration"
+  | "detokenize"
 >;
 
 /** The KV pool's state for metrics. */
@@ -34,7 +42,9 @@ export interface KvCacheState {
   readonly prefixQueriedTokens: number;
   readonly prefixHitTokens: number;
   readonly numPreemptions: number;
-  readonly numParkedSequences: number;
+  /** Cached prefixes copied out of the pool to host memory, and the bytes they take. */
+  readonly numSavedPrefixes: number;
+  readonly savedPrefixBytes: number;
 }
 
 /** One finished request, as a plain record for metrics and tests. Times are the scheduler clock's milliseconds. */
@@ -69,6 +79,12 @@ export interface SchedulerOptions {
   readonly blockSize?: number;
   /** Reuse cached prompt prefixes; only with the engine's shared pool. Defaults to true. */
   readonly enablePrefixCaching?: boolean;
+  /**
+   * Most tokens of finished requests' cached prefixes kept in host memory, out of the pool. Defaults to twice the
+   * pool's cells: a saved copy keeps its size when eviction cuts its chain, so the pool's worth of cached blocks
+   * needs some slack; host memory then holds at most twice the pool's KV bytes.
+   */
+  readonly maxSavedPrefixTokens?: number;
   /**
    * Speculative decoding: requests without logprobs get draft tokens and are sampled from raw logits by the
    * speculator. Needs an engine that returns logits. Defaults to none.
@@ -127,7 +143,12 @@ export class Scheduler {
       throw new RangeError("the token budget must cover one token of every running request");
     }
     const blockSize = options.blockSize ?? 16;
-    this.holders = new CellHolders<KvBlock>(engine, blockSize, (block) => this.kv.uncache(block));
+    this.holders = new CellHolders<KvBlock>(engine, {
+      blockSize,
+      numCells: engine.info.kvCacheTokens,
+      maxSavedTokens: options.maxSavedPrefixTokens ?? 2 * engine.info.kvCacheTokens,
+      uncache: (block) => this.kv.uncache(block),
+    });
     this.kv = new KvCacheManager({
       numBlocks: Math.floor(engine.info.kvCacheTokens / blockSize),
       blockSize,
@@ -165,7 +186,7 @@ export class Scheduler {
     return { ...plan, scheduled, numTokens: scheduled.reduce((sum, entry) => sum + entry.item.tokens.length, 0) };
   }
 
-  /** Drops every cached prefix not in use (their parked sequences let go of the cells); false if one is in use. */
+  /** Drops every cached prefix not in use (and the saved copies of their cells); false if one is in use. */
   resetPrefixCache(): boolean {
     return this.kv.resetPrefixCache();
   }
@@ -190,7 +211,8 @@ export class Scheduler {
       prefixQueriedTokens: stats.queriedTokens,
       prefixHitTokens: stats.hitTokens,
       numPreemptions: this.numPreemptions,
-      numParkedSequences: this.holders.numParked,
+      numSavedPrefixes: this.holders.numSaved,
+      savedPrefixBytes: this.holders.numSavedBytes,
     };
   }
 
@@ -310,9 +332,9 @@ export class Scheduler {
         this.sortWaiting();
         continue;
       }
-      const sequenceId = this.acquireSequence(request);
+      const sequenceId = this.engine.acquireSequence(request.params.sampling, request.outputTokens);
       if (sequenceId === null) break;
-      const prefix = this.kv.findCachedPrefix(request.allTokens);
+      const prefix = this.forkablePrefix(request.allTokens);
       const numNewTokens = Math.min(request.numTokens - prefix.numTokens, budget);
       const blocks = this.kv.allocateSlots(request.id, { numNewTokens, cachedPrefix: prefix });
       if (blocks === null) {
@@ -366,13 +388,12 @@ export class Scheduler {
     return limit > 0 ? speculator.propose(specRequestOf(request), limit, step) : [];
   }
 
-  /** A free sequence slot, taking one back from a parked prefix if needed. */
-  private acquireSequence(request: Request): SequenceId | null {
-    const sampling = request.params.sampling;
-    return (
-      this.engine.acquireSequence(sampling, request.outputTokens) ??
-      (this.holders.reclaimParked() ? this.engine.acquireSequence(sampling, request.outputTokens) : null)
-    );
+  /** The cached prefix of `tokens` whose cells can be forked now; the rest of a longer one is recomputed. */
+  private forkablePrefix(tokens: readonly TokenId[]): CachedPrefix {
+    const prefix = this.kv.findCachedPrefix(tokens);
+    const numBlocks = this.holders.numForkable(prefix.blocks);
+    if (numBlocks === prefix.blocks.length) return prefix;
+    return { blocks: prefix.blocks.slice(0, numBlocks), hashes: prefix.hashes.slice(0, numBlocks), numTokens: numBlocks * this.kv.blockSize };
   }
 
   /**

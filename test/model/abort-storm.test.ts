@@ -1,7 +1,7 @@
 /**
  * 1,000 streamed requests abandoned at random points against the real model, 32 at a time, on a KV pool small
- * enough that some are preempted meanwhile: afterwards nothing runs or waits, every sequence slot is free or parked
- * with a cached prefix, every KV block is back in the pool, and llama.cpp holds no cell outside the parked prefixes.
+ * enough that some are preempted meanwhile: afterwards nothing runs or waits, every sequence slot is free, every KV
+ * block is back in the pool, and llama.cpp holds no cell (cached prefixes wait in host memory).
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
@@ -79,10 +79,14 @@ test("1,000 streams abandoned at random points leave no running request, no busy
   const engine = server.runtime.engine;
   assert.ok(engine instanceof LlamaEngine);
   assert.equal(state.numUsedBlocks, 0, "every KV block is back in the pool");
-  assert.equal(engine.numFreeSequences() + state.numParkedSequences, engine.info.numSequences, "no sequence is held by a request");
+  assert.equal(engine.numFreeSequences(), engine.info.numSequences, "no sequence is held by a request");
   assert.ok(state.numPreemptions > 0, "the small pool preempted while the storm ran");
-  // llama.cpp's own view: after dropping the parked prefixes, no sequence holds a cell.
+  // llama.cpp's own view: no sequence holds a cell, and none does after the saved prefixes are dropped.
+  for (let sequenceId = 0; sequenceId < engine.info.numSequences; sequenceId++) {
+    assert.equal(engine.positionsOf(sequenceId as SequenceId), null, `sequence ${sequenceId} holds no cells`);
+  }
   assert.equal(server.runtime.loop.resetPrefixCache(), true);
+  assert.equal(server.runtime.loop.kvCacheState().numSavedPrefixes, 0);
   for (let sequenceId = 0; sequenceId < engine.info.numSequences; sequenceId++) {
     assert.equal(engine.positionsOf(sequenceId as SequenceId), null, `sequence ${sequenceId} holds no cells`);
   }

@@ -1,12 +1,15 @@
 /**
  * The shared KV pool on the real model: a pool far smaller than the running requests' needs serves them all by
  * preempting and resuming, with greedy outputs identical to running each alone; a shared prompt prefix is
- * prefilled once and forked; llama.cpp never runs out of cells.
+ * prefilled once and forked; llama.cpp never runs out of cells; finished requests' cached prefixes leave the pool
+ * for host memory and come back on a hit.
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { compareGreedy, type GreedyRun } from "../helpers/greedy-compare.ts";
 import { startModelServer, STORIES_ID, type ModelServer } from "../helpers/model-server.ts";
+import { LlamaEngine } from "../../src/engine/llama-engine.ts";
+import type { SequenceId } from "../../src/engine/engine.ts";
 
 let small: ModelServer;
 let unshared: ModelServer;
@@ -68,4 +71,21 @@ test("requests sharing a long prefix prefill it once and continue exactly as wit
   const cachedTokens = rest.reduce((sum, result) => sum + result.cached, 0);
   assert.equal(prefilled, promptTokens - cachedTokens, "exactly the uncached prompt tokens were evaluated");
   assert.ok(prefilled < promptTokens / 3, `${prefilled} of ${promptTokens} prompt tokens evaluated`);
+});
+
+test("cached prefixes of finished requests wait outside the pool, and a later hit restores them with the same output", async () => {
+  const stories = ["Lily", "Ben", "Sue", "Tom", "Max", "Ann"].map((name) => `${name} went to the park. ${name} saw a big red ball and a little dog. `.repeat(3));
+  const cold = await greedy(unshared, stories[5]! + "Then", 16);
+  for (const story of stories) await greedy(small, story + "Then", 16);
+  const engine = small.runtime.engine;
+  assert.ok(engine instanceof LlamaEngine);
+  const state = small.runtime.loop.kvCacheState();
+  // llama.cpp attends over every cell up to the highest occupied one; with nothing running, nothing occupies any.
+  for (let sequenceId = 0; sequenceId < engine.info.numSequences; sequenceId++) {
+    assert.equal(engine.positionsOf(sequenceId as SequenceId), null, `sequence ${sequenceId} holds no cells`);
+  }
+  assert.ok(state.numSavedPrefixes > 0 && state.savedPrefixBytes > 0, `${state.numSavedPrefixes} prefixes saved, ${state.savedPrefixBytes} bytes`);
+  const hit = await greedy(small, stories[5]! + "Then", 16);
+  assert.ok(hit.cached >= 16, `cached ${hit.cached} tokens`);
+  compareGreedy(hit, cold, "restored prefix");
 });

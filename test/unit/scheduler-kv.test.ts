@@ -82,7 +82,9 @@ test("requests sharing a prefix fork its cells and prefill only the rest; usage 
   shared.scheduler.add(first.request);
   await runUntilIdle(shared);
   assert.equal(first.sink.finished?.numCachedTokens, 0);
-  assert.equal(shared.engine.numParkedSequences, 1, "the finished request parks its 3 full blocks");
+  assert.equal(shared.engine.numSaves, 1, "the finished request's 3 full blocks are saved to host memory");
+  assert.equal(shared.engine.numUsedCells, 0, "and leave the pool");
+  assert.equal(shared.scheduler.kvCacheState().numSavedPrefixes, 1);
 
   const stepsBefore = shared.engine.steps.length;
   const others = [60, 61, 62].map((last, index) => makeRequest(`other${index}`, [...prefix, last], { maxTokens: 3 }));
@@ -91,6 +93,7 @@ test("requests sharing a prefix fork its cells and prefill only the rest; usage 
 
   const firstStep = shared.engine.steps[stepsBefore] ?? [];
   assert.deepEqual(firstStep.map((item) => [item.startPos, item.tokens.length]), [[12, 3], [12, 3], [12, 3]], "3 blocks (12 tokens) forked, 3 prefilled each");
+  assert.equal(shared.engine.numRestores, 1, "the first restores the saved cells, the others fork them from it");
   for (const { request, sink } of others) {
     assert.equal(sink.finished?.numCachedTokens, 12);
     assert.deepEqual(sink.tokens, await aloneOutput(request.promptTokens as number[], 3));
@@ -100,13 +103,14 @@ test("requests sharing a prefix fork its cells and prefill only the rest; usage 
   assert.equal(state.prefixHitTokens, 3 * 12);
 });
 
-test("a parked prefix is evicted block by block when the pool needs room, tail first, and its cells go with it", async () => {
+test("a saved prefix is evicted block by block when the pool needs room, tail first, and a hit restores what is left", async () => {
   const pool = setup({ numSequences: 4, kvCacheTokens: 32, contextSize: 32 }, { maxNumRunning: 2 });
   const cached = makeRequest("cached", tokens(13, 5), { maxTokens: 1 });
   pool.scheduler.add(cached.request);
   await runUntilIdle(pool);
-  assert.equal(pool.engine.numUsedCells, 12, "3 full blocks stay resident, the partial one is dropped");
+  assert.equal(pool.engine.numUsedCells, 0, "the pool holds nothing: 3 full blocks are saved, the partial one dropped");
   assert.equal(pool.scheduler.kvCacheState().numCachedBlocks, 3);
+  assert.equal(pool.scheduler.kvCacheState().savedPrefixBytes, 12 * 4);
 
   // 7 blocks for a stranger: the 5 never-cached free blocks first, then the two newest cached ones.
   const stranger = makeRequest("stranger", tokens(20, 70), { maxTokens: 8 });
@@ -119,6 +123,7 @@ test("a parked prefix is evicted block by block when the pool needs room, tail f
   // The chain's tail (blocks 2 and 1) went first; its head (block 0, 4 tokens) is still a hit.
   assert.equal(again.sink.finished?.numCachedTokens, 4);
   assert.deepEqual(again.sink.tokens, cached.sink.tokens);
+  assert.equal(pool.engine.numRestores, 1);
 });
 
 test("a more urgent request preempts the least urgent running one when every slot is taken", async () => {
@@ -181,8 +186,9 @@ test("random requests, lengths, shared prefixes and aborts on a small pool end w
   assert.ok(pool.scheduler.kvCacheState().prefixHitTokens > 0);
   assert.equal(pool.scheduler.kvCacheState().numUsedBlocks, 0);
   assert.equal(pool.engine.numAcquiredSequences, 0);
-  // Only parked prefixes hold cells now; dropping them leaves the pool empty.
-  assert.equal(pool.scheduler.kv.resetPrefixCache(), true);
+  // Cached prefixes wait in host memory, not in the pool; dropping them leaves nothing saved.
   assert.equal(pool.engine.numUsedCells, 0);
-  assert.equal(pool.engine.numParkedSequences, 0);
+  assert.ok(pool.engine.numRestores > 0, "some hits were restored from saved prefixes");
+  assert.equal(pool.scheduler.kv.resetPrefixCache(), true);
+  assert.equal(pool.scheduler.kvCacheState().numSavedPrefixes, 0);
 });
