@@ -8,8 +8,11 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 COPY tools ./tools
 COPY patches ./patches
-# tsx runs the TypeScript sources directly, so dev dependencies (type checker, test clients) are left out.
-RUN npm ci --omit=dev --no-audit --no-fund && npm run build:addon -- --check && npm cache clean --force
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+# npm ci's prepare step builds the patched addon and compiles src/ to dist/ (it needs the type checker, a dev
+# dependency); the dev dependencies are pruned afterwards.
+RUN npm ci --no-audit --no-fund && npm run build:addon -- --check && npm prune --omit=dev && npm cache clean --force
 
 FROM node:20-bookworm-slim
 
@@ -23,7 +26,8 @@ ENV NODE_ENV=production \
 COPY package.json package-lock.json ./
 COPY --from=build /app/node_modules ./node_modules
 
-COPY tsconfig.json ./
+COPY --from=build /app/dist ./dist
+COPY bin ./bin
 COPY src ./src
 COPY config ./config
 
@@ -31,4 +35,4 @@ RUN mkdir -p /models /var/cache/pagoda && chown -R node:node /models /var/cache/
 USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s CMD node -e "fetch('http://127.0.0.1:8080/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-CMD ["node", "--import", "tsx", "src/main.ts"]
+CMD ["node", "bin/pagoda.js"]

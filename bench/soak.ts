@@ -35,7 +35,7 @@ interface Sample {
 }
 
 async function startServer(): Promise<{ url: string; stop(): Promise<number | null> }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "--model", values.model, "--port", "0", "--parallel", "16", "--log-level", "info"], {
+  const child = spawn(process.execPath, ["bin/pagoda.js", "--model", values.model, "--port", "0", "--parallel", "16", "--log-level", "info"], {
     cwd: repoRoot,
     stdio: ["ignore", "pipe", "inherit"],
   });

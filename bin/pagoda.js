@@ -1,6 +1,28 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources through tsx, as `npm start` does, so `npx pagoda …` needs no build step.
-import { register } from "tsx/esm/api";
+// Runs the compiled JavaScript in dist/ (built by `npm run build`, which npm ci runs), so start-up does not pay for
+// transpiling TypeScript. When dist/ is missing or older than a source file, it runs the sources through tsx
+// instead, so an edit is never served stale.
+import { existsSync, readdirSync, statSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
-register();
-await import("../src/cli.ts");
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const compiled = path.join(root, "dist", "cli.js");
+
+function newestSourceMs(dir) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSourceMs(full) : statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
+const isCompiledFresh = existsSync(compiled) && statSync(compiled).mtimeMs >= newestSourceMs(path.join(root, "src"));
+if (isCompiledFresh) {
+  await import(pathToFileURL(compiled).href);
+} else {
+  const { register } = await import("tsx/esm/api");
+  register();
+  await import(pathToFileURL(path.join(root, "src", "cli.ts")).href);
+}

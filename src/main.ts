@@ -9,9 +9,9 @@ import pino from "pino";
 import { ConfigError } from "./config/config-error.ts";
 import type { Config } from "./config/config-schema.ts";
 import { isHelpRequested, loadConfig, renderHelp } from "./config/load-config.ts";
+import { loadLlama } from "./engine/llama-loader.ts";
 import { ModelNotFoundError } from "./model/resolve-model.ts";
-import { loadRuntime } from "./runtime.ts";
-import { buildApp, type AppDeps } from "./server/app.ts";
+import type { AppDeps } from "./server/app.ts";
 import { resolveApiKeys } from "./server/auth.ts";
 import { engineFaultHandler } from "./server/engine-fault.ts";
 import { MAX_STOP_STRINGS } from "./server/request-limits.ts";
@@ -59,6 +59,9 @@ export async function runServer(argv: string[]): Promise<void> {
     }
     throw error;
   }
+  // The native bindings load (and are checked in a child process) while the server's own modules load.
+  loadLlama(config.gpu).catch(() => undefined);
+  const { buildApp } = await import("./server/app.ts");
   const logger = pino({ level: config.logLevel, base: { service: "pagoda" } });
   const serving = new ServingState();
   const app = await buildApp({ serving, logger, ...appDepsFromConfig(config, apiKeys) });
@@ -73,6 +76,7 @@ export async function runServer(argv: string[]): Promise<void> {
 
   await app.listen({ host: config.host, port: config.port });
   try {
+    const { loadRuntime } = await import("./runtime.ts");
     const runtime = await loadRuntime(config, app.log, {
       onStep: (stats) => app.serverMetrics.observeStep(stats),
       onRequestFinished: (stats) => app.serverMetrics.observeRequest(stats),

@@ -2,8 +2,6 @@
  * The node-llama-cpp engine: one model, one context with `numSequences` slots, and one native batch per `step`.
  */
 import {
-  getLlama,
-  LlamaLogLevel,
   resolveChatWrapper,
   type ChatHistoryItem,
   type ChatWrapper,
@@ -34,10 +32,11 @@ import {
   type NativeSamplerConfig,
   type PatchedNativeContext,
 } from "./llama-internals.ts";
+import { loadLlama, setNativeLogSink, type GpuOption } from "./llama-loader.ts";
 import { toSampledLogprobs } from "./logprobs.ts";
 import { seedAtPosition } from "../spec/seeded-random.ts";
 
-export type GpuOption = "auto" | "cuda" | "metal" | "vulkan" | "false";
+export type { GpuOption };
 export type FlashAttentionOption = "auto" | "on" | "off";
 /** "shared": one KV pool for all sequences (needs the patched addon); "slabs": `contextSize` cells per sequence. */
 export type KvLayout = "shared" | "slabs";
@@ -142,15 +141,8 @@ export class LlamaEngine implements Engine {
   }
 
   static async load(options: LlamaEngineOptions): Promise<LlamaEngine> {
-    const llama = await getLlama({
-      gpu: options.gpu === "false" ? false : options.gpu,
-      build: "never",
-      logLevel: LlamaLogLevel.warn,
-      logger: (level, message) => {
-        if (level === LlamaLogLevel.error || level === LlamaLogLevel.fatal) options.onNativeLog?.("error", message);
-        else if (level === LlamaLogLevel.warn) options.onNativeLog?.("warn", message);
-      },
-    });
+    const llama = await loadLlama(options.gpu);
+    setNativeLogSink(options.onNativeLog);
     const model = await llama.loadModel({
       modelPath: options.modelPath,
       ...(options.onLoadProgress === undefined ? {} : { onLoadProgress: options.onLoadProgress }),

@@ -1,6 +1,6 @@
 /**
- * The real server process (`src/main.ts`) on stories260K: it reports the port it actually bound with --port 0,
- * a SIGTERM during a running stream lets the stream finish cleanly and exits 0, and a second signal exits at once.
+ * The real server process (`npm start`: bin/pagoda.js, the compiled JavaScript when it is current) on stories260K:
+ * it reports the port it actually bound with --port 0, a SIGTERM during a running stream lets the stream finish cleanly and exits 0, and a second signal exits at once.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -31,7 +31,7 @@ interface ServerProcess {
 async function startProcess(t: { after: (fn: () => void) => void }, flags: string[] = []): Promise<ServerProcess> {
   const child = spawn(
     process.execPath,
-    ["--import", "tsx", "src/main.ts", "--model", STORIES_MODEL, "--port", "0", "--threads", "1", "--gpu", "false", ...flags],
+    ["bin/pagoda.js", "--model", STORIES_MODEL, "--port", "0", "--threads", "1", "--gpu", "false", ...flags],
     { cwd: repoRoot, env: { ...process.env, PAGODA_LOG_LEVEL: "info" } },
   );
   t.after(() => {
