@@ -16,10 +16,15 @@ export interface ProbeResult {
   readonly itlMs: PercentileSummary | null;
 }
 
-interface StreamTiming {
+export interface StreamTiming {
   readonly ttftMs: number | null;
   readonly gapsMs: number[];
   readonly completionTokens: number;
+  /** `usage.prompt_tokens_details.cached_tokens`, or llama-server's `timings.cache_n`; null when neither came. */
+  readonly cachedTokens: number | null;
+  /** `usage.prompt_tokens`, or llama-server's `timings.prompt_n + cache_n`; null when neither came. */
+  readonly promptTokens: number | null;
+  readonly text: string;
 }
 
 /** Text a chunk adds, for both routes: completions put it in `text`, chat in `delta.content`. */
@@ -28,15 +33,21 @@ function chunkText(chunk: unknown): string {
   return choice?.text ?? choice?.delta?.content ?? "";
 }
 
+interface Chunk {
+  usage?: { completion_tokens?: number; prompt_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } } | null;
+  timings?: { cache_n?: number; prompt_n?: number };
+  error?: { message?: string };
+}
+
 /** Streams one request and times its content chunks. */
 async function timeOneStream(target: LoadTarget, shape: RequestShape, prompt: string, signal: AbortSignal): Promise<StreamTiming> {
+  return timeStream(`${target.url}${shape.path}`, target.headers, shape.body(prompt, true), signal);
+}
+
+/** POSTs a streaming body to `url` and times its content chunks as they arrive. */
+export async function timeStream(url: string, headers: Record<string, string>, body: Record<string, unknown>, signal: AbortSignal): Promise<StreamTiming> {
   const startMs = performance.now();
-  const response = await fetch(`${target.url}${shape.path}`, {
-    method: "POST",
-    headers: target.headers,
-    body: JSON.stringify(shape.body(prompt, true)),
-    signal,
-  });
+  const response = await fetch(url, { method: "POST", headers, body: JSON.stringify(body), signal });
   if (!response.ok || response.body === null) {
     await response.body?.cancel();
     throw new Error(`HTTP ${response.status}`);
@@ -46,6 +57,9 @@ async function timeOneStream(target: LoadTarget, shape: RequestShape, prompt: st
   let ttftMs: number | null = null;
   let lastMs = 0;
   let completionTokens = 0;
+  let cachedTokens: number | null = null;
+  let promptTokens: number | null = null;
+  let text = "";
   const gapsMs: number[] = [];
   for await (const bytes of response.body) {
     buffer += decoder.decode(bytes, { stream: true });
@@ -56,16 +70,21 @@ async function timeOneStream(target: LoadTarget, shape: RequestShape, prompt: st
       buffer = buffer.slice(end + 2);
       end = buffer.indexOf("\n\n");
       if (!frame.startsWith("data: ") || frame === "data: [DONE]") continue;
-      const chunk = JSON.parse(frame.slice("data: ".length)) as { usage?: { completion_tokens?: number } | null; error?: { message?: string } };
+      const chunk = JSON.parse(frame.slice("data: ".length)) as Chunk;
       if (chunk.error !== undefined) throw new Error(`error frame: ${chunk.error.message ?? "unknown"}`);
       if (chunk.usage?.completion_tokens !== undefined) completionTokens = chunk.usage.completion_tokens;
-      if (chunkText(chunk).length === 0) continue;
+      cachedTokens = chunk.usage?.prompt_tokens_details?.cached_tokens ?? chunk.timings?.cache_n ?? cachedTokens;
+      const timings = chunk.timings;
+      promptTokens = chunk.usage?.prompt_tokens ?? (timings?.prompt_n === undefined ? null : timings.prompt_n + (timings.cache_n ?? 0)) ?? promptTokens;
+      const added = chunkText(chunk);
+      if (added.length === 0) continue;
+      text += added;
       if (ttftMs === null) ttftMs = nowMs - startMs;
       else gapsMs.push(nowMs - lastMs);
       lastMs = nowMs;
     }
   }
-  return { ttftMs, gapsMs, completionTokens };
+  return { ttftMs, gapsMs, completionTokens, cachedTokens, promptTokens, text };
 }
 
 /** Opens `numStreams` streams one after another each, until `signal` aborts; then summarises them. */
