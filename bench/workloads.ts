@@ -6,8 +6,9 @@
  *                              [--max-tokens 128] [--fill-prompts 40] [--overload-users 64] [--out results.json]
  *
  * - decode: N users stream 128-token completions of short distinct prompts (ignore_eos, greedy).
- * - fill: decode at the most users on each target, then 40 distinct ~1,000-token prompts fill its prefix cache,
- *   then the same decode again; the ratio after/before shows what parked cached prefixes cost every later step.
+ * - fill: decode at the most users on each target (median of 3 after a warm-up run), then 40 distinct
+ *   ~1,000-token prompts fill its prefix cache, then the same decodes again; the ratio after/before shows what
+ *   cached prefixes cost every later step. Run it on freshly started servers.
  * - chat: 16 users share a ~1,000-token system prompt and talk 4 turns each (their history grows).
  * - mixed: 12 users decode while 4 users send ~1,500-token prompts; the decoders' inter-token latency and the long
  *   prompts' time to first token.
@@ -133,14 +134,21 @@ async function decode(target: Target, numUsers: number, seed: number): Promise<M
   return summarize(outcomes, startMs);
 }
 
+/** Median decode tok/s of three runs, after one run that warms the server up. */
+async function decodeTokPerS(target: Target, numUsers: number, seed: number): Promise<{ tokPerS: number; errors: number }> {
+  await decode(target, numUsers, seed);
+  const runs = [await decode(target, numUsers, seed + 1), await decode(target, numUsers, seed + 2), await decode(target, numUsers, seed + 3)];
+  return { tokPerS: median(runs.map((run) => run.tokPerS!)), errors: runs.reduce((sum, run) => sum + run.errors!, 0) };
+}
+
 async function fill(target: Target, numUsers: number): Promise<Metrics> {
-  const fresh = await decode(target, numUsers, 7);
+  const fresh = await decodeTokPerS(target, numUsers, 70);
   const numPrompts = Number(values["fill-prompts"]);
   for (let first = 0; first < numPrompts; first += 4) {
     await Promise.all([0, 1, 2, 3].filter((index) => first + index < numPrompts).map((index) => stream(target, "completions", text(50_000 + first + index, 1000), 1)));
   }
-  const after = await decode(target, numUsers, 8);
-  return { freshTokPerS: fresh.tokPerS!, afterTokPerS: after.tokPerS!, ratio: Math.round((after.tokPerS! / fresh.tokPerS!) * 100) / 100, errors: fresh.errors! + after.errors! };
+  const after = await decodeTokPerS(target, numUsers, 80);
+  return { freshTokPerS: fresh.tokPerS, afterTokPerS: after.tokPerS, ratio: Math.round((after.tokPerS / fresh.tokPerS) * 100) / 100, errors: fresh.errors + after.errors };
 }
 
 async function chat(target: Target, seed: number): Promise<Metrics> {

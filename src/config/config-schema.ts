@@ -115,6 +115,15 @@ export const ConfigSchema = z
       .describe("Maximum number of sequences decoded concurrently; further requests wait in the queue."),
     ctxSize: z.int().min(16).default(2048).describe("Context size in tokens for each sequence (prompt plus completion)."),
     batchSize: z.int().min(1).default(512).describe("Token budget for one engine step, shared by all running sequences."),
+    prefillBudget: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(
+        "Most prompt tokens in a step that also decodes: a long prompt is prefilled in chunks this size beside the " +
+          "decoding requests, which bounds their time between tokens. Alone, a prompt uses the whole --batch-size. " +
+          "Defaults to --batch-size.",
+      ),
     gpu: z
       .enum(GPU_BACKENDS)
       .default("auto")

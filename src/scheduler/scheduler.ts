@@ -71,6 +71,11 @@ export interface SchedulerOptions {
   readonly maxNumRunning: number;
   /** Most tokens in one step. */
   readonly maxNumBatchedTokens: number;
+  /**
+   * Most prompt tokens in a step that also carries decoding requests, so a long prompt's chunks do not stretch
+   * the decoders' time between tokens. Defaults to `maxNumBatchedTokens` (no separate limit).
+   */
+  readonly maxNumPrefillTokens?: number;
   /** Most requests waiting; `add` refuses beyond it. */
   readonly maxNumWaiting: number;
   /** A request waiting longer fails with `QueueTimeoutError`; 0 or absent waits without limit. */
@@ -289,12 +294,17 @@ export class Scheduler {
       numTokens: Math.min(budget, decoding.length + prefilling.reduce((sum, request) => sum + request.numTokens - request.numComputedTokens, 0)),
       numSequences: this.running.length,
     };
+    // With decoders in the step, prompt chunks share a budget of their own (vLLM's bounded chunked prefill).
+    let prefillBudget = decoding.length > 0 ? (this.options.maxNumPrefillTokens ?? budget) : budget;
     for (const request of [...decoding, ...prefilling]) {
       if (budget <= 0) break;
       if (request.status !== "running") continue;
+      const isPrefill = request.numComputedTokens < request.promptTokens.length;
+      if (isPrefill && prefillBudget <= 0) continue;
       const drafts = this.proposeDrafts(request, budget, specStep);
       specStep.numTokens += drafts.length;
-      const numNewTokens = drafts.length > 0 ? 1 + drafts.length : Math.min(request.numTokens - request.numComputedTokens, budget);
+      const numNewTokens =
+        drafts.length > 0 ? 1 + drafts.length : Math.min(request.numTokens - request.numComputedTokens, budget, isPrefill ? prefillBudget : budget);
       let blocks = this.kv.allocateSlots(request.id, { numNewTokens });
       while (blocks === null) {
         const victim = this.pickVictim(null);
@@ -308,9 +318,10 @@ export class Scheduler {
       const item = this.planChunk(request, numNewTokens, drafts);
       scheduled.push({ request, item, drafts });
       budget -= item.tokens.length;
+      if (isPrefill) prefillBudget -= item.tokens.length;
     }
     // As in vLLM, nothing new is admitted in a step that had to preempt: the pool is full.
-    if (!hasPreempted) budget = this.admitWaiting(budget, scheduled, preempt);
+    if (!hasPreempted) budget = this.admitWaiting(Math.min(budget, prefillBudget), scheduled, preempt) + Math.max(0, budget - prefillBudget);
     const numPromptTokens = scheduled.reduce(
       (sum, { request, item }) => sum + Math.max(0, Math.min(request.promptTokens.length, item.startPos + item.tokens.length) - item.startPos),
       0,

@@ -147,3 +147,21 @@ test("a failed batch fails its requests and frees their sequences", async () => 
 test("a budget smaller than the running requests is refused at construction", () => {
   assert.throws(() => new Scheduler(new FakeEngine(), { maxNumRunning: 4, maxNumBatchedTokens: 2, maxNumWaiting: 1 }), RangeError);
 });
+
+test("beside decoding requests, prompts get only the prefill budget; alone, a prompt gets the whole token budget", async () => {
+  const engine = new FakeEngine({ numSequences: 3, batchSize: 32 });
+  const scheduler = new Scheduler(engine, { maxNumRunning: 3, maxNumBatchedTokens: 32, maxNumPrefillTokens: 6, maxNumWaiting: 10 });
+  const long = makeRequest("long", tokens(40), { maxTokens: 2 });
+  scheduler.add(long.request);
+  await runStep(scheduler, engine);
+  assert.deepEqual(shapeOf(engine, 0), [[0, 0, 32, false]], "nothing decodes yet: the whole budget");
+  await runStep(scheduler, engine);
+  const decoder = makeRequest("decoder", tokens(3, 300), { maxTokens: 10 });
+  const other = makeRequest("other", tokens(20, 200), { maxTokens: 2 });
+  scheduler.add(decoder.request);
+  scheduler.add(other.request);
+  await runStep(scheduler, engine);
+  assert.deepEqual(shapeOf(engine, 2), [[0, 40, 1, true], [1, 0, 3, true], [2, 0, 3, false]], "long decodes; 6 prompt tokens go to the arrivals");
+  await runStep(scheduler, engine);
+  assert.deepEqual(shapeOf(engine, 3), [[1, 3, 1, true], [2, 3, 6, false]], "the rest of the prompt in chunks of 6");
+});
