@@ -84,7 +84,7 @@ async function calibrate(target: Target): Promise<void> {
   const sample = text(1, 1000);
   const response = await fetch(`${target.url}/tokenize`, { method: "POST", headers: HEADERS, body: JSON.stringify({ content: sample }) });
   const { tokens } = (await response.json()) as { tokens: unknown[] };
-  charsPerToken = (sample.length / tokens.length) * (charsPerToken / 3);
+  charsPerToken = sample.length / tokens.length;
 }
 
 interface Outcome {
