@@ -64,7 +64,7 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
   const scheduler = new Scheduler(engine, {
     maxNumRunning: config.parallel,
     maxNumBatchedTokens: engine.info.batchSize,
-    ...(config.prefillBudget === undefined ? {} : { maxNumPrefillTokens: config.prefillBudget }),
+    maxNumPrefillTokens: config.prefillBudget,
     maxNumWaiting: config.maxQueuedRequests,
     queueTimeoutMs: config.queueTimeout * 1000,
     blockSize: config.kvBlockSize,

@@ -182,16 +182,18 @@ export class CellHolders<Block extends HeldBlock> {
     const numBySequences = this.numLeadingHeldBySequences(prefix, 0);
     let best: SavedPrefix<Block> | null = null;
     let bestCovered = numBySequences;
-    const roomCells = this.numFreeCellsAtLeast();
+    // Counting the pool's free cells walks every held block, so it waits for a copy that would be chosen.
+    let roomCells: number | null = null;
     for (const prefixSaved of this.saved) {
-      if (prefixSaved.cells.numTokens > roomCells) continue;
       let covered = 0;
       while (covered < prefix.length && prefixSaved.chain[covered] === prefix[covered]) covered++;
       // The most blocks, then the smallest copy.
-      if (covered > bestCovered || (best !== null && covered === bestCovered && prefixSaved.cells.numTokens < best.cells.numTokens)) {
-        best = prefixSaved;
-        bestCovered = covered;
-      }
+      const isBetter = covered > bestCovered || (best !== null && covered === bestCovered && prefixSaved.cells.numTokens < best.cells.numTokens);
+      if (!isBetter) continue;
+      roomCells ??= this.numFreeCellsAtLeast();
+      if (prefixSaved.cells.numTokens > roomCells) continue;
+      best = prefixSaved;
+      bestCovered = covered;
     }
     if (best === null) return { saved: null, numSavedBlocks: 0, numBlocks: numBySequences };
     return { saved: best, numSavedBlocks: bestCovered, numBlocks: this.numLeadingHeldBySequences(prefix, bestCovered) };
@@ -224,15 +226,16 @@ export class CellHolders<Block extends HeldBlock> {
   }
 
   private addSaved(prefix: SavedPrefix<Block>): void {
-    // A saved prefix that the new one extends is redundant: the new one holds all its blocks.
-    for (const older of [...this.saved]) {
-      if (older.chain.length <= prefix.chain.length && older.chain.every((block, index) => prefix.chain[index] === block)) {
-        this.removeSaved(older);
-      }
-    }
+    const older = [...this.saved];
     this.saved.add(prefix);
     this.numSavedTokensTotal += prefix.cells.numTokens;
     for (const block of prefix.chain) this.holdersOf(block).add(prefix);
+    // A saved prefix that the new one extends is redundant; the new one holds all its blocks, so none is uncached.
+    for (const candidate of older) {
+      if (candidate.chain.length <= prefix.chain.length && candidate.chain.every((block, index) => prefix.chain[index] === block)) {
+        this.dropFrom(candidate, 0, null);
+      }
+    }
   }
 
   private enforceSavedBudget(): void {
@@ -241,14 +244,6 @@ export class CellHolders<Block extends HeldBlock> {
       if (oldest.done === true) return;
       this.dropFrom(oldest.value, 0, null);
     }
-  }
-
-  /** Forgets a saved prefix whose blocks another one holds too; nothing is uncached. */
-  private removeSaved(prefix: SavedPrefix<Block>): void {
-    for (const block of prefix.chain) this.holders.get(block.id)?.delete(prefix);
-    prefix.chain.length = 0;
-    this.saved.delete(prefix);
-    this.numSavedTokensTotal -= prefix.cells.numTokens;
   }
 
   private touch(prefix: SavedPrefix<Block>): void {

@@ -120,7 +120,7 @@ export interface Engine {
   isEndOfGeneration(token: TokenId): boolean;
   renderChat(messages: readonly ChatMessage[]): RenderedChat;
   /**
-   * Reserves a free sequence slot with its sampler, or returns null when every slot is taken or parked.
+   * Reserves a free sequence slot with its sampler, or returns null when every slot is taken.
    * `history` restores the tokens a resumed request already generated, for its penalties.
    */
   acquireSequence(sampling: SamplingParams, history?: readonly TokenId[]): SequenceId | null;

@@ -298,9 +298,7 @@ export class LlamaEngine implements Engine {
   }
 
   saveCells(sequenceId: SequenceId, numTokens: number): SavedCells {
-    const native = this.native;
-    if (!this.info.isKvShared || !isPatchedContext(native)) throw new Error("saving KV cells needs the shared pool");
-    if (this.slots[sequenceId]?.state !== "active") throw new Error(`sequence ${sequenceId} is not acquired`);
+    const native = this.patchedContext("saving KV cells", [sequenceId]);
     const saved = new HostCells(numTokens);
     // A request failed from outside the loop (at shutdown) ends during a step; its copy is taken once the step is over.
     this.whenIdle(() => {
@@ -319,13 +317,19 @@ export class LlamaEngine implements Engine {
     return true;
   }
 
-  /** The patched context, for a KV operation on acquired sequences between steps. */
-  private idlePatchedContext(what: string, sequenceIds: readonly SequenceId[]): PatchedNativeContext {
+  /** The patched context, for a KV operation on acquired sequences of the shared pool. */
+  private patchedContext(what: string, sequenceIds: readonly SequenceId[]): PatchedNativeContext {
     const native = this.native;
     if (!this.info.isKvShared || !isPatchedContext(native)) throw new Error(`${what} needs the shared pool`);
     for (const id of sequenceIds) {
       if (this.slots[id]?.state !== "active") throw new Error(`sequence ${id} is not acquired`);
     }
+    return native;
+  }
+
+  /** The same, for an operation that must happen between steps, after the KV changes a step deferred. */
+  private idlePatchedContext(what: string, sequenceIds: readonly SequenceId[]): PatchedNativeContext {
+    const native = this.patchedContext(what, sequenceIds);
     if (this.isStepping) throw new Error(`${what} cannot happen during a step`);
     this.flushDeferred();
     return native;
