@@ -14,7 +14,16 @@ import { ServingState, type Runtime } from "../src/server/serving-state.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-export const GREEDY: SamplingParams = { temperature: 0, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, seed: 1, topLogprobs: null };
+export const GREEDY: SamplingParams = {
+  temperature: 0,
+  topP: 1,
+  topK: 0,
+  minP: 0,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  seed: 1,
+  topLogprobs: null,
+};
 
 export interface Loaded {
   readonly runtime: Runtime;

@@ -49,7 +49,11 @@ async function streamOne(request: LoadRequest, prompt: string): Promise<number> 
 parentPort?.on("message", (request: LoadRequest) => {
   const startMs = performance.now();
   Promise.all(request.prompts.map((prompt) => streamOne(request, prompt))).then(
-    (counts) => parentPort?.postMessage({ durationMs: performance.now() - startMs, numTokens: counts.reduce((a, b) => a + b, 0) }),
+    (counts) =>
+      parentPort?.postMessage({
+        durationMs: performance.now() - startMs,
+        numTokens: counts.reduce((a, b) => a + b, 0),
+      }),
     (error: unknown) => parentPort?.postMessage({ error: String(error) }),
   );
 });

@@ -9,22 +9,46 @@
 import { LlamaEngine } from "../src/engine/llama-engine.ts";
 import type { SequenceId, SamplingParams } from "../src/engine/engine.ts";
 const mode = process.argv[2] ?? "control";
-const engine = await LlamaEngine.load({ modelPath: process.argv[3] ?? "../shared/models/stories260K.gguf", threads: 1, numSequences: 64, contextSize: 2048, kvCacheTokens: 32768, batchSize: 512, gpu: "false" });
-const greedy: SamplingParams = { temperature: 0, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, seed: 1, topLogprobs: null };
+const engine = await LlamaEngine.load({
+  modelPath: process.argv[3] ?? "../shared/models/stories260K.gguf",
+  threads: 1,
+  numSequences: 64,
+  contextSize: 2048,
+  kvCacheTokens: 32768,
+  batchSize: 512,
+  gpu: "false",
+});
+const greedy: SamplingParams = {
+  temperature: 0,
+  topP: 1,
+  topK: 0,
+  minP: 0,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  seed: 1,
+  topLogprobs: null,
+};
 const rnd = (n: number, s: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 7919 + s * 104729) % 500));
 async function decodeRun(seed: number): Promise<number> {
   const ds: { id: SequenceId; pos: number; last: number }[] = [];
   for (let i = 0; i < 16; i++) {
     const id = engine.acquireSequence(greedy)!;
-    const out = await engine.step([{ sequenceId: id, startPos: 0, tokens: rnd(32, seed * 100 + i), shouldSample: true }]);
+    const out = await engine.step([
+      { sequenceId: id, startPos: 0, tokens: rnd(32, seed * 100 + i), shouldSample: true },
+    ]);
     ds.push({ id, pos: 32, last: out[0]!.token! });
   }
   const times: number[] = [];
   for (let s = 0; s < 100; s++) {
     const t = performance.now();
-    const outs = await engine.step(ds.map((d) => ({ sequenceId: d.id, startPos: d.pos, tokens: [d.last], shouldSample: true })));
+    const outs = await engine.step(
+      ds.map((d) => ({ sequenceId: d.id, startPos: d.pos, tokens: [d.last], shouldSample: true })),
+    );
     times.push(performance.now() - t);
-    outs.forEach((o, i) => { ds[i]!.pos++; ds[i]!.last = o.token!; });
+    outs.forEach((o, i) => {
+      ds[i]!.pos++;
+      ds[i]!.last = o.token!;
+    });
   }
   for (const d of ds) engine.releaseSequence(d.id);
   times.sort((a, b) => a - b);
@@ -35,7 +59,15 @@ const saved = [];
 if (mode !== "control") {
   for (let p = 0; p < 28; p += 4) {
     const ids = [0, 1, 2, 3].map(() => engine.acquireSequence(greedy)!);
-    for (let s = 0; s < 1000; s += 128) await engine.step(ids.map((id, k) => ({ sequenceId: id, startPos: s, tokens: rnd(1000, 100 + p + k).slice(s, s + 128), shouldSample: false })));
+    for (let s = 0; s < 1000; s += 128)
+      await engine.step(
+        ids.map((id, k) => ({
+          sequenceId: id,
+          startPos: s,
+          tokens: rnd(1000, 100 + p + k).slice(s, s + 128),
+          shouldSample: false,
+        })),
+      );
     for (const id of ids) {
       if (mode === "saved") saved.push(engine.saveCells(id, 992));
       if (mode === "resident") engine.truncateSequence(id, 992);

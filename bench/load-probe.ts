@@ -34,18 +34,32 @@ function chunkText(chunk: unknown): string {
 }
 
 interface Chunk {
-  usage?: { completion_tokens?: number; prompt_tokens?: number; prompt_tokens_details?: { cached_tokens?: number } } | null;
+  usage?: {
+    completion_tokens?: number;
+    prompt_tokens?: number;
+    prompt_tokens_details?: { cached_tokens?: number };
+  } | null;
   timings?: { cache_n?: number; prompt_n?: number };
   error?: { message?: string };
 }
 
 /** Streams one request and times its content chunks. */
-async function timeOneStream(target: LoadTarget, shape: RequestShape, prompt: string, signal: AbortSignal): Promise<StreamTiming> {
+async function timeOneStream(
+  target: LoadTarget,
+  shape: RequestShape,
+  prompt: string,
+  signal: AbortSignal,
+): Promise<StreamTiming> {
   return timeStream(`${target.url}${shape.path}`, target.headers, shape.body(prompt, true), signal);
 }
 
 /** POSTs a streaming body to `url` and times its content chunks as they arrive. */
-export async function timeStream(url: string, headers: Record<string, string>, body: Record<string, unknown>, signal: AbortSignal): Promise<StreamTiming> {
+export async function timeStream(
+  url: string,
+  headers: Record<string, string>,
+  body: Record<string, unknown>,
+  signal: AbortSignal,
+): Promise<StreamTiming> {
   const startMs = performance.now();
   const response = await fetch(url, { method: "POST", headers, body: JSON.stringify(body), signal });
   if (!response.ok || response.body === null) {
@@ -75,7 +89,10 @@ export async function timeStream(url: string, headers: Record<string, string>, b
       if (chunk.usage?.completion_tokens !== undefined) completionTokens = chunk.usage.completion_tokens;
       cachedTokens = chunk.usage?.prompt_tokens_details?.cached_tokens ?? chunk.timings?.cache_n ?? cachedTokens;
       const timings = chunk.timings;
-      promptTokens = chunk.usage?.prompt_tokens ?? (timings?.prompt_n === undefined ? null : timings.prompt_n + (timings.cache_n ?? 0)) ?? promptTokens;
+      promptTokens =
+        chunk.usage?.prompt_tokens ??
+        (timings?.prompt_n === undefined ? null : timings.prompt_n + (timings.cache_n ?? 0)) ??
+        promptTokens;
       const added = chunkText(chunk);
       if (added.length === 0) continue;
       text += added;
@@ -88,7 +105,13 @@ export async function timeStream(url: string, headers: Record<string, string>, b
 }
 
 /** Opens `numStreams` streams one after another each, until `signal` aborts; then summarises them. */
-export async function runProbe(target: LoadTarget, shape: RequestShape, prompts: readonly string[], numStreams: number, signal: AbortSignal): Promise<ProbeResult> {
+export async function runProbe(
+  target: LoadTarget,
+  shape: RequestShape,
+  prompts: readonly string[],
+  numStreams: number,
+  signal: AbortSignal,
+): Promise<ProbeResult> {
   const timings: StreamTiming[] = [];
   const failures: Record<string, number> = {};
   let numFailed = 0;

@@ -13,7 +13,8 @@ export interface PercentileSummary {
 export function percentileSummary(samples: readonly number[]): PercentileSummary | null {
   if (samples.length === 0) return null;
   const sorted = [...samples].sort((a, b) => a - b);
-  const at = (fraction: number): number => sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)] ?? 0;
+  const at = (fraction: number): number =>
+    sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)] ?? 0;
   const round = (value: number): number => Math.round(value * 10) / 10;
   return {
     count: sorted.length,

@@ -30,16 +30,30 @@ export interface ShapeOptions {
 }
 
 export function requestShape(options: ShapeOptions): RequestShape {
-  const common = { model: options.model, max_tokens: options.maxTokens, temperature: options.temperature, ...(options.isIgnoreEos ? { ignore_eos: true } : {}) };
-  const streamFields = (isStream: boolean): Record<string, unknown> => (isStream ? { stream: true, stream_options: { include_usage: true } } : {});
+  const common = {
+    model: options.model,
+    max_tokens: options.maxTokens,
+    temperature: options.temperature,
+    ...(options.isIgnoreEos ? { ignore_eos: true } : {}),
+  };
+  const streamFields = (isStream: boolean): Record<string, unknown> =>
+    isStream ? { stream: true, stream_options: { include_usage: true } } : {};
   if (options.route === "chat") {
     return {
       route: "chat",
       path: "/v1/chat/completions",
-      body: (prompt, isStream) => ({ ...common, messages: [{ role: "user", content: prompt }], ...streamFields(isStream) }),
+      body: (prompt, isStream) => ({
+        ...common,
+        messages: [{ role: "user", content: prompt }],
+        ...streamFields(isStream),
+      }),
     };
   }
-  return { route: "completions", path: "/v1/completions", body: (prompt, isStream) => ({ ...common, prompt, ...streamFields(isStream) }) };
+  return {
+    route: "completions",
+    path: "/v1/completions",
+    body: (prompt, isStream) => ({ ...common, prompt, ...streamFields(isStream) }),
+  };
 }
 
 export interface LoadOptions {
@@ -75,7 +89,13 @@ export interface TargetResult {
   readonly completionTokens: number;
   readonly completionTokensPerSecond: number;
   /** Whole-response latency of every answer, in milliseconds. */
-  readonly latencyMs: { readonly mean: number; readonly p50: number; readonly p90: number; readonly p99: number; readonly max: number };
+  readonly latencyMs: {
+    readonly mean: number;
+    readonly p50: number;
+    readonly p90: number;
+    readonly p99: number;
+    readonly max: number;
+  };
   readonly probe: ProbeResult | null;
 }
 
@@ -92,7 +112,9 @@ export function completionTokensOf(body: string): number {
   for (const frame of body.split("\n\n")) {
     if (!frame.includes('"usage":{')) continue;
     try {
-      tokens = (JSON.parse(frame.slice("data: ".length)) as { usage?: { completion_tokens?: number } }).usage?.completion_tokens ?? tokens;
+      tokens =
+        (JSON.parse(frame.slice("data: ".length)) as { usage?: { completion_tokens?: number } }).usage
+          ?.completion_tokens ?? tokens;
     } catch {
       // A truncated frame reports nothing.
     }
@@ -103,15 +125,24 @@ export function completionTokensOf(body: string): number {
 /** The first model a server lists, for runs that do not name one. */
 export async function firstModel(url: string, headers: Record<string, string>): Promise<string> {
   const response = await fetch(`${url}/v1/models`, { headers });
-  if (!response.ok) throw new Error(`GET ${url}/v1/models answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
+  if (!response.ok)
+    throw new Error(`GET ${url}/v1/models answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
   const id = ((await response.json()) as { data?: { id?: string }[] }).data?.[0]?.id;
   if (id === undefined) throw new Error(`${url}/v1/models lists no model`);
   return id;
 }
 
-export async function runTarget(target: LoadTarget, shape: RequestShape, prompts: readonly string[], options: LoadOptions): Promise<TargetResult> {
+export async function runTarget(
+  target: LoadTarget,
+  shape: RequestShape,
+  prompts: readonly string[],
+  options: LoadOptions,
+): Promise<TargetResult> {
   const probeControl = new AbortController();
-  const probe = options.numProbeStreams > 0 ? runProbe(target, shape, prompts, options.numProbeStreams, probeControl.signal) : Promise.resolve(null);
+  const probe =
+    options.numProbeStreams > 0
+      ? runProbe(target, shape, prompts, options.numProbeStreams, probeControl.signal)
+      : Promise.resolve(null);
   let next = 0;
   let completionTokens = 0;
   const startMs = performance.now();
@@ -124,7 +155,10 @@ export async function runTarget(target: LoadTarget, shape: RequestShape, prompts
     timeout: options.timeoutSeconds,
     requests: [
       {
-        setupRequest: (request) => ({ ...request, body: JSON.stringify(shape.body(prompts[next++ % prompts.length] ?? "", options.isStream)) }),
+        setupRequest: (request) => ({
+          ...request,
+          body: JSON.stringify(shape.body(prompts[next++ % prompts.length] ?? "", options.isStream)),
+        }),
         onResponse: (status, body) => {
           if (status >= 200 && status < 300) completionTokens += completionTokensOf(body);
         },
@@ -133,7 +167,9 @@ export async function runTarget(target: LoadTarget, shape: RequestShape, prompts
   });
   const elapsedSeconds = (performance.now() - startMs) / 1000;
   probeControl.abort();
-  const statusCodes = Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, { count }]) => [code, count]));
+  const statusCodes = Object.fromEntries(
+    Object.entries(result.statusCodeStats).map(([code, { count }]) => [code, count]),
+  );
   const numRateLimited = statusCodes["429"] ?? 0;
   const numOk = result["2xx"];
   const numAnswered = Object.values(statusCodes).reduce((sum, count) => sum + count, 0);

@@ -14,7 +14,14 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { firstModel, requestShape, runTarget, type LoadOptions, type LoadTarget, type TargetResult } from "./load-target.ts";
+import {
+  firstModel,
+  requestShape,
+  runTarget,
+  type LoadOptions,
+  type LoadTarget,
+  type TargetResult,
+} from "./load-target.ts";
 
 const DEFAULT_PROMPT = "Once upon a time, in a small village by the sea, there lived";
 
@@ -45,14 +52,18 @@ const { values } = parseArgs({
 
 function positiveInteger(name: string, text: string | undefined, minimum = 1): number {
   const value = Number(text);
-  if (!Number.isInteger(value) || value < minimum) throw new Error(`--${name}: expected an integer >= ${minimum}, got ${JSON.stringify(text)}`);
+  if (!Number.isInteger(value) || value < minimum)
+    throw new Error(`--${name}: expected an integer >= ${minimum}, got ${JSON.stringify(text)}`);
   return value;
 }
 
 function readPrompts(): string[] {
   if (values["prompts-file"] !== undefined) {
-    const prompts = readFileSync(values["prompts-file"], "utf8").split(/\r?\n/).filter((line) => line.trim().length > 0);
-    if (prompts.length === 0) throw new Error(`--prompts-file: ${values["prompts-file"]} holds no prompt (one per line)`);
+    const prompts = readFileSync(values["prompts-file"], "utf8")
+      .split(/\r?\n/)
+      .filter((line) => line.trim().length > 0);
+    if (prompts.length === 0)
+      throw new Error(`--prompts-file: ${values["prompts-file"]} holds no prompt (one per line)`);
     return prompts;
   }
   return [values.prompt ?? DEFAULT_PROMPT];
@@ -62,13 +73,19 @@ function headersFor(apiKey: string | undefined): Record<string, string> {
   return { "content-type": "application/json", ...(apiKey === undefined ? {} : { authorization: `Bearer ${apiKey}` }) };
 }
 
-async function target(label: string, url: string, model: string | undefined, apiKey: string | undefined): Promise<LoadTarget> {
+async function target(
+  label: string,
+  url: string,
+  model: string | undefined,
+  apiKey: string | undefined,
+): Promise<LoadTarget> {
   const base = url.replace(/\/+$/, "").replace(/\/v1$/, "");
   const headers = headersFor(apiKey);
   return { label, url: base, model: model ?? (await firstModel(base, headers)), headers };
 }
 
-const format = (value: number | undefined | null): string => (value === undefined || value === null ? "-" : Number.isInteger(value) ? String(value) : value.toFixed(1));
+const format = (value: number | undefined | null): string =>
+  value === undefined || value === null ? "-" : Number.isInteger(value) ? String(value) : value.toFixed(1);
 
 /** One row per measure, one column per server, and a ratio column when there are two. */
 function table(results: readonly TargetResult[]): string {
@@ -96,11 +113,17 @@ function table(results: readonly TargetResult[]): string {
   const body = rows.map(([name, read]) => {
     const cells = results.map((result) => format(read(result)));
     const [first, second] = results.map(read);
-    const ratio = results.length === 2 ? [first != null && second != null && second !== 0 ? `${(first / second).toFixed(2)}x` : "-"] : [];
+    const ratio =
+      results.length === 2
+        ? [first != null && second != null && second !== 0 ? `${(first / second).toFixed(2)}x` : "-"]
+        : [];
     return [name, ...cells, ...ratio];
   });
   const widths = header.map((_, column) => Math.max(...[header, ...body].map((row) => (row[column] ?? "").length)));
-  const line = (row: string[]): string => row.map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join("  ");
+  const line = (row: string[]): string =>
+    row
+      .map((cell, column) => (column === 0 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0)))
+      .join("  ");
   return [line(header), ...body.map(line)].join("\n");
 }
 
@@ -116,16 +139,32 @@ async function main(): Promise<void> {
   };
   const maxTokens = positiveInteger("max-tokens", values["max-tokens"]);
   const temperature = Number(values.temperature);
-  if (!Number.isFinite(temperature) || temperature < 0) throw new Error(`--temperature: expected a number >= 0, got ${JSON.stringify(values.temperature)}`);
+  if (!Number.isFinite(temperature) || temperature < 0)
+    throw new Error(`--temperature: expected a number >= 0, got ${JSON.stringify(values.temperature)}`);
   const targets = [await target("pagoda", values.url, values.model, values["api-key"])];
   if (values["compare-url"] !== undefined) {
-    targets.push(await target("compare", values["compare-url"], values["compare-model"], values["compare-api-key"] ?? values["api-key"]));
+    targets.push(
+      await target(
+        "compare",
+        values["compare-url"],
+        values["compare-model"],
+        values["compare-api-key"] ?? values["api-key"],
+      ),
+    );
   }
   const results: TargetResult[] = [];
   for (const current of targets) {
-    const shape = requestShape({ route: values.chat ? "chat" : "completions", model: current.model, maxTokens, temperature, isIgnoreEos: !values["no-ignore-eos"] });
+    const shape = requestShape({
+      route: values.chat ? "chat" : "completions",
+      model: current.model,
+      maxTokens,
+      temperature,
+      isIgnoreEos: !values["no-ignore-eos"],
+    });
     const amount = options.numRequests === null ? `${options.durationSeconds} s` : `${options.numRequests} requests`;
-    process.stderr.write(`load: ${current.url}${shape.path} (${current.model}), ${options.concurrency} connections, ${amount}${options.isStream ? ", streamed" : ""}\n`);
+    process.stderr.write(
+      `load: ${current.url}${shape.path} (${current.model}), ${options.concurrency} connections, ${amount}${options.isStream ? ", streamed" : ""}\n`,
+    );
     results.push(await runTarget(current, shape, prompts, options));
   }
   process.stdout.write(`${table(results)}\n`);
@@ -133,7 +172,14 @@ async function main(): Promise<void> {
     const report = {
       harness: "pagoda bench:load",
       startedAt: new Date().toISOString(),
-      options: { ...options, maxTokens, temperature, route: values.chat ? "chat" : "completions", isIgnoreEos: !values["no-ignore-eos"], numPrompts: prompts.length },
+      options: {
+        ...options,
+        maxTokens,
+        temperature,
+        route: values.chat ? "chat" : "completions",
+        isIgnoreEos: !values["no-ignore-eos"],
+        numPrompts: prompts.length,
+      },
       results,
     };
     writeFileSync(values.out, `${JSON.stringify(report, null, 2)}\n`);

@@ -35,10 +35,14 @@ interface Sample {
 }
 
 async function startServer(): Promise<{ url: string; stop(): Promise<number | null> }> {
-  const child = spawn(process.execPath, ["bin/pagoda.js", "--model", values.model, "--port", "0", "--parallel", "16", "--log-level", "info"], {
-    cwd: repoRoot,
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    ["bin/pagoda.js", "--model", values.model, "--port", "0", "--parallel", "16", "--log-level", "info"],
+    {
+      cwd: repoRoot,
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
   const url = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
     lines.on("line", (line) => {
@@ -64,14 +68,30 @@ function metric(text: string, name: string): number {
 }
 
 /** One connection's loop: a completion, a streamed chat, an abandoned stream, again, until the deadline. */
-async function worker(url: string, model: string, index: number, deadline: number, counts: { ok: number; failed: number; aborted: number }): Promise<void> {
+async function worker(
+  url: string,
+  model: string,
+  index: number,
+  deadline: number,
+  counts: { ok: number; failed: number; aborted: number },
+): Promise<void> {
   const headers = { "content-type": "application/json" };
   for (let round = 0; Date.now() < deadline; round++) {
     const seed = index * 100_000 + round;
     const kind = round % 3;
     try {
       if (kind === 0) {
-        const response = await fetch(`${url}/v1/completions`, { method: "POST", headers, body: JSON.stringify({ model, prompt: `Story ${seed}: Once upon a time`, max_tokens: 48, temperature: 0.8, seed }) });
+        const response = await fetch(`${url}/v1/completions`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify({
+            model,
+            prompt: `Story ${seed}: Once upon a time`,
+            max_tokens: 48,
+            temperature: 0.8,
+            seed,
+          }),
+        });
         await response.text();
         if (response.ok) counts.ok += 1;
         else counts.failed += 1;
@@ -81,7 +101,15 @@ async function worker(url: string, model: string, index: number, deadline: numbe
           method: "POST",
           headers,
           signal: controller.signal,
-          body: JSON.stringify({ model, messages: [{ role: "user", content: `Tell story ${seed}.` }], max_tokens: 64, temperature: 0.8, seed, stream: true, stream_options: { include_usage: true } }),
+          body: JSON.stringify({
+            model,
+            messages: [{ role: "user", content: `Tell story ${seed}.` }],
+            max_tokens: 64,
+            temperature: 0.8,
+            seed,
+            stream: true,
+            stream_options: { include_usage: true },
+          }),
         });
         if (!response.ok || response.body === null) {
           counts.failed += 1;
@@ -123,18 +151,23 @@ const sampler = setInterval(() => {
     });
   });
 }, 10_000);
-await Promise.all(Array.from({ length: Number(values.concurrency) }, (_, index) => worker(server.url, model, index, deadline, counts)));
+await Promise.all(
+  Array.from({ length: Number(values.concurrency) }, (_, index) => worker(server.url, model, index, deadline, counts)),
+);
 clearInterval(sampler);
 const health = await (await fetch(`${server.url}/metrics`)).text();
 const running = metric(health, "vllm:num_requests_running");
 const kvUsage = metric(health, "vllm:kv_cache_usage_perc");
 const exitCode = await server.stop();
 
-const mean = (list: readonly number[]): number => list.reduce((sum, value) => sum + value, 0) / Math.max(1, list.length);
-const window = (fromSeconds: number, toSeconds: number): Sample[] => samples.filter((sample) => sample.atSeconds >= fromSeconds && sample.atSeconds < toSeconds);
+const mean = (list: readonly number[]): number =>
+  list.reduce((sum, value) => sum + value, 0) / Math.max(1, list.length);
+const window = (fromSeconds: number, toSeconds: number): Sample[] =>
+  samples.filter((sample) => sample.atSeconds >= fromSeconds && sample.atSeconds < toSeconds);
 const afterWarmup = window(warmupMs / 1000, warmupMs / 1000 + 60);
 const last = window(durationMs / 1000 - 60, durationMs / 1000 + 1);
-const growth = (key: "rssBytes" | "heapUsedBytes"): number => mean(last.map((sample) => sample[key])) / mean(afterWarmup.map((sample) => sample[key])) - 1;
+const growth = (key: "rssBytes" | "heapUsedBytes"): number =>
+  mean(last.map((sample) => sample[key])) / mean(afterWarmup.map((sample) => sample[key])) - 1;
 const result = {
   model: path.basename(values.model),
   minutes: Number(values.minutes),
@@ -151,8 +184,12 @@ const result = {
   exitCode,
   samples,
 };
-console.log(`soak ${values.minutes} min, ${values.concurrency} connections, ${result.model}: ${counts.ok} ok, ${counts.aborted} abandoned, ${counts.failed} failed`);
-console.log(`RSS ${result.rssAfterWarmupMiB.toFixed(1)} -> ${result.rssEndMiB.toFixed(1)} MiB (${(100 * result.rssGrowth).toFixed(2)}%), heap ${result.heapAfterWarmupMiB.toFixed(1)} -> ${result.heapEndMiB.toFixed(1)} MiB (${(100 * result.heapGrowth).toFixed(2)}%)`);
+console.log(
+  `soak ${values.minutes} min, ${values.concurrency} connections, ${result.model}: ${counts.ok} ok, ${counts.aborted} abandoned, ${counts.failed} failed`,
+);
+console.log(
+  `RSS ${result.rssAfterWarmupMiB.toFixed(1)} -> ${result.rssEndMiB.toFixed(1)} MiB (${(100 * result.rssGrowth).toFixed(2)}%), heap ${result.heapAfterWarmupMiB.toFixed(1)} -> ${result.heapEndMiB.toFixed(1)} MiB (${(100 * result.heapGrowth).toFixed(2)}%)`,
+);
 console.log(`after the load: ${running} running, KV usage ${kvUsage}, exit code ${exitCode}`);
 await mkdir(path.dirname(values.out), { recursive: true });
 await writeFile(values.out, JSON.stringify(result, null, 2));

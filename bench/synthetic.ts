@@ -13,7 +13,8 @@ import { widenFeedForward } from "../src/gguf/widen-ffn.ts";
 
 export async function syntheticModel(shape: string, cacheDir: string): Promise<string> {
   const [dim, layers] = shape.split("x").map(Number);
-  if (dim === undefined || layers === undefined || !(dim > 0) || !(layers > 0)) throw new Error(`--synthetic: expected DxL, got ${shape}`);
+  if (dim === undefined || layers === undefined || !(dim > 0) || !(layers > 0))
+    throw new Error(`--synthetic: expected DxL, got ${shape}`);
   const file = path.join(cacheDir, `bench-synthetic-${dim}x${layers}.gguf`);
   await mkdir(path.dirname(file), { recursive: true });
   await writeSyntheticLlama(file, {
@@ -30,10 +31,19 @@ export async function syntheticModel(shape: string, cacheDir: string): Promise<s
 }
 
 /** The widened target of `source`, written once per (source, width, perturbation) into `cacheDir`. */
-export async function widenedModel(source: string, feedForwardLength: number, perturbation: number, cacheDir: string): Promise<string> {
-  if (!Number.isSafeInteger(feedForwardLength) || feedForwardLength < 1) throw new Error(`--widen-ffn: expected a unit count, got ${feedForwardLength}`);
+export async function widenedModel(
+  source: string,
+  feedForwardLength: number,
+  perturbation: number,
+  cacheDir: string,
+): Promise<string> {
+  if (!Number.isSafeInteger(feedForwardLength) || feedForwardLength < 1)
+    throw new Error(`--widen-ffn: expected a unit count, got ${feedForwardLength}`);
   const file = path.join(cacheDir, `${path.basename(source, ".gguf")}-wide-${feedForwardLength}-p${perturbation}.gguf`);
-  const exists = await access(file).then(() => true, () => false);
+  const exists = await access(file).then(
+    () => true,
+    () => false,
+  );
   if (exists) return file;
   await mkdir(cacheDir, { recursive: true });
   // The writer goes through a temporary sibling, so an interrupted run leaves no truncated model under this name.

@@ -35,7 +35,8 @@ const repeats = Number(values.repeats);
 const levels = values.concurrency.split(",").map(Number);
 const maxConcurrency = Math.max(...levels);
 const PROMPTS = ["Once upon a time", "The little dog", "Lily and Ben went to the park", "One day, a big bird"];
-const promptsFor = (n: number): string[] => Array.from({ length: n }, (_, index) => PROMPTS[index % PROMPTS.length] ?? "");
+const promptsFor = (n: number): string[] =>
+  Array.from({ length: n }, (_, index) => PROMPTS[index % PROMPTS.length] ?? "");
 
 async function bareRun(runtime: Runtime, n: number): Promise<{ durationMs: number; numTokens: number }> {
   const startMs = performance.now();
@@ -48,7 +49,16 @@ async function bareRun(runtime: Runtime, n: number): Promise<{ durationMs: numbe
             runtime.engine.tokenize(prompt, { addBos: true }),
             {
               maxTokens,
-              sampling: { temperature: 0, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, seed: index, topLogprobs: null },
+              sampling: {
+                temperature: 0,
+                topP: 1,
+                topK: 0,
+                minP: 0,
+                presencePenalty: 0,
+                frequencyPenalty: 0,
+                seed: index,
+                topLogprobs: null,
+              },
               stopStrings: [],
               stopTokens: [],
               ignoreEos: true,
@@ -60,10 +70,18 @@ async function bareRun(runtime: Runtime, n: number): Promise<{ durationMs: numbe
         }),
     ),
   );
-  return { durationMs: performance.now() - startMs, numTokens: outputs.reduce((sum, output) => sum + output.numOutputTokens, 0) };
+  return {
+    durationMs: performance.now() - startMs,
+    numTokens: outputs.reduce((sum, output) => sum + output.numOutputTokens, 0),
+  };
 }
 
-function httpRun(worker: Worker, baseUrl: string, modelId: string, n: number): Promise<{ durationMs: number; numTokens: number }> {
+function httpRun(
+  worker: Worker,
+  baseUrl: string,
+  modelId: string,
+  n: number,
+): Promise<{ durationMs: number; numTokens: number }> {
   return new Promise((resolve, reject) => {
     worker.once("message", (message: { durationMs: number; numTokens: number; error?: string }) => {
       if (message.error !== undefined) reject(new Error(message.error));
@@ -78,11 +96,22 @@ function median(numbers: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
 }
 
-
 async function main(): Promise<void> {
-  const modelPath = values.synthetic === undefined ? values.model : await syntheticModel(values.synthetic, path.join(repoRoot, ".cache/pagoda"));
+  const modelPath =
+    values.synthetic === undefined
+      ? values.model
+      : await syntheticModel(values.synthetic, path.join(repoRoot, ".cache/pagoda"));
   const server = await loadRuntimeWith(
-    ["--model", modelPath, "--threads", values.threads, "--parallel", String(maxConcurrency), "--ctx-size", String(maxTokens + 64)],
+    [
+      "--model",
+      modelPath,
+      "--threads",
+      values.threads,
+      "--parallel",
+      String(maxConcurrency),
+      "--ctx-size",
+      String(maxTokens + 64),
+    ],
     { listen: true },
   );
   const runtime = server.runtime;
@@ -107,11 +136,18 @@ async function main(): Promise<void> {
       if (httpResult.numTokens !== n * maxTokens) throw new Error(`HTTP run returned ${httpResult.numTokens} tokens`);
       http.push((httpResult.numTokens / httpResult.durationMs) * 1000);
     }
-    const row = { concurrency: n, bareTokensPerSecond: median(bare), httpTokensPerSecond: median(http), ratio: median(http) / median(bare) };
+    const row = {
+      concurrency: n,
+      bareTokensPerSecond: median(bare),
+      httpTokensPerSecond: median(http),
+      ratio: median(http) / median(bare),
+    };
     rows.push(row);
   }
 
-  console.log(`model ${path.basename(modelPath)}${values.synthetic === undefined ? "" : " (random weights)"}, threads ${values.threads}, ${maxTokens} tokens per stream, median of ${repeats}`);
+  console.log(
+    `model ${path.basename(modelPath)}${values.synthetic === undefined ? "" : " (random weights)"}, threads ${values.threads}, ${maxTokens} tokens per stream, median of ${repeats}`,
+  );
   console.log("streams | bare loop tok/s | HTTP+SSE tok/s | HTTP / bare");
   for (const row of rows) {
     console.log(
@@ -119,7 +155,21 @@ async function main(): Promise<void> {
     );
   }
   await mkdir(path.join(repoRoot, "bench/out"), { recursive: true });
-  await writeFile(path.join(repoRoot, "bench/out/throughput.json"), JSON.stringify({ model: path.basename(modelPath), isSynthetic: values.synthetic !== undefined, threads: values.threads, maxTokens, repeats, rows }, null, 2));
+  await writeFile(
+    path.join(repoRoot, "bench/out/throughput.json"),
+    JSON.stringify(
+      {
+        model: path.basename(modelPath),
+        isSynthetic: values.synthetic !== undefined,
+        threads: values.threads,
+        maxTokens,
+        repeats,
+        rows,
+      },
+      null,
+      2,
+    ),
+  );
   await worker.terminate();
   await server.close();
 }

@@ -58,10 +58,17 @@ const results: Record<string, Record<string, Metrics[]>> = {};
 function record(workload: string, target: Target, metrics: Metrics): void {
   const byTarget = (results[workload] ??= {});
   (byTarget[target.label] ??= []).push(metrics);
-  console.error(`  ${workload} ${target.label}: ${Object.entries(metrics).map(([key, value]) => `${key}=${value}`).join(" ")}`);
+  console.error(
+    `  ${workload} ${target.label}: ${Object.entries(metrics)
+      .map(([key, value]) => `${key}=${value}`)
+      .join(" ")}`,
+  );
 }
 
-const WORDS = "the a little big dog cat girl boy sun tree park ball red blue happy sad ran saw said played went home mom dad friend day night bird fish water sky".split(" ");
+const WORDS =
+  "the a little big dog cat girl boy sun tree park ball red blue happy sad ran saw said played went home mom dad friend day night bird fish water sky".split(
+    " ",
+  );
 
 /** Deterministic text of about `numTokens` tokens (calibrated on the first target's tokenizer), unique per `seed`. */
 let charsPerToken = 3;
@@ -82,7 +89,11 @@ async function calibrate(target: Target): Promise<void> {
   const models = (await (await fetch(`${target.url}/v1/models`)).json()) as { data: { id: string }[] };
   for (const each of targets) each.model = models.data[0]?.id ?? "model";
   const sample = text(1, 1000);
-  const response = await fetch(`${target.url}/tokenize`, { method: "POST", headers: HEADERS, body: JSON.stringify({ content: sample }) });
+  const response = await fetch(`${target.url}/tokenize`, {
+    method: "POST",
+    headers: HEADERS,
+    body: JSON.stringify({ content: sample }),
+  });
   const { tokens } = (await response.json()) as { tokens: unknown[] };
   charsPerToken = sample.length / tokens.length;
 }
@@ -93,7 +104,12 @@ interface Outcome {
   readonly endMs: number;
 }
 
-async function stream(target: Target, route: "completions" | "chat", input: string | { role: string; content: string }[], numTokens: number): Promise<Outcome> {
+async function stream(
+  target: Target,
+  route: "completions" | "chat",
+  input: string | { role: string; content: string }[],
+  numTokens: number,
+): Promise<Outcome> {
   const body = {
     model: target.model,
     max_tokens: numTokens,
@@ -104,7 +120,12 @@ async function stream(target: Target, route: "completions" | "chat", input: stri
     ...(route === "chat" ? { messages: input } : { prompt: input }),
   };
   try {
-    const timing = await timeStream(`${target.url}/v1/${route === "chat" ? "chat/completions" : "completions"}`, HEADERS, body, AbortSignal.timeout(600_000));
+    const timing = await timeStream(
+      `${target.url}/v1/${route === "chat" ? "chat/completions" : "completions"}`,
+      HEADERS,
+      body,
+      AbortSignal.timeout(600_000),
+    );
     return { timing, error: null, endMs: performance.now() };
   } catch (error) {
     return { timing: null, error: error instanceof Error ? error.message : String(error), endMs: performance.now() };
@@ -130,14 +151,26 @@ function summarize(outcomes: readonly Outcome[], startMs: number, prefix = ""): 
 
 async function decode(target: Target, numUsers: number, seed: number): Promise<Metrics> {
   const startMs = performance.now();
-  const outcomes = await Promise.all(Array.from({ length: numUsers }, (_, user) => stream(target, "completions", text(seed * 1000 + user, 32), maxTokens)));
+  const outcomes = await Promise.all(
+    Array.from({ length: numUsers }, (_, user) =>
+      stream(target, "completions", text(seed * 1000 + user, 32), maxTokens),
+    ),
+  );
   return summarize(outcomes, startMs);
 }
 
 /** Median decode tok/s of three runs, after one run that warms the server up. */
-async function decodeTokPerS(target: Target, numUsers: number, seed: number): Promise<{ tokPerS: number; errors: number }> {
+async function decodeTokPerS(
+  target: Target,
+  numUsers: number,
+  seed: number,
+): Promise<{ tokPerS: number; errors: number }> {
   await decode(target, numUsers, seed);
-  const runs = [await decode(target, numUsers, seed + 1), await decode(target, numUsers, seed + 2), await decode(target, numUsers, seed + 3)];
+  const runs = [
+    await decode(target, numUsers, seed + 1),
+    await decode(target, numUsers, seed + 2),
+    await decode(target, numUsers, seed + 3),
+  ];
   return { tokPerS: median(runs.map((run) => run.tokPerS!)), errors: runs.reduce((sum, run) => sum + run.errors!, 0) };
 }
 
@@ -145,10 +178,19 @@ async function fill(target: Target, numUsers: number): Promise<Metrics> {
   const fresh = await decodeTokPerS(target, numUsers, 70);
   const numPrompts = Number(values["fill-prompts"]);
   for (let first = 0; first < numPrompts; first += 4) {
-    await Promise.all([0, 1, 2, 3].filter((index) => first + index < numPrompts).map((index) => stream(target, "completions", text(50_000 + first + index, 1000), 1)));
+    await Promise.all(
+      [0, 1, 2, 3]
+        .filter((index) => first + index < numPrompts)
+        .map((index) => stream(target, "completions", text(50_000 + first + index, 1000), 1)),
+    );
   }
   const after = await decodeTokPerS(target, numUsers, 80);
-  return { freshTokPerS: fresh.tokPerS, afterTokPerS: after.tokPerS, ratio: Math.round((after.tokPerS / fresh.tokPerS) * 100) / 100, errors: fresh.errors + after.errors };
+  return {
+    freshTokPerS: fresh.tokPerS,
+    afterTokPerS: after.tokPerS,
+    ratio: Math.round((after.tokPerS / fresh.tokPerS) * 100) / 100,
+    errors: fresh.errors + after.errors,
+  };
 }
 
 async function chat(target: Target, seed: number): Promise<Metrics> {
@@ -178,10 +220,13 @@ async function chat(target: Target, seed: number): Promise<Metrics> {
 
 async function mixed(target: Target, seed: number): Promise<Metrics> {
   const startMs = performance.now();
-  const decoders = Array.from({ length: 12 }, (_, user) => stream(target, "completions", text(seed * 1000 + user, 32), 256));
+  const decoders = Array.from({ length: 12 }, (_, user) =>
+    stream(target, "completions", text(seed * 1000 + user, 32), 256),
+  );
   const long = Array.from({ length: 4 }, async (_, user) => {
     const mine: Outcome[] = [];
-    for (let index = 0; index < 2; index++) mine.push(await stream(target, "completions", text(seed * 7000 + user * 10 + index, 1500), 16));
+    for (let index = 0; index < 2; index++)
+      mine.push(await stream(target, "completions", text(seed * 7000 + user * 10 + index, 1500), 16));
     return mine;
   });
   const [decoded, prompts] = await Promise.all([Promise.all(decoders), Promise.all(long)]);
@@ -195,13 +240,15 @@ async function overload(target: Target, seed: number): Promise<Metrics> {
     await Promise.all(
       Array.from({ length: numUsers }, async (_, user) => {
         const mine: Outcome[] = [];
-        for (let index = 0; index < 2; index++) mine.push(await stream(target, "completions", text(seed * 1000 + user * 2 + index, 200), maxTokens));
+        for (let index = 0; index < 2; index++)
+          mine.push(await stream(target, "completions", text(seed * 1000 + user * 2 + index, 200), maxTokens));
         return mine;
       }),
     )
   ).flat();
   const errors = outcomes.flatMap((outcome) => (outcome.error === null ? [] : [outcome.error]));
-  if (errors.length > 0) console.error(`  ${target.label} overload errors: ${[...new Set(errors)].slice(0, 3).join("; ")}`);
+  if (errors.length > 0)
+    console.error(`  ${target.label} overload errors: ${[...new Set(errors)].slice(0, 3).join("; ")}`);
   return { completed: outcomes.length - errors.length, ...summarize(outcomes, startMs) };
 }
 
@@ -214,14 +261,24 @@ const userCounts = values.users.split(",").map(Number);
 await calibrate(targets[0]!);
 for (let repeat = 0; repeat < repeats; repeat++) {
   for (const target of rotated(repeat)) {
-    if (only.has("decode")) for (const numUsers of userCounts) record(`decode, ${numUsers} users`, target, await decode(target, numUsers, repeat + 1));
-    if (only.has("chat")) record("chat, 16 users, shared system prompt, 4 turns", target, await chat(target, repeat + 11));
+    if (only.has("decode"))
+      for (const numUsers of userCounts)
+        record(`decode, ${numUsers} users`, target, await decode(target, numUsers, repeat + 1));
+    if (only.has("chat"))
+      record("chat, 16 users, shared system prompt, 4 turns", target, await chat(target, repeat + 11));
     if (only.has("mixed")) record("12 decoders + 4 long prompts", target, await mixed(target, repeat + 21));
-    if (only.has("overload")) record(`overload, ${values["overload-users"]} users`, target, await overload(target, repeat + 31));
+    if (only.has("overload"))
+      record(`overload, ${values["overload-users"]} users`, target, await overload(target, repeat + 31));
   }
 }
 // Filling the cache changes a server for good, so it runs once per target, after everything else.
-if (only.has("fill")) for (const target of targets) record(`decode ${Math.max(...userCounts)} users before/after filling the prefix cache`, target, await fill(target, Math.max(...userCounts)));
+if (only.has("fill"))
+  for (const target of targets)
+    record(
+      `decode ${Math.max(...userCounts)} users before/after filling the prefix cache`,
+      target,
+      await fill(target, Math.max(...userCounts)),
+    );
 
 function median(samples: readonly number[]): number {
   const sorted = [...samples].sort((a, b) => a - b);
@@ -232,10 +289,18 @@ const summary: Record<string, Record<string, Metrics>> = {};
 for (const [workload, byTarget] of Object.entries(results)) {
   console.log(`\n## ${workload} (median of ${Object.values(byTarget)[0]?.length ?? 0})`);
   const keys = Object.keys(Object.values(byTarget)[0]?.[0] ?? {});
-  console.log(`| metric | ${targets.map((target) => target.label).join(" | ")} | ${targets.slice(1).map((target) => `${targets[0]!.label} / ${target.label}`).join(" | ")} |`);
+  console.log(
+    `| metric | ${targets.map((target) => target.label).join(" | ")} | ${targets
+      .slice(1)
+      .map((target) => `${targets[0]!.label} / ${target.label}`)
+      .join(" | ")} |`,
+  );
   console.log(`| --- |${" ---: |".repeat(targets.length * 2 - 1)}`);
   summary[workload] = {};
-  for (const target of targets) summary[workload][target.label] = Object.fromEntries(keys.map((key) => [key, median((byTarget[target.label] ?? []).map((metrics) => metrics[key]!))]));
+  for (const target of targets)
+    summary[workload][target.label] = Object.fromEntries(
+      keys.map((key) => [key, median((byTarget[target.label] ?? []).map((metrics) => metrics[key]!))]),
+    );
   for (const key of keys) {
     const row = targets.map((target) => summary[workload]![target.label]![key]!);
     const ratios = row.slice(1).map((value) => (value > 0 ? `${(row[0]! / value).toFixed(2)}×` : "—"));

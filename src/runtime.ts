@@ -43,7 +43,17 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
   // A request must fit the pool's whole blocks, or it could wait forever and preempt everyone else meanwhile.
   const ctxSize = Math.min(config.ctxSize, Math.floor(kvCacheTokens / config.kvBlockSize) * config.kvBlockSize);
   if (ctxSize < 1) throw new Error(`--kv-cache-tokens ${kvCacheTokens} holds no block of ${config.kvBlockSize} tokens`);
-  log.info({ modelPath: model.path, alias: model.alias, threads: config.threads, parallel: config.parallel, ctxSize, kvCacheTokens }, "loading model");
+  log.info(
+    {
+      modelPath: model.path,
+      alias: model.alias,
+      threads: config.threads,
+      parallel: config.parallel,
+      ctxSize,
+      kvCacheTokens,
+    },
+    "loading model",
+  );
   const engine = await LlamaEngine.load({
     modelPath: model.path,
     threads: config.threads,
@@ -83,9 +93,15 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
   loop.start();
   log.info({ ...engine.info, kvBlocks: scheduler.kv.numBlocks, kvBlockSize: scheduler.kv.blockSize }, "model loaded");
   if (ctxSize > engine.info.trainContextSize) {
-    log.warn({ ctxSize, trainContextSize: engine.info.trainContextSize }, "--ctx-size exceeds the model's training context: quality may drop past it");
+    log.warn(
+      { ctxSize, trainContextSize: engine.info.trainContextSize },
+      "--ctx-size exceeds the model's training context: quality may drop past it",
+    );
   }
-  if (!engine.info.isKvShared) log.warn("KV cache: one slab per sequence (stock addon); run npm run build:addon for the shared pool and prefix caching");
+  if (!engine.info.isKvShared)
+    log.warn(
+      "KV cache: one slab per sequence (stock addon); run npm run build:addon for the shared pool and prefix caching",
+    );
   const planSource = {
     modelPath: model.path,
     ctxSize,
@@ -95,7 +111,12 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     kvType: "f16" as const,
     flashAttention: engine.info.isFlashAttention,
   };
-  if (modelInfo !== null) logStartupSummary(log, modelInfo, planSource, { alias: model.alias, threads: config.threads, backend: engine.backend });
+  if (modelInfo !== null)
+    logStartupSummary(log, modelInfo, planSource, {
+      alias: model.alias,
+      threads: config.threads,
+      backend: engine.backend,
+    });
   return {
     engine,
     loop,
@@ -109,7 +130,11 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
 }
 
 /** The n-gram speculator, when asked for and the addon can hand out raw logits. */
-async function createSpeculator(config: Config, engine: LlamaEngine, log: FastifyBaseLogger): Promise<Speculator | null> {
+async function createSpeculator(
+  config: Config,
+  engine: LlamaEngine,
+  log: FastifyBaseLogger,
+): Promise<Speculator | null> {
   // --draft-model alone is enough to speculate with it, as with llama-server's --model-draft.
   const mode = config.specMode === "off" && config.draftModel !== undefined ? "draft" : config.specMode;
   if (mode === "off") return null;
@@ -119,7 +144,13 @@ async function createSpeculator(config: Config, engine: LlamaEngine, log: Fastif
   }
   const draftModel = mode === "draft" ? new DraftModel(await loadDraftEngine(config, engine, log)) : null;
   log.info({ specMode: mode, draftMax: config.draftMax, draftModel: config.draftModel }, "speculative decoding on");
-  return new Speculator({ maxDraft: config.draftMax, minNgram: 1, maxNgram: 4, draftModel, isAdaptive: config.specAdaptive });
+  return new Speculator({
+    maxDraft: config.draftMax,
+    minNgram: 1,
+    maxNgram: 4,
+    draftModel,
+    isAdaptive: config.specAdaptive,
+  });
 }
 
 /**
@@ -155,9 +186,10 @@ async function loadDraftEngine(config: Config, target: LlamaEngine, log: Fastify
 
 /** Why two models' tokenizers differ, or null: vocabulary size, special tokens, and a probe text's tokens. */
 function tokenizerMismatch(target: LlamaEngine, draft: LlamaEngine): string | null {
-  if (target.info.vocabSize !== draft.info.vocabSize) return `vocabulary ${draft.info.vocabSize} vs ${target.info.vocabSize} tokens`;
+  if (target.info.vocabSize !== draft.info.vocabSize)
+    return `vocabulary ${draft.info.vocabSize} vs ${target.info.vocabSize} tokens`;
   if (target.info.bosToken !== draft.info.bosToken) return `BOS ${draft.info.bosToken} vs ${target.info.bosToken}`;
-  const probe = "Once upon a time, 12 naïve cats said: \"héllo\" 🙂\n\tdone.";
+  const probe = 'Once upon a time, 12 naïve cats said: "héllo" 🙂\n\tdone.';
   const targetTokens = target.tokenize(probe, { addBos: true }).join(",");
   if (draft.tokenize(probe, { addBos: true }).join(",") !== targetTokens) return "a probe text tokenizes differently";
   for (let token = 0; token < target.info.vocabSize; token += Math.max(1, Math.floor(target.info.vocabSize / 512))) {
@@ -182,7 +214,8 @@ function resolveKvCacheTokens(config: Config, model: GgufModelInfo | null, log: 
   const allContexts = config.ctxSize * config.parallel;
   if (config.kvCacheTokens !== undefined) return config.kvCacheTokens;
   if (config.kvCacheMemory === undefined) return allContexts;
-  if (model === null) throw new Error("--kv-cache-memory: the model's GGUF header could not be read to size the KV cache");
+  if (model === null)
+    throw new Error("--kv-cache-memory: the model's GGUF header could not be read to size the KV cache");
   const { kvBytesPerToken } = planMemory(model, {
     ctxSize: config.ctxSize,
     parallel: config.parallel,
@@ -192,9 +225,14 @@ function resolveKvCacheTokens(config: Config, model: GgufModelInfo | null, log: 
   });
   const kvCacheTokens = contextSizeForKvBudget(kvBytesPerToken, 1, config.kvCacheMemory, allContexts);
   if (kvCacheTokens === null) {
-    throw new Error(`--kv-cache-memory: ${config.kvCacheMemory} bytes cannot hold ${KV_CELL_PADDING} tokens; at least ${KV_CELL_PADDING * kvBytesPerToken} bytes are needed`);
+    throw new Error(
+      `--kv-cache-memory: ${config.kvCacheMemory} bytes cannot hold ${KV_CELL_PADDING} tokens; at least ${KV_CELL_PADDING * kvBytesPerToken} bytes are needed`,
+    );
   }
-  log.info({ kvCacheMemory: config.kvCacheMemory, kvBytesPerToken, kvCacheTokens }, "KV pool sized from the memory budget");
+  log.info(
+    { kvCacheMemory: config.kvCacheMemory, kvBytesPerToken, kvCacheTokens },
+    "KV pool sized from the memory budget",
+  );
   return kvCacheTokens;
 }
 

@@ -16,7 +16,16 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -29,7 +38,13 @@ const STAMP_FILE = "llama-addon.pagoda-stamp";
 const STOCK_SUFFIX = ".stock";
 /** Folders of llama.cpp's tree whose headers the addon includes. */
 const HEADER_DIRS = ["include", "ggml/include", "src", "common"];
-const DEFINES = ["-DGGML_BACKEND_SHARED", "-DGGML_SHARED", "-DLLAMA_SHARED", "-DNAPI_VERSION=7", "-DBUILDING_NODE_EXTENSION"];
+const DEFINES = [
+  "-DGGML_BACKEND_SHARED",
+  "-DGGML_SHARED",
+  "-DLLAMA_SHARED",
+  "-DNAPI_VERSION=7",
+  "-DBUILDING_NODE_EXTENSION",
+];
 
 class MissingToolError extends Error {}
 
@@ -87,7 +102,12 @@ function findVariants(packageDir: string): Variant[] {
 /** The llama.cpp libraries the addon links against, by file name (their names carry the release). */
 function librariesIn(binsDir: string): string[] {
   // GPU builds carry the backend in the name: libllama.cuda.v0.4.0.so.
-  const wanted = [/^libllama-common\.so$/, /^libllama(\.[a-z]+)?(\.v[\d.]+)?\.so$/, /^libggml(\.[a-z]+)?(\.v[\d.]+)?\.so$/, /^libggml-base\.so$/];
+  const wanted = [
+    /^libllama-common\.so$/,
+    /^libllama(\.[a-z]+)?(\.v[\d.]+)?\.so$/,
+    /^libggml(\.[a-z]+)?(\.v[\d.]+)?\.so$/,
+    /^libggml-base\.so$/,
+  ];
   const files = readdirSync(binsDir);
   const found = wanted.map((pattern) => files.find((file) => pattern.test(file)));
   return found.every((file) => file !== undefined) ? (found as string[]) : [];
@@ -120,7 +140,10 @@ function prepareSources(packageDir: string, workDir: string): string {
   const sourceDir = path.join(workDir, "src");
   mkdirSync(sourceDir, { recursive: true });
   execFileSync("cp", ["-r", path.join(packageDir, "llama", "addon"), sourceDir]);
-  execFileSync("git", ["apply", "--whitespace=nowarn", "--directory=addon", "-p2", PATCH_FILE], { cwd: sourceDir, stdio: "inherit" });
+  execFileSync("git", ["apply", "--whitespace=nowarn", "--directory=addon", "-p2", PATCH_FILE], {
+    cwd: sourceDir,
+    stdio: "inherit",
+  });
 
   const gitDir = path.join(workDir, "llama.cpp.git");
   const git = (...args: string[]): void => {
@@ -145,9 +168,16 @@ function compilerFlags(workDir: string): string[] {
   }
   const llamaDir = path.join(workDir, "llama.cpp");
   return [
-    "-O2", "-fPIC", "-std=c++17", "-fexceptions", "-w", ...DEFINES,
-    `-I${llamaDir}`, ...HEADER_DIRS.map((dir) => `-I${path.join(llamaDir, dir)}`),
-    `-I${addonApiDir}`, `-I${nodeApiInclude}`,
+    "-O2",
+    "-fPIC",
+    "-std=c++17",
+    "-fexceptions",
+    "-w",
+    ...DEFINES,
+    `-I${llamaDir}`,
+    ...HEADER_DIRS.map((dir) => `-I${path.join(llamaDir, dir)}`),
+    `-I${addonApiDir}`,
+    `-I${nodeApiInclude}`,
   ];
 }
 
@@ -163,8 +193,12 @@ async function run(command: string, args: readonly string[]): Promise<void> {
 async function compile(sourceDir: string, workDir: string): Promise<string[]> {
   const addonDir = path.join(sourceDir, "addon");
   const sources = [
-    ...readdirSync(addonDir).filter((file) => file.endsWith(".cpp")).map((file) => path.join(addonDir, file)),
-    ...readdirSync(path.join(addonDir, "globals")).filter((file) => file.endsWith(".cpp")).map((file) => path.join(addonDir, "globals", file)),
+    ...readdirSync(addonDir)
+      .filter((file) => file.endsWith(".cpp"))
+      .map((file) => path.join(addonDir, file)),
+    ...readdirSync(path.join(addonDir, "globals"))
+      .filter((file) => file.endsWith(".cpp"))
+      .map((file) => path.join(addonDir, "globals", file)),
   ];
   const objectDir = path.join(workDir, "obj");
   mkdirSync(objectDir, { recursive: true });
@@ -223,7 +257,9 @@ async function main(argv: readonly string[]): Promise<number> {
     requireTool("git");
   } catch (error) {
     if (!(error instanceof MissingToolError)) throw error;
-    log(`WARNING: ${error.message}; keeping the stock addon. pagoda will run without the shared KV pool and prefix cache.`);
+    log(
+      `WARNING: ${error.message}; keeping the stock addon. pagoda will run without the shared KV pool and prefix cache.`,
+    );
     return 0;
   }
   const started = Date.now();

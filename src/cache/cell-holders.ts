@@ -102,7 +102,8 @@ export class CellHolders<Block extends HeldBlock> {
   fork(sequenceId: SequenceId, prefix: readonly Block[]): void {
     if ((this.chains.get(sequenceId)?.length ?? 0) > 0) throw new Error(`sequence ${sequenceId} already holds cells`);
     const plan = this.planFork(prefix);
-    if (plan.numBlocks < prefix.length) throw new Error(`only ${plan.numBlocks} of ${prefix.length} prefix blocks have cells to fork`);
+    if (plan.numBlocks < prefix.length)
+      throw new Error(`only ${plan.numBlocks} of ${prefix.length} prefix blocks have cells to fork`);
     const blockSize = this.options.blockSize;
     if (plan.saved !== null) {
       if (!this.ops.restoreCells(plan.saved.cells, sequenceId, plan.numSavedBlocks * blockSize)) {
@@ -159,7 +160,8 @@ export class CellHolders<Block extends HeldBlock> {
       const chain = this.chainOfHolder(holder);
       if (chain.length === 0 && typeof holder !== "number") throw new Error("a saved prefix holds no block");
       for (const block of chain) {
-        if (this.holders.get(block.id)?.has(holder) !== true) throw new Error(`${describe(holder)} holds block ${block.id} unrecorded`);
+        if (this.holders.get(block.id)?.has(holder) !== true)
+          throw new Error(`${describe(holder)} holds block ${block.id} unrecorded`);
       }
     }
     for (const [blockId, holders] of this.holders) {
@@ -170,12 +172,15 @@ export class CellHolders<Block extends HeldBlock> {
       }
     }
     for (const block of cachedBlocks) {
-      if (block.hash !== null && (this.holders.get(block.id)?.size ?? 0) === 0) throw new Error(`cached block ${block.id} has no cells`);
+      if (block.hash !== null && (this.holders.get(block.id)?.size ?? 0) === 0)
+        throw new Error(`cached block ${block.id} has no cells`);
     }
     let numSavedTokens = 0;
     for (const prefix of this.saved) numSavedTokens += prefix.cells.numTokens;
-    if (numSavedTokens !== this.numSavedTokensTotal) throw new Error(`saved tokens counted ${this.numSavedTokensTotal}, held ${numSavedTokens}`);
-    if (numSavedTokens > this.options.maxSavedTokens) throw new Error(`saved prefixes hold ${numSavedTokens} tokens, over the limit`);
+    if (numSavedTokens !== this.numSavedTokensTotal)
+      throw new Error(`saved tokens counted ${this.numSavedTokensTotal}, held ${numSavedTokens}`);
+    if (numSavedTokens > this.options.maxSavedTokens)
+      throw new Error(`saved prefixes hold ${numSavedTokens} tokens, over the limit`);
   }
 
   private planFork(prefix: readonly Block[]): ForkPlan<Block> {
@@ -188,7 +193,9 @@ export class CellHolders<Block extends HeldBlock> {
       let covered = 0;
       while (covered < prefix.length && prefixSaved.chain[covered] === prefix[covered]) covered++;
       // The most blocks, then the smallest copy.
-      const isBetter = covered > bestCovered || (best !== null && covered === bestCovered && prefixSaved.cells.numTokens < best.cells.numTokens);
+      const isBetter =
+        covered > bestCovered ||
+        (best !== null && covered === bestCovered && prefixSaved.cells.numTokens < best.cells.numTokens);
       if (!isBetter) continue;
       roomCells ??= this.numFreeCellsAtLeast();
       if (prefixSaved.cells.numTokens > roomCells) continue;
@@ -232,7 +239,10 @@ export class CellHolders<Block extends HeldBlock> {
     for (const block of prefix.chain) this.holdersOf(block).add(prefix);
     // A saved prefix that the new one extends is redundant; the new one holds all its blocks, so none is uncached.
     for (const candidate of older) {
-      if (candidate.chain.length <= prefix.chain.length && candidate.chain.every((block, index) => prefix.chain[index] === block)) {
+      if (
+        candidate.chain.length <= prefix.chain.length &&
+        candidate.chain.every((block, index) => prefix.chain[index] === block)
+      ) {
         this.dropFrom(candidate, 0, null);
       }
     }

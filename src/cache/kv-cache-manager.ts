@@ -221,7 +221,9 @@ export class KvCacheManager {
   truncate(requestId: string, numComputedTokens: number): void {
     const state = this.stateOf(requestId);
     if (!Number.isInteger(numComputedTokens) || numComputedTokens < 0 || numComputedTokens > state.numComputedTokens) {
-      throw new RangeError(`request ${requestId}: cannot roll back to ${numComputedTokens} of ${state.numComputedTokens} tokens`);
+      throw new RangeError(
+        `request ${requestId}: cannot roll back to ${numComputedTokens} of ${state.numComputedTokens} tokens`,
+      );
     }
     const numKept = this.numBlocksNeeded(numComputedTokens);
     if (state.hashes.length > Math.floor(numComputedTokens / this.blockSize)) {

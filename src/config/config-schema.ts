@@ -86,7 +86,9 @@ export const ConfigSchema = z
       .string()
       .min(1)
       .optional()
-      .describe("Model id reported by /v1/models and accepted in requests. Defaults to the model file name without extension."),
+      .describe(
+        "Model id reported by /v1/models and accepted in requests. Defaults to the model file name without extension.",
+      ),
     modelsDir: z
       .string()
       .min(1)
@@ -97,7 +99,11 @@ export const ConfigSchema = z
       .min(1)
       .default("./.cache/pagoda")
       .describe("Directory where generated artifacts such as the synthetic model are written."),
-    host: z.string().min(1).default("127.0.0.1").describe("Interface to listen on. Use 0.0.0.0 to accept remote connections."),
+    host: z
+      .string()
+      .min(1)
+      .default("127.0.0.1")
+      .describe("Interface to listen on. Use 0.0.0.0 to accept remote connections."),
     port: z.int().min(0).max(65535).default(8080).describe("TCP port to listen on; 0 picks a free port."),
     threads: z
       .int()
@@ -113,8 +119,16 @@ export const ConfigSchema = z
       .max(256)
       .default(8)
       .describe("Maximum number of sequences decoded concurrently; further requests wait in the queue."),
-    ctxSize: z.int().min(16).default(2048).describe("Context size in tokens for each sequence (prompt plus completion)."),
-    batchSize: z.int().min(1).default(512).describe("Token budget for one engine step, shared by all running sequences."),
+    ctxSize: z
+      .int()
+      .min(16)
+      .default(2048)
+      .describe("Context size in tokens for each sequence (prompt plus completion)."),
+    batchSize: z
+      .int()
+      .min(1)
+      .default(512)
+      .describe("Token budget for one engine step, shared by all running sequences."),
     prefillBudget: z
       .int()
       .min(1)
@@ -128,14 +142,14 @@ export const ConfigSchema = z
       .enum(GPU_BACKENDS)
       .default("auto")
       .describe(
-        "GPU backend. \"auto\" uses the best available backend and falls back to CPU; " +
-          "\"false\" forces CPU, which gives reproducible startup on machines without a GPU.",
+        'GPU backend. "auto" uses the best available backend and falls back to CPU; ' +
+          '"false" forces CPU, which gives reproducible startup on machines without a GPU.',
       ),
     flashAttn: z
       .enum(FLASH_ATTENTION_MODES)
       .default("auto")
       .describe(
-        "Flash attention. \"auto\" enables it on GPU backends and for the shared KV pool (its kernel skips the " +
+        'Flash attention. "auto" enables it on GPU backends and for the shared KV pool (its kernel skips the ' +
           "other sequences' masked cells), and disables it for CPU slabs, where it was slower in our measurements.",
       ),
     logLevel: z.enum(LOG_LEVELS).default("info").describe("Minimum level of log lines written to stdout."),
@@ -175,8 +189,16 @@ export const ConfigSchema = z
         "Tokens in the shared KV pool of all sequences. Defaults to ctxSize x parallel; smaller pools queue and " +
           "preempt requests instead of failing them.",
       ),
-    kvBlockSize: z.int().min(1).max(1024).default(16).describe("Tokens per KV block: the unit the pool hands out and caches by prefix."),
-    prefixCaching: z.boolean().default(true).describe("Reuse the KV cache of identical prompt prefixes across requests."),
+    kvBlockSize: z
+      .int()
+      .min(1)
+      .max(1024)
+      .default(16)
+      .describe("Tokens per KV block: the unit the pool hands out and caches by prefix."),
+    prefixCaching: z
+      .boolean()
+      .default(true)
+      .describe("Reuse the KV cache of identical prompt prefixes across requests."),
     specMode: z
       .enum(SPEC_MODES)
       .default("off")
@@ -188,13 +210,20 @@ export const ConfigSchema = z
     specAdaptive: z
       .boolean()
       .default(true)
-      .describe("Choose the draft length per request and step from acceptance and measured step times; false always drafts draftMax."),
+      .describe(
+        "Choose the draft length per request and step from acceptance and measured step times; false always drafts draftMax.",
+      ),
     draftModel: z
       .string()
       .min(1)
       .optional()
       .describe("GGUF of the draft model for --spec-mode draft: a small model with the target's tokenizer."),
-    draftMax: z.int().min(1).max(32).default(4).describe("Most draft tokens per request and step; fewer when drafts are rarely accepted."),
+    draftMax: z
+      .int()
+      .min(1)
+      .max(32)
+      .default(4)
+      .describe("Most draft tokens per request and step; fewer when drafts are rarely accepted."),
     kvLayout: z
       .enum(KV_LAYOUTS)
       .default("shared")
@@ -206,15 +235,20 @@ export const ConfigSchema = z
       .array(z.string().min(1))
       .default([])
       .describe(
-        "API keys clients must send as \"Authorization: Bearer <key>\". Repeat the flag, or give a comma-separated " +
+        'API keys clients must send as "Authorization: Bearer <key>". Repeat the flag, or give a comma-separated ' +
           "list or a JSON array. With no key (here or in apiKeyFile) the server is open to anyone who can reach it.",
       ),
     apiKeyFile: z
       .string()
       .min(1)
       .optional()
-      .describe("File of API keys, one per line (blank lines and lines starting with # are skipped), added to apiKey. Keeps keys out of the process list."),
-    metricsAuth: z.boolean().default(false).describe("Require an API key on /metrics as well. /health is always public."),
+      .describe(
+        "File of API keys, one per line (blank lines and lines starting with # are skipped), added to apiKey. Keeps keys out of the process list.",
+      ),
+    metricsAuth: z
+      .boolean()
+      .default(false)
+      .describe("Require an API key on /metrics as well. /health is always public."),
     maxTokensLimit: z
       .int()
       .min(0)
@@ -228,7 +262,9 @@ export const ConfigSchema = z
       .int()
       .min(1)
       .default(256)
-      .describe("Longest stop string in characters (at most 4 stop strings, as OpenAI allows); every token is checked against each."),
+      .describe(
+        "Longest stop string in characters (at most 4 stop strings, as OpenAI allows); every token is checked against each.",
+      ),
     maxPromptTokens: z
       .int()
       .min(0)
@@ -238,16 +274,22 @@ export const ConfigSchema = z
       .int()
       .min(1024)
       .default(8 * 1024 * 1024)
-      .describe("Largest request body in bytes; larger ones are answered 413. A 128k-token prompt is about half a megabyte of JSON."),
+      .describe(
+        "Largest request body in bytes; larger ones are answered 413. A 128k-token prompt is about half a megabyte of JSON.",
+      ),
     corsOrigin: z
       .array(z.string().min(1))
       .default([])
-      .describe("Origins browsers may call the API from (CORS), e.g. https://app.example.com; \"*\" allows any. CORS is off when empty."),
+      .describe(
+        'Origins browsers may call the API from (CORS), e.g. https://app.example.com; "*" allows any. CORS is off when empty.',
+      ),
     rateLimit: z
       .int()
       .min(0)
       .default(0)
-      .describe("Requests each API key (or client IP when no keys are configured) may make per rateLimitWindow; 0 turns rate limiting off."),
+      .describe(
+        "Requests each API key (or client IP when no keys are configured) may make per rateLimitWindow; 0 turns rate limiting off.",
+      ),
     rateLimitWindow: z.int().min(1).default(60).describe("Length of the rate-limit window in seconds."),
     trustProxy: z
       .int()
@@ -263,7 +305,9 @@ export const ConfigSchema = z
       .int()
       .min(0)
       .default(600)
-      .describe("Seconds a generation may run, queue time included, before it is stopped and answered 504; 0 means no limit."),
+      .describe(
+        "Seconds a generation may run, queue time included, before it is stopped and answered 504; 0 means no limit.",
+      ),
     shutdownGrace: z
       .int()
       .min(0)
@@ -315,7 +359,8 @@ export function describeAllowed(key: ConfigKey): string {
   const inner = unwrap(ConfigSchema.shape[key]);
   if (inner instanceof z.ZodEnum) return `one of ${inner.options.join(", ")}`;
   if (inner instanceof z.ZodBoolean) return "true or false";
-  if (inner instanceof z.ZodArray) return "non-empty strings: the flag repeated, a comma-separated list or a JSON array";
+  if (inner instanceof z.ZodArray)
+    return "non-empty strings: the flag repeated, a comma-separated list or a JSON array";
   if (inner instanceof z.ZodNumber) {
     // z.int() reports the safe-integer limits when no explicit bound was set.
     const min = inner.minValue !== null && inner.minValue > Number.MIN_SAFE_INTEGER ? inner.minValue : undefined;

@@ -1,14 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { ConfigError } from "./config-error.ts";
-import {
-  CONFIG_KEYS,
-  ConfigSchema,
-  describeAllowed,
-  valueKind,
-  type Config,
-  type ConfigKey,
-} from "./config-schema.ts";
+import { CONFIG_KEYS, ConfigSchema, describeAllowed, valueKind, type Config, type ConfigKey } from "./config-schema.ts";
 
 export interface LoadConfigOptions {
   /** Command-line arguments without the node and script paths, i.e. `process.argv.slice(2)`. */
@@ -123,7 +116,14 @@ const PATH_KEYS: readonly ConfigKey[] = ["model", "modelsDir", "cacheDir", "apiK
 const SECRET_KEYS: readonly ConfigKey[] = ["apiKey"];
 
 const BOOLEAN_WORDS: Readonly<Record<string, boolean>> = {
-  true: true, false: false, "1": true, "0": false, yes: true, no: false, on: true, off: false,
+  true: true,
+  false: false,
+  "1": true,
+  "0": false,
+  yes: true,
+  no: false,
+  on: true,
+  off: false,
 };
 
 /** One value after validation, remembering where it came from for path resolution. */
@@ -208,7 +208,11 @@ function coerce(key: ConfigKey, raw: string): unknown {
 /** "a, b" or '["a","b"]' → ["a", "b"]; text that is neither is passed through for validation to report. */
 function parseList(raw: string): unknown {
   const text = raw.trim();
-  if (!text.startsWith("[")) return text.split(",").map((item) => item.trim()).filter((item) => item.length > 0);
+  if (!text.startsWith("["))
+    return text
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item.length > 0);
   try {
     return JSON.parse(text) as unknown;
   } catch {
@@ -234,7 +238,8 @@ function readConfigFile(shownPath: string, cwd: string): Setting[] {
   try {
     data = JSON.parse(readFileSync(filePath, "utf8"));
   } catch (error) {
-    const reason = error instanceof SyntaxError ? `is not valid JSON (${error.message})` : `cannot be read (${errorText(error)})`;
+    const reason =
+      error instanceof SyntaxError ? `is not valid JSON (${error.message})` : `cannot be read (${errorText(error)})`;
     throw new ConfigError(`--config: ${shownPath} ${reason}`, { setting: "--config", cause: error });
   }
   if (typeof data !== "object" || data === null || Array.isArray(data)) {
@@ -245,9 +250,12 @@ function readConfigFile(shownPath: string, cwd: string): Setting[] {
     const label = `${name} (in ${shownPath})`;
     const key = CONFIG_KEYS.find((candidate) => candidate === name);
     if (key === undefined) {
-      throw new ConfigError(`${label}: unknown setting${suggest(name, CONFIG_KEYS)}; allowed keys: ${CONFIG_KEYS.join(", ")}`, {
-        setting: label,
-      });
+      throw new ConfigError(
+        `${label}: unknown setting${suggest(name, CONFIG_KEYS)}; allowed keys: ${CONFIG_KEYS.join(", ")}`,
+        {
+          setting: label,
+        },
+      );
     }
     // JSON already carries types, so file values are validated as written, not coerced; a list may also be one
     // comma-separated string.
@@ -280,9 +288,12 @@ function parseArgv(argv: readonly string[], cwd: string): ParsedArgs {
     const arg = argv[i] as string;
     if (arg === "--help" || arg === "-h") continue;
     if (!arg.startsWith("--") || arg === "--") {
-      throw new ConfigError(`unexpected argument ${JSON.stringify(arg)}; settings are given as --name value (see --help)`, {
-        setting: arg,
-      });
+      throw new ConfigError(
+        `unexpected argument ${JSON.stringify(arg)}; settings are given as --name value (see --help)`,
+        {
+          setting: arg,
+        },
+      );
     }
     const eq = arg.indexOf("=");
     const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
@@ -364,15 +375,26 @@ export function renderHelp(): string {
     const flag = FLAG_NAMES[key];
     const kind = valueKind(key);
     const placeholder = kind === "integer" ? "n" : PATH_KEYS.includes(key) ? "path" : "value";
-    const usage = kind === "boolean" ? `--${flag}, --no-${flag}` : `--${flag} <${placeholder}>${kind === "list" ? " (repeatable)" : ""}`;
+    const usage =
+      kind === "boolean"
+        ? `--${flag}, --no-${flag}`
+        : `--${flag} <${placeholder}>${kind === "list" ? " (repeatable)" : ""}`;
     const value = defaults[key];
     const fallback = Array.isArray(value) && value.length === 0 ? undefined : value;
     lines.push(`  ${usage}`);
     lines.push(`      env ${ENV_VARS[key]}, file key "${key}"`);
     lines.push(...wrap(ConfigSchema.shape[key].description ?? "", "      "));
-    lines.push(...wrap(`Allowed: ${describeAllowed(key)}. Default: ${fallback === undefined ? "none" : String(fallback)}.`, "      "));
+    lines.push(
+      ...wrap(
+        `Allowed: ${describeAllowed(key)}. Default: ${fallback === undefined ? "none" : String(fallback)}.`,
+        "      ",
+      ),
+    );
   }
-  lines.push("  --config <path>", ...wrap("JSON file of settings; relative paths in it resolve against its directory.", "      "));
+  lines.push(
+    "  --config <path>",
+    ...wrap("JSON file of settings; relative paths in it resolve against its directory.", "      "),
+  );
   lines.push("  -h, --help", "      Print this help and exit.");
   return `${lines.join("\n")}\n`;
 }

@@ -185,7 +185,8 @@ export class FakeEngine implements Engine {
 
   restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean {
     const sequence = this.sequences.get(dst);
-    if (sequence === undefined || sequence.cells.length > 0) throw new Error(`sequence ${dst} is not acquired or holds cells`);
+    if (sequence === undefined || sequence.cells.length > 0)
+      throw new Error(`sequence ${dst} is not acquired or holds cells`);
     const tokens = (saved as Partial<FakeSavedCells>).tokens;
     if (tokens === undefined || numTokens > tokens.length) throw new Error("these cells were not saved by this engine");
     // As llama.cpp does, every saved cell goes in first, then the sequence is cut to what was asked for.
@@ -199,9 +200,12 @@ export class FakeEngine implements Engine {
   shareCells(src: SequenceId, dst: SequenceId, startPos: number, endPos: number): void {
     const from = this.sequences.get(src);
     const to = this.sequences.get(dst);
-    if (from === undefined || to === undefined || src === dst) throw new Error(`cannot share cells from ${src} to ${dst}`);
-    if (to.cells.length !== startPos) throw new Error(`sequence ${dst} holds ${to.cells.length} cells, a fork at ${startPos} would leave a gap`);
-    if (endPos > from.cells.length) throw new Error(`sequence ${src} holds no cells at ${from.cells.length}..${endPos}`);
+    if (from === undefined || to === undefined || src === dst)
+      throw new Error(`cannot share cells from ${src} to ${dst}`);
+    if (to.cells.length !== startPos)
+      throw new Error(`sequence ${dst} holds ${to.cells.length} cells, a fork at ${startPos} would leave a gap`);
+    if (endPos > from.cells.length)
+      throw new Error(`sequence ${src} holds no cells at ${from.cells.length}..${endPos}`);
     for (let position = startPos; position < endPos; position++) {
       const cell = from.cells[position]!;
       this.cellHolders[cell]! += 1;
@@ -211,8 +215,10 @@ export class FakeEngine implements Engine {
 
   async embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]> {
     return inputs.map((tokens) => {
-      const embedding = Array.from({ length: this.info.embeddingSize }, (_, index) =>
-        tokens.reduce((sum, token, position) => sum + Math.sin(token * (index + 1) + position), 0) / tokens.length,
+      const embedding = Array.from(
+        { length: this.info.embeddingSize },
+        (_, index) =>
+          tokens.reduce((sum, token, position) => sum + Math.sin(token * (index + 1) + position), 0) / tokens.length,
       );
       return { embedding, numTokens: tokens.length };
     });
@@ -240,7 +246,9 @@ export class FakeEngine implements Engine {
     const sequence = this.sequences.get(item.sequenceId);
     if (sequence === undefined) throw new Error(`sequence ${item.sequenceId} is not acquired`);
     if (item.startPos !== sequence.cells.length) {
-      throw new Error(`sequence ${item.sequenceId}: step starts at ${item.startPos}, cache holds ${sequence.cells.length}`);
+      throw new Error(
+        `sequence ${item.sequenceId}: step starts at ${item.startPos}, cache holds ${sequence.cells.length}`,
+      );
     }
     for (const token of item.tokens) this.placeToken(sequence, token);
     const numRaw = Math.min(item.returnLogits ?? 0, item.tokens.length);
@@ -258,11 +266,16 @@ export class FakeEngine implements Engine {
     if (!item.shouldSample) return { sequenceId: item.sequenceId, token: null, logprobs: null };
     sequence.numGenerated += 1;
     const token = this.nextToken(sequence, sequence.sampling);
-    const logprobs = sequence.sampling.topLogprobs === null ? null : {
-      logprob: -0.5,
-      top: [{ token, logprob: -0.5 }, { token: token === FIRST_CHAR_TOKEN ? FIRST_CHAR_TOKEN + 1 : FIRST_CHAR_TOKEN, logprob: -1.5 }]
-        .slice(0, sequence.sampling.topLogprobs),
-    };
+    const logprobs =
+      sequence.sampling.topLogprobs === null
+        ? null
+        : {
+            logprob: -0.5,
+            top: [
+              { token, logprob: -0.5 },
+              { token: token === FIRST_CHAR_TOKEN ? FIRST_CHAR_TOKEN + 1 : FIRST_CHAR_TOKEN, logprob: -1.5 },
+            ].slice(0, sequence.sampling.topLogprobs),
+          };
     return { sequenceId: item.sequenceId, token, logprobs };
   }
 

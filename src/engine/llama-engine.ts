@@ -110,7 +110,13 @@ export class LlamaEngine implements Engine {
   private readonly deferred: (() => void)[] = [];
   private isDisposed = false;
 
-  private constructor(llama: Llama, model: LlamaModel, internals: LlamaInternals, native: NativeContext, options: ResolvedOptions) {
+  private constructor(
+    llama: Llama,
+    model: LlamaModel,
+    internals: LlamaInternals,
+    native: NativeContext,
+    options: ResolvedOptions,
+  ) {
     this.llama = llama;
     this.model = model;
     this.native = native;
@@ -151,13 +157,18 @@ export class LlamaEngine implements Engine {
       const internals = getInternals(model);
       const wantsShared = (options.kvLayout ?? "shared") === "shared";
       if (wantsShared && !internals.isPatched) {
-        options.onNativeLog?.("warn", "the llama addon lacks pagoda's patch (npm run build:addon): one KV slab per sequence, no prefix cache");
+        options.onNativeLog?.(
+          "warn",
+          "the llama addon lacks pagoda's patch (npm run build:addon): one KV slab per sequence, no prefix cache",
+        );
       }
       const isShared = wantsShared && internals.isPatched;
       const resolved: ResolvedOptions = {
         ...options,
         kvLayout: isShared ? "shared" : "slabs",
-        kvCacheTokens: isShared ? (options.kvCacheTokens ?? options.contextSize * options.numSequences) : options.contextSize * options.numSequences,
+        kvCacheTokens: isShared
+          ? (options.kvCacheTokens ?? options.contextSize * options.numSequences)
+          : options.contextSize * options.numSequences,
         flashAttention: resolveFlashAttention(options.flashAttention ?? "auto", llama.gpu !== false, isShared),
       };
       const native = internals.createContext({
@@ -240,7 +251,8 @@ export class LlamaEngine implements Engine {
   async step(items: readonly StepItem[]): Promise<StepOutput[]> {
     if (this.isDisposed) throw new Error("engine is disposed");
     const numTokens = items.reduce((sum, item) => sum + item.tokens.length, 0);
-    if (numTokens > this.info.batchSize) throw new Error(`step of ${numTokens} tokens exceeds batch size ${this.info.batchSize}`);
+    if (numTokens > this.info.batchSize)
+      throw new Error(`step of ${numTokens} tokens exceeds batch size ${this.info.batchSize}`);
     const native = this.native;
     this.isStepping = true;
     try {
@@ -255,9 +267,12 @@ export class LlamaEngine implements Engine {
           rawLogitIndexes.push(new Uint32Array(0));
           continue;
         }
-        const wanted = numRaw > 0
-          ? Uint32Array.from({ length: numRaw }, (_, index) => item.tokens.length - numRaw + index)
-          : item.shouldSample ? Uint32Array.of(item.tokens.length - 1) : new Uint32Array(0);
+        const wanted =
+          numRaw > 0
+            ? Uint32Array.from({ length: numRaw }, (_, index) => item.tokens.length - numRaw + index)
+            : item.shouldSample
+              ? Uint32Array.of(item.tokens.length - 1)
+              : new Uint32Array(0);
         const returned = native.addToBatch(slot.id, item.startPos, Uint32Array.from(item.tokens), wanted);
         logitIndexes.push(item.shouldSample && numRaw === 0 ? (returned[0] ?? null) : null);
         rawLogitIndexes.push(numRaw > 0 ? returned : new Uint32Array(0));
@@ -266,7 +281,9 @@ export class LlamaEngine implements Engine {
       // Raw logits are read on this thread before any sampler starts, so llama.cpp's lazy output reorder runs once.
       const rawLogits = rawLogitIndexes.map((indexes) => (indexes.length === 0 ? null : this.readLogits(indexes)));
       const outputs = await this.sampleAll(items, logitIndexes);
-      return outputs.map((output, index) => (rawLogits[index] == null ? output : { ...output, logits: rawLogits[index] }));
+      return outputs.map((output, index) =>
+        rawLogits[index] == null ? output : { ...output, logits: rawLogits[index] },
+      );
     } finally {
       this.isStepping = false;
       this.flushDeferred();
@@ -310,7 +327,8 @@ export class LlamaEngine implements Engine {
 
   restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean {
     const native = this.idlePatchedContext("restoring KV cells", [dst]);
-    if (!(saved instanceof HostCells) || saved.bytes === null) throw new TypeError("these cells were not saved by this engine");
+    if (!(saved instanceof HostCells) || saved.bytes === null)
+      throw new TypeError("these cells were not saved by this engine");
     if (numTokens > saved.numTokens) throw new RangeError(`${saved.numTokens} saved cells cannot restore ${numTokens}`);
     if (!native.restoreSequenceCells(dst, saved.bytes)) return false;
     if (numTokens < saved.numTokens) native.removeTokenCellsFromSequence(dst, numTokens, -1);
@@ -376,7 +394,11 @@ export class LlamaEngine implements Engine {
     }
     const embeddingContext = this.embeddingContext;
     this.embeddingContext = null;
-    if (embeddingContext !== null) await embeddingContext.then((context) => context.dispose(), () => undefined);
+    if (embeddingContext !== null)
+      await embeddingContext.then(
+        (context) => context.dispose(),
+        () => undefined,
+      );
     await this.native.dispose();
     await this.model.dispose();
     void this.llama;
@@ -393,7 +415,9 @@ export class LlamaEngine implements Engine {
     if (first < 0) return items.map((item) => ({ sequenceId: item.sequenceId, token: null, logprobs: null }));
     const firstOutput = await this.sample(items[first]!, logitIndexes[first] ?? null);
     // Every sampler finishes before the step ends, failed or not: a released sequence disposes its native sampler.
-    const settled = await Promise.allSettled(items.map((item, index) => (index === first ? firstOutput : this.sample(item, logitIndexes[index] ?? null))));
+    const settled = await Promise.allSettled(
+      items.map((item, index) => (index === first ? firstOutput : this.sample(item, logitIndexes[index] ?? null))),
+    );
     return settled.map((result) => {
       if (result.status === "rejected") throw result.reason;
       return result.value;
@@ -406,7 +430,8 @@ export class LlamaEngine implements Engine {
     const sampling = slot.sampling;
     const sampler = slot.sampler;
     if (sampling === null || sampler === null) throw new Error(`sequence ${item.sequenceId} has no sampler`);
-    if (sampling.temperature > 0 || hasPenalties(sampling)) sampler.applyConfig(toNativeConfig(sampling, slot.history, this.info.contextSize));
+    if (sampling.temperature > 0 || hasPenalties(sampling))
+      sampler.applyConfig(toNativeConfig(sampling, slot.history, this.info.contextSize));
     const wantsLogprobs = sampling.topLogprobs !== null;
     const [token, probabilities] = await this.native.sampleToken(logitIndex, sampler, wantsLogprobs);
     if (token < 0) return { sequenceId: item.sequenceId, token: null, logprobs: null };
@@ -486,8 +511,14 @@ function hasPenalties(sampling: SamplingParams): boolean {
  * token draws from a random stream seeded for its output position, so a sequence resumed on a new sampler after a
  * preemption continues exactly as it would have.
  */
-function toNativeConfig(sampling: SamplingParams, history: readonly TokenId[], penaltyWindow: number): NativeSamplerConfig {
-  const config: NativeSamplerConfig = { seed: sampling.temperature > 0 ? seedAtPosition(sampling.seed, history.length) : sampling.seed >>> 0 };
+function toNativeConfig(
+  sampling: SamplingParams,
+  history: readonly TokenId[],
+  penaltyWindow: number,
+): NativeSamplerConfig {
+  const config: NativeSamplerConfig = {
+    seed: sampling.temperature > 0 ? seedAtPosition(sampling.seed, history.length) : sampling.seed >>> 0,
+  };
   if (sampling.temperature > 0) {
     config.temperature = sampling.temperature;
     if (sampling.topK > 0) config.topK = sampling.topK;

@@ -43,7 +43,12 @@ export interface NativeContext {
   dispose(): Promise<void>;
   getContextSize(): number;
   initBatch(size: number): void;
-  addToBatch(sequenceId: number, firstTokenSequenceIndex: number, tokens: Uint32Array, logitIndexes: Uint32Array): Uint32Array;
+  addToBatch(
+    sequenceId: number,
+    firstTokenSequenceIndex: number,
+    tokens: Uint32Array,
+    logitIndexes: Uint32Array,
+  ): Uint32Array;
   decodeBatch(): Promise<void>;
   sampleToken(
     batchLogitIndex: number,
@@ -84,8 +89,16 @@ export interface LlamaInternals {
 }
 
 const CONTEXT_METHODS = [
-  "init", "dispose", "getContextSize", "initBatch", "addToBatch", "decodeBatch", "sampleToken",
-  "removeTokenCellsFromSequence", "getSequenceKvCacheMinPosition", "getSequenceKvCacheMaxPosition",
+  "init",
+  "dispose",
+  "getContextSize",
+  "initBatch",
+  "addToBatch",
+  "decodeBatch",
+  "sampleToken",
+  "removeTokenCellsFromSequence",
+  "getSequenceKvCacheMinPosition",
+  "getSequenceKvCacheMaxPosition",
 ];
 const PATCH_METHODS = ["copySequenceCells", "getLogits", "isKvUnified", "saveSequenceCells", "restoreSequenceCells"];
 
@@ -106,7 +119,8 @@ export function getInternals(model: LlamaModel): LlamaInternals {
   const bindings = isRecord(llama) ? llama["_bindings"] : undefined;
   const samplerClass = isRecord(bindings) ? bindings["AddonSampler"] : undefined;
   const contextClass = isRecord(bindings) ? bindings["AddonContext"] : undefined;
-  const prototype: unknown = typeof contextClass === "function" ? (contextClass as { prototype: unknown }).prototype : undefined;
+  const prototype: unknown =
+    typeof contextClass === "function" ? (contextClass as { prototype: unknown }).prototype : undefined;
   if (
     nativeModel == null ||
     typeof samplerClass !== "function" ||

@@ -32,7 +32,11 @@ export function derivedMetadata(
     return kv;
   });
   if (stringKv(metadata, "general.name", fail) === null) {
-    derived.push({ key: "general.name", type: "string", value: basename(change.sourcePath, extname(change.sourcePath)) + change.nameSuffix });
+    derived.push({
+      key: "general.name",
+      type: "string",
+      value: basename(change.sourcePath, extname(change.sourcePath)) + change.nameSuffix,
+    });
   }
   return derived;
 }

@@ -13,18 +13,18 @@ export const MIN_SYNTHETIC_VOCAB_SIZE = 3 + 256 + 1 + CHAT_MARKERS.length;
 
 /** ChatML, using the two chat markers at the end of the vocabulary. */
 export const SYNTHETIC_CHAT_TEMPLATE =
-    "{% for message in messages %}" +
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}" +
-    "{% endfor %}" +
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  "{% for message in messages %}" +
+  "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}" +
+  "{% endfor %}" +
+  "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
 const COMMON_WORDS = (
-    "the of and to a in is you that it he was for on are as with his they I at be this have from or one had by " +
-    "word but not what all were we when your can said there use an each which she do how their if will up other " +
-    "about out many then them these so some her would make like him into time has look two more write go see " +
-    "number no way could people my than first water been call who oil its now find long down day did get come " +
-    "made may part hello world yes test model token text chat user assistant system answer question good new " +
-    "say here where help thank please"
+  "the of and to a in is you that it he was for on are as with his they I at be this have from or one had by " +
+  "word but not what all were we when your can said there use an each which she do how their if will up other " +
+  "about out many then them these so some her would make like him into time has look two more write go see " +
+  "number no way could people my than first water been call who oil its now find long down day did get come " +
+  "made may part hello world yes test model token text chat user assistant system answer question good new " +
+  "say here where help thank please"
 ).split(" ");
 
 /**
@@ -32,58 +32,55 @@ const COMMON_WORDS = (
  * SentencePiece bigram merge can actually reach whole words; earlier pieces get higher scores.
  */
 function normalPieces(count: number): string[] {
-    const pieces = new Set<string>();
-    const add = (piece: string): void => {
-        if (pieces.size < count) pieces.add(piece);
-    };
-    const lower = [..."abcdefghijklmnopqrstuvwxyz"];
-    const upper = lower.map((letter) => letter.toUpperCase());
-    const digits = [..."0123456789"];
+  const pieces = new Set<string>();
+  const add = (piece: string): void => {
+    if (pieces.size < count) pieces.add(piece);
+  };
+  const lower = [..."abcdefghijklmnopqrstuvwxyz"];
+  const upper = lower.map((letter) => letter.toUpperCase());
+  const digits = [..."0123456789"];
 
-    add(SPACE);
-    for (const letter of lower) add(SPACE + letter);
-    for (const char of [...lower, ...upper, ...digits, ...".,!?'\":;-()[]{}/*+=<>#@&%$_|~`^\\"]) add(char);
-    for (const char of [...upper, ...digits]) add(SPACE + char);
-    for (const word of COMMON_WORDS)
-        for (let end = 1; end <= word.length; end++) add(SPACE + word.slice(0, end));
-    for (const first of lower)
-        for (const second of lower) add(first + second);
-    for (const first of lower)
-        for (const second of lower) add(SPACE + first + second);
-    // Filler for vocabularies larger than the list above (a real 128k vocabulary, say). Few texts merge into
-    // these pieces, and those that do still detokenize to themselves.
-    for (let i = 0; pieces.size < count; i++) add(`${SPACE}tok${i}`);
-    return [...pieces];
+  add(SPACE);
+  for (const letter of lower) add(SPACE + letter);
+  for (const char of [...lower, ...upper, ...digits, ...".,!?'\":;-()[]{}/*+=<>#@&%$_|~`^\\"]) add(char);
+  for (const char of [...upper, ...digits]) add(SPACE + char);
+  for (const word of COMMON_WORDS) for (let end = 1; end <= word.length; end++) add(SPACE + word.slice(0, end));
+  for (const first of lower) for (const second of lower) add(first + second);
+  for (const first of lower) for (const second of lower) add(SPACE + first + second);
+  // Filler for vocabularies larger than the list above (a real 128k vocabulary, say). Few texts merge into
+  // these pieces, and those that do still detokenize to themselves.
+  for (let i = 0; pieces.size < count; i++) add(`${SPACE}tok${i}`);
+  return [...pieces];
 }
 
 export interface SyntheticVocabulary {
-    tokens: string[];
-    scores: number[];
-    types: number[];
+  tokens: string[];
+  scores: number[];
+  types: number[];
 }
 
 /** Token texts, scores and types for `vocabSize` tokens (at least {@link MIN_SYNTHETIC_VOCAB_SIZE}). */
 export function buildSyntheticVocabulary(vocabSize: number): SyntheticVocabulary {
-    if (!Number.isSafeInteger(vocabSize) || vocabSize < MIN_SYNTHETIC_VOCAB_SIZE)
-        throw new RangeError(`vocabSize must be at least ${MIN_SYNTHETIC_VOCAB_SIZE}`);
-    const tokens = ["<unk>", "<s>", "</s>"];
-    const types: number[] = [TOKEN_TYPE.unknown, TOKEN_TYPE.control, TOKEN_TYPE.control];
-    for (let byte = 0; byte < 256; byte++) {
-        tokens.push(`<0x${byte.toString(16).toUpperCase().padStart(2, "0")}>`);
-        types.push(TOKEN_TYPE.byte);
-    }
-    const scores = tokens.map(() => 0);
-    const pieces = normalPieces(vocabSize - tokens.length - CHAT_MARKERS.length);
-    pieces.forEach((piece, index) => {
-        tokens.push(piece);
-        types.push(TOKEN_TYPE.normal);
-        scores.push(-index);
-    });
-    // Chat markers go last so ids 0..258 keep the standard SentencePiece byte-fallback layout.
-    for (const marker of CHAT_MARKERS) {
-        tokens.push(marker);
-        types.push(TOKEN_TYPE.control);
-        scores.push(0);
-    }
-    return { tokens, scores, types };
+  if (!Number.isSafeInteger(vocabSize) || vocabSize < MIN_SYNTHETIC_VOCAB_SIZE)
+    throw new RangeError(`vocabSize must be at least ${MIN_SYNTHETIC_VOCAB_SIZE}`);
+  const tokens = ["<unk>", "<s>", "</s>"];
+  const types: number[] = [TOKEN_TYPE.unknown, TOKEN_TYPE.control, TOKEN_TYPE.control];
+  for (let byte = 0; byte < 256; byte++) {
+    tokens.push(`<0x${byte.toString(16).toUpperCase().padStart(2, "0")}>`);
+    types.push(TOKEN_TYPE.byte);
+  }
+  const scores = tokens.map(() => 0);
+  const pieces = normalPieces(vocabSize - tokens.length - CHAT_MARKERS.length);
+  pieces.forEach((piece, index) => {
+    tokens.push(piece);
+    types.push(TOKEN_TYPE.normal);
+    scores.push(-index);
+  });
+  // Chat markers go last so ids 0..258 keep the standard SentencePiece byte-fallback layout.
+  for (const marker of CHAT_MARKERS) {
+    tokens.push(marker);
+    types.push(TOKEN_TYPE.control);
+    scores.push(0);
+  }
+  return { tokens, scores, types };
 }

@@ -14,9 +14,9 @@ const MULBERRY32_STEP = 0x6d2b79f5;
 
 /** mulberry32's output for one state: a uniform float in [0, 1). */
 function mulberry32Mix(state: number): number {
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  let t = Math.imul(state ^ (state >>> 15), state | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 }
 
 /**
@@ -24,27 +24,26 @@ function mulberry32Mix(state: number): number {
  * A plain loop rather than a closure per draw: this is the hot path of writing a multi-GB model.
  */
 function fillIrwinHall(out: Float32Array, state: number, scale: number): number {
-    let s = state;
-    for (let i = 0; i < out.length; i++) {
-        s = (s + MULBERRY32_STEP) >>> 0;
-        const a = mulberry32Mix(s);
-        s = (s + MULBERRY32_STEP) >>> 0;
-        const b = mulberry32Mix(s);
-        s = (s + MULBERRY32_STEP) >>> 0;
-        const c = mulberry32Mix(s);
-        s = (s + MULBERRY32_STEP) >>> 0;
-        const d = mulberry32Mix(s);
-        out[i] = (a + b + c + d - 2) * scale;
-    }
-    return s;
+  let s = state;
+  for (let i = 0; i < out.length; i++) {
+    s = (s + MULBERRY32_STEP) >>> 0;
+    const a = mulberry32Mix(s);
+    s = (s + MULBERRY32_STEP) >>> 0;
+    const b = mulberry32Mix(s);
+    s = (s + MULBERRY32_STEP) >>> 0;
+    const c = mulberry32Mix(s);
+    s = (s + MULBERRY32_STEP) >>> 0;
+    const d = mulberry32Mix(s);
+    out[i] = (a + b + c + d - 2) * scale;
+  }
+  return s;
 }
 
 /** FNV-1a, so each tensor gets its own stream independent of generation order. */
 function hashName(seed: number, name: string): number {
-    let hash = (0x811c9dc5 ^ seed) >>> 0;
-    for (let i = 0; i < name.length; i++)
-        hash = Math.imul(hash ^ name.charCodeAt(i), 0x01000193) >>> 0;
-    return hash;
+  let hash = (0x811c9dc5 ^ seed) >>> 0;
+  for (let i = 0; i < name.length; i++) hash = Math.imul(hash ^ name.charCodeAt(i), 0x01000193) >>> 0;
+  return hash;
 }
 
 /**
@@ -53,14 +52,18 @@ function hashName(seed: number, name: string): number {
  * it needs no transcendental functions, keeping files byte-identical across JS engines.
  */
 export function* syntheticWeights(
-    name: string, count: number, rowLength: number, seed: number, std: number
+  name: string,
+  count: number,
+  rowLength: number,
+  seed: number,
+  std: number,
 ): Generator<Float32Array> {
-    let state = hashName(seed, name);
-    const scale = std * Math.sqrt(3);
-    const chunkValues = Math.max(1, Math.floor(CHUNK_VALUES / rowLength)) * rowLength;
-    for (let start = 0; start < count; start += chunkValues) {
-        const out = new Float32Array(Math.min(chunkValues, count - start));
-        state = fillIrwinHall(out, state, scale);
-        yield out;
-    }
+  let state = hashName(seed, name);
+  const scale = std * Math.sqrt(3);
+  const chunkValues = Math.max(1, Math.floor(CHUNK_VALUES / rowLength)) * rowLength;
+  for (let start = 0; start < count; start += chunkValues) {
+    const out = new Float32Array(Math.min(chunkValues, count - start));
+    state = fillIrwinHall(out, state, scale);
+    yield out;
+  }
 }

@@ -57,7 +57,12 @@ export class ServerMetrics {
   constructor(registry: Registry) {
     this.registry = registry;
     collectDefaultMetrics({ register: registry });
-    this.http = new Counter({ name: "pagoda_http_responses_total", help: "HTTP responses by status code.", labelNames: ["code"], registers: [registry] });
+    this.http = new Counter({
+      name: "pagoda_http_responses_total",
+      help: "HTTP responses by status code.",
+      labelNames: ["code"],
+      registers: [registry],
+    });
     this.rejected = new Counter({
       name: "pagoda_requests_rejected_total",
       help: "Requests refused before reaching the engine, by reason (queue_full and rate_limited answer 429, unauthorized 401, limit_exceeded 400).",
@@ -153,7 +158,11 @@ class ModelMetrics {
   private numDecodes = 0;
   private readonly acceptedPerPosition: Counter<"model_name" | "engine" | "position">;
   private lastSpec: SpecStats = { numDrafts: 0, numDraftTokens: 0, numAcceptedTokens: 0, acceptedPerPosition: [] };
-  private lastKv: Pick<KvCacheState, "prefixQueriedTokens" | "prefixHitTokens" | "numPreemptions"> = { prefixQueriedTokens: 0, prefixHitTokens: 0, numPreemptions: 0 };
+  private lastKv: Pick<KvCacheState, "prefixQueriedTokens" | "prefixHitTokens" | "numPreemptions"> = {
+    prefixQueriedTokens: 0,
+    prefixHitTokens: 0,
+    numPreemptions: 0,
+  };
 
   constructor(registry: Registry, source: MetricsSource) {
     const labels = { model_name: source.modelName, engine: ENGINE };
@@ -198,7 +207,10 @@ class ModelMetrics {
       },
     });
     this.counters = {
-      prefixQueries: counter("vllm:prefix_cache_queries_total", "Prefix cache queries, in terms of number of queried tokens."),
+      prefixQueries: counter(
+        "vllm:prefix_cache_queries_total",
+        "Prefix cache queries, in terms of number of queried tokens.",
+      ),
       prefixHits: counter("vllm:prefix_cache_hits_total", "Prefix cache hits, in terms of number of cached tokens."),
       preemptions: counter("vllm:num_preemptions_total", "Cumulative number of preemption from the engine."),
       promptTokens: counter("vllm:prompt_tokens_total", "Number of prefill tokens processed."),
@@ -206,12 +218,32 @@ class ModelMetrics {
       drafts: counter("vllm:spec_decode_num_drafts_total", "Number of spec decoding drafts."),
       draftTokens: counter("vllm:spec_decode_num_draft_tokens_total", "Number of draft tokens."),
       acceptedTokens: counter("vllm:spec_decode_num_accepted_tokens_total", "Number of accepted tokens."),
-      llamaPromptTokens: counterUnlabelled(registry, "llamacpp:prompt_tokens_total", "Number of prompt tokens processed."),
+      llamaPromptTokens: counterUnlabelled(
+        registry,
+        "llamacpp:prompt_tokens_total",
+        "Number of prompt tokens processed.",
+      ),
       llamaPromptSeconds: counterUnlabelled(registry, "llamacpp:prompt_seconds_total", "Prompt process time."),
-      llamaPredicted: counterUnlabelled(registry, "llamacpp:tokens_predicted_total", "Number of generation tokens processed."),
-      llamaPredictedSeconds: counterUnlabelled(registry, "llamacpp:tokens_predicted_seconds_total", "Predict process time."),
-      llamaDraftTokens: counterUnlabelled(registry, "llamacpp:spec_decode_num_draft_tokens_total", "Number of draft tokens."),
-      llamaAcceptedTokens: counterUnlabelled(registry, "llamacpp:spec_decode_num_accepted_tokens_total", "Number of accepted draft tokens."),
+      llamaPredicted: counterUnlabelled(
+        registry,
+        "llamacpp:tokens_predicted_total",
+        "Number of generation tokens processed.",
+      ),
+      llamaPredictedSeconds: counterUnlabelled(
+        registry,
+        "llamacpp:tokens_predicted_seconds_total",
+        "Predict process time.",
+      ),
+      llamaDraftTokens: counterUnlabelled(
+        registry,
+        "llamacpp:spec_decode_num_draft_tokens_total",
+        "Number of draft tokens.",
+      ),
+      llamaAcceptedTokens: counterUnlabelled(
+        registry,
+        "llamacpp:spec_decode_num_accepted_tokens_total",
+        "Number of accepted draft tokens.",
+      ),
     };
     this.acceptedPerPosition = new Counter({
       name: "vllm:spec_decode_num_accepted_tokens_per_pos_total",
@@ -228,19 +260,63 @@ class ModelMetrics {
     for (const reason of FINISH_REASONS) this.success.labels({ ...labels, finished_reason: reason }).inc(0);
     const tokenBuckets = build125Buckets(source.maxModelLen);
     this.histograms = {
-      ttft: histogram("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", TIME_TO_FIRST_TOKEN_BUCKETS),
-      itl: histogram("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", INTER_TOKEN_LATENCY_BUCKETS),
-      e2e: histogram("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", REQUEST_LATENCY_BUCKETS),
-      queue: histogram("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", REQUEST_LATENCY_BUCKETS),
-      inference: histogram("vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.", REQUEST_LATENCY_BUCKETS),
-      prefill: histogram("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.", REQUEST_LATENCY_BUCKETS),
-      decode: histogram("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", REQUEST_LATENCY_BUCKETS),
+      ttft: histogram(
+        "vllm:time_to_first_token_seconds",
+        "Histogram of time to first token in seconds.",
+        TIME_TO_FIRST_TOKEN_BUCKETS,
+      ),
+      itl: histogram(
+        "vllm:inter_token_latency_seconds",
+        "Histogram of inter-token latency in seconds.",
+        INTER_TOKEN_LATENCY_BUCKETS,
+      ),
+      e2e: histogram(
+        "vllm:e2e_request_latency_seconds",
+        "Histogram of e2e request latency in seconds.",
+        REQUEST_LATENCY_BUCKETS,
+      ),
+      queue: histogram(
+        "vllm:request_queue_time_seconds",
+        "Histogram of time spent in WAITING phase for request.",
+        REQUEST_LATENCY_BUCKETS,
+      ),
+      inference: histogram(
+        "vllm:request_inference_time_seconds",
+        "Histogram of time spent in RUNNING phase for request.",
+        REQUEST_LATENCY_BUCKETS,
+      ),
+      prefill: histogram(
+        "vllm:request_prefill_time_seconds",
+        "Histogram of time spent in PREFILL phase for request.",
+        REQUEST_LATENCY_BUCKETS,
+      ),
+      decode: histogram(
+        "vllm:request_decode_time_seconds",
+        "Histogram of time spent in DECODE phase for request.",
+        REQUEST_LATENCY_BUCKETS,
+      ),
       promptTokens: histogram("vllm:request_prompt_tokens", "Number of prefill tokens processed.", tokenBuckets),
-      generationTokens: histogram("vllm:request_generation_tokens", "Number of generation tokens processed.", tokenBuckets),
-      iterationTokens: histogram("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", ITERATION_TOKENS_BUCKETS),
-      maxTokens: histogram("vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.", tokenBuckets),
+      generationTokens: histogram(
+        "vllm:request_generation_tokens",
+        "Number of generation tokens processed.",
+        tokenBuckets,
+      ),
+      iterationTokens: histogram(
+        "vllm:iteration_tokens_total",
+        "Histogram of number of tokens per engine_step.",
+        ITERATION_TOKENS_BUCKETS,
+      ),
+      maxTokens: histogram(
+        "vllm:request_params_max_tokens",
+        "Histogram of the max_tokens request parameter.",
+        tokenBuckets,
+      ),
     };
-    this.requestParamsN = histogram("vllm:request_params_n", "Histogram of the n request parameter.", REQUEST_PARAMS_N_BUCKETS);
+    this.requestParamsN = histogram(
+      "vllm:request_params_n",
+      "Histogram of the n request parameter.",
+      REQUEST_PARAMS_N_BUCKETS,
+    );
     new Gauge({
       name: "vllm:cache_config_info",
       help: "Information of the LLMEngine CacheConfig",
@@ -257,7 +333,12 @@ class ModelMetrics {
       .set(1);
 
     this.llamaDecodes = counterUnlabelled(registry, "llamacpp:n_decode_total", "Total number of llama_decode() calls.");
-    gauge("llamacpp:n_busy_slots_per_decode", "Average number of busy slots per llama_decode() call.", () => (this.numDecodes === 0 ? 0 : this.numBusySlots / this.numDecodes), false);
+    gauge(
+      "llamacpp:n_busy_slots_per_decode",
+      "Average number of busy slots per llama_decode() call.",
+      () => (this.numDecodes === 0 ? 0 : this.numBusySlots / this.numDecodes),
+      false,
+    );
     gauge("llamacpp:kv_cache_usage_ratio", "KV-cache usage. 1 means 100 percent usage.", kvUsage, false);
     gauge("llamacpp:kv_cache_tokens", "KV-cache tokens.", () => source.numKvTokens(), false);
     gauge("llamacpp:requests_processing", "Number of requests processing.", () => source.numRunning(), false);
@@ -297,7 +378,8 @@ class ModelMetrics {
       this.counters.llamaAcceptedTokens?.inc(spec.numAcceptedTokens - last.numAcceptedTokens);
       spec.acceptedPerPosition.forEach((count, position) => {
         const increment = count - (last.acceptedPerPosition[position] ?? 0);
-        if (increment > 0) this.acceptedPerPosition.labels({ ...this.labels, position: String(position) }).inc(increment);
+        if (increment > 0)
+          this.acceptedPerPosition.labels({ ...this.labels, position: String(position) }).inc(increment);
       });
       this.lastSpec = spec;
     }

@@ -8,66 +8,66 @@ const padUp = (value: number, padding: number): number => Math.ceil(value / padd
 
 /** How llama.cpp lays out the context for these options. */
 export interface ContextLayout {
-    readonly numSequences: number;
-    readonly isKvUnified: boolean;
-    /** KV streams: one per sequence, or one shared pool. */
-    readonly numKvStreams: number;
-    /** Cells each stream has for full-attention layers (`n_ctx_seq`). */
-    readonly kvCellsPerStream: number;
-    /** Cells each stream has for sliding-window layers; equals `kvCellsPerStream` without sliding windows. */
-    readonly swaKvCellsPerStream: number;
-    /** Total context (`n_ctx`). */
-    readonly contextTokens: number;
-    readonly batchSize: number;
-    readonly ubatchSize: number;
-    readonly flashAttention: boolean;
-    readonly kvType: KvCacheType;
+  readonly numSequences: number;
+  readonly isKvUnified: boolean;
+  /** KV streams: one per sequence, or one shared pool. */
+  readonly numKvStreams: number;
+  /** Cells each stream has for full-attention layers (`n_ctx_seq`). */
+  readonly kvCellsPerStream: number;
+  /** Cells each stream has for sliding-window layers; equals `kvCellsPerStream` without sliding windows. */
+  readonly swaKvCellsPerStream: number;
+  /** Total context (`n_ctx`). */
+  readonly contextTokens: number;
+  readonly batchSize: number;
+  readonly ubatchSize: number;
+  readonly flashAttention: boolean;
+  readonly kvType: KvCacheType;
 }
 
 /** Mirrors `LlamaContext` (node-llama-cpp) and `llama_context`'s constructor (llama.cpp). */
 export function resolveContextLayout(model: GgufModelInfo, options: PlanOptions): ContextLayout {
-    const sequences = options.parallel;
-    const isUnified = options.kvCacheTokens != null;
-    const isQuantized = options.kvType === "q8_0" || options.kvType === "q4_0";
-    const flashAttention = options.flashAttention ?? isQuantized;
-    if (isQuantized && !flashAttention)
-        throw new RangeError(`a ${options.kvType} V cache needs flash attention; llama.cpp refuses it without`);
+  const sequences = options.parallel;
+  const isUnified = options.kvCacheTokens != null;
+  const isQuantized = options.kvType === "q8_0" || options.kvType === "q4_0";
+  const flashAttention = options.flashAttention ?? isQuantized;
+  if (isQuantized && !flashAttention)
+    throw new RangeError(`a ${options.kvType} V cache needs flash attention; llama.cpp refuses it without`);
 
-    let contextTokens: number;
-    let cellsPerStream: number;
-    if (isUnified) {
-        contextTokens = padUp(options.kvCacheTokens!, CONTEXT_PAD);
-        cellsPerStream = contextTokens;
-    } else {
-        // node-llama-cpp pads each sequence's context up unless that would pass the training context.
-        let perSequence = options.ctxSize;
-        const padded = padUp(Math.max(2, perSequence), CONTEXT_PAD);
-        const train = model.contextLength;
-        if (train !== null && perSequence <= train && padded < train)
-            perSequence = padded;
-        const requested = padUp(perSequence * sequences, CONTEXT_PAD);
-        cellsPerStream = padUp(Math.floor(requested / sequences), CONTEXT_PAD);
-        contextTokens = cellsPerStream * sequences;
-    }
+  let contextTokens: number;
+  let cellsPerStream: number;
+  if (isUnified) {
+    contextTokens = padUp(options.kvCacheTokens!, CONTEXT_PAD);
+    cellsPerStream = contextTokens;
+  } else {
+    // node-llama-cpp pads each sequence's context up unless that would pass the training context.
+    let perSequence = options.ctxSize;
+    const padded = padUp(Math.max(2, perSequence), CONTEXT_PAD);
+    const train = model.contextLength;
+    if (train !== null && perSequence <= train && padded < train) perSequence = padded;
+    const requested = padUp(perSequence * sequences, CONTEXT_PAD);
+    cellsPerStream = padUp(Math.floor(requested / sequences), CONTEXT_PAD);
+    contextTokens = cellsPerStream * sequences;
+  }
 
-    // node-llama-cpp reserves one extra batch slot for models with sliding windows.
-    const extraSlot = model.slidingWindow !== null ? 1 : 0;
-    const batchSize = Math.min(contextTokens, Math.max(options.batchSize, sequences) + extraSlot);
-    const ubatchSize = Math.min(batchSize, options.ubatchSize ?? batchSize);
-    const window = model.slidingWindow;
-    const swaCells = window === null
-        ? cellsPerStream
-        : padUp(Math.min(cellsPerStream, window * (isUnified ? sequences : 1) + ubatchSize), CONTEXT_PAD);
-    return {
-        numSequences: sequences,
-        isKvUnified: isUnified,
-        numKvStreams: isUnified ? 1 : sequences,
-        kvCellsPerStream: cellsPerStream,
-        swaKvCellsPerStream: swaCells,
-        contextTokens,
-        batchSize,
-        ubatchSize,
-        flashAttention,
-        kvType: options.kvType
-    };
+  // node-llama-cpp reserves one extra batch slot for models with sliding windows.
+  const extraSlot = model.slidingWindow !== null ? 1 : 0;
+  const batchSize = Math.min(contextTokens, Math.max(options.batchSize, sequences) + extraSlot);
+  const ubatchSize = Math.min(batchSize, options.ubatchSize ?? batchSize);
+  const window = model.slidingWindow;
+  const swaCells =
+    window === null
+      ? cellsPerStream
+      : padUp(Math.min(cellsPerStream, window * (isUnified ? sequences : 1) + ubatchSize), CONTEXT_PAD);
+  return {
+    numSequences: sequences,
+    isKvUnified: isUnified,
+    numKvStreams: isUnified ? 1 : sequences,
+    kvCellsPerStream: cellsPerStream,
+    swaKvCellsPerStream: swaCells,
+    contextTokens,
+    batchSize,
+    ubatchSize,
+    flashAttention,
+    kvType: options.kvType,
+  };
 }

@@ -73,7 +73,13 @@ export class Request {
   isAbortRequested = false;
   firstTokenMs: number | null = null;
 
-  constructor(id: RequestId, promptTokens: readonly TokenId[], params: GenerationParams, sink: RequestSink, arrivalMs: number) {
+  constructor(
+    id: RequestId,
+    promptTokens: readonly TokenId[],
+    params: GenerationParams,
+    sink: RequestSink,
+    arrivalMs: number,
+  ) {
     this.id = id;
     this.promptTokens = promptTokens;
     this.params = params;

@@ -160,7 +160,8 @@ export class Scheduler {
       enablePrefixCaching: engine.info.isKvShared && (options.enablePrefixCaching ?? true),
       onEvict: (block) => this.holders.onEvict(block),
     });
-    if (this.kv.numBlocks < 1) throw new RangeError(`a KV pool of ${engine.info.kvCacheTokens} tokens holds no block of ${blockSize}`);
+    if (this.kv.numBlocks < 1)
+      throw new RangeError(`a KV pool of ${engine.info.kvCacheTokens} tokens holds no block of ${blockSize}`);
   }
 
   /** Most tokens one request can ever hold: its context, bounded by the whole pool. */
@@ -178,7 +179,9 @@ export class Scheduler {
     if (speculator == null || pending.length === 0) return plan;
     let drafted: Map<string, TokenId[]>;
     try {
-      drafted = await speculator.draftPending(pending.map(({ request, drafts }) => ({ request: specRequestOf(request), numDraft: drafts.length })));
+      drafted = await speculator.draftPending(
+        pending.map(({ request, drafts }) => ({ request: specRequestOf(request), numDraft: drafts.length })),
+      );
     } catch {
       drafted = new Map();
     }
@@ -186,7 +189,11 @@ export class Scheduler {
       if (!pending.includes(entry)) return entry;
       const drafts = drafted.get(entry.request.id) ?? [];
       const realTokens = entry.item.tokens.slice(0, entry.item.tokens.length - entry.drafts.length);
-      return { ...entry, drafts, item: { ...entry.item, tokens: [...realTokens, ...drafts], returnLogits: 1 + drafts.length } };
+      return {
+        ...entry,
+        drafts,
+        item: { ...entry.item, tokens: [...realTokens, ...drafts], returnLogits: 1 + drafts.length },
+      };
     });
     return { ...plan, scheduled, numTokens: scheduled.reduce((sum, entry) => sum + entry.item.tokens.length, 0) };
   }
@@ -291,7 +298,10 @@ export class Scheduler {
     const prefilling = this.running.filter((request) => request.numComputedTokens < request.promptTokens.length);
     // What the step carries before drafts, for the speculator's cost model.
     const specStep = {
-      numTokens: Math.min(budget, decoding.length + prefilling.reduce((sum, request) => sum + request.numTokens - request.numComputedTokens, 0)),
+      numTokens: Math.min(
+        budget,
+        decoding.length + prefilling.reduce((sum, request) => sum + request.numTokens - request.numComputedTokens, 0),
+      ),
       numSequences: this.running.length,
     };
     // With decoders in the step, prompt chunks share a budget of their own (vLLM's bounded chunked prefill).
@@ -304,7 +314,9 @@ export class Scheduler {
       const drafts = this.proposeDrafts(request, budget, specStep);
       specStep.numTokens += drafts.length;
       const numNewTokens =
-        drafts.length > 0 ? 1 + drafts.length : Math.min(request.numTokens - request.numComputedTokens, budget, isPrefill ? prefillBudget : budget);
+        drafts.length > 0
+          ? 1 + drafts.length
+          : Math.min(request.numTokens - request.numComputedTokens, budget, isPrefill ? prefillBudget : budget);
       let blocks = this.kv.allocateSlots(request.id, { numNewTokens });
       while (blocks === null) {
         const victim = this.pickVictim(null);
@@ -321,9 +333,12 @@ export class Scheduler {
       if (isPrefill) prefillBudget -= item.tokens.length;
     }
     // As in vLLM, nothing new is admitted in a step that had to preempt: the pool is full.
-    if (!hasPreempted) budget = this.admitWaiting(Math.min(budget, prefillBudget), scheduled, preempt) + Math.max(0, budget - prefillBudget);
+    if (!hasPreempted)
+      budget =
+        this.admitWaiting(Math.min(budget, prefillBudget), scheduled, preempt) + Math.max(0, budget - prefillBudget);
     const numPromptTokens = scheduled.reduce(
-      (sum, { request, item }) => sum + Math.max(0, Math.min(request.promptTokens.length, item.startPos + item.tokens.length) - item.startPos),
+      (sum, { request, item }) =>
+        sum + Math.max(0, Math.min(request.promptTokens.length, item.startPos + item.tokens.length) - item.startPos),
       0,
     );
     return { scheduled, numTokens: this.options.maxNumBatchedTokens - budget, numPromptTokens, numFinishedBeforeStep };
@@ -378,7 +393,13 @@ export class Scheduler {
     if (!this.text.has(request.id)) {
       request.numCachedTokens = Math.min(prefix.numTokens, request.promptTokens.length);
       const detokenizer = new IncrementalDetokenizer((tokens) => this.engine.detokenize(tokens), request.promptTokens);
-      this.text.set(request.id, { detokenizer, numSentChars: 0, scheduledMs: this.now(), lastTokenMs: null, interTokenMs: [] });
+      this.text.set(request.id, {
+        detokenizer,
+        numSentChars: 0,
+        scheduledMs: this.now(),
+        lastTokenMs: null,
+        interTokenMs: [],
+      });
     }
   }
 
@@ -387,9 +408,14 @@ export class Scheduler {
   }
 
   /** Drafts for a decoding request under speculation; none otherwise, or when they would not fit. */
-  private proposeDrafts(request: Request, budget: number, step: { readonly numTokens: number; readonly numSequences: number }): TokenId[] {
+  private proposeDrafts(
+    request: Request,
+    budget: number,
+    step: { readonly numTokens: number; readonly numSequences: number },
+  ): TokenId[] {
     const speculator = this.options.speculator;
-    if (speculator == null || !this.isSpeculative(request) || request.numComputedTokens !== request.numTokens - 1) return [];
+    if (speculator == null || !this.isSpeculative(request) || request.numComputedTokens !== request.numTokens - 1)
+      return [];
     // Room in the step, in max_tokens (the last token comes from verification) and in the context.
     const limit = Math.min(
       budget - 1,
@@ -404,7 +430,11 @@ export class Scheduler {
     const prefix = this.kv.findCachedPrefix(tokens);
     const numBlocks = this.holders.numForkable(prefix.blocks);
     if (numBlocks === prefix.blocks.length) return prefix;
-    return { blocks: prefix.blocks.slice(0, numBlocks), hashes: prefix.hashes.slice(0, numBlocks), numTokens: numBlocks * this.kv.blockSize };
+    return {
+      blocks: prefix.blocks.slice(0, numBlocks),
+      hashes: prefix.hashes.slice(0, numBlocks),
+      numTokens: numBlocks * this.kv.blockSize,
+    };
   }
 
   /**
@@ -415,7 +445,11 @@ export class Scheduler {
     let victim: Request | null = null;
     for (const request of this.running) {
       if (above !== null && request.priority <= above) continue;
-      if (victim === null || request.priority > victim.priority || (request.priority === victim.priority && request.arrivalMs >= victim.arrivalMs)) {
+      if (
+        victim === null ||
+        request.priority > victim.priority ||
+        (request.priority === victim.priority && request.arrivalMs >= victim.arrivalMs)
+      ) {
         victim = request;
       }
     }
@@ -449,7 +483,9 @@ export class Scheduler {
     const timeoutMs = this.options.queueTimeoutMs ?? 0;
     if (timeoutMs <= 0) return 0;
     const now = this.now();
-    const expired = this.waiting.filter((request) => request.numPreemptions === 0 && now - request.arrivalMs > timeoutMs);
+    const expired = this.waiting.filter(
+      (request) => request.numPreemptions === 0 && now - request.arrivalMs > timeoutMs,
+    );
     for (const request of expired) this.finish(request, "error", new QueueTimeoutError(now - request.arrivalMs));
     return expired.length;
   }
@@ -497,7 +533,8 @@ export class Scheduler {
       const result = speculator.verify(specRequestOf(request), drafts, output.logits);
       request.numComputedTokens += result.numAccepted;
       // Rejected drafts' cells go now; their blocks stay with the request, which grows into them.
-      if (result.numAccepted < drafts.length) this.engine.truncateSequence(this.sequenceOf(request), request.numComputedTokens);
+      if (result.numAccepted < drafts.length)
+        this.engine.truncateSequence(this.sequenceOf(request), request.numComputedTokens);
       return result.tokens;
     }
     if (output.token === null) {
@@ -524,7 +561,12 @@ export class Scheduler {
     const start = request.numComputedTokens;
     const end = start + numTokens - drafts.length;
     const shouldSample = end === request.numTokens;
-    const item: StepItem = { sequenceId, startPos: start, tokens: [...request.tokensBetween(start, end), ...drafts], shouldSample };
+    const item: StepItem = {
+      sequenceId,
+      startPos: start,
+      tokens: [...request.tokensBetween(start, end), ...drafts],
+      shouldSample,
+    };
     // Under speculation the speculator samples, from the logits after the last real token and after each draft.
     return shouldSample && this.isSpeculative(request) ? { ...item, returnLogits: 1 + drafts.length } : item;
   }
@@ -568,7 +610,13 @@ export class Scheduler {
     if (reason !== null) this.finish(request, reason, null);
   }
 
-  private emit(request: Request, state: TextState, sendUpTo: number, tokens: TokenId[], logprobs: OutputDelta["logprobs"]): void {
+  private emit(
+    request: Request,
+    state: TextState,
+    sendUpTo: number,
+    tokens: TokenId[],
+    logprobs: OutputDelta["logprobs"],
+  ): void {
     const end = Math.max(sendUpTo, state.numSentChars);
     const text = state.detokenizer.emittedText.slice(state.numSentChars, end);
     state.numSentChars = end;
@@ -622,5 +670,10 @@ function removeFrom(list: Request[], request: Request): void {
 }
 
 function specRequestOf(request: Request): SpecRequest {
-  return { id: request.id, sampling: request.params.sampling, allTokens: request.allTokens, outputTokens: request.outputTokens };
+  return {
+    id: request.id,
+    sampling: request.params.sampling,
+    allTokens: request.allTokens,
+    outputTokens: request.outputTokens,
+  };
 }

@@ -27,7 +27,11 @@ export interface StopStringMatch {
  * Finds the earliest stop string that ends within the text appended last. `searchFrom` is the length of the
  * text before the latest append: a match must end after it, so earlier text is never re-reported.
  */
-export function findStopString(text: string, stopStrings: readonly string[], searchFrom: number): StopStringMatch | null {
+export function findStopString(
+  text: string,
+  stopStrings: readonly string[],
+  searchFrom: number,
+): StopStringMatch | null {
   let best: StopStringMatch | null = null;
   for (const stop of stopStrings) {
     if (stop.length === 0) continue;

@@ -145,7 +145,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(cors, {
       origin: deps.corsOrigins.includes("*") ? "*" : [...deps.corsOrigins],
       methods: ["GET", "POST"],
-      exposedHeaders: ["x-request-id", "retry-after", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"],
+      exposedHeaders: [
+        "x-request-id",
+        "retry-after",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+      ],
       maxAge: 600,
     });
   }
@@ -196,7 +202,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     limits: deps.limits ?? DEFAULT_REQUEST_LIMITS,
     requestTimeoutMs: deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
   };
-  app.get(METRICS_ROUTE, async (_request, reply) => reply.header("content-type", registry.contentType).send(await registry.metrics()));
+  app.get(METRICS_ROUTE, async (_request, reply) =>
+    reply.header("content-type", registry.contentType).send(await registry.metrics()),
+  );
   await app.register(modelsRoute, routeOptions);
   await app.register(completionsRoute, routeOptions);
   await app.register(chatCompletionsRoute, routeOptions);
@@ -219,7 +227,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     } finally {
       clearTimeout(timer);
     }
-    await loop.stop(new PagodaError("PAGODA_ERR_UNAVAILABLE", "The server shut down before this generation finished", { retryAfterSeconds: 5 }));
+    await loop.stop(
+      new PagodaError("PAGODA_ERR_UNAVAILABLE", "The server shut down before this generation finished", {
+        retryAfterSeconds: 5,
+      }),
+    );
     // Every response has its last frame now. A client that stopped reading would keep its socket busy (and the
     // close waiting) until the request deadline; past a short final-write window its connection is cut.
     setTimeout(() => app.server.closeAllConnections(), FINAL_WRITE_MS).unref();

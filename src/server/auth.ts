@@ -110,7 +110,10 @@ export function resolveApiKeys(keys: readonly string[], keyFile: string | undefi
     text = readFileSync(keyFile, "utf8");
   } catch (error) {
     const reason = error instanceof Error ? ((error as NodeJS.ErrnoException).code ?? error.message) : String(error);
-    throw new ConfigError(`--api-key-file: ${keyFile} cannot be read (${reason})`, { setting: "--api-key-file", cause: error });
+    throw new ConfigError(`--api-key-file: ${keyFile} cannot be read (${reason})`, {
+      setting: "--api-key-file",
+      cause: error,
+    });
   }
   const fromFile = text
     .split(/\r?\n/)

@@ -20,7 +20,10 @@ function engineFailure(cause: unknown): PagodaError {
   if (cause instanceof PagodaError) return cause;
   if (cause instanceof QueueTimeoutError) {
     // The server is saturated, not broken: 503 with a hint, as for a full queue.
-    return new PagodaError("PAGODA_ERR_UNAVAILABLE", `${cause.message}; the server is overloaded, retry later`, { cause, retryAfterSeconds: 5 });
+    return new PagodaError("PAGODA_ERR_UNAVAILABLE", `${cause.message}; the server is overloaded, retry later`, {
+      cause,
+      retryAfterSeconds: 5,
+    });
   }
   return new PagodaError("PAGODA_ERR_ENGINE", "The engine failed while generating", { cause });
 }
@@ -62,7 +65,10 @@ export async function streamChoices(
 }
 
 /** Waits for every choice; a failure in any (engine, shutdown, deadline) becomes the error of the whole request. */
-export async function collectChoices(generation: Generation, deadline: RequestDeadline | null = null): Promise<ChoiceResult[]> {
+export async function collectChoices(
+  generation: Generation,
+  deadline: RequestDeadline | null = null,
+): Promise<ChoiceResult[]> {
   const results = await generation.collect();
   const failures = results.map((result) => failureOf(result.output, deadline)).filter((failure) => failure !== null);
   // An engine failure says more than the deadline that may have passed meanwhile.

@@ -33,7 +33,10 @@ export function installErrorHandlers(app: FastifyInstance, options: ErrorHandler
     return reply.status(pagodaError.statusCode).send(toErrorBody(pagodaError));
   });
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
-    const error = new PagodaError("PAGODA_ERR_ROUTE_NOT_FOUND", `Unknown route ${request.method} ${request.url.split("?")[0]}`);
+    const error = new PagodaError(
+      "PAGODA_ERR_ROUTE_NOT_FOUND",
+      `Unknown route ${request.method} ${request.url.split("?")[0]}`,
+    );
     return reply.status(error.statusCode).send(toErrorBody(error));
   });
 }
@@ -55,9 +58,13 @@ export function toPagodaError(error: unknown): PagodaError {
     case "FST_ERR_CTP_BODY_TOO_LARGE":
       return new PagodaError("PAGODA_ERR_BODY_TOO_LARGE", "Request body is too large", { cause: error });
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
-      return new PagodaError("PAGODA_ERR_UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json", { cause: error });
+      return new PagodaError("PAGODA_ERR_UNSUPPORTED_MEDIA_TYPE", "Content-Type must be application/json", {
+        cause: error,
+      });
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
-      return new PagodaError("PAGODA_ERR_INVALID_JSON", "Request body is empty; expected a JSON object", { cause: error });
+      return new PagodaError("PAGODA_ERR_INVALID_JSON", "Request body is empty; expected a JSON object", {
+        cause: error,
+      });
     case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
       return new PagodaError("PAGODA_ERR_INVALID_REQUEST", "Content-Length does not match the body", { cause: error });
     default:

@@ -27,8 +27,16 @@ export const ERROR_CATALOGUE = {
   PAGODA_ERR_UNSUPPORTED: { statusCode: 400, type: "invalid_request_error", openAiCode: "unsupported_parameter" },
   // The server's own limits (--max-n, --max-tokens-limit, --max-stop-length), worded and coded as OpenAI words its own.
   PAGODA_ERR_ABOVE_MAX_VALUE: { statusCode: 400, type: "invalid_request_error", openAiCode: "integer_above_max_value" },
-  PAGODA_ERR_ABOVE_MAX_LENGTH: { statusCode: 400, type: "invalid_request_error", openAiCode: "string_above_max_length" },
-  PAGODA_ERR_ARRAY_ABOVE_MAX_LENGTH: { statusCode: 400, type: "invalid_request_error", openAiCode: "array_above_max_length" },
+  PAGODA_ERR_ABOVE_MAX_LENGTH: {
+    statusCode: 400,
+    type: "invalid_request_error",
+    openAiCode: "string_above_max_length",
+  },
+  PAGODA_ERR_ARRAY_ABOVE_MAX_LENGTH: {
+    statusCode: 400,
+    type: "invalid_request_error",
+    openAiCode: "array_above_max_length",
+  },
   // OpenAI answers a missing key with code null and a wrong one with invalid_api_key, both 401 invalid_request_error.
   PAGODA_ERR_MISSING_API_KEY: { statusCode: 401, type: "invalid_request_error", openAiCode: null },
   PAGODA_ERR_INVALID_API_KEY: { statusCode: 401, type: "invalid_request_error", openAiCode: "invalid_api_key" },
@@ -36,7 +44,11 @@ export const ERROR_CATALOGUE = {
   PAGODA_ERR_ROUTE_NOT_FOUND: { statusCode: 404, type: "invalid_request_error", openAiCode: "unknown_url" },
   PAGODA_ERR_METHOD_NOT_ALLOWED: { statusCode: 405, type: "invalid_request_error", openAiCode: "method_not_allowed" },
   PAGODA_ERR_BODY_TOO_LARGE: { statusCode: 413, type: "invalid_request_error", openAiCode: "request_too_large" },
-  PAGODA_ERR_UNSUPPORTED_MEDIA_TYPE: { statusCode: 415, type: "invalid_request_error", openAiCode: "unsupported_media_type" },
+  PAGODA_ERR_UNSUPPORTED_MEDIA_TYPE: {
+    statusCode: 415,
+    type: "invalid_request_error",
+    openAiCode: "unsupported_media_type",
+  },
   PAGODA_ERR_QUEUE_FULL: { statusCode: 429, type: "rate_limit_error", openAiCode: "queue_full" },
   PAGODA_ERR_RATE_LIMITED: { statusCode: 429, type: "requests", openAiCode: "rate_limit_exceeded" },
   PAGODA_ERR_ENGINE: { statusCode: 500, type: "server_error", openAiCode: "engine_error" },

@@ -46,10 +46,18 @@ export function rejectUnsupported(body: SamplingFields): void {
 }
 
 /** Enforces the context like vLLM: prompt plus requested tokens must fit, or the request is refused. */
-export function checkContextLength(numPromptTokens: number, maxTokens: number | null, contextSize: number, param: string): void {
+export function checkContextLength(
+  numPromptTokens: number,
+  maxTokens: number | null,
+  contextSize: number,
+  param: string,
+): void {
   const requested = numPromptTokens + (maxTokens ?? 0);
   if (numPromptTokens >= contextSize || requested > contextSize) {
-    const detail = maxTokens === null ? `${numPromptTokens} in the prompt` : `${numPromptTokens} in the prompt, ${maxTokens} in the completion`;
+    const detail =
+      maxTokens === null
+        ? `${numPromptTokens} in the prompt`
+        : `${numPromptTokens} in the prompt, ${maxTokens} in the completion`;
     throw new PagodaError(
       "PAGODA_ERR_CONTEXT_LENGTH",
       `This model's maximum context length is ${contextSize} tokens. However, you requested ${Math.max(requested, numPromptTokens)} tokens (${detail}). Please reduce the length of the prompt or the completion.`,

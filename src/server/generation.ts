@@ -5,7 +5,13 @@
 import { randomUUID } from "node:crypto";
 import type { SampledLogprobs, TokenId } from "../engine/engine.ts";
 import type { EngineLoop } from "../scheduler/engine-loop.ts";
-import { Request, type FinishedOutput, type GenerationParams, type OutputDelta, type RequestId } from "../scheduler/request.ts";
+import {
+  Request,
+  type FinishedOutput,
+  type GenerationParams,
+  type OutputDelta,
+  type RequestId,
+} from "../scheduler/request.ts";
 import { PagodaError } from "./errors.ts";
 
 export interface ChoiceSpec {
@@ -56,7 +62,13 @@ export class Generation implements AsyncIterable<ChoiceEvent> {
     const generation = new Generation(loop, choices.length);
     for (const choice of choices) {
       const requestId = `${generation.id}-${choice.index}` as RequestId;
-      const request = new Request(requestId, choice.promptTokens, choice.params, generation.sinkFor(choice.index), performance.now());
+      const request = new Request(
+        requestId,
+        choice.promptTokens,
+        choice.params,
+        generation.sinkFor(choice.index),
+        performance.now(),
+      );
       if (!loop.submit(request)) {
         generation.abort();
         throw new PagodaError("PAGODA_ERR_QUEUE_FULL", "The server is at capacity; retry later", {
@@ -97,7 +109,13 @@ export class Generation implements AsyncIterable<ChoiceEvent> {
         entry.tokens.push(...event.delta.tokens);
         entry.logprobs.push(...event.delta.logprobs);
       } else {
-        results.push({ index: event.index, text: entry.text.join(""), tokens: entry.tokens, logprobs: entry.logprobs, output: event.output });
+        results.push({
+          index: event.index,
+          text: entry.text.join(""),
+          tokens: entry.tokens,
+          logprobs: entry.logprobs,
+          output: event.output,
+        });
       }
     }
     return results.sort((a, b) => a.index - b.index);

@@ -70,7 +70,9 @@ export function toCompletionLogprobs(
     result.tokens.push(text);
     result.token_logprobs.push(finiteLogprob(sampled?.logprob ?? Number.NEGATIVE_INFINITY));
     result.top_logprobs.push(
-      Object.fromEntries((sampled?.top ?? []).map((entry) => [tokenText(before, entry.token), finiteLogprob(entry.logprob)])),
+      Object.fromEntries(
+        (sampled?.top ?? []).map((entry) => [tokenText(before, entry.token), finiteLogprob(entry.logprob)]),
+      ),
     );
     result.text_offset.push(position);
     position += text.length;

@@ -56,9 +56,13 @@ export function startGeneration(
 export function requireModel(serving: ServingState, model: string | null | undefined): Runtime {
   const runtime = serving.requireRuntime();
   if (model != null && model !== runtime.modelId) {
-    throw new PagodaError("PAGODA_ERR_MODEL_NOT_FOUND", `The model \`${model}\` does not exist. This server serves \`${runtime.modelId}\`.`, {
-      param: "model",
-    });
+    throw new PagodaError(
+      "PAGODA_ERR_MODEL_NOT_FOUND",
+      `The model \`${model}\` does not exist. This server serves \`${runtime.modelId}\`.`,
+      {
+        param: "model",
+      },
+    );
   }
   return runtime;
 }
@@ -67,6 +71,10 @@ export function checkTokenIds(engine: Engine, tokens: readonly TokenId[], param:
   const vocabSize = engine.info.vocabSize;
   const bad = tokens.find((token) => token >= vocabSize);
   if (bad !== undefined) {
-    throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", `Token id ${bad} is out of the vocabulary (size ${vocabSize})`, { param });
+    throw new PagodaError(
+      "PAGODA_ERR_INVALID_REQUEST",
+      `Token id ${bad} is out of the vocabulary (size ${vocabSize})`,
+      { param },
+    );
   }
 }

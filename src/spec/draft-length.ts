@@ -45,7 +45,8 @@ export class AcceptanceTracker {
 
   /** Records one verification step that drafted `numDrafted` tokens and accepted the first `numAccepted`. */
   observe(numDrafted: number, numAccepted: number): void {
-    if (!Number.isInteger(numDrafted) || numDrafted < 0) throw new RangeError(`numDrafted must be an integer ≥ 0; got ${numDrafted}`);
+    if (!Number.isInteger(numDrafted) || numDrafted < 0)
+      throw new RangeError(`numDrafted must be an integer ≥ 0; got ${numDrafted}`);
     if (!Number.isInteger(numAccepted) || numAccepted < 0 || numAccepted > numDrafted) {
       throw new RangeError(`numAccepted must be an integer in [0, ${numDrafted}]; got ${numAccepted}`);
     }
@@ -83,9 +84,12 @@ export function expectedTokensPerStep(acceptanceRate: number, numDraft: number):
  */
 export function chooseDraftLength(input: DraftLengthInput): number {
   const { acceptanceRate, maxDraft, targetStepMs, draftStepMs } = input;
-  if (!(acceptanceRate >= 0 && acceptanceRate <= 1)) throw new RangeError(`acceptanceRate must be in [0, 1]; got ${acceptanceRate}`);
-  if (!Number.isInteger(maxDraft) || maxDraft < 0) throw new RangeError(`maxDraft must be an integer ≥ 0; got ${maxDraft}`);
-  if (!(draftStepMs >= 0 && Number.isFinite(draftStepMs))) throw new RangeError(`draftStepMs must be finite and ≥ 0; got ${draftStepMs}`);
+  if (!(acceptanceRate >= 0 && acceptanceRate <= 1))
+    throw new RangeError(`acceptanceRate must be in [0, 1]; got ${acceptanceRate}`);
+  if (!Number.isInteger(maxDraft) || maxDraft < 0)
+    throw new RangeError(`maxDraft must be an integer ≥ 0; got ${maxDraft}`);
+  if (!(draftStepMs >= 0 && Number.isFinite(draftStepMs)))
+    throw new RangeError(`draftStepMs must be finite and ≥ 0; got ${draftStepMs}`);
 
   let bestDraft = 0;
   let bestRate = -Infinity;

@@ -45,16 +45,26 @@ interface ActiveDraft {
 }
 
 export class DraftModel {
-  private readonly engine: Pick<Engine, "info" | "acquireSequence" | "releaseSequence" | "truncateSequence" | "step" | "dispose">;
+  private readonly engine: Pick<
+    Engine,
+    "info" | "acquireSequence" | "releaseSequence" | "truncateSequence" | "step" | "dispose"
+  >;
   private readonly sequences = new Map<string, DraftSequence>();
   private stepMsEstimate = 0;
   private catchUpMsPerToken = 0;
 
   private readonly kv: KvCacheManager;
 
-  constructor(engine: Pick<Engine, "info" | "acquireSequence" | "releaseSequence" | "truncateSequence" | "step" | "dispose">, blockSize = 16) {
+  constructor(
+    engine: Pick<Engine, "info" | "acquireSequence" | "releaseSequence" | "truncateSequence" | "step" | "dispose">,
+    blockSize = 16,
+  ) {
     this.engine = engine;
-    this.kv = new KvCacheManager({ numBlocks: Math.floor(engine.info.kvCacheTokens / blockSize), blockSize, enablePrefixCaching: false });
+    this.kv = new KvCacheManager({
+      numBlocks: Math.floor(engine.info.kvCacheTokens / blockSize),
+      blockSize,
+      enablePrefixCaching: false,
+    });
   }
 
   /** The draft pool's blocks in use, for tests and checks. */
@@ -98,12 +108,16 @@ export class DraftModel {
 
   private async draftActive(active: readonly ActiveDraft[]): Promise<Map<string, Drafts>> {
     // Catch-up: everything the draft has not seen, ending with the request's latest token, whose logits give d1.
-    const catchUp = active.map(({ request, sequence }) => ({ sequence, tokens: request.allTokens.slice(sequence.numComputed) }));
+    const catchUp = active.map(({ request, sequence }) => ({
+      sequence,
+      tokens: request.allTokens.slice(sequence.numComputed),
+    }));
     const catchUpStarted = performance.now();
     let last = await this.run(catchUp);
     const numCaughtUp = catchUp.reduce((sum, entry) => sum + entry.tokens.length, 0);
     const perToken = (performance.now() - catchUpStarted) / Math.max(1, numCaughtUp);
-    this.catchUpMsPerToken = this.catchUpMsPerToken === 0 ? perToken : this.catchUpMsPerToken * (1 - EWMA) + perToken * EWMA;
+    this.catchUpMsPerToken =
+      this.catchUpMsPerToken === 0 ? perToken : this.catchUpMsPerToken * (1 - EWMA) + perToken * EWMA;
     for (;;) {
       const next: { sequence: DraftSequence; tokens: TokenId[] }[] = [];
       active.forEach((entry, index) => {
@@ -112,12 +126,16 @@ export class DraftModel {
         const { token, probs } = this.sample(entry.request, entry.drafts.tokens, logits);
         entry.drafts.tokens.push(token);
         entry.drafts.probs.push(probs);
-        if (entry.drafts.tokens.length < entry.request.numDraft) next.push({ sequence: entry.sequence, tokens: [token] });
+        if (entry.drafts.tokens.length < entry.request.numDraft)
+          next.push({ sequence: entry.sequence, tokens: [token] });
       });
       if (next.length === 0) break;
       const started = performance.now();
       const results = await this.run(next);
-      this.stepMsEstimate = this.stepMsEstimate === 0 ? performance.now() - started : this.stepMsEstimate * (1 - EWMA) + (performance.now() - started) * EWMA;
+      this.stepMsEstimate =
+        this.stepMsEstimate === 0
+          ? performance.now() - started
+          : this.stepMsEstimate * (1 - EWMA) + (performance.now() - started) * EWMA;
       last = active.map((entry) => {
         const index = next.findIndex((item) => item.sequence === entry.sequence);
         return index < 0 ? null : (results[index] ?? null);
@@ -155,7 +173,16 @@ export class DraftModel {
     let sequence = this.sequences.get(requestId) ?? null;
     if (sequence === null) {
       // The draft samples in TypeScript; its native sampler is never used.
-      const sequenceId = this.engine.acquireSequence({ temperature: 0, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, seed: 0, topLogprobs: null });
+      const sequenceId = this.engine.acquireSequence({
+        temperature: 0,
+        topP: 1,
+        topK: 0,
+        minP: 0,
+        presencePenalty: 0,
+        frequencyPenalty: 0,
+        seed: 0,
+        topLogprobs: null,
+      });
       if (sequenceId === null) return null;
       sequence = { sequenceId, numComputed: 0 };
       this.sequences.set(requestId, sequence);
@@ -163,9 +190,14 @@ export class DraftModel {
     return sequence;
   }
 
-  private sample(request: DraftRequest, drafted: readonly TokenId[], logits: Float32Array): { token: TokenId; probs: Float32Array | null } {
+  private sample(
+    request: DraftRequest,
+    drafted: readonly TokenId[],
+    logits: Float32Array,
+  ): { token: TokenId; probs: Float32Array | null } {
     const sampling = request.sampling;
-    if (sampling.temperature <= 0 && sampling.presencePenalty === 0 && sampling.frequencyPenalty === 0) return { token: argmax(logits), probs: null };
+    if (sampling.temperature <= 0 && sampling.presencePenalty === 0 && sampling.frequencyPenalty === 0)
+      return { token: argmax(logits), probs: null };
     const probs = toDistribution(logits, sampling, [...request.outputTokens, ...drafted]);
     return { token: sampleFrom(probs, request.random.next()), probs };
   }
@@ -174,7 +206,9 @@ export class DraftModel {
    * Evaluates each entry's tokens, in as many engine steps as the batch size needs, and returns the logits after
    * each entry's last token (null for an entry with no tokens).
    */
-  private async run(entries: readonly { sequence: DraftSequence; tokens: readonly TokenId[] }[]): Promise<(Float32Array | null)[]> {
+  private async run(
+    entries: readonly { sequence: DraftSequence; tokens: readonly TokenId[] }[],
+  ): Promise<(Float32Array | null)[]> {
     const results: (Float32Array | null)[] = entries.map(() => null);
     const offsets = entries.map(() => 0);
     const batchSize = this.engine.info.batchSize;
@@ -187,7 +221,13 @@ export class DraftModel {
         if (budget <= 0 || offset >= entry.tokens.length) return;
         const chunk = entry.tokens.slice(offset, offset + budget);
         const isLast = offset + chunk.length === entry.tokens.length;
-        items.push({ sequenceId: entry.sequence.sequenceId, startPos: entry.sequence.numComputed, tokens: chunk, shouldSample: isLast, returnLogits: isLast ? 1 : 0 });
+        items.push({
+          sequenceId: entry.sequence.sequenceId,
+          startPos: entry.sequence.numComputed,
+          tokens: chunk,
+          shouldSample: isLast,
+          returnLogits: isLast ? 1 : 0,
+        });
         owners.push(index);
         budget -= chunk.length;
       });

@@ -27,11 +27,13 @@ export interface NgramOptions {
  */
 export function proposeNgram(tokens: readonly TokenId[], options: NgramOptions): TokenId[] {
   const { minNgram, maxNgram, numDraft } = options;
-  if (!Number.isInteger(minNgram) || minNgram < 1) throw new RangeError(`minNgram must be an integer ≥ 1; got ${minNgram}`);
+  if (!Number.isInteger(minNgram) || minNgram < 1)
+    throw new RangeError(`minNgram must be an integer ≥ 1; got ${minNgram}`);
   if (!Number.isInteger(maxNgram) || maxNgram < minNgram) {
     throw new RangeError(`maxNgram must be an integer ≥ minNgram (${minNgram}); got ${maxNgram}`);
   }
-  if (!Number.isInteger(numDraft) || numDraft < 0) throw new RangeError(`numDraft must be an integer ≥ 0; got ${numDraft}`);
+  if (!Number.isInteger(numDraft) || numDraft < 0)
+    throw new RangeError(`numDraft must be an integer ≥ 0; got ${numDraft}`);
 
   const length = tokens.length;
   if (numDraft === 0 || length <= minNgram) return [];

@@ -77,7 +77,9 @@ export function verifySampled(input: SampledVerifyInput): VerifyResult {
   const numDrafts = draftTokens.length;
   checkTargetCount(numDrafts, targetProbs.length);
   if (draftProbs.length !== numDrafts) {
-    throw new RangeError(`expected one draft distribution (or null) per draft token: ${numDrafts}; got ${draftProbs.length}`);
+    throw new RangeError(
+      `expected one draft distribution (or null) per draft token: ${numDrafts}; got ${draftProbs.length}`,
+    );
   }
 
   const tokens: TokenId[] = [];

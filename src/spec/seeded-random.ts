@@ -41,7 +41,8 @@ export class SeededRandom implements UniformSource {
   static fromState(state: readonly [number, number, number, number]): SeededRandom {
     const random = new SeededRandom(0);
     [random.s0, random.s1, random.s2, random.s3] = state.map((word) => word >>> 0) as [number, number, number, number];
-    if ((random.s0 | random.s1 | random.s2 | random.s3) === 0) throw new RangeError("xoshiro128** state must not be all zero");
+    if ((random.s0 | random.s1 | random.s2 | random.s3) === 0)
+      throw new RangeError("xoshiro128** state must not be all zero");
     return random;
   }
 

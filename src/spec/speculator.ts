@@ -96,7 +96,11 @@ export class Speculator {
    * millisecond, not this request's alone: K more tokens slow every sequence of the step, so under heavy load
    * drafts must earn more than they cost everyone, and speculation switches itself off.
    */
-  propose(request: SpecRequest, limit: number, step: { readonly numTokens: number; readonly numSequences: number }): TokenId[] {
+  propose(
+    request: SpecRequest,
+    limit: number,
+    step: { readonly numTokens: number; readonly numSequences: number },
+  ): TokenId[] {
     const maxDraft = Math.min(this.options.maxDraft, limit);
     if (maxDraft <= 0) return [];
     const state = this.stateOf(request);
@@ -104,24 +108,32 @@ export class Speculator {
     // For one sequence this is chooseDraftLength's own objective; others' tokens join the numerator.
     // A draft model that fell behind the request must catch up before drafting: that prefill is part of K ≥ 1.
     const catchUpMs = this.options.draftModel?.catchUpMs(request.id, request.allTokens.length) ?? 0;
-    const numDraft = this.options.isAdaptive === false ? maxDraft : chooseDraftLength({
-      acceptanceRate: state.tracker.acceptanceRate,
-      maxDraft,
-      targetStepMs: (numTokens) => {
-        const expected = expectedTokensPerStep(state.tracker.acceptanceRate, numTokens - 1);
-        const stepMs = this.cost.stepMs(step.numTokens + numTokens) + (numTokens > 1 ? catchUpMs : 0);
-        return (stepMs * expected) / (others + expected);
-      },
-      draftStepMs: this.options.draftModel?.stepMs ?? 0,
-    });
+    const numDraft =
+      this.options.isAdaptive === false
+        ? maxDraft
+        : chooseDraftLength({
+            acceptanceRate: state.tracker.acceptanceRate,
+            maxDraft,
+            targetStepMs: (numTokens) => {
+              const expected = expectedTokensPerStep(state.tracker.acceptanceRate, numTokens - 1);
+              const stepMs = this.cost.stepMs(step.numTokens + numTokens) + (numTokens > 1 ? catchUpMs : 0);
+              return (stepMs * expected) / (others + expected);
+            },
+            draftStepMs: this.options.draftModel?.stepMs ?? 0,
+          });
     // K = 0 learns nothing about acceptance, so a request that stopped drafting probes with one draft now and then
     // — only in small steps: under load a probe delays every other sequence of the step.
     state.stepsWithoutDraft = numDraft === 0 ? state.stepsWithoutDraft + 1 : 0;
-    if (numDraft === 0 && (state.stepsWithoutDraft < PROBE_EVERY_STEPS || step.numSequences > MAX_SEQUENCES_TO_PROBE)) return [];
+    if (numDraft === 0 && (state.stepsWithoutDraft < PROBE_EVERY_STEPS || step.numSequences > MAX_SEQUENCES_TO_PROBE))
+      return [];
     if (numDraft === 0) state.stepsWithoutDraft = 0;
     const numDrafted = Math.max(1, numDraft);
     if (this.options.draftModel != null) return new Array<TokenId>(numDrafted).fill(PENDING_DRAFT);
-    return proposeNgram(request.allTokens, { minNgram: this.options.minNgram, maxNgram: this.options.maxNgram, numDraft: numDrafted });
+    return proposeNgram(request.allTokens, {
+      minNgram: this.options.minNgram,
+      maxNgram: this.options.maxNgram,
+      numDraft: numDrafted,
+    });
   }
 
   /**
@@ -129,7 +141,9 @@ export class Speculator {
    * the target's raw logits after the last computed token and after each draft (drafts.length + 1 entries).
    */
   /** Draft mode: the draft model's tokens for every request `propose` left pending, in one batch per draft step. */
-  async draftPending(requests: readonly { readonly request: SpecRequest; readonly numDraft: number }[]): Promise<Map<string, TokenId[]>> {
+  async draftPending(
+    requests: readonly { readonly request: SpecRequest; readonly numDraft: number }[],
+  ): Promise<Map<string, TokenId[]>> {
     const draftModel = this.options.draftModel;
     if (draftModel == null || requests.length === 0) return new Map();
     const drafts = await draftModel.draft(
@@ -145,19 +159,25 @@ export class Speculator {
   }
 
   verify(request: SpecRequest, drafts: readonly TokenId[], logits: readonly Float32Array[]): VerifyResult {
-    if (logits.length !== drafts.length + 1) throw new Error(`verification needs ${drafts.length + 1} logit rows, got ${logits.length}`);
+    if (logits.length !== drafts.length + 1)
+      throw new Error(`verification needs ${drafts.length + 1} logit rows, got ${logits.length}`);
     const state = this.stateOf(request);
     const sampling = request.sampling;
     const draftProbs = state.draftProbs;
     state.draftProbs = null;
     let result: VerifyResult;
     if (sampling.temperature <= 0 && sampling.presencePenalty === 0 && sampling.frequencyPenalty === 0) {
-      result = verifyGreedy(drafts, logits.map((row) => argmax(row)));
+      result = verifyGreedy(
+        drafts,
+        logits.map((row) => argmax(row)),
+      );
     } else if (draftProbs !== null && draftProbs.length === drafts.length) {
       // Drafts drawn from the draft model's q: Leviathan/Chen acceptance min(1, p/q), residual on rejection.
       const history = [...request.outputTokens, ...drafts];
       const numOutput = request.outputTokens.length;
-      const targetProbs = logits.map((row, index) => toDistribution(row, sampling, history.slice(0, numOutput + index)));
+      const targetProbs = logits.map((row, index) =>
+        toDistribution(row, sampling, history.slice(0, numOutput + index)),
+      );
       result = verifySampled({ draftTokens: drafts, draftProbs, targetProbs, random: state.random });
     } else {
       // Position i's distribution sees the drafts before it as generated, as the non-speculative path would.
@@ -176,7 +196,8 @@ export class Speculator {
       this.numDrafts += 1;
       this.numDraftTokens += drafts.length;
       this.numAcceptedTokens += result.numAccepted;
-      for (let position = 0; position < result.numAccepted; position++) this.acceptedPerPosition[position] = (this.acceptedPerPosition[position] ?? 0) + 1;
+      for (let position = 0; position < result.numAccepted; position++)
+        this.acceptedPerPosition[position] = (this.acceptedPerPosition[position] ?? 0) + 1;
     }
     return result;
   }
@@ -208,8 +229,14 @@ export class Speculator {
     let state = this.states.get(request.id);
     if (state === undefined) {
       // Requests start their probe counters at different points, so they do not all probe in the same step.
-      const offset = [...request.id].reduce((sum, char) => (sum * 31 + char.charCodeAt(0)) >>> 0, 0) % PROBE_EVERY_STEPS;
-      state = { tracker: new AcceptanceTracker({}), random: new SeededRandom(request.sampling.seed), draftProbs: null, stepsWithoutDraft: offset };
+      const offset =
+        [...request.id].reduce((sum, char) => (sum * 31 + char.charCodeAt(0)) >>> 0, 0) % PROBE_EVERY_STEPS;
+      state = {
+        tracker: new AcceptanceTracker({}),
+        random: new SeededRandom(request.sampling.seed),
+        draftProbs: null,
+        stepsWithoutDraft: offset,
+      };
       this.states.set(request.id, state);
     }
     return state;

@@ -5,7 +5,10 @@
  * one unit plus a tenth per token: reading the weights dominates), which the measured steps soon outweigh.
  */
 const DECAY = 0.98;
-const PRIOR: readonly (readonly [numTokens: number, durationMs: number])[] = [[1, 1.1], [16, 2.6]];
+const PRIOR: readonly (readonly [numTokens: number, durationMs: number])[] = [
+  [1, 1.1],
+  [16, 2.6],
+];
 
 export class StepCostModel {
   private weight = 0;

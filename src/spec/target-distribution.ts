@@ -65,7 +65,11 @@ export function argmax(logits: Float32Array): number {
  * best 256 tokens do not reach p, O(V) for a histogram and O(m log m) to sort the m tokens it keeps), O(V) for
  * min-p and the softmax.
  */
-export function toDistribution(logits: Float32Array, config: TargetSamplingConfig, history: readonly number[]): Float32Array {
+export function toDistribution(
+  logits: Float32Array,
+  config: TargetSamplingConfig,
+  history: readonly number[],
+): Float32Array {
   const vocabSize = logits.length;
   const penalized = applyPenalties(logits, config, history);
   checkLogits(penalized);
@@ -104,7 +108,8 @@ export function sampleFrom(probs: Float32Array, u: number): number {
     if (!(weight >= 0)) throw new RangeError(`probabilities must be non-negative; got ${weight} for token ${i}`);
     total += weight;
   }
-  if (!(total > 0 && Number.isFinite(total))) throw new RangeError(`probabilities must have a positive finite sum; got ${total}`);
+  if (!(total > 0 && Number.isFinite(total)))
+    throw new RangeError(`probabilities must have a positive finite sum; got ${total}`);
 
   const target = u * total;
   let cumulative = 0;
@@ -203,7 +208,13 @@ function keepTopP(logits: Float32Array, ids: Int32Array | null, isSorted: boolea
 }
 
 /** The shortest prefix of best-first `ranked` whose probability reaches `topP`, or null if none does. */
-function topPPrefix(logits: Float32Array, ranked: Int32Array, max: number, total: number, topP: number): Int32Array | null {
+function topPPrefix(
+  logits: Float32Array,
+  ranked: Int32Array,
+  max: number,
+  total: number,
+  topP: number,
+): Int32Array | null {
   let cumulative = 0;
   for (let i = 0; i < ranked.length; i += 1) {
     cumulative += Math.exp((logits[ranked[i] as number] as number) - max) / total;
@@ -217,7 +228,13 @@ function topPPrefix(logits: Float32Array, ranked: Int32Array, max: number, total
  * of the top-p prefix at the cost of two O(V) passes. Buckets split [lowest finite logit, max] evenly, bucket 0
  * holding the highest logits; −∞ logits carry no mass and land in the last bucket.
  */
-function tokensThroughMass(logits: Float32Array, ids: Int32Array | null, max: number, total: number, topP: number): Int32Array {
+function tokensThroughMass(
+  logits: Float32Array,
+  ids: Int32Array | null,
+  max: number,
+  total: number,
+  topP: number,
+): Int32Array {
   const n = ids === null ? logits.length : ids.length;
   let min = max;
   for (let i = 0; i < n; i += 1) {

@@ -8,22 +8,22 @@ import { ggmlTensorBytes, ggmlTypeInfo } from "../../src/plan/ggml-types.ts";
 
 /** Runs `run` with a fresh temporary directory named `pagoda-<label>-…`, removed afterwards. */
 export async function withTempDir<T>(label: string, run: (dir: string) => Promise<T>): Promise<T> {
-    const dir = await mkdtemp(join(tmpdir(), `pagoda-${label}-`));
-    try {
-        return await run(dir);
-    } finally {
-        await rm(dir, { recursive: true, force: true });
-    }
+  const dir = await mkdtemp(join(tmpdir(), `pagoda-${label}-`));
+  try {
+    return await run(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 export function byteLengthOf(tensor: GgufTensorInfo): number {
-    return ggmlTensorBytes(ggmlTypeInfo(tensor.ggmlType), tensor.dims);
+  return ggmlTensorBytes(ggmlTypeInfo(tensor.ggmlType), tensor.dims);
 }
 
 export function withoutKeys(header: GgufHeader, keys: readonly string[]): GgufKv[] {
-    return header.metadata.filter((kv) => !keys.includes(kv.key));
+  return header.metadata.filter((kv) => !keys.includes(kv.key));
 }
 
 export function valueOf(header: GgufHeader, key: string): unknown {
-    return header.metadata.find((kv) => kv.key === key)?.value;
+  return header.metadata.find((kv) => kv.key === key)?.value;
 }

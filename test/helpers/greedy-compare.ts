@@ -47,10 +47,18 @@ export function compareGreedyText(actualText: string, reference: GreedyRun, labe
     }
     const top = reference.topLogprobs[index] ?? {};
     const expected = top[token] ?? -Infinity;
-    const taken = Object.entries(top).find(([alternative]) => alternative !== token && alternative.length > 0 && actualText.startsWith(alternative, offset));
-    assert.ok(taken !== undefined, `${label}: diverged at token ${index} (${JSON.stringify(actualText.slice(offset, offset + 12))}…), not at a listed alternative`);
+    const taken = Object.entries(top).find(
+      ([alternative]) => alternative !== token && alternative.length > 0 && actualText.startsWith(alternative, offset),
+    );
+    assert.ok(
+      taken !== undefined,
+      `${label}: diverged at token ${index} (${JSON.stringify(actualText.slice(offset, offset + 12))}…), not at a listed alternative`,
+    );
     const gap = expected - taken[1];
-    assert.ok(gap <= NEAR_TIE_NATS, `${label}: diverged at token ${index} to ${JSON.stringify(taken[0])}, a gap of ${gap.toFixed(4)} nats, not a near-tie`);
+    assert.ok(
+      gap <= NEAR_TIE_NATS,
+      `${label}: diverged at token ${index} to ${JSON.stringify(taken[0])}, a gap of ${gap.toFixed(4)} nats, not a near-tie`,
+    );
     return "near-tie";
   }
   assert.fail(`${label}: texts differ after the reference's last token`);

@@ -54,13 +54,15 @@ export async function startModelServer(flags: string[] = []): Promise<ModelServe
     if (done !== undefined) return Promise.resolve(done);
     return new Promise((resolve) => waiters.push({ predicate, resolve }));
   };
-  serving.markReady(await loadRuntime(config, app.log, {
-    onStep: (stats) => {
-      app.serverMetrics.observeStep(stats);
-      steps.push(stats);
-    },
-    onRequestFinished,
-  }));
+  serving.markReady(
+    await loadRuntime(config, app.log, {
+      onStep: (stats) => {
+        app.serverMetrics.observeStep(stats);
+        steps.push(stats);
+      },
+      onRequestFinished,
+    }),
+  );
   await app.listen({ host: "127.0.0.1", port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === "string") throw new Error("server has no TCP address");

@@ -1,5 +1,11 @@
 import type { SamplingParams, TokenId } from "../../src/engine/engine.ts";
-import { Request, type FinishedOutput, type GenerationParams, type OutputDelta, type RequestId } from "../../src/scheduler/request.ts";
+import {
+  Request,
+  type FinishedOutput,
+  type GenerationParams,
+  type OutputDelta,
+  type RequestId,
+} from "../../src/scheduler/request.ts";
 
 export const GREEDY: SamplingParams = {
   temperature: 0,

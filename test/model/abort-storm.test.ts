@@ -26,7 +26,9 @@ const CONCURRENCY = 32;
 function planFor(index: number): { readonly abortAfterChunks: number; readonly abortAfterMs: number | null } {
   const mix = (index * 2654435761) >>> 0;
   // A fifth are cut by a timer without reading at all (often while still queued); the rest after 0-15 chunks.
-  return mix % 5 === 0 ? { abortAfterChunks: Number.POSITIVE_INFINITY, abortAfterMs: mix % 40 } : { abortAfterChunks: mix % 16, abortAfterMs: null };
+  return mix % 5 === 0
+    ? { abortAfterChunks: Number.POSITIVE_INFINITY, abortAfterMs: mix % 40 }
+    : { abortAfterChunks: mix % 16, abortAfterMs: null };
 }
 
 async function abandon(index: number): Promise<void> {
@@ -38,7 +40,15 @@ async function abandon(index: number): Promise<void> {
       method: "POST",
       headers: { "content-type": "application/json" },
       signal: controller.signal,
-      body: JSON.stringify({ model: STORIES_ID, prompt: `Story ${index}: Once upon a time`, max_tokens: 96, temperature: 0.8, seed: index, ignore_eos: true, stream: true }),
+      body: JSON.stringify({
+        model: STORIES_ID,
+        prompt: `Story ${index}: Once upon a time`,
+        max_tokens: 96,
+        temperature: 0.8,
+        seed: index,
+        ignore_eos: true,
+        stream: true,
+      }),
     });
     assert.equal(response.status, 200);
     let chunks = 0;
@@ -72,7 +82,10 @@ test("1,000 streams abandoned at random points leave no running request, no busy
   assert.ok(server.finished.length > NUM_REQUESTS * 0.95, `${server.finished.length} requests reached the scheduler`);
   const reasons = new Set(server.finished.map((stats) => stats.finishReason));
   assert.ok(!reasons.has("error"), `finish reasons: ${[...reasons].join(", ")}`);
-  assert.ok(server.finished.filter((stats) => stats.finishReason === "abort").length > NUM_REQUESTS * 0.9, "the clients' aborts reached the scheduler");
+  assert.ok(
+    server.finished.filter((stats) => stats.finishReason === "abort").length > NUM_REQUESTS * 0.9,
+    "the clients' aborts reached the scheduler",
+  );
   assert.equal(loop.numRunning + loop.numWaiting, 0);
 
   const state = loop.kvCacheState();
@@ -90,6 +103,11 @@ test("1,000 streams abandoned at random points leave no running request, no busy
   for (let sequenceId = 0; sequenceId < engine.info.numSequences; sequenceId++) {
     assert.equal(engine.positionsOf(sequenceId as SequenceId), null, `sequence ${sequenceId} holds no cells`);
   }
-  const afterwards = await server.client.completions.create({ model: STORIES_ID, prompt: "Once upon a time", max_tokens: 8, temperature: 0 });
+  const afterwards = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt: "Once upon a time",
+    max_tokens: 8,
+    temperature: 0,
+  });
   assert.match(afterwards.choices[0]?.text ?? "", /^, there was/);
 });

@@ -38,9 +38,20 @@ const PROMPTS = [
 const MAX_TOKENS = 48;
 
 async function greedy(prompt: string): Promise<GreedyRun> {
-  const completion = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: MAX_TOKENS, temperature: 0, ignore_eos: true, logprobs: 2 } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
+  const completion = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt,
+    max_tokens: MAX_TOKENS,
+    temperature: 0,
+    ignore_eos: true,
+    logprobs: 2,
+  } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
   const choice = completion.choices[0];
-  return { text: choice?.text ?? "", tokens: choice?.logprobs?.tokens ?? [], topLogprobs: choice?.logprobs?.top_logprobs ?? [] };
+  return {
+    text: choice?.text ?? "",
+    tokens: choice?.logprobs?.tokens ?? [],
+    topLogprobs: choice?.logprobs?.top_logprobs ?? [],
+  };
 }
 
 test("greedy output of every request is identical alone and among 15 others, and the 16 share each step", async () => {
@@ -52,7 +63,10 @@ test("greedy output of every request is identical alone and among 15 others, and
   const together = await Promise.all(PROMPTS.map((prompt) => greedy(prompt)));
   // Identical, or parted at a near-tie that the KV cells' placement can round either way (see greedy-compare.ts).
   const outcomes = together.map((run, index) => compareGreedy(run, alone[index]!, PROMPTS[index]!));
-  assert.ok(outcomes.filter((outcome) => outcome === "identical").length >= PROMPTS.length - 2, `outcomes: ${outcomes.join(", ")}`);
+  assert.ok(
+    outcomes.filter((outcome) => outcome === "identical").length >= PROMPTS.length - 2,
+    `outcomes: ${outcomes.join(", ")}`,
+  );
 
   const steps = server.steps.slice(firstConcurrentStep);
   const numGenerated = PROMPTS.length * MAX_TOKENS;
@@ -61,9 +75,22 @@ test("greedy output of every request is identical alone and among 15 others, and
   // Sequential decoding would take one step per token (768); lockstep batching needs about MAX_TOKENS steps,
   // plus a few while requests arrive over HTTP at different moments.
   assert.ok(steps.length < numGenerated / 4, `${steps.length} steps for ${numGenerated} tokens`);
-  const numPromptTokens = PROMPTS.reduce((sum, prompt) => sum + server.runtime.engine.tokenize(prompt, { addBos: true }).length, 0);
+  const numPromptTokens = PROMPTS.reduce(
+    (sum, prompt) => sum + server.runtime.engine.tokenize(prompt, { addBos: true }).length,
+    0,
+  );
   const evaluated = steps.reduce((sum, step) => sum + step.numTokens, 0);
-  assert.equal(evaluated, numPromptTokens + PROMPTS.length * (MAX_TOKENS - 1), "every prompt token and every generated token but each request's last");
-  assert.equal(steps.reduce((sum, step) => sum + step.numPromptTokens, 0), numPromptTokens);
-  assert.equal(steps.reduce((sum, step) => sum + step.numGeneratedTokens, 0), numGenerated);
+  assert.equal(
+    evaluated,
+    numPromptTokens + PROMPTS.length * (MAX_TOKENS - 1),
+    "every prompt token and every generated token but each request's last",
+  );
+  assert.equal(
+    steps.reduce((sum, step) => sum + step.numPromptTokens, 0),
+    numPromptTokens,
+  );
+  assert.equal(
+    steps.reduce((sum, step) => sum + step.numGeneratedTokens, 0),
+    numGenerated,
+  );
 });

@@ -28,7 +28,9 @@ async function dashboardQueries(): Promise<DashboardQuery[]> {
   const dashboard = JSON.parse(await readFile(path.join(repoRoot, "deploy/grafana/pagoda-dashboard.json"), "utf8")) as {
     panels: { title: string; targets: { expr: string }[] }[];
   };
-  return dashboard.panels.flatMap((panel) => panel.targets.map((target) => ({ panel: panel.title, expr: target.expr })));
+  return dashboard.panels.flatMap((panel) =>
+    panel.targets.map((target) => ({ panel: panel.title, expr: target.expr })),
+  );
 }
 
 function hasCommand(command: string): boolean {
@@ -67,7 +69,9 @@ async function waitForScrapes(prometheusUrl: string, count: number, deadlineMs: 
 
 test("every dashboard query runs against a Prometheus that scraped a live pagoda", async (t) => {
   if (!hasCommand("prometheus") || !hasCommand("promtool")) {
-    t.diagnostic("PROMETHEUS NOT INSTALLED: dashboard queries were NOT checked (CI installs Debian's prometheus package)");
+    t.diagnostic(
+      "PROMETHEUS NOT INSTALLED: dashboard queries were NOT checked (CI installs Debian's prometheus package)",
+    );
     t.skip("prometheus and promtool are not installed");
     return;
   }
@@ -84,13 +88,30 @@ test("every dashboard query runs against a Prometheus that scraped a live pagoda
     const prometheusUrl = `http://127.0.0.1:${port}`;
     prometheus = spawn(
       "prometheus",
-      [`--config.file=${path.join(directory, "prometheus.yml")}`, `--storage.tsdb.path=${path.join(directory, "data")}`, `--web.listen-address=127.0.0.1:${port}`],
+      [
+        `--config.file=${path.join(directory, "prometheus.yml")}`,
+        `--storage.tsdb.path=${path.join(directory, "data")}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+      ],
       { stdio: "ignore" },
     );
     const generate = async (): Promise<void> => {
-      await server.client.completions.create({ model: STORIES_ID, prompt: "Once upon a time", max_tokens: 16, temperature: 0 });
-      await server.client.chat.completions.create({ model: STORIES_ID, messages: [{ role: "user", content: "Hi" }], max_tokens: 8 });
-      await fetch(`${server.baseUrl}/v1/completions`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      await server.client.completions.create({
+        model: STORIES_ID,
+        prompt: "Once upon a time",
+        max_tokens: 16,
+        temperature: 0,
+      });
+      await server.client.chat.completions.create({
+        model: STORIES_ID,
+        messages: [{ role: "user", content: "Hi" }],
+        max_tokens: 8,
+      });
+      await fetch(`${server.baseUrl}/v1/completions`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
     };
     const deadline = Date.now() + 60_000;
     // Traffic between scrapes, so that rates and quantiles have two samples to work with.
@@ -102,17 +123,28 @@ test("every dashboard query runs against a Prometheus that scraped a live pagoda
     const results: string[] = [];
     for (const { panel, expr } of await dashboardQueries()) {
       const resolved = Object.entries(VARIABLES).reduce((text, [name, value]) => text.replaceAll(name, value), expr);
-      const { stdout } = await run("promtool", ["query", "instant", prometheusUrl, resolved]).catch((error: { stderr?: string }) => {
-        throw new Error(`${panel}: ${resolved}\n${error.stderr ?? String(error)}`);
-      });
+      const { stdout } = await run("promtool", ["query", "instant", prometheusUrl, resolved]).catch(
+        (error: { stderr?: string }) => {
+          throw new Error(`${panel}: ${resolved}\n${error.stderr ?? String(error)}`);
+        },
+      );
       results.push(`${panel}: ${stdout.trim().split("\n").length} series`);
       if (/throughput|running and waiting|Finished requests|Time to first token/.test(panel)) {
         assert.ok(stdout.trim().length > 0, `${panel} returned no data: ${resolved}`);
       }
     }
     t.diagnostic(results.join("\n"));
-    const { stdout: models } = await run("promtool", ["query", "instant", prometheusUrl, "count by (model_name) (vllm:num_requests_running)"]);
-    assert.match(models, new RegExp(`model_name="${STORIES_ID}"`), "the dashboard's model variable finds the served model");
+    const { stdout: models } = await run("promtool", [
+      "query",
+      "instant",
+      prometheusUrl,
+      "count by (model_name) (vllm:num_requests_running)",
+    ]);
+    assert.match(
+      models,
+      new RegExp(`model_name="${STORIES_ID}"`),
+      "the dashboard's model variable finds the served model",
+    );
   } finally {
     prometheus?.kill("SIGTERM");
     await server.close();

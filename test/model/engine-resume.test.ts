@@ -16,7 +16,15 @@ const INTERRUPT_AT = 20;
 let engine: LlamaEngine;
 
 before(async () => {
-  engine = await LlamaEngine.load({ modelPath: STORIES_MODEL, threads: 1, numSequences: 2, contextSize: 256, batchSize: 256, gpu: "false", kvLayout: "slabs" });
+  engine = await LlamaEngine.load({
+    modelPath: STORIES_MODEL,
+    threads: 1,
+    numSequences: 2,
+    contextSize: 256,
+    batchSize: 256,
+    gpu: "false",
+    kvLayout: "slabs",
+  });
 });
 
 after(async () => {
@@ -24,7 +32,16 @@ after(async () => {
 });
 
 function sampling(seed: number): SamplingParams {
-  return { temperature: 1, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, seed, topLogprobs: null };
+  return {
+    temperature: 1,
+    topP: 1,
+    topK: 0,
+    minP: 0,
+    presencePenalty: 0,
+    frequencyPenalty: 0,
+    seed,
+    topLogprobs: null,
+  };
 }
 
 /** Tokens sampled after `prompt`; with `interruptAt`, the sequence is dropped there and recomputed on a fresh one. */
@@ -65,6 +82,10 @@ test("a sampled sequence resumed on a new sampler continues its own random draws
   const differing = seeds.filter((_, index) => resumed[index] !== uninterrupted[index]);
   assert.ok(differing.length <= 1, `seeds whose output changed on resuming: ${differing.join(", ")}`);
   for (const [index, seed] of seeds.entries()) {
-    assert.equal(resumed[index]!.split(",").slice(0, INTERRUPT_AT).join(), uninterrupted[index]!.split(",").slice(0, INTERRUPT_AT).join(), `seed ${seed} before the interruption`);
+    assert.equal(
+      resumed[index]!.split(",").slice(0, INTERRUPT_AT).join(),
+      uninterrupted[index]!.split(",").slice(0, INTERRUPT_AT).join(),
+      `seed ${seed} before the interruption`,
+    );
   }
 });

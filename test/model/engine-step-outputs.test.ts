@@ -14,7 +14,16 @@ import type { SamplingParams, SequenceId, StepItem, TokenId } from "../../src/en
 
 const NUM_SEQUENCES = 16;
 const NUM_GENERATED = 24;
-const GREEDY: SamplingParams = { temperature: 0, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, seed: 1, topLogprobs: null };
+const GREEDY: SamplingParams = {
+  temperature: 0,
+  topP: 1,
+  topK: 0,
+  minP: 0,
+  presencePenalty: 0,
+  frequencyPenalty: 0,
+  seed: 1,
+  topLogprobs: null,
+};
 
 let dir: string;
 let engine: LlamaEngine;
@@ -22,9 +31,26 @@ let engine: LlamaEngine;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "pagoda-step-outputs-"));
   const modelPath = join(dir, "wide-vocab.gguf");
-  await writeSyntheticLlama(modelPath, { vocabSize: 32000, embeddingLength: 64, blockCount: 2, headCount: 4, headCountKv: 4, feedForwardLength: 128, tensorType: "F32", seed: 3 });
+  await writeSyntheticLlama(modelPath, {
+    vocabSize: 32000,
+    embeddingLength: 64,
+    blockCount: 2,
+    headCount: 4,
+    headCountKv: 4,
+    feedForwardLength: 128,
+    tensorType: "F32",
+    seed: 3,
+  });
   // Slabs: llama.cpp splits such a batch into several ubatches and reorders the outputs; the shared pool does not.
-  engine = await LlamaEngine.load({ modelPath, threads: 1, numSequences: NUM_SEQUENCES, contextSize: 128, batchSize: 512, gpu: "false", kvLayout: "slabs" });
+  engine = await LlamaEngine.load({
+    modelPath,
+    threads: 1,
+    numSequences: NUM_SEQUENCES,
+    contextSize: 128,
+    batchSize: 512,
+    gpu: "false",
+    kvLayout: "slabs",
+  });
 });
 
 after(async () => {
@@ -34,7 +60,10 @@ after(async () => {
 
 /** Even requests have longer prompts than the odd one joining beside them, so their outputs leave the split late. */
 function promptOf(request: number): TokenId[] {
-  return Array.from({ length: 3 + request + (request % 2 === 0 ? 9 : 0) }, (_, k) => 300 + ((request * 37 + k * 11) % 500));
+  return Array.from(
+    { length: 3 + request + (request % 2 === 0 ? 9 : 0) },
+    (_, k) => 300 + ((request * 37 + k * 11) % 500),
+  );
 }
 
 interface Running {
@@ -53,8 +82,15 @@ async function generate(requests: readonly number[]): Promise<Map<number, TokenI
     return { request, sequenceId, position: 0, pending: promptOf(request), generated: [] };
   });
   for (let step = 0; running.some((entry) => entry.generated.length < NUM_GENERATED); step++) {
-    const active = running.filter((entry, index) => Math.floor(index / 2) <= step && entry.generated.length < NUM_GENERATED);
-    const items: StepItem[] = active.map((entry) => ({ sequenceId: entry.sequenceId, startPos: entry.position, tokens: entry.pending, shouldSample: true }));
+    const active = running.filter(
+      (entry, index) => Math.floor(index / 2) <= step && entry.generated.length < NUM_GENERATED,
+    );
+    const items: StepItem[] = active.map((entry) => ({
+      sequenceId: entry.sequenceId,
+      startPos: entry.position,
+      tokens: entry.pending,
+      shouldSample: true,
+    }));
     const outputs = await engine.step(items);
     outputs.forEach((output, index) => {
       const entry = active[index]!;
@@ -72,7 +108,11 @@ test("greedy tokens of 16 sequences joining two per step equal each sequence's t
   const requests = Array.from({ length: NUM_SEQUENCES }, (_, request) => request);
   const alone = new Map<number, TokenId[]>();
   for (const request of requests) alone.set(request, (await generate([request])).get(request)!);
-  assert.equal(new Set([...alone.values()].map((tokens) => tokens.join())).size, NUM_SEQUENCES, "different prompts continue differently");
+  assert.equal(
+    new Set([...alone.values()].map((tokens) => tokens.join())).size,
+    NUM_SEQUENCES,
+    "different prompts continue differently",
+  );
 
   for (let round = 0; round < 3; round++) {
     const together = await generate(requests);

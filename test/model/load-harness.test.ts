@@ -28,20 +28,36 @@ after(async () => {
 
 async function runHarness(args: string[]): Promise<{ stdout: string; report: Json }> {
   const out = path.join(dir, `report-${args.length}.json`);
-  const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", "bench/load.ts", "--url", server.baseUrl, "--out", out, ...args], {
-    cwd: repoRoot,
-    timeout: 60_000,
-  });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ["--import", "tsx", "bench/load.ts", "--url", server.baseUrl, "--out", out, ...args],
+    {
+      cwd: repoRoot,
+      timeout: 60_000,
+    },
+  );
   return { stdout, report: JSON.parse(readFileSync(out, "utf8")) };
 }
 
 function assertTargetShape(result: Json, label: string): void {
   assert.equal(result.label, label);
   assert.equal(result.model, STORIES_ID, "the model is discovered from /v1/models");
-  for (const key of ["durationSeconds", "numRequests", "numOk", "numRateLimited", "numFailed", "numErrors", "numTimeouts", "requestsPerSecond", "completionTokens", "completionTokensPerSecond"]) {
+  for (const key of [
+    "durationSeconds",
+    "numRequests",
+    "numOk",
+    "numRateLimited",
+    "numFailed",
+    "numErrors",
+    "numTimeouts",
+    "requestsPerSecond",
+    "completionTokens",
+    "completionTokensPerSecond",
+  ]) {
     assert.equal(typeof result[key], "number", `${key} is a number`);
   }
-  for (const key of ["mean", "p50", "p90", "p99", "max"]) assert.equal(typeof result.latencyMs[key], "number", `latencyMs.${key}`);
+  for (const key of ["mean", "p50", "p90", "p99", "max"])
+    assert.equal(typeof result.latencyMs[key], "number", `latencyMs.${key}`);
   assert.equal(result.numFailed, 0, JSON.stringify(result.statusCodes));
   assert.equal(result.numRateLimited, 0);
   assert.equal(result.numOk, result.numRequests);
@@ -49,7 +65,17 @@ function assertTargetShape(result: Json, label: string): void {
 }
 
 test("a streamed run with a fixed request count reports exact token counts, the TTFT/ITL probe and no failures", async () => {
-  const { stdout, report } = await runHarness(["--requests", "16", "--concurrency", "4", "--max-tokens", "8", "--stream", "--probe-streams", "1"]);
+  const { stdout, report } = await runHarness([
+    "--requests",
+    "16",
+    "--concurrency",
+    "4",
+    "--max-tokens",
+    "8",
+    "--stream",
+    "--probe-streams",
+    "1",
+  ]);
   assert.equal(report.harness, "pagoda bench:load");
   assert.equal(report.options.isStream, true);
   assert.equal(report.options.numRequests, 16);
@@ -57,19 +83,39 @@ test("a streamed run with a fixed request count reports exact token counts, the 
   const [result] = report.results;
   assertTargetShape(result, "pagoda");
   assert.equal(result.numRequests, 16);
-  assert.equal(result.completionTokens, 16 * 8, "ignore_eos makes every request generate max_tokens, read from the usage chunks");
+  assert.equal(
+    result.completionTokens,
+    16 * 8,
+    "ignore_eos makes every request generate max_tokens, read from the usage chunks",
+  );
   assert.ok(result.probe.numStreams >= 1, "the probe ran alongside the load");
   assert.equal(result.probe.numFailed, 0);
-  for (const key of ["count", "mean", "p50", "p90", "p99", "max"]) assert.equal(typeof result.probe.ttftMs[key], "number", `ttftMs.${key}`);
+  for (const key of ["count", "mean", "p50", "p90", "p99", "max"])
+    assert.equal(typeof result.probe.ttftMs[key], "number", `ttftMs.${key}`);
   assert.equal(typeof result.probe.itlMs.p50, "number");
   assert.match(stdout, /^\s+pagoda \(stories260K\)\n/);
   assert.match(stdout, /^rate limited \(429\)\s+0$/m);
 });
 
 test("a chat run compared against a second server gives two results and a ratio column", async () => {
-  const { stdout, report } = await runHarness(["--requests", "8", "--concurrency", "2", "--max-tokens", "4", "--chat", "--probe-streams", "0", "--compare-url", `${server.baseUrl}/v1`]);
+  const { stdout, report } = await runHarness([
+    "--requests",
+    "8",
+    "--concurrency",
+    "2",
+    "--max-tokens",
+    "4",
+    "--chat",
+    "--probe-streams",
+    "0",
+    "--compare-url",
+    `${server.baseUrl}/v1`,
+  ]);
   assert.equal(report.options.route, "chat");
-  assert.deepEqual(report.results.map((result: Json) => result.label), ["pagoda", "compare"]);
+  assert.deepEqual(
+    report.results.map((result: Json) => result.label),
+    ["pagoda", "compare"],
+  );
   for (const result of report.results) {
     assertTargetShape(result, result.label);
     assert.equal(result.completionTokens, 8 * 4);

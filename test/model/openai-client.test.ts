@@ -21,23 +21,46 @@ after(async () => {
 const PROMPT = "Once upon a time";
 
 test("a greedy completion continues the story and reports exact usage", async () => {
-  const completion = await server.client.completions.create({ model: STORIES_ID, prompt: PROMPT, max_tokens: 24, temperature: 0 });
+  const completion = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt: PROMPT,
+    max_tokens: 24,
+    temperature: 0,
+  });
   assertMatchesSchema("CreateCompletionResponse", completion);
   const choice = completion.choices[0];
   assert.ok(choice !== undefined);
   assert.match(choice.text, /^, there was a little/, "stories260K's well-known greedy continuation");
   assert.equal(choice.finish_reason, "length");
-  const tokenized = (await (await fetch(`${server.baseUrl}/tokenize`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ prompt: PROMPT }),
-  })).json()) as { count: number };
-  assert.deepEqual(completion.usage, { prompt_tokens: tokenized.count, completion_tokens: 24, total_tokens: tokenized.count + 24, prompt_tokens_details: { cached_tokens: 0 } });
+  const tokenized = (await (
+    await fetch(`${server.baseUrl}/tokenize`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ prompt: PROMPT }),
+    })
+  ).json()) as { count: number };
+  assert.deepEqual(completion.usage, {
+    prompt_tokens: tokenized.count,
+    completion_tokens: 24,
+    total_tokens: tokenized.count + 24,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 });
 
 test("streamed text equals non-streamed text at temperature 0, for completions and chat", async () => {
-  const plain = await server.client.completions.create({ model: STORIES_ID, prompt: PROMPT, max_tokens: 40, temperature: 0 });
-  const stream = await server.client.completions.create({ model: STORIES_ID, prompt: PROMPT, max_tokens: 40, temperature: 0, stream: true });
+  const plain = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt: PROMPT,
+    max_tokens: 40,
+    temperature: 0,
+  });
+  const stream = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt: PROMPT,
+    max_tokens: 40,
+    temperature: 0,
+    stream: true,
+  });
   let streamed = "";
   let finishReason: string | null = null;
   for await (const chunk of stream) {
@@ -48,7 +71,12 @@ test("streamed text equals non-streamed text at temperature 0, for completions a
   assert.equal(finishReason, "length");
 
   const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: "user", content: "Tell me a story about a cat." }];
-  const chat = await server.client.chat.completions.create({ model: STORIES_ID, messages, max_tokens: 40, temperature: 0 });
+  const chat = await server.client.chat.completions.create({
+    model: STORIES_ID,
+    messages,
+    max_tokens: 40,
+    temperature: 0,
+  });
   assertMatchesSchema("CreateChatCompletionResponse", chat);
   const chatStream = await server.client.chat.completions.create({
     model: STORIES_ID,
@@ -75,7 +103,12 @@ test("streamed text equals non-streamed text at temperature 0, for completions a
 });
 
 test("a stop string ends the text right before it", async () => {
-  const plain = await server.client.completions.create({ model: STORIES_ID, prompt: PROMPT, max_tokens: 40, temperature: 0 });
+  const plain = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt: PROMPT,
+    max_tokens: 40,
+    temperature: 0,
+  });
   const text = plain.choices[0]?.text ?? "";
   const stop = " named";
   assert.ok(text.includes(stop), `greedy text should contain ${JSON.stringify(stop)}: ${text}`);
@@ -100,7 +133,15 @@ test("a stop string ends the text right before it", async () => {
 
 test("equal seeds reproduce a sampled completion and different seeds differ", async () => {
   const sample = async (seed: number): Promise<string> =>
-    (await server.client.completions.create({ model: STORIES_ID, prompt: PROMPT, max_tokens: 32, temperature: 1, seed })).choices[0]?.text ?? "";
+    (
+      await server.client.completions.create({
+        model: STORIES_ID,
+        prompt: PROMPT,
+        max_tokens: 32,
+        temperature: 1,
+        seed,
+      })
+    ).choices[0]?.text ?? "";
   const first = await sample(1234);
   assert.equal(await sample(1234), first);
   const others = await Promise.all([1, 2, 3, 4].map((seed) => sample(seed)));
@@ -108,9 +149,19 @@ test("equal seeds reproduce a sampled completion and different seeds differ", as
 });
 
 test("n: 2 returns two differently sampled choices with one prompt's usage", async () => {
-  const completion = await server.client.completions.create({ model: STORIES_ID, prompt: PROMPT, max_tokens: 24, temperature: 1, seed: 7, n: 2 });
+  const completion = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt: PROMPT,
+    max_tokens: 24,
+    temperature: 1,
+    seed: 7,
+    n: 2,
+  });
   assertMatchesSchema("CreateCompletionResponse", completion);
-  assert.deepEqual(completion.choices.map((choice) => choice.index), [0, 1]);
+  assert.deepEqual(
+    completion.choices.map((choice) => choice.index),
+    [0, 1],
+  );
   assert.notEqual(completion.choices[0]?.text, completion.choices[1]?.text);
   assert.equal(completion.usage?.completion_tokens, 48);
   const chat = await server.client.chat.completions.create({
@@ -162,7 +213,14 @@ test("a client that disconnects mid-stream frees its sequence at the next step",
   const maxTokens = 480;
   const controller = new AbortController();
   const stream = await server.client.completions.create(
-    { model: STORIES_ID, prompt: PROMPT, max_tokens: maxTokens, temperature: 0, ignore_eos: true, stream: true } as OpenAI.CompletionCreateParamsStreaming,
+    {
+      model: STORIES_ID,
+      prompt: PROMPT,
+      max_tokens: maxTokens,
+      temperature: 0,
+      ignore_eos: true,
+      stream: true,
+    } as OpenAI.CompletionCreateParamsStreaming,
     { signal: controller.signal },
   );
   let numChunks = 0;
@@ -180,15 +238,32 @@ test("a client that disconnects mid-stream frees its sequence at the next step",
   assert.equal(engine.numFreeSequences(), numSequences, "no sequence is active");
   assert.equal(server.runtime.loop.kvCacheState().numUsedBlocks, 0, "its KV blocks returned to the pool");
   assert.equal(server.runtime.loop.numRunning, 0);
-  const after = await server.client.completions.create({ model: STORIES_ID, prompt: PROMPT, max_tokens: 4, temperature: 0 });
+  const after = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt: PROMPT,
+    max_tokens: 4,
+    temperature: 0,
+  });
   assert.equal(after.choices[0]?.finish_reason, "length");
 });
 
 test("the first generated token keeps its leading space in text, echo and logprobs", async () => {
   const prompt = "Once upon a";
-  const echoed = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 8, temperature: 0, echo: true });
+  const echoed = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt,
+    max_tokens: 8,
+    temperature: 0,
+    echo: true,
+  });
   assert.match(echoed.choices[0]?.text ?? "", /^Once upon a time,/);
-  const withLogprobs = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 8, temperature: 0, logprobs: 2 });
+  const withLogprobs = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt,
+    max_tokens: 8,
+    temperature: 0,
+    logprobs: 2,
+  });
   const choice = withLogprobs.choices[0];
   assert.ok(choice?.logprobs?.tokens !== undefined);
   assert.equal(choice.logprobs.tokens[0], " time");
@@ -197,7 +272,13 @@ test("the first generated token keeps its leading space in text, echo and logpro
     choice.logprobs.text_offset,
     choice.logprobs.tokens.map((_, index) => choice.logprobs?.tokens?.slice(0, index).join("").length),
   );
-  const stopped = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 8, temperature: 0, stop: [" time"] });
+  const stopped = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt,
+    max_tokens: 8,
+    temperature: 0,
+    stop: [" time"],
+  });
   assert.equal(stopped.choices[0]?.text, "", "a stop string at the very start of the output matches");
   assert.equal(stopped.choices[0]?.finish_reason, "stop");
 });

@@ -16,7 +16,16 @@ let unshared: ModelServer;
 
 before(async () => {
   // 16 blocks of 16 tokens for 8 requests that each grow to about 7 blocks.
-  small = await startModelServer(["--parallel", "8", "--ctx-size", "256", "--kv-cache-tokens", "256", "--kv-block-size", "16"]);
+  small = await startModelServer([
+    "--parallel",
+    "8",
+    "--ctx-size",
+    "256",
+    "--kv-cache-tokens",
+    "256",
+    "--kv-block-size",
+    "16",
+  ]);
   unshared = await startModelServer(["--parallel", "4", "--ctx-size", "512", "--prefix-caching", "false"]);
 });
 
@@ -26,7 +35,14 @@ after(async () => {
 });
 
 async function greedy(server: ModelServer, prompt: string, maxTokens: number): Promise<GreedyRun & { cached: number }> {
-  const completion = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true, logprobs: 2 } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
+  const completion = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt,
+    max_tokens: maxTokens,
+    temperature: 0,
+    ignore_eos: true,
+    logprobs: 2,
+  } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
   const choice = completion.choices[0];
   assert.equal(choice?.finish_reason, "length");
   return {
@@ -37,7 +53,16 @@ async function greedy(server: ModelServer, prompt: string, maxTokens: number): P
   };
 }
 
-const PROMPTS = ["Once upon a time", "The little dog", "Lily and Ben", "One day, a big bird", "Tom had a red ball", "The sun was hot", "Mom said to Sue", "There was a tiny frog"];
+const PROMPTS = [
+  "Once upon a time",
+  "The little dog",
+  "Lily and Ben",
+  "One day, a big bird",
+  "Tom had a red ball",
+  "The sun was hot",
+  "Mom said to Sue",
+  "There was a tiny frog",
+];
 
 test("8 requests needing 3.5x the pool all finish, preempted and resumed, each identical to its run alone", async () => {
   const alone: GreedyRun[] = [];
@@ -45,7 +70,10 @@ test("8 requests needing 3.5x the pool all finish, preempted and resumed, each i
   const preemptionsBefore = small.runtime.loop.kvCacheState().numPreemptions;
   const together = await Promise.all(PROMPTS.map((prompt) => greedy(small, prompt, 100)));
   const outcomes = together.map((run, index) => compareGreedy(run, alone[index]!, PROMPTS[index]!));
-  assert.ok(outcomes.filter((outcome) => outcome === "identical").length >= PROMPTS.length - 2, `outcomes: ${outcomes.join(", ")}`);
+  assert.ok(
+    outcomes.filter((outcome) => outcome === "identical").length >= PROMPTS.length - 2,
+    `outcomes: ${outcomes.join(", ")}`,
+  );
   const state = small.runtime.loop.kvCacheState();
   assert.ok(state.numPreemptions > preemptionsBefore, `preempted ${state.numPreemptions - preemptionsBefore} times`);
   assert.equal(state.numUsedBlocks, 0, "every block went back to the pool");
@@ -53,7 +81,9 @@ test("8 requests needing 3.5x the pool all finish, preempted and resumed, each i
 });
 
 test("requests sharing a long prefix prefill it once and continue exactly as without sharing", async () => {
-  const story = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. ".repeat(5);
+  const story = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. ".repeat(
+    5,
+  );
   const endings = ["One day, she saw", "Her friend Tom", "The sun was", "A big dog"];
   const numPrefixTokens = small.runtime.engine.tokenize(story, { addBos: true }).length;
   const expected = await Promise.all(endings.map((ending) => greedy(unshared, story + ending, 12)));
@@ -65,16 +95,24 @@ test("requests sharing a long prefix prefill it once and continue exactly as wit
 
   // The story's full blocks come from the cache; only the tail of each prompt is prefilled again.
   const reused = Math.floor((numPrefixTokens - 1) / 16) * 16;
-  for (const result of rest) assert.ok(result.cached >= reused - 16 && result.cached > 0, `cached ${result.cached} of the ${numPrefixTokens}-token story`);
+  for (const result of rest)
+    assert.ok(
+      result.cached >= reused - 16 && result.cached > 0,
+      `cached ${result.cached} of the ${numPrefixTokens}-token story`,
+    );
   const prefilled = small.steps.slice(stepsBefore).reduce((sum, step) => sum + step.numPromptTokens, 0);
-  const promptTokens = endings.slice(1).reduce((sum, ending) => sum + small.runtime.engine.tokenize(story + ending, { addBos: true }).length, 0);
+  const promptTokens = endings
+    .slice(1)
+    .reduce((sum, ending) => sum + small.runtime.engine.tokenize(story + ending, { addBos: true }).length, 0);
   const cachedTokens = rest.reduce((sum, result) => sum + result.cached, 0);
   assert.equal(prefilled, promptTokens - cachedTokens, "exactly the uncached prompt tokens were evaluated");
   assert.ok(prefilled < promptTokens / 3, `${prefilled} of ${promptTokens} prompt tokens evaluated`);
 });
 
 test("cached prefixes of finished requests wait outside the pool, and a later hit restores them with the same output", async () => {
-  const stories = ["Lily", "Ben", "Sue", "Tom", "Max", "Ann"].map((name) => `${name} went to the park. ${name} saw a big red ball and a little dog. `.repeat(3));
+  const stories = ["Lily", "Ben", "Sue", "Tom", "Max", "Ann"].map((name) =>
+    `${name} went to the park. ${name} saw a big red ball and a little dog. `.repeat(3),
+  );
   const cold = await greedy(unshared, stories[5]! + "Then", 16);
   for (const story of stories) await greedy(small, story + "Then", 16);
   const engine = small.runtime.engine;
@@ -84,7 +122,10 @@ test("cached prefixes of finished requests wait outside the pool, and a later hi
   for (let sequenceId = 0; sequenceId < engine.info.numSequences; sequenceId++) {
     assert.equal(engine.positionsOf(sequenceId as SequenceId), null, `sequence ${sequenceId} holds no cells`);
   }
-  assert.ok(state.numSavedPrefixes > 0 && state.savedPrefixBytes > 0, `${state.numSavedPrefixes} prefixes saved, ${state.savedPrefixBytes} bytes`);
+  assert.ok(
+    state.numSavedPrefixes > 0 && state.savedPrefixBytes > 0,
+    `${state.numSavedPrefixes} prefixes saved, ${state.savedPrefixBytes} bytes`,
+  );
   const hit = await greedy(small, stories[5]! + "Then", 16);
   assert.ok(hit.cached >= 16, `cached ${hit.cached} tokens`);
   compareGreedy(hit, cold, "restored prefix");

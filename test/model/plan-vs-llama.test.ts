@@ -15,24 +15,24 @@ const LOG_PRECISION_BYTES = 0.005 * MIB + 1;
 const TOLERANCE = 0.05;
 
 interface Config {
-    readonly contextSize: number;
-    readonly sequences: number;
-    readonly batchSize: number;
-    readonly flashAttention?: boolean;
-    readonly kvType?: KvCacheType;
+  readonly contextSize: number;
+  readonly sequences: number;
+  readonly batchSize: number;
+  readonly flashAttention?: boolean;
+  readonly kvType?: KvCacheType;
 }
 
 /** The server's defaults, a single small sequence, odd sizes that exercise padding, and flash attention. */
 const CONFIGS: readonly Config[] = [
-    { contextSize: 2048, sequences: 8, batchSize: 512 },
-    { contextSize: 256, sequences: 1, batchSize: 32 },
-    { contextSize: 1000, sequences: 3, batchSize: 100 },
-    { contextSize: 1024, sequences: 4, batchSize: 512, flashAttention: true }
+  { contextSize: 2048, sequences: 8, batchSize: 512 },
+  { contextSize: 256, sequences: 1, batchSize: 32 },
+  { contextSize: 1000, sequences: 3, batchSize: 100 },
+  { contextSize: 1024, sequences: 4, batchSize: 512, flashAttention: true },
 ];
 /** Quantized caches need head sizes that are whole q8_0/q4_0 blocks (32), so only some models get these. */
 const QUANTIZED_CONFIGS: readonly Config[] = [
-    { contextSize: 2048, sequences: 2, batchSize: 512, kvType: "q8_0" },
-    { contextSize: 1024, sequences: 2, batchSize: 128, kvType: "q4_0" }
+  { contextSize: 2048, sequences: 2, batchSize: 512, kvType: "q8_0" },
+  { contextSize: 1024, sequences: 2, batchSize: 128, kvType: "q4_0" },
 ];
 
 let dir: string;
@@ -41,186 +41,253 @@ let logLines: string[] = [];
 let onLogLine: ((line: string) => void) | null = null;
 
 before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "pagoda-plan-vs-llama-"));
-    // A logger of our own at debug level: llama.cpp reports every buffer it allocates at info level.
-    llama = await getLlama({
-        gpu: false,
-        logLevel: LlamaLogLevel.debug,
-        logger: (_level, message) => {
-            logLines.push(message);
-            onLogLine?.(message);
-        }
-    });
+  dir = await mkdtemp(join(tmpdir(), "pagoda-plan-vs-llama-"));
+  // A logger of our own at debug level: llama.cpp reports every buffer it allocates at info level.
+  llama = await getLlama({
+    gpu: false,
+    logLevel: LlamaLogLevel.debug,
+    logger: (_level, message) => {
+      logLines.push(message);
+      onLogLine?.(message);
+    },
+  });
 });
 
 after(async () => {
-    await llama?.dispose();
-    if (dir !== undefined)
-        await rm(dir, { recursive: true, force: true });
+  await llama?.dispose();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
 interface LoggedContext {
-    readonly contextTokens: number;
-    readonly kvCells: number;
-    readonly kvBytes: number;
-    readonly outputBytes: number;
-    readonly computeBytes: number;
+  readonly contextTokens: number;
+  readonly kvCells: number;
+  readonly kvBytes: number;
+  readonly outputBytes: number;
+  readonly computeBytes: number;
 }
 
 function parseContextLog(lines: readonly string[]): LoggedContext {
-    // Only this context's lines: node-llama-cpp's own no-alloc estimate may have built one before it.
-    let start = 0;
-    lines.forEach((line, index) => {
-        if (line.includes("constructing llama_context"))
-            start = index;
-    });
-    const own = lines.slice(start);
-    const mib = (pattern: RegExp): number => {
-        const match = own.map((line) => pattern.exec(line)).find((found) => found !== null);
-        assert.ok(match, `llama.cpp logged no line matching ${pattern}`);
-        return Number(match[1]) * MIB;
-    };
-    let kvCells = 0;
-    let kvBytes = 0;
-    for (const line of own) {
-        // "llama_kv_cache: size = 10.00 MiB ( 2048 cells, 5 layers, 8/8 seqs), …": cells per stream and streams.
-        const kv = /llama_kv_cache: size = +([\d.]+) MiB \( *(\d+) cells, +\d+ layers, +\d+\/(\d+) seqs\)/.exec(line);
-        if (kv !== null) {
-            kvCells += Number(kv[2]) * Number(kv[3]);
-            kvBytes += Number(kv[1]) * MIB;
-        }
+  // Only this context's lines: node-llama-cpp's own no-alloc estimate may have built one before it.
+  let start = 0;
+  lines.forEach((line, index) => {
+    if (line.includes("constructing llama_context")) start = index;
+  });
+  const own = lines.slice(start);
+  const mib = (pattern: RegExp): number => {
+    const match = own.map((line) => pattern.exec(line)).find((found) => found !== null);
+    assert.ok(match, `llama.cpp logged no line matching ${pattern}`);
+    return Number(match[1]) * MIB;
+  };
+  let kvCells = 0;
+  let kvBytes = 0;
+  for (const line of own) {
+    // "llama_kv_cache: size = 10.00 MiB ( 2048 cells, 5 layers, 8/8 seqs), …": cells per stream and streams.
+    const kv = /llama_kv_cache: size = +([\d.]+) MiB \( *(\d+) cells, +\d+ layers, +\d+\/(\d+) seqs\)/.exec(line);
+    if (kv !== null) {
+      kvCells += Number(kv[2]) * Number(kv[3]);
+      kvBytes += Number(kv[1]) * MIB;
     }
-    assert.ok(kvCells > 0, "llama.cpp logged no KV cache");
-    const nCtx = own.map((line) => /n_ctx += (\d+)/.exec(line)).find((found) => found !== null);
-    return {
-        contextTokens: Number(nCtx?.[1]),
-        kvCells,
-        kvBytes,
-        outputBytes: mib(/CPU +output buffer size = +([\d.]+) MiB/),
-        computeBytes: mib(/CPU compute buffer size = +([\d.]+) MiB/)
-    };
+  }
+  assert.ok(kvCells > 0, "llama.cpp logged no KV cache");
+  const nCtx = own.map((line) => /n_ctx += (\d+)/.exec(line)).find((found) => found !== null);
+  return {
+    contextTokens: Number(nCtx?.[1]),
+    kvCells,
+    kvBytes,
+    outputBytes: mib(/CPU +output buffer size = +([\d.]+) MiB/),
+    computeBytes: mib(/CPU compute buffer size = +([\d.]+) MiB/),
+  };
 }
 
 /** Resolves once llama.cpp has logged the end of its buffer reservation (log lines arrive asynchronously). */
 function nextReservationLogged(): Promise<void> {
-    return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error("llama.cpp never logged its reservation")), 30_000);
-        onLogLine = (line) => {
-            if (line.includes("reserve took")) {
-                clearTimeout(timer);
-                onLogLine = null;
-                resolve();
-            }
-        };
-    });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("llama.cpp never logged its reservation")), 30_000);
+    onLogLine = (line) => {
+      if (line.includes("reserve took")) {
+        clearTimeout(timer);
+        onLogLine = null;
+        resolve();
+      }
+    };
+  });
 }
 
 const fmt = (bytes: number): string => (bytes / MIB).toFixed(3);
 const ratio = (planned: number, actual: number): string => `${((planned / actual - 1) * 100).toFixed(2)}%`;
 
 function assertClose(name: string, planned: number, actual: number, slack = 0): void {
-    const allowed = Math.max(actual * TOLERANCE, slack);
-    assert.ok(Math.abs(planned - actual) <= allowed, `${name}: planned ${planned} B, llama.cpp ${actual} B (allowed ±${allowed})`);
+  const allowed = Math.max(actual * TOLERANCE, slack);
+  assert.ok(
+    Math.abs(planned - actual) <= allowed,
+    `${name}: planned ${planned} B, llama.cpp ${actual} B (allowed ±${allowed})`,
+  );
 }
 
-async function compareWithLlama(t: TestContext, label: string, modelPath: string, configs: readonly Config[]): Promise<MemoryPlan[]> {
-    const info = await readGgufModelInfo(modelPath);
-    const model: LlamaModel = await llama.loadModel({ modelPath });
-    const modelBytes = model.size;
-    const plans: MemoryPlan[] = [];
-    t.diagnostic(`${label}: weights planned ${info.tensors.reduce((sum, tensor) => sum + tensor.bytes, 0)} B, node-llama-cpp model.size ${modelBytes} B`);
-    t.diagnostic("config (ctx×seq/batch kv fa) | KV MiB plan/llama | compute MiB plan/llama | output MiB plan/llama | " +
-        "total MiB plan/llama | KV+compute plan vs estimateV2 | legacy estimate");
-    try {
-        for (const config of configs) {
-            const kvType = config.kvType ?? "f16";
-            const isQuantized = kvType !== "f16";
-            const flashAttention = config.flashAttention ?? isQuantized;
-            const plan = planMemory(info, { ctxSize: config.contextSize, parallel: config.sequences, batchSize: config.batchSize, kvType, flashAttention });
-            plans.push(plan);
+async function compareWithLlama(
+  t: TestContext,
+  label: string,
+  modelPath: string,
+  configs: readonly Config[],
+): Promise<MemoryPlan[]> {
+  const info = await readGgufModelInfo(modelPath);
+  const model: LlamaModel = await llama.loadModel({ modelPath });
+  const modelBytes = model.size;
+  const plans: MemoryPlan[] = [];
+  t.diagnostic(
+    `${label}: weights planned ${info.tensors.reduce((sum, tensor) => sum + tensor.bytes, 0)} B, node-llama-cpp model.size ${modelBytes} B`,
+  );
+  t.diagnostic(
+    "config (ctx×seq/batch kv fa) | KV MiB plan/llama | compute MiB plan/llama | output MiB plan/llama | " +
+      "total MiB plan/llama | KV+compute plan vs estimateV2 | legacy estimate",
+  );
+  try {
+    for (const config of configs) {
+      const kvType = config.kvType ?? "f16";
+      const isQuantized = kvType !== "f16";
+      const flashAttention = config.flashAttention ?? isQuantized;
+      const plan = planMemory(info, {
+        ctxSize: config.contextSize,
+        parallel: config.sequences,
+        batchSize: config.batchSize,
+        kvType,
+        flashAttention,
+      });
+      plans.push(plan);
 
-            logLines = [];
-            const logged = nextReservationLogged();
-            const ggmlType = GgmlType[kvType.toUpperCase() as keyof typeof GgmlType];
-            const context = await model.createContext({
-                contextSize: config.contextSize,
-                sequences: config.sequences,
-                batchSize: config.batchSize,
-                threads: 1,
-                flashAttention,
-                ...(isQuantized ? { experimentalKvCacheKeyType: ggmlType, experimentalKvCacheValueType: ggmlType } : {})
-            });
-            try {
-                await logged;
-                const actual = parseContextLog(logLines);
-                const estimate = { contextSize: config.contextSize, sequences: config.sequences, batchSize: config.batchSize,
-                    modelGpuLayers: 0, flashAttention, kvCacheKeyType: ggmlType, kvCacheValueType: ggmlType };
-                const v2 = await model.fileInsights.estimateContextResourceRequirementsV2(estimate);
-                const legacy = model.fileInsights.estimateContextResourceRequirements({ ...estimate, flashAttention });
-                const actualTotal = modelBytes + actual.kvBytes + actual.outputBytes + actual.computeBytes;
+      logLines = [];
+      const logged = nextReservationLogged();
+      const ggmlType = GgmlType[kvType.toUpperCase() as keyof typeof GgmlType];
+      const context = await model.createContext({
+        contextSize: config.contextSize,
+        sequences: config.sequences,
+        batchSize: config.batchSize,
+        threads: 1,
+        flashAttention,
+        ...(isQuantized ? { experimentalKvCacheKeyType: ggmlType, experimentalKvCacheValueType: ggmlType } : {}),
+      });
+      try {
+        await logged;
+        const actual = parseContextLog(logLines);
+        const estimate = {
+          contextSize: config.contextSize,
+          sequences: config.sequences,
+          batchSize: config.batchSize,
+          modelGpuLayers: 0,
+          flashAttention,
+          kvCacheKeyType: ggmlType,
+          kvCacheValueType: ggmlType,
+        };
+        const v2 = await model.fileInsights.estimateContextResourceRequirementsV2(estimate);
+        const legacy = model.fileInsights.estimateContextResourceRequirements({ ...estimate, flashAttention });
+        const actualTotal = modelBytes + actual.kvBytes + actual.outputBytes + actual.computeBytes;
 
-                t.diagnostic(`${config.contextSize}×${config.sequences}/${config.batchSize} ${kvType} ${flashAttention ? "fa" : "-"} | ` +
-                    `${fmt(plan.kvBytes)}/${fmt(actual.kvBytes)} | ${fmt(plan.computeBytes)}/${fmt(actual.computeBytes)} | ` +
-                    `${fmt(plan.outputBytes)}/${fmt(actual.outputBytes)} | ${fmt(plan.totalBytes)}/${fmt(actualTotal)} | ` +
-                    `${plan.kvBytes + plan.computeBytes} vs ${v2.cpuRam} B (${plan.kvBytes + plan.computeBytes - v2.cpuRam} B) | ` +
-                    `${fmt(legacy.cpuRam)} MiB (${ratio(legacy.cpuRam, v2.cpuRam)})`);
+        t.diagnostic(
+          `${config.contextSize}×${config.sequences}/${config.batchSize} ${kvType} ${flashAttention ? "fa" : "-"} | ` +
+            `${fmt(plan.kvBytes)}/${fmt(actual.kvBytes)} | ${fmt(plan.computeBytes)}/${fmt(actual.computeBytes)} | ` +
+            `${fmt(plan.outputBytes)}/${fmt(actual.outputBytes)} | ${fmt(plan.totalBytes)}/${fmt(actualTotal)} | ` +
+            `${plan.kvBytes + plan.computeBytes} vs ${v2.cpuRam} B (${plan.kvBytes + plan.computeBytes - v2.cpuRam} B) | ` +
+            `${fmt(legacy.cpuRam)} MiB (${ratio(legacy.cpuRam, v2.cpuRam)})`,
+        );
 
-                assert.equal(plan.context.contextTokens, actual.contextTokens, "n_ctx");
-                assert.equal(plan.numKvCells, actual.kvCells, "KV cells");
-                assert.ok(Math.abs(plan.kvBytes - actual.kvBytes) <= LOG_PRECISION_BYTES, `KV bytes: planned ${plan.kvBytes}, logged ${actual.kvBytes}`);
-                assertClose("compute buffer", plan.computeBytes, actual.computeBytes, LOG_PRECISION_BYTES);
-                assertClose("output buffer", plan.outputBytes, actual.outputBytes, LOG_PRECISION_BYTES);
-                assertClose("total", plan.totalBytes, actualTotal);
-                assertClose("KV + compute vs estimateContextResourceRequirementsV2", plan.kvBytes + plan.computeBytes, v2.cpuRam);
-            } finally {
-                await context.dispose();
-            }
-        }
-    } finally {
-        await model.dispose();
+        assert.equal(plan.context.contextTokens, actual.contextTokens, "n_ctx");
+        assert.equal(plan.numKvCells, actual.kvCells, "KV cells");
+        assert.ok(
+          Math.abs(plan.kvBytes - actual.kvBytes) <= LOG_PRECISION_BYTES,
+          `KV bytes: planned ${plan.kvBytes}, logged ${actual.kvBytes}`,
+        );
+        assertClose("compute buffer", plan.computeBytes, actual.computeBytes, LOG_PRECISION_BYTES);
+        assertClose("output buffer", plan.outputBytes, actual.outputBytes, LOG_PRECISION_BYTES);
+        assertClose("total", plan.totalBytes, actualTotal);
+        assertClose(
+          "KV + compute vs estimateContextResourceRequirementsV2",
+          plan.kvBytes + plan.computeBytes,
+          v2.cpuRam,
+        );
+      } finally {
+        await context.dispose();
+      }
     }
-    assert.equal(plans[0]!.weightsBytes, modelBytes);
-    return plans;
+  } finally {
+    await model.dispose();
+  }
+  assert.equal(plans[0]!.weightsBytes, modelBytes);
+  return plans;
 }
 
 test("stories260K: KV is 640 bytes per token and every buffer matches llama.cpp's own allocation", async (t) => {
-    const plans = await compareWithLlama(t, "stories260K", STORIES_PATH, CONFIGS);
-    for (const plan of plans)
-        assert.equal(plan.kvBytesPerToken, 640);
+  const plans = await compareWithLlama(t, "stories260K", STORIES_PATH, CONFIGS);
+  for (const plan of plans) assert.equal(plan.kvBytesPerToken, 640);
 });
 
 test("the default synthetic model's plan matches llama.cpp, quantized KV caches included", async (t) => {
-    const path = join(dir, "synthetic-default.gguf");
-    await writeSyntheticLlama(path);
-    const [plan] = await compareWithLlama(t, "synthetic default (v2048 d128 l4 h4/kv2)", path, [...CONFIGS, ...QUANTIZED_CONFIGS]);
-    assert.equal(plan!.kvBytesPerToken, 4 * 2 * 2 * 32 * 2);
+  const path = join(dir, "synthetic-default.gguf");
+  await writeSyntheticLlama(path);
+  const [plan] = await compareWithLlama(t, "synthetic default (v2048 d128 l4 h4/kv2)", path, [
+    ...CONFIGS,
+    ...QUANTIZED_CONFIGS,
+  ]);
+  assert.equal(plan!.kvBytesPerToken, 4 * 2 * 2 * 32 * 2);
 });
 
 test("a bigger grouped-query synthetic model's plan matches llama.cpp, Hadamard-rotated q8_0 cache included", async (t) => {
-    const path = join(dir, "synthetic-gqa.gguf");
-    await writeSyntheticLlama(path, { vocabSize: 8192, embeddingLength: 512, blockCount: 6, headCount: 8, headCountKv: 2, feedForwardLength: 1376 });
-    const [plan] = await compareWithLlama(t, "synthetic GQA (v8192 d512 l6 h8/kv2 ff1376)", path, [...CONFIGS, ...QUANTIZED_CONFIGS]);
-    assert.equal(plan!.kvBytesPerToken, 6 * 2 * 2 * 64 * 2);
+  const path = join(dir, "synthetic-gqa.gguf");
+  await writeSyntheticLlama(path, {
+    vocabSize: 8192,
+    embeddingLength: 512,
+    blockCount: 6,
+    headCount: 8,
+    headCountKv: 2,
+    feedForwardLength: 1376,
+  });
+  const [plan] = await compareWithLlama(t, "synthetic GQA (v8192 d512 l6 h8/kv2 ff1376)", path, [
+    ...CONFIGS,
+    ...QUANTIZED_CONFIGS,
+  ]);
+  assert.equal(plan!.kvBytesPerToken, 6 * 2 * 2 * 64 * 2);
 });
 
 test("a mixture-of-experts model's plan matches llama.cpp and counts only routed experts as active", async (t) => {
-    const path = join(dir, "synthetic-moe.gguf");
-    const written = await writeSyntheticModel(path, { expertCount: 8, expertUsedCount: 2, vocabSize: 1024, embeddingLength: 128, blockCount: 2, feedForwardLength: 512 });
-    const [plan] = await compareWithLlama(t, "synthetic MoE (8 experts, 2 used)", path, [...CONFIGS, QUANTIZED_CONFIGS[0]!]);
-    const expertParameters = 2 * 3 * 128 * 512 * 8;
-    assert.equal(plan!.numExpertParameters, expertParameters);
-    assert.equal(plan!.numActiveParameters, plan!.numParameters - expertParameters * (6 / 8));
-    assert.equal(plan!.numParameters, written.parameterCount);
-    assert.equal(plan!.numActiveParameters, written.activeParameterCount);
+  const path = join(dir, "synthetic-moe.gguf");
+  const written = await writeSyntheticModel(path, {
+    expertCount: 8,
+    expertUsedCount: 2,
+    vocabSize: 1024,
+    embeddingLength: 128,
+    blockCount: 2,
+    feedForwardLength: 512,
+  });
+  const [plan] = await compareWithLlama(t, "synthetic MoE (8 experts, 2 used)", path, [
+    ...CONFIGS,
+    QUANTIZED_CONFIGS[0]!,
+  ]);
+  const expertParameters = 2 * 3 * 128 * 512 * 8;
+  assert.equal(plan!.numExpertParameters, expertParameters);
+  assert.equal(plan!.numActiveParameters, plan!.numParameters - expertParameters * (6 / 8));
+  assert.equal(plan!.numParameters, written.parameterCount);
+  assert.equal(plan!.numActiveParameters, written.activeParameterCount);
 });
 
 test("a qwen2 model with Q4_0 weights and tied embeddings is planned to the byte", async (t) => {
-    const path = join(dir, "synthetic-qwen2-q4.gguf");
-    const written = await writeSyntheticModel(path, {
-        architecture: "qwen2", tensorType: "Q4_0", tiedEmbeddings: true,
-        vocabSize: 4096, embeddingLength: 256, blockCount: 3, headCount: 8, headCountKv: 2, feedForwardLength: 704
-    });
-    const [plan] = await compareWithLlama(t, "synthetic qwen2 Q4_0 tied (v4096 d256 l3 h8/kv2 ff704)", path, CONFIGS);
-    assert.equal(plan!.weightsBytes, written.tensors.reduce((sum, tensor) => sum + tensor.byteLength, 0));
-    assert.deepEqual(plan!.weightsByType.map((group) => group.type).sort(), [...new Set(written.tensors.map((tensor) => tensor.type))].sort());
+  const path = join(dir, "synthetic-qwen2-q4.gguf");
+  const written = await writeSyntheticModel(path, {
+    architecture: "qwen2",
+    tensorType: "Q4_0",
+    tiedEmbeddings: true,
+    vocabSize: 4096,
+    embeddingLength: 256,
+    blockCount: 3,
+    headCount: 8,
+    headCountKv: 2,
+    feedForwardLength: 704,
+  });
+  const [plan] = await compareWithLlama(t, "synthetic qwen2 Q4_0 tied (v4096 d256 l3 h8/kv2 ff704)", path, CONFIGS);
+  assert.equal(
+    plan!.weightsBytes,
+    written.tensors.reduce((sum, tensor) => sum + tensor.byteLength, 0),
+  );
+  assert.deepEqual(
+    plan!.weightsByType.map((group) => group.type).sort(),
+    [...new Set(written.tensors.map((tensor) => tensor.type))].sort(),
+  );
 });

@@ -60,11 +60,21 @@ async function startProcess(t: { after: (fn: () => void) => void }, flags: strin
 }
 
 /** Opens a streamed completion and returns once its first frame has arrived, with a reader for the rest. */
-async function openStream(url: string, body: Record<string, unknown>): Promise<{ first: string; rest: () => Promise<string> }> {
+async function openStream(
+  url: string,
+  body: Record<string, unknown>,
+): Promise<{ first: string; rest: () => Promise<string> }> {
   const response = await fetch(`${url}/v1/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: STORIES_ID, prompt: "Once upon a time", temperature: 0, ignore_eos: true, stream: true, ...body }),
+    body: JSON.stringify({
+      model: STORIES_ID,
+      prompt: "Once upon a time",
+      temperature: 0,
+      ignore_eos: true,
+      stream: true,
+      ...body,
+    }),
   });
   assert.equal(response.status, 200);
   assert.ok(response.body !== null);
@@ -96,13 +106,21 @@ test("with --port 0 the ready line names the port actually bound", async (t) => 
 /** The last JSON frame before [DONE] of a finished SSE text. */
 function lastFrame(text: string): { choices?: { finish_reason: string | null }[]; error?: { code?: string } } {
   assert.ok(text.endsWith("data: [DONE]\n\n"), text.slice(-200));
-  const frames = text.trim().split("\n\n").map((frame) => frame.slice("data: ".length));
-  return JSON.parse(frames.at(-2) ?? "{}") as { choices?: { finish_reason: string | null }[]; error?: { code?: string } };
+  const frames = text
+    .trim()
+    .split("\n\n")
+    .map((frame) => frame.slice("data: ".length));
+  return JSON.parse(frames.at(-2) ?? "{}") as {
+    choices?: { finish_reason: string | null }[];
+    error?: { code?: string };
+  };
 }
 
 test("SIGTERM during 8 running streams lets all 8 finish cleanly with [DONE], then the process exits 0", async (t) => {
   const server = await startProcess(t, ["--shutdown-grace", "60", "--parallel", "8"]);
-  const streams = await Promise.all(Array.from({ length: 8 }, (_, index) => openStream(server.url, { max_tokens: 300 + index * 10 })));
+  const streams = await Promise.all(
+    Array.from({ length: 8 }, (_, index) => openStream(server.url, { max_tokens: 300 + index * 10 })),
+  );
   server.child.kill("SIGTERM");
   const texts = await Promise.all(streams.map(async (stream) => stream.first + (await stream.rest())));
   for (const text of texts) {
@@ -130,6 +148,9 @@ test("a second signal while shutting down exits at once with code 1", async (t) 
   server.child.kill("SIGTERM");
   server.child.kill("SIGINT");
   assert.equal(await server.exited, 1);
-  assert.ok(server.logs.some((line) => line.msg === "second signal: exiting now"), JSON.stringify(server.logs.map((line) => line.msg)));
+  assert.ok(
+    server.logs.some((line) => line.msg === "second signal: exiting now"),
+    JSON.stringify(server.logs.map((line) => line.msg)),
+  );
   await stream.rest().catch(() => "the connection was cut, as expected");
 });

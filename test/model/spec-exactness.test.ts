@@ -42,7 +42,20 @@ before(async () => {
   const draftPath = join(dir, "stories-4-of-5.gguf");
   await deriveDraftModel(STORIES_MODEL, draftPath, { keepLayers: 4 });
   plain = await startModelServer(["--parallel", "16", "--ctx-size", "256"]);
-  speculative = await startModelServer(["--parallel", "16", "--ctx-size", "256", "--spec-mode", "draft", "--draft-model", draftPath, "--draft-max", "3", "--spec-adaptive", "false"]);
+  speculative = await startModelServer([
+    "--parallel",
+    "16",
+    "--ctx-size",
+    "256",
+    "--spec-mode",
+    "draft",
+    "--draft-model",
+    draftPath,
+    "--draft-max",
+    "3",
+    "--spec-adaptive",
+    "false",
+  ]);
 });
 
 after(async () => {
@@ -52,13 +65,33 @@ after(async () => {
 });
 
 async function greedy(server: ModelServer, prompt: string, withLogprobs: boolean): Promise<GreedyRun> {
-  const completion = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 96, temperature: 0, ignore_eos: true, ...(withLogprobs ? { logprobs: 2 } : {}) } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
+  const completion = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt,
+    max_tokens: 96,
+    temperature: 0,
+    ignore_eos: true,
+    ...(withLogprobs ? { logprobs: 2 } : {}),
+  } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
   const choice = completion.choices[0];
-  return { text: choice?.text ?? "", tokens: choice?.logprobs?.tokens ?? [], topLogprobs: choice?.logprobs?.top_logprobs ?? [] };
+  return {
+    text: choice?.text ?? "",
+    tokens: choice?.logprobs?.tokens ?? [],
+    topLogprobs: choice?.logprobs?.top_logprobs ?? [],
+  };
 }
 
 test("greedy output with a differing draft model equals the target's, alone and with 8 concurrent requests", async () => {
-  const prompts = ["Once upon a time", "The little dog", "Lily and Ben", "One day, a big bird", "Tom had a red ball", "The sun was hot", "Mom said to Sue", "There was a tiny frog"];
+  const prompts = [
+    "Once upon a time",
+    "The little dog",
+    "Lily and Ben",
+    "One day, a big bird",
+    "Tom had a red ball",
+    "The sun was hot",
+    "Mom said to Sue",
+    "There was a tiny frog",
+  ];
   const references = await Promise.all(prompts.map((prompt) => greedy(plain, prompt, true)));
   const alone = await greedy(speculative, prompts[0]!, false);
   assert.equal(compareGreedyText(alone.text, references[0]!, "alone"), "identical");
@@ -66,7 +99,10 @@ test("greedy output with a differing draft model equals the target's, alone and 
   const outcomes = together.map((run, index) => compareGreedyText(run.text, references[index]!, prompts[index]!));
   assert.ok(outcomes.filter((outcome) => outcome === "identical").length >= prompts.length - 1, outcomes.join(", "));
   const stats = speculative.runtime.loop.specStats();
-  assert.ok(stats !== null && stats.numAcceptedTokens > 0 && stats.numAcceptedTokens < stats.numDraftTokens, "drafts were both accepted and rejected");
+  assert.ok(
+    stats !== null && stats.numAcceptedTokens > 0 && stats.numAcceptedTokens < stats.numDraftTokens,
+    "drafts were both accepted and rejected",
+  );
 });
 
 /** Generated tokens 2 and 3 of N seeded requests at temperature 1, submitted straight to the engine loop. */
@@ -76,36 +112,47 @@ async function sampleSecondAndThird(server: ModelServer, firstSeed: number): Pro
   const batch = 128;
   for (let start = 0; start < N; start += batch) {
     await Promise.all(
-      Array.from({ length: Math.min(batch, N - start) }, (_, offset) =>
-        new Promise<void>((resolve, reject) => {
-          const tokens: TokenId[] = [];
-          const seed = firstSeed + start + offset;
-          const request = new Request(
-            `exact-${seed}` as RequestId,
-            prompt,
-            {
-              maxTokens: 3,
-              sampling: { temperature: 1, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, seed, topLogprobs: null },
-              stopStrings: [],
-              stopTokens: [],
-              ignoreEos: true,
-            },
-            {
-              onDelta: (delta) => tokens.push(...delta.tokens),
-              onFinish: (output) => {
-                if (output.finishReason !== "length" || tokens.length !== 3) {
-                  reject(output.error ?? new Error(`finished ${output.finishReason} after ${tokens.length} tokens`));
-                  return;
-                }
-                const key = `${tokens[1]},${tokens[2]}`;
-                histogram.set(key, (histogram.get(key) ?? 0) + 1);
-                resolve();
+      Array.from(
+        { length: Math.min(batch, N - start) },
+        (_, offset) =>
+          new Promise<void>((resolve, reject) => {
+            const tokens: TokenId[] = [];
+            const seed = firstSeed + start + offset;
+            const request = new Request(
+              `exact-${seed}` as RequestId,
+              prompt,
+              {
+                maxTokens: 3,
+                sampling: {
+                  temperature: 1,
+                  topP: 1,
+                  topK: 0,
+                  minP: 0,
+                  presencePenalty: 0,
+                  frequencyPenalty: 0,
+                  seed,
+                  topLogprobs: null,
+                },
+                stopStrings: [],
+                stopTokens: [],
+                ignoreEos: true,
               },
-            },
-            performance.now(),
-          );
-          if (!server.runtime.loop.submit(request)) reject(new Error("queue full"));
-        }),
+              {
+                onDelta: (delta) => tokens.push(...delta.tokens),
+                onFinish: (output) => {
+                  if (output.finishReason !== "length" || tokens.length !== 3) {
+                    reject(output.error ?? new Error(`finished ${output.finishReason} after ${tokens.length} tokens`));
+                    return;
+                  }
+                  const key = `${tokens[1]},${tokens[2]}`;
+                  histogram.set(key, (histogram.get(key) ?? 0) + 1);
+                  resolve();
+                },
+              },
+              performance.now(),
+            );
+            if (!server.runtime.loop.submit(request)) reject(new Error("queue full"));
+          }),
       ),
     );
   }
@@ -141,9 +188,18 @@ test("at temperature 1, tokens 2 and 3 under speculation follow the target's own
   assert.ok(before !== null && after !== null);
   const drafted = after.numDraftTokens - before.numDraftTokens;
   const accepted = after.numAcceptedTokens - before.numAcceptedTokens;
-  assert.ok(accepted > N * 0.1 && accepted < drafted, `${accepted} of ${drafted} sampled drafts accepted: both outcomes occur`);
+  assert.ok(
+    accepted > N * 0.1 && accepted < drafted,
+    `${accepted} of ${drafted} sampled drafts accepted: both outcomes occur`,
+  );
   const control = homogeneity(plain2, plain1);
-  assert.ok(control.statistic <= control.threshold, `control: X² ${control.statistic.toFixed(1)} > ${control.threshold.toFixed(1)}`);
+  assert.ok(
+    control.statistic <= control.threshold,
+    `control: X² ${control.statistic.toFixed(1)} > ${control.threshold.toFixed(1)}`,
+  );
   const measured = homogeneity(spec, plain1);
-  assert.ok(measured.statistic <= measured.threshold, `speculative vs plain: X² ${measured.statistic.toFixed(1)} > ${measured.threshold.toFixed(1)} (control ${control.statistic.toFixed(1)})`);
+  assert.ok(
+    measured.statistic <= measured.threshold,
+    `speculative vs plain: X² ${measured.statistic.toFixed(1)} > ${measured.threshold.toFixed(1)} (control ${control.statistic.toFixed(1)})`,
+  );
 });

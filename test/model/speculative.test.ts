@@ -18,7 +18,18 @@ let plain: ModelServer;
 
 before(async () => {
   // A fixed draft length: the adaptive one rightly stops drafting on a model this cheap, and this tests the mechanics.
-  speculative = await startModelServer(["--parallel", "4", "--ctx-size", "512", "--spec-mode", "ngram", "--draft-max", "4", "--spec-adaptive", "false"]);
+  speculative = await startModelServer([
+    "--parallel",
+    "4",
+    "--ctx-size",
+    "512",
+    "--spec-mode",
+    "ngram",
+    "--draft-max",
+    "4",
+    "--spec-adaptive",
+    "false",
+  ]);
   plain = await startModelServer(["--parallel", "4", "--ctx-size", "512"]);
 });
 
@@ -28,15 +39,32 @@ after(async () => {
 });
 
 async function greedy(server: ModelServer, prompt: string): Promise<GreedyRun> {
-  const completion = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 160, temperature: 0, ignore_eos: true, logprobs: 2 } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
+  const completion = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt,
+    max_tokens: 160,
+    temperature: 0,
+    ignore_eos: true,
+    logprobs: 2,
+  } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
   const choice = completion.choices[0];
   assert.equal(choice?.finish_reason, "length");
   assert.equal(completion.usage?.completion_tokens, 160, "usage counts every token, drafted or not");
-  return { text: choice?.text ?? "", tokens: choice?.logprobs?.tokens ?? [], topLogprobs: choice?.logprobs?.top_logprobs ?? [] };
+  return {
+    text: choice?.text ?? "",
+    tokens: choice?.logprobs?.tokens ?? [],
+    topLogprobs: choice?.logprobs?.top_logprobs ?? [],
+  };
 }
 
 async function greedyNoLogprobs(server: ModelServer, prompt: string): Promise<string> {
-  const completion = await server.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 160, temperature: 0, ignore_eos: true } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
+  const completion = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt,
+    max_tokens: 160,
+    temperature: 0,
+    ignore_eos: true,
+  } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
   return completion.choices[0]?.text ?? "";
 }
 
@@ -46,7 +74,10 @@ test("greedy output with n-gram speculation matches the model without it, with d
   const references = await Promise.all(prompts.map((prompt) => greedy(plain, prompt)));
   const texts = await Promise.all(prompts.map((prompt) => greedyNoLogprobs(speculative, prompt)));
   const outcomes = texts.map((text, index) => compareGreedyText(text, references[index]!, prompts[index]!));
-  assert.ok(outcomes.filter((outcome) => outcome === "identical").length >= prompts.length - 1, `outcomes: ${outcomes.join(", ")}`);
+  assert.ok(
+    outcomes.filter((outcome) => outcome === "identical").length >= prompts.length - 1,
+    `outcomes: ${outcomes.join(", ")}`,
+  );
 
   const spec = speculative.runtime.loop.specStats();
   assert.ok(spec !== null);
@@ -66,7 +97,20 @@ test("a seeded sampled request under speculation is reproducible", async () => {
 });
 
 test("a draft model with the target's weights has every draft accepted, greedy and sampled (q = p)", async () => {
-  const twin = await startModelServer(["--parallel", "4", "--ctx-size", "512", "--spec-mode", "draft", "--draft-model", STORIES_MODEL, "--draft-max", "3", "--spec-adaptive", "false"]);
+  const twin = await startModelServer([
+    "--parallel",
+    "4",
+    "--ctx-size",
+    "512",
+    "--spec-mode",
+    "draft",
+    "--draft-model",
+    STORIES_MODEL,
+    "--draft-max",
+    "3",
+    "--spec-adaptive",
+    "false",
+  ]);
   try {
     // Drafting with the target itself never pays, so the adaptive length would choose 0: it is fixed at 3 here.
     const prompts = ["Once upon a time", "The little dog", "Tom had a red ball"];
@@ -75,9 +119,17 @@ test("a draft model with the target's weights has every draft accepted, greedy a
     texts.forEach((text, index) => compareGreedyText(text, references[index]!, prompts[index]!));
     const greedyStats = twin.runtime.loop.specStats();
     assert.ok(greedyStats !== null && greedyStats.numDraftTokens > 100);
-    assert.equal(greedyStats.numAcceptedTokens, greedyStats.numDraftTokens, "identical models agree on every greedy token");
+    assert.equal(
+      greedyStats.numAcceptedTokens,
+      greedyStats.numDraftTokens,
+      "identical models agree on every greedy token",
+    );
     // Sampled: drafts drawn from q = p are accepted with probability min(1, p/q) = 1.
-    await Promise.all(prompts.map((prompt, index) => twin.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 64, temperature: 0.9, seed: index })));
+    await Promise.all(
+      prompts.map((prompt, index) =>
+        twin.client.completions.create({ model: STORIES_ID, prompt, max_tokens: 64, temperature: 0.9, seed: index }),
+      ),
+    );
     const sampledStats = twin.runtime.loop.specStats();
     assert.ok(sampledStats !== null && sampledStats.numDraftTokens > greedyStats.numDraftTokens);
     assert.equal(sampledStats.numAcceptedTokens, sampledStats.numDraftTokens, "q = p accepts every sampled draft");

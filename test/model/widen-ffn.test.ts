@@ -22,7 +22,10 @@ const NUM_TIMED_TOKENS = 32;
 /** Timed runs per model, alternating; the fastest counts, so a cold first run or a busy machine matters less. */
 const NUM_TIMED_RUNS = 3;
 /** Widening factor and perturbation of the targets whose agreement with the source is reported. */
-const PERTURBED = [{ factor: 8, perturbation: 0.02 }, { factor: 16, perturbation: 0.05 }] as const;
+const PERTURBED = [
+  { factor: 8, perturbation: 0.02 },
+  { factor: 16, perturbation: 0.05 },
+] as const;
 
 let dir: string;
 let llama: Llama;
@@ -30,66 +33,80 @@ let source: LlamaModel;
 const loaded: LlamaModel[] = [];
 
 async function loadWidened(factor: number, perturbation: number): Promise<LlamaModel> {
-    const path = join(dir, `stories260K-ffn${factor}x-p${perturbation}.gguf`);
-    const result = await widenFeedForward(SOURCE_PATH, path, { feedForwardLength: SOURCE_FEED_FORWARD * factor, perturbation, seed: 1 });
-    assert.equal(result.sourceFeedForward, SOURCE_FEED_FORWARD);
-    const model = await llama.loadModel({ modelPath: path });
-    loaded.push(model);
-    return model;
+  const path = join(dir, `stories260K-ffn${factor}x-p${perturbation}.gguf`);
+  const result = await widenFeedForward(SOURCE_PATH, path, {
+    feedForwardLength: SOURCE_FEED_FORWARD * factor,
+    perturbation,
+    seed: 1,
+  });
+  assert.equal(result.sourceFeedForward, SOURCE_FEED_FORWARD);
+  const model = await llama.loadModel({ modelPath: path });
+  loaded.push(model);
+  return model;
 }
 
 before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "pagoda-widen-ffn-model-"));
-    llama = await getLlama({ gpu: false, logLevel: LlamaLogLevel.error });
-    source = await llama.loadModel({ modelPath: SOURCE_PATH });
+  dir = await mkdtemp(join(tmpdir(), "pagoda-widen-ffn-model-"));
+  llama = await getLlama({ gpu: false, logLevel: LlamaLogLevel.error });
+  source = await llama.loadModel({ modelPath: SOURCE_PATH });
 });
 
 after(async () => {
-    for (const model of loaded)
-        await model.dispose();
-    await source?.dispose();
-    await llama?.dispose();
-    if (dir != null)
-        await rm(dir, { recursive: true, force: true });
+  for (const model of loaded) await model.dispose();
+  await source?.dispose();
+  await llama?.dispose();
+  if (dir != null) await rm(dir, { recursive: true, force: true });
 });
 
 function promptOf(model: LlamaModel): Token[] {
-    return [model.tokens.bos!, ...model.tokenize(PROMPT)];
+  return [model.tokens.bos!, ...model.tokenize(PROMPT)];
 }
 
 test("with perturbation 0 the 8x-wide target loads, tokenizes like its source and continues greedily exactly as it does", async () => {
-    const target = await loadWidened(8, 0);
-    assert.equal(target.fileInfo.architectureMetadata.feed_forward_length, SOURCE_FEED_FORWARD * 8);
-    assert.ok(target.size > source.size * 4, `${target.size} bytes of weights against the source's ${source.size}`);
-    for (const text of [PROMPT, "hello world", "The little dog ran to the park.\nLily smiled!", " 123 é"])
-        assert.deepEqual(target.tokenize(text), source.tokenize(text), text);
-    const expected = await greedyContinuation(source, promptOf(source), NUM_EXACT_TOKENS);
-    const actual = await greedyContinuation(target, promptOf(target), NUM_EXACT_TOKENS);
-    assert.deepEqual(actual.tokens, expected.tokens);
+  const target = await loadWidened(8, 0);
+  assert.equal(target.fileInfo.architectureMetadata.feed_forward_length, SOURCE_FEED_FORWARD * 8);
+  assert.ok(target.size > source.size * 4, `${target.size} bytes of weights against the source's ${source.size}`);
+  for (const text of [PROMPT, "hello world", "The little dog ran to the park.\nLily smiled!", " 123 é"])
+    assert.deepEqual(target.tokenize(text), source.tokenize(text), text);
+  const expected = await greedyContinuation(source, promptOf(source), NUM_EXACT_TOKENS);
+  const actual = await greedyContinuation(target, promptOf(target), NUM_EXACT_TOKENS);
+  assert.deepEqual(actual.tokens, expected.tokens);
 });
 
 for (const { factor, perturbation } of PERTURBED) {
-    test(`reports the source's greedy agreement with, and time per token against, a ${factor}x-wide target at perturbation ` +
-        `${perturbation}`, async () => {
-        const target = await loadWidened(factor, perturbation);
-        const prompt = promptOf(target);
-        const { tokens: continuation } = await greedyContinuation(target, prompt, NUM_POSITIONS);
-        // Position i predicts token i + 1: from the end of the prompt to the last token but one of the continuation.
-        const tokens = [...prompt, ...continuation].slice(0, -1);
-        const targetNext = await argmaxAfterEachPrefix(target, tokens, prompt.length - 1);
-        const sourceNext = await argmaxAfterEachPrefix(source, tokens, prompt.length - 1);
-        assert.equal(targetNext.length, NUM_POSITIONS);
-        const agreed = sourceNext.filter((token, index) => token === targetNext[index]).length;
-        const sourceTiming = { msPerToken: Infinity };
-        const targetTiming = { msPerToken: Infinity };
-        for (let run = 0; run < NUM_TIMED_RUNS; run++)
-            for (const [model, timing] of [[source, sourceTiming], [target, targetTiming]] as const)
-                timing.msPerToken = Math.min(timing.msPerToken, (await greedyContinuation(model, prompt, NUM_TIMED_TOKENS)).msPerToken);
-        console.log(`stories260K widened to ffn ${SOURCE_FEED_FORWARD * factor} (${factor}x), perturbation ${perturbation}: ` +
-            `the source's greedy next token equals the target's at ${agreed} of ${NUM_POSITIONS} positions of the ` +
-            `target's greedy continuation; batched argmax reproduces that continuation at ${
-                targetNext.filter((token, index) => token === continuation[index]).length} of ${NUM_POSITIONS}. ` +
-            `Time per token (threads 1, ${NUM_TIMED_TOKENS} tokens, best of ${NUM_TIMED_RUNS}): source ${sourceTiming.msPerToken.toFixed(3)} ms, ` +
-            `target ${targetTiming.msPerToken.toFixed(3)} ms (${(targetTiming.msPerToken / sourceTiming.msPerToken).toFixed(2)}x).`);
-    });
+  test(
+    `reports the source's greedy agreement with, and time per token against, a ${factor}x-wide target at perturbation ` +
+      `${perturbation}`,
+    async () => {
+      const target = await loadWidened(factor, perturbation);
+      const prompt = promptOf(target);
+      const { tokens: continuation } = await greedyContinuation(target, prompt, NUM_POSITIONS);
+      // Position i predicts token i + 1: from the end of the prompt to the last token but one of the continuation.
+      const tokens = [...prompt, ...continuation].slice(0, -1);
+      const targetNext = await argmaxAfterEachPrefix(target, tokens, prompt.length - 1);
+      const sourceNext = await argmaxAfterEachPrefix(source, tokens, prompt.length - 1);
+      assert.equal(targetNext.length, NUM_POSITIONS);
+      const agreed = sourceNext.filter((token, index) => token === targetNext[index]).length;
+      const sourceTiming = { msPerToken: Infinity };
+      const targetTiming = { msPerToken: Infinity };
+      for (let run = 0; run < NUM_TIMED_RUNS; run++)
+        for (const [model, timing] of [
+          [source, sourceTiming],
+          [target, targetTiming],
+        ] as const)
+          timing.msPerToken = Math.min(
+            timing.msPerToken,
+            (await greedyContinuation(model, prompt, NUM_TIMED_TOKENS)).msPerToken,
+          );
+      console.log(
+        `stories260K widened to ffn ${SOURCE_FEED_FORWARD * factor} (${factor}x), perturbation ${perturbation}: ` +
+          `the source's greedy next token equals the target's at ${agreed} of ${NUM_POSITIONS} positions of the ` +
+          `target's greedy continuation; batched argmax reproduces that continuation at ${
+            targetNext.filter((token, index) => token === continuation[index]).length
+          } of ${NUM_POSITIONS}. ` +
+          `Time per token (threads 1, ${NUM_TIMED_TOKENS} tokens, best of ${NUM_TIMED_RUNS}): source ${sourceTiming.msPerToken.toFixed(3)} ms, ` +
+          `target ${targetTiming.msPerToken.toFixed(3)} ms (${(targetTiming.msPerToken / sourceTiming.msPerToken).toFixed(2)}x).`,
+      );
+    },
+  );
 }

@@ -6,7 +6,10 @@ import { assertError, okJson, postJson } from "./support.ts";
 const KEYS = ["sk-first-key", "sk-second-key"];
 const COMPLETION = { model: FAKE_MODEL_ID, prompt: "Hi", max_tokens: 2, temperature: 0 };
 
-async function startWithKeys(t: { after: (fn: () => Promise<void>) => void }, options: { isMetricsAuthRequired?: boolean; corsOrigins?: string[] } = {}): Promise<FakeServer> {
+async function startWithKeys(
+  t: { after: (fn: () => Promise<void>) => void },
+  options: { isMetricsAuthRequired?: boolean; corsOrigins?: string[] } = {},
+): Promise<FakeServer> {
   const server = await startFakeServer({}, { apiKeys: KEYS, ...options });
   t.after(() => server.app.close());
   return server;
@@ -25,14 +28,27 @@ test("a request without an API key is a 401 in OpenAI's words with WWW-Authentic
 test("a wrong key, another scheme or an empty bearer token is refused", async (t) => {
   const { app } = await startWithKeys(t);
   const wrong = await postJson(app, "/v1/completions", COMPLETION, bearer("sk-first-kex"));
-  const error = assertError(wrong, { status: 401, type: "invalid_request_error", code: "invalid_api_key", param: null });
+  const error = assertError(wrong, {
+    status: 401,
+    type: "invalid_request_error",
+    code: "invalid_api_key",
+    param: null,
+  });
   assert.equal(error.message, "Incorrect API key provided.");
   assert.equal(wrong.headers["www-authenticate"], "Bearer");
   for (const authorization of ["Basic c2stZmlyc3Qta2V5", "Bearer", "Bearer   ", "sk-first-key"]) {
-    assertError(await postJson(app, "/v1/completions", COMPLETION, { authorization }), { status: 401, type: "invalid_request_error", code: null });
+    assertError(await postJson(app, "/v1/completions", COMPLETION, { authorization }), {
+      status: 401,
+      type: "invalid_request_error",
+      code: null,
+    });
   }
   // A prefix of a valid key must not pass.
-  assertError(await postJson(app, "/v1/completions", COMPLETION, bearer("sk-first")), { status: 401, type: "invalid_request_error", code: "invalid_api_key" });
+  assertError(await postJson(app, "/v1/completions", COMPLETION, bearer("sk-first")), {
+    status: 401,
+    type: "invalid_request_error",
+    code: "invalid_api_key",
+  });
 });
 
 test("every configured key is accepted, with the scheme in any case", async (t) => {
@@ -44,8 +60,22 @@ test("every configured key is accepted, with the scheme in any case", async (t) 
 
 test("every API route requires the key, and so do unknown routes, so probing cannot map the API", async (t) => {
   const { app } = await startWithKeys(t);
-  for (const [method, url] of [["GET", "/v1/models"], ["GET", `/v1/models/${FAKE_MODEL_ID}`], ["POST", "/v1/chat/completions"], ["POST", "/v1/embeddings"], ["POST", "/tokenize"], ["POST", "/detokenize"], ["GET", "/v1/plan"], ["GET", "/v1/nothing-here"]] as const) {
-    const response = await app.inject({ method, url, headers: { "content-type": "application/json" }, payload: method === "POST" ? "{}" : undefined });
+  for (const [method, url] of [
+    ["GET", "/v1/models"],
+    ["GET", `/v1/models/${FAKE_MODEL_ID}`],
+    ["POST", "/v1/chat/completions"],
+    ["POST", "/v1/embeddings"],
+    ["POST", "/tokenize"],
+    ["POST", "/detokenize"],
+    ["GET", "/v1/plan"],
+    ["GET", "/v1/nothing-here"],
+  ] as const) {
+    const response = await app.inject({
+      method,
+      url,
+      headers: { "content-type": "application/json" },
+      payload: method === "POST" ? "{}" : undefined,
+    });
     assert.equal(response.statusCode, 401, `${method} ${url}: ${response.body}`);
   }
 });
@@ -59,8 +89,15 @@ test("/health and /metrics stay public by default", async (t) => {
 
 test("with metrics auth /metrics needs a key while /health stays public", async (t) => {
   const { app } = await startWithKeys(t, { isMetricsAuthRequired: true });
-  assertError(await app.inject({ method: "GET", url: "/metrics" }), { status: 401, type: "invalid_request_error", code: null });
-  assert.equal((await app.inject({ method: "GET", url: "/metrics", headers: bearer(KEYS[0] as string) })).statusCode, 200);
+  assertError(await app.inject({ method: "GET", url: "/metrics" }), {
+    status: 401,
+    type: "invalid_request_error",
+    code: null,
+  });
+  assert.equal(
+    (await app.inject({ method: "GET", url: "/metrics", headers: bearer(KEYS[0] as string) })).statusCode,
+    200,
+  );
   assert.equal((await app.inject({ method: "GET", url: "/health" })).statusCode, 200);
 });
 
@@ -99,7 +136,11 @@ test("an allowed origin gets its preflight answered without a key, and CORS head
   const preflight = await app.inject({
     method: "OPTIONS",
     url: "/v1/chat/completions",
-    headers: { origin: "https://app.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization, content-type" },
+    headers: {
+      origin: "https://app.example",
+      "access-control-request-method": "POST",
+      "access-control-request-headers": "authorization, content-type",
+    },
   });
   assert.equal(preflight.statusCode, 204);
   assert.equal(preflight.headers["access-control-allow-origin"], "https://app.example");
@@ -108,13 +149,27 @@ test("an allowed origin gets its preflight answered without a key, and CORS head
 
   const refused = await postJson(app, "/v1/completions", COMPLETION, { origin: "https://app.example" });
   assert.equal(refused.statusCode, 401);
-  assert.equal(refused.headers["access-control-allow-origin"], "https://app.example", "a browser can read why it was refused");
-  const allowed = await postJson(app, "/v1/completions", COMPLETION, { origin: "https://app.example", ...bearer(KEYS[0] as string) });
+  assert.equal(
+    refused.headers["access-control-allow-origin"],
+    "https://app.example",
+    "a browser can read why it was refused",
+  );
+  const allowed = await postJson(app, "/v1/completions", COMPLETION, {
+    origin: "https://app.example",
+    ...bearer(KEYS[0] as string),
+  });
   assert.equal(allowed.statusCode, 200);
   assert.match(String(allowed.headers["access-control-expose-headers"]), /x-request-id/);
 
-  const other = await postJson(app, "/v1/completions", COMPLETION, { origin: "https://evil.example", ...bearer(KEYS[0] as string) });
-  assert.equal(other.headers["access-control-allow-origin"], undefined, "an origin not in the list gets no CORS headers");
+  const other = await postJson(app, "/v1/completions", COMPLETION, {
+    origin: "https://evil.example",
+    ...bearer(KEYS[0] as string),
+  });
+  assert.equal(
+    other.headers["access-control-allow-origin"],
+    undefined,
+    "an origin not in the list gets no CORS headers",
+  );
 });
 
 test("a CORS origin of * allows any origin", async (t) => {

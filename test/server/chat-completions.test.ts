@@ -31,7 +31,9 @@ async function chat(body: Record<string, unknown>, server: FastifyInstance = app
 
 /** Every chunk of a chat stream, each validated against OpenAI's chunk schema. */
 async function chatStream(body: Record<string, unknown>, server: FastifyInstance = app): Promise<Json[]> {
-  const { chunks } = parseStream(await postJson(server, "/v1/chat/completions", { model: MODEL, messages: HI, stream: true, ...body }));
+  const { chunks } = parseStream(
+    await postJson(server, "/v1/chat/completions", { model: MODEL, messages: HI, stream: true, ...body }),
+  );
   for (const chunk of chunks) assertMatchesSchema("CreateChatCompletionStreamResponse", chunk);
   return chunks;
 }
@@ -40,7 +42,8 @@ async function chatStream(body: Record<string, unknown>, server: FastifyInstance
 function streamedContents(chunks: Json[]): string[] {
   const contents: string[] = [];
   for (const chunk of chunks) {
-    for (const choice of chunk.choices) contents[choice.index] = (contents[choice.index] ?? "") + (choice.delta.content ?? "");
+    for (const choice of chunk.choices)
+      contents[choice.index] = (contents[choice.index] ?? "") + (choice.delta.content ?? "");
   }
   return contents;
 }
@@ -67,13 +70,23 @@ test("a non-streamed chat completion matches OpenAI's schema with refusal null, 
   });
   // "<user>Hi<end><assistant>" is 24 characters, one token each, after BOS.
   assert.equal(promptTokens(HI), 25);
-  assert.deepEqual(body.usage, { prompt_tokens: 25, completion_tokens: 5, total_tokens: 30, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(body.usage, {
+    prompt_tokens: 25,
+    completion_tokens: 5,
+    total_tokens: 30,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 });
 
 test("the assistant text equals a plain completion of the rendered chat prompt", async () => {
   const body = await chat({ temperature: 0, max_tokens: 7 });
   const completion = okJson(
-    await postJson(app, "/v1/completions", { model: MODEL, prompt: engine.renderChat(HI).tokens, temperature: 0, max_tokens: 7 }),
+    await postJson(app, "/v1/completions", {
+      model: MODEL,
+      prompt: engine.renderChat(HI).tokens,
+      temperature: 0,
+      max_tokens: 7,
+    }),
   );
   assert.equal(body.choices[0].message.content, completion.choices[0].text);
 });
@@ -83,7 +96,9 @@ test("a streamed chat completion opens with the assistant role, gives every chun
   const chunks = await chatStream({ temperature: 0, max_tokens: 6 });
   assert.equal(chunks.length, 8, "the role chunk, one chunk per token and the finish chunk");
   const [first] = chunks;
-  assert.deepEqual(first.choices, [{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]);
+  assert.deepEqual(first.choices, [
+    { index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null },
+  ]);
   for (const chunk of chunks) {
     assert.match(chunk.id, /^chatcmpl-[0-9a-f]{32}$/);
     assert.equal(chunk.id, first.id);
@@ -91,10 +106,13 @@ test("a streamed chat completion opens with the assistant role, gives every chun
     assert.equal(chunk.created, first.created);
     assert.equal(chunk.model, MODEL);
     assert.ok(!("usage" in chunk), "no usage key without include_usage");
-    for (const choice of chunk.choices) assert.ok("finish_reason" in choice, "every choice carries a finish_reason key");
+    for (const choice of chunk.choices)
+      assert.ok("finish_reason" in choice, "every choice carries a finish_reason key");
   }
   chunks.slice(1, -1).forEach((chunk, index) => {
-    assert.deepEqual(chunk.choices, [{ index: 0, delta: { content: expected[index] }, logprobs: null, finish_reason: null }]);
+    assert.deepEqual(chunk.choices, [
+      { index: 0, delta: { content: expected[index] }, logprobs: null, finish_reason: null },
+    ]);
   });
   assert.deepEqual(chunks.at(-1).choices, [{ index: 0, delta: {}, logprobs: null, finish_reason: "length" }]);
   assert.deepEqual(streamedContents(chunks), [expected]);
@@ -107,7 +125,12 @@ test("include_usage puts usage null on every chat chunk and the exact usage in a
   assert.equal(chunks.at(-2).choices[0].finish_reason, "length", "the finish chunk comes right before the usage chunk");
   assert.deepEqual(chunks.at(-1).choices, []);
   // The first test sent this 25-token prompt already: its first full block (16 tokens) comes from the prefix cache.
-  assert.deepEqual(chunks.at(-1).usage, { prompt_tokens: 25, completion_tokens: 3, total_tokens: 28, prompt_tokens_details: { cached_tokens: 16 } });
+  assert.deepEqual(chunks.at(-1).usage, {
+    prompt_tokens: 25,
+    completion_tokens: 3,
+    total_tokens: 28,
+    prompt_tokens_details: { cached_tokens: 16 },
+  });
 });
 
 test("max_completion_tokens caps the completion and takes precedence over max_tokens", async () => {
@@ -115,7 +138,12 @@ test("max_completion_tokens caps the completion and takes precedence over max_to
   const body = await chat({ temperature: 0, max_tokens: 10, max_completion_tokens: 3 });
   assert.equal(body.choices[0].message.content, longer.choices[0].message.content.slice(0, 3));
   assert.equal(body.choices[0].finish_reason, "length");
-  assert.deepEqual(body.usage, { prompt_tokens: 25, completion_tokens: 3, total_tokens: 28, prompt_tokens_details: { cached_tokens: 16 } });
+  assert.deepEqual(body.usage, {
+    prompt_tokens: 25,
+    completion_tokens: 3,
+    total_tokens: 28,
+    prompt_tokens_details: { cached_tokens: 16 },
+  });
 });
 
 test("logprobs with top_logprobs 2 reports every token's logprob, bytes and two alternatives, streamed or not", async () => {
@@ -146,7 +174,15 @@ test("content given as an array of text parts is the same conversation as the jo
   const asParts = await chat({
     temperature: 0,
     max_tokens: 6,
-    messages: [{ role: "user", content: [{ type: "text", text: "H" }, { type: "text", text: "i" }] }],
+    messages: [
+      {
+        role: "user",
+        content: [
+          { type: "text", text: "H" },
+          { type: "text", text: "i" },
+        ],
+      },
+    ],
   });
   assert.equal(asParts.choices[0].message.content, asString.choices[0].message.content);
   assert.deepEqual(asParts.usage, asString.usage);
@@ -160,17 +196,33 @@ test("a system message and earlier turns are all part of the prompt", async () =
     { role: "user", content: "Again" },
   ];
   const body = await chat({ temperature: 0, max_tokens: 2, messages });
-  assert.deepEqual(body.usage, { prompt_tokens: promptTokens(messages), completion_tokens: 2, total_tokens: promptTokens(messages) + 2, prompt_tokens_details: { cached_tokens: 0 } });
-  assert.equal(promptTokens(messages), 1 + "<system>Be brief.<end><user>Hi<end><assistant>Hello<end><user>Again<end><assistant>".length);
+  assert.deepEqual(body.usage, {
+    prompt_tokens: promptTokens(messages),
+    completion_tokens: 2,
+    total_tokens: promptTokens(messages) + 2,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
+  assert.equal(
+    promptTokens(messages),
+    1 + "<system>Be brief.<end><user>Hi<end><assistant>Hello<end><user>Again<end><assistant>".length,
+  );
 });
 
 test("n 2 with a seed samples two different choices, and streams a role chunk and a finish chunk for each", async () => {
   const request = { temperature: 1, seed: 3, n: 2, max_tokens: 5 };
   const body = await chat(request);
-  assert.deepEqual(body.choices.map((choice: Json) => choice.index), [0, 1]);
+  assert.deepEqual(
+    body.choices.map((choice: Json) => choice.index),
+    [0, 1],
+  );
   const contents: string[] = body.choices.map((choice: Json) => choice.message.content);
   assert.notEqual(contents[0], contents[1]);
-  assert.deepEqual(body.usage, { prompt_tokens: 25, completion_tokens: 10, total_tokens: 35, prompt_tokens_details: { cached_tokens: 16 } });
+  assert.deepEqual(body.usage, {
+    prompt_tokens: 25,
+    completion_tokens: 10,
+    total_tokens: 35,
+    prompt_tokens_details: { cached_tokens: 16 },
+  });
 
   const chunks = await chatStream(request);
   assert.deepEqual(
@@ -181,7 +233,9 @@ test("n 2 with a seed samples two different choices, and streams a role chunk an
     ],
   );
   assert.deepEqual(streamedContents(chunks), contents, "the same seed gives the same choices streamed");
-  const finishes = chunks.filter((chunk) => chunk.choices[0].finish_reason !== null).map((chunk) => chunk.choices[0].index);
+  const finishes = chunks
+    .filter((chunk) => chunk.choices[0].finish_reason !== null)
+    .map((chunk) => chunk.choices[0].index);
   assert.deepEqual(finishes.sort(), [0, 1]);
 });
 
@@ -206,7 +260,11 @@ test("without max_tokens a chat completion runs until EOS and finishes with stop
   const body = await chat({ temperature: 0 }, eosServer.app);
   assert.deepEqual(body.choices[0].message, { role: "assistant", content: greedy, refusal: null });
   assert.equal(body.choices[0].finish_reason, "stop");
-  assert.deepEqual(body.usage, { prompt_tokens: 25, completion_tokens: 4, total_tokens: 29, prompt_tokens_details: { cached_tokens: 0 } }, "EOS counts as a completion token");
+  assert.deepEqual(
+    body.usage,
+    { prompt_tokens: 25, completion_tokens: 4, total_tokens: 29, prompt_tokens_details: { cached_tokens: 0 } },
+    "EOS counts as a completion token",
+  );
 
   const chunks = await chatStream({ temperature: 0 }, eosServer.app);
   assert.deepEqual(streamedContents(chunks), [greedy]);
@@ -227,12 +285,19 @@ test("tools are refused as an unsupported parameter unless tool_choice is none",
 });
 
 test("response_format json_object is refused while response_format text is accepted", async () => {
-  assertError(await postJson(app, "/v1/chat/completions", { model: MODEL, messages: HI, response_format: { type: "json_object" } }), {
-    status: 400,
-    type: "invalid_request_error",
-    code: "unsupported_parameter",
-    param: "response_format",
-  });
+  assertError(
+    await postJson(app, "/v1/chat/completions", {
+      model: MODEL,
+      messages: HI,
+      response_format: { type: "json_object" },
+    }),
+    {
+      status: 400,
+      type: "invalid_request_error",
+      code: "unsupported_parameter",
+      param: "response_format",
+    },
+  );
   await chat({ response_format: { type: "text" }, temperature: 0, max_tokens: 1 });
 });
 
@@ -261,12 +326,15 @@ test("top_logprobs without logprobs true is refused", async () => {
     code: null,
     param: "top_logprobs",
   });
-  assertError(await postJson(app, "/v1/chat/completions", { model: MODEL, messages: HI, logprobs: false, top_logprobs: 2 }), {
-    status: 400,
-    type: "invalid_request_error",
-    code: null,
-    param: "top_logprobs",
-  });
+  assertError(
+    await postJson(app, "/v1/chat/completions", { model: MODEL, messages: HI, logprobs: false, top_logprobs: 2 }),
+    {
+      status: 400,
+      type: "invalid_request_error",
+      code: null,
+      param: "top_logprobs",
+    },
+  );
 });
 
 test("no sequence or queued request is left once every chat request has finished", () => {

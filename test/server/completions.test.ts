@@ -60,7 +60,12 @@ test("a string prompt at temperature 0 returns max_tokens greedy letters and cou
   const [choice] = body.choices;
   assert.match(choice.text, /^[a-z]{8}$/);
   assert.deepEqual(choice, { index: 0, text: choice.text, logprobs: null, finish_reason: "length" });
-  assert.deepEqual(body.usage, { prompt_tokens: 6, completion_tokens: 8, total_tokens: 14, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(body.usage, {
+    prompt_tokens: 6,
+    completion_tokens: 8,
+    total_tokens: 14,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 
   const again = await complete({ prompt: "Hello", temperature: 0, max_tokens: 8 });
   assert.equal(again.choices[0].text, choice.text, "greedy decoding is deterministic");
@@ -71,22 +76,41 @@ test("max_tokens defaults to 16 and a smaller max_tokens ends the same text earl
   const full = await complete({ prompt: "Hello", temperature: 0 });
   assert.equal(full.choices[0].finish_reason, "length");
   assert.equal(full.choices[0].text.length, 16);
-  assert.deepEqual(full.usage, { prompt_tokens: 6, completion_tokens: 16, total_tokens: 22, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(full.usage, {
+    prompt_tokens: 6,
+    completion_tokens: 16,
+    total_tokens: 22,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 
   const short = await complete({ prompt: "Hello", temperature: 0, max_tokens: 3 });
   assert.equal(short.choices[0].text, full.choices[0].text.slice(0, 3));
   assert.equal(short.choices[0].finish_reason, "length");
-  assert.deepEqual(short.usage, { prompt_tokens: 6, completion_tokens: 3, total_tokens: 9, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(short.usage, {
+    prompt_tokens: 6,
+    completion_tokens: 3,
+    total_tokens: 9,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 });
 
 test("a token-array prompt is used verbatim and continues exactly like the equivalent string prompt", async () => {
   const expected = await greedyHello();
   const withBos = await complete({ prompt: HELLO_TOKENS, temperature: 0, max_tokens: 16 });
   assert.equal(withBos.choices[0].text, expected);
-  assert.deepEqual(withBos.usage, { prompt_tokens: 6, completion_tokens: 16, total_tokens: 22, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(withBos.usage, {
+    prompt_tokens: 6,
+    completion_tokens: 16,
+    total_tokens: 22,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 
   const withoutBos = await complete({ prompt: HELLO_TOKENS.slice(1), temperature: 0, max_tokens: 2 });
-  assert.deepEqual(withoutBos.usage, { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, prompt_tokens_details: { cached_tokens: 0 } }, "no BOS is added to token prompts");
+  assert.deepEqual(
+    withoutBos.usage,
+    { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, prompt_tokens_details: { cached_tokens: 0 } },
+    "no BOS is added to token prompts",
+  );
 });
 
 test("an array of string prompts returns one choice per prompt, each equal to that prompt's own completion", async () => {
@@ -99,7 +123,12 @@ test("an array of string prompts returns one choice per prompt, each equal to th
     { index: 0, text: first.choices[0].text, logprobs: null, finish_reason: "length" },
     { index: 1, text: second.choices[0].text, logprobs: null, finish_reason: "length" },
   ]);
-  assert.deepEqual(body.usage, { prompt_tokens: 3 + 4, completion_tokens: 10, total_tokens: 17, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(body.usage, {
+    prompt_tokens: 3 + 4,
+    completion_tokens: 10,
+    total_tokens: 17,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 });
 
 test("an array of token arrays with n 2 numbers the choices prompt_index * n + choice_index", async () => {
@@ -119,20 +148,37 @@ test("an array of token arrays with n 2 numbers the choices prompt_index * n + c
       [3, textB, "length"],
     ],
   );
-  assert.deepEqual(body.usage, { prompt_tokens: 5, completion_tokens: 16, total_tokens: 21, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(body.usage, {
+    prompt_tokens: 5,
+    completion_tokens: 16,
+    total_tokens: 21,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 });
 
 test("n 2 at temperature 1 gives each choice its own seed, and the same request seed reproduces both choices", async () => {
   const request = { prompt: "Hello", n: 2, temperature: 1, seed: 7, max_tokens: 12 };
   const body = await complete(request);
-  assert.deepEqual(body.choices.map((choice: Json) => choice.index), [0, 1]);
+  assert.deepEqual(
+    body.choices.map((choice: Json) => choice.index),
+    [0, 1],
+  );
   const texts: string[] = body.choices.map((choice: Json) => choice.text);
   for (const text of texts) assert.match(text, /^[a-z]{12}$/);
   assert.notEqual(texts[0], texts[1], "the two choices of one request differ");
-  assert.deepEqual(body.usage, { prompt_tokens: 6, completion_tokens: 24, total_tokens: 30, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(body.usage, {
+    prompt_tokens: 6,
+    completion_tokens: 24,
+    total_tokens: 30,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 
   const again = await complete(request);
-  assert.deepEqual(again.choices.map((choice: Json) => choice.text), texts, "the same seed reproduces every choice");
+  assert.deepEqual(
+    again.choices.map((choice: Json) => choice.text),
+    texts,
+    "the same seed reproduces every choice",
+  );
 
   const otherSeed = await complete({ ...request, seed: 8 });
   assert.notEqual(otherSeed.choices[0].text, texts[0], "another seed samples differently");
@@ -159,7 +205,12 @@ test("a stop string ends the text just before its first occurrence with finish_r
   const body = await complete({ prompt: "Hello", temperature: 0, max_tokens: 16, stop });
   assert.deepEqual(body.choices[0], { index: 0, text: greedy.slice(0, cut), logprobs: null, finish_reason: "stop" });
   // Generation ends with the token that completes the stop string; one letter is one token.
-  assert.deepEqual(body.usage, { prompt_tokens: 6, completion_tokens: cut + stop.length, total_tokens: 6 + cut + stop.length, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(body.usage, {
+    prompt_tokens: 6,
+    completion_tokens: cut + stop.length,
+    total_tokens: 6 + cut + stop.length,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 });
 
 test("an array of stop strings ends the text at whichever stop string occurs first", async () => {
@@ -187,14 +238,28 @@ test("a streamed completion with a stop string sends exactly the non-streamed te
 test("echo prepends the prompt as sent, for text and token prompts, streamed or not", async () => {
   const greedy = await greedyHello();
   const body = await complete({ prompt: "Hello", echo: true, temperature: 0, max_tokens: 4 });
-  assert.deepEqual(body.choices[0], { index: 0, text: `Hello${greedy.slice(0, 4)}`, logprobs: null, finish_reason: "length" });
-  assert.deepEqual(body.usage, { prompt_tokens: 6, completion_tokens: 4, total_tokens: 10, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(body.choices[0], {
+    index: 0,
+    text: `Hello${greedy.slice(0, 4)}`,
+    logprobs: null,
+    finish_reason: "length",
+  });
+  assert.deepEqual(body.usage, {
+    prompt_tokens: 6,
+    completion_tokens: 4,
+    total_tokens: 10,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 
   const tokens = await complete({ prompt: HELLO_TOKENS, echo: true, temperature: 0, max_tokens: 4 });
   assert.equal(tokens.choices[0].text, `Hello${greedy.slice(0, 4)}`, "BOS has no text to echo");
 
   const chunks = await completeStream({ prompt: "Hello", echo: true, temperature: 0, max_tokens: 4 });
-  assert.deepEqual(chunks[0].choices, [{ index: 0, text: "Hello", logprobs: null, finish_reason: null }], "the echo comes first");
+  assert.deepEqual(
+    chunks[0].choices,
+    [{ index: 0, text: "Hello", logprobs: null, finish_reason: null }],
+    "the echo comes first",
+  );
   assert.deepEqual(streamedTexts(chunks), [`Hello${greedy.slice(0, 4)}`]);
 });
 
@@ -216,7 +281,12 @@ test("streamed logprobs concatenate to exactly the non-streamed logprobs", async
   const request = { prompt: "Hello", temperature: 0, max_tokens: 6, logprobs: 1 };
   const expected = (await complete(request)).choices[0].logprobs;
   const chunks = await completeStream(request);
-  const merged = { tokens: [] as string[], token_logprobs: [] as number[], top_logprobs: [] as Json[], text_offset: [] as number[] };
+  const merged = {
+    tokens: [] as string[],
+    token_logprobs: [] as number[],
+    top_logprobs: [] as Json[],
+    text_offset: [] as number[],
+  };
   for (const chunk of chunks.slice(0, -1)) {
     const logprobs = chunk.choices[0].logprobs;
     merged.tokens.push(...logprobs.tokens);
@@ -276,12 +346,22 @@ test("EOS ends a completion with finish_reason stop unless ignore_eos keeps it g
   const stopped = await complete({ prompt: "Hello", temperature: 0, max_tokens: 10 }, eosServer.app);
   // The third token is EOS: two letters of text, three tokens generated.
   assert.deepEqual(stopped.choices[0], { index: 0, text: greedy.slice(0, 2), logprobs: null, finish_reason: "stop" });
-  assert.deepEqual(stopped.usage, { prompt_tokens: 6, completion_tokens: 3, total_tokens: 9, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(stopped.usage, {
+    prompt_tokens: 6,
+    completion_tokens: 3,
+    total_tokens: 9,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 
   const ignored = await complete({ prompt: "Hello", temperature: 0, max_tokens: 6, ignore_eos: true }, eosServer.app);
   // EOS tokens have no text, so the text stays at two letters while generation runs on to max_tokens.
   assert.deepEqual(ignored.choices[0], { index: 0, text: greedy.slice(0, 2), logprobs: null, finish_reason: "length" });
-  assert.deepEqual(ignored.usage, { prompt_tokens: 6, completion_tokens: 6, total_tokens: 12, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(ignored.usage, {
+    prompt_tokens: 6,
+    completion_tokens: 6,
+    total_tokens: 12,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
   assert.equal(eosServer.engine.numAcquiredSequences, 0);
 });
 
@@ -291,7 +371,11 @@ test("a streamed completion frames every chunk as data: <json> and streams exact
   assert.equal(chunks.length, 17, "one chunk per token, then the finish chunk");
   const [first] = chunks;
   for (const chunk of chunks) {
-    assert.deepEqual(Object.keys(chunk).sort(), ["choices", "created", "id", "model", "object"], "no usage without include_usage");
+    assert.deepEqual(
+      Object.keys(chunk).sort(),
+      ["choices", "created", "id", "model", "object"],
+      "no usage without include_usage",
+    );
     assert.match(chunk.id, /^cmpl-[0-9a-f]{32}$/);
     assert.equal(chunk.id, first.id);
     assert.equal(chunk.object, "text_completion");
@@ -310,18 +394,34 @@ test("a streamed completion frames every chunk as data: <json> and streams exact
 });
 
 test("stream_options.include_usage adds a last chunk with empty choices and the exact usage before [DONE]", async () => {
-  const chunks = await completeStream({ prompt: "Hello", temperature: 0, max_tokens: 5, stream_options: { include_usage: true } });
+  const chunks = await completeStream({
+    prompt: "Hello",
+    temperature: 0,
+    max_tokens: 5,
+    stream_options: { include_usage: true },
+  });
   assert.equal(chunks.length, 7, "five tokens, the finish chunk and the usage chunk");
   const usageChunk = chunks.at(-1);
   assert.deepEqual(usageChunk.choices, []);
-  assert.deepEqual(usageChunk.usage, { prompt_tokens: 6, completion_tokens: 5, total_tokens: 11, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(usageChunk.usage, {
+    prompt_tokens: 6,
+    completion_tokens: 5,
+    total_tokens: 11,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
   assertMatchesSchema("CreateCompletionResponse", usageChunk);
   assert.equal(chunks.at(-2).choices[0].finish_reason, "length");
 });
 
 test("with include_usage every other streamed completion chunk carries usage null, as OpenAI documents", async () => {
-  const chunks = await completeStream({ prompt: "Hello", temperature: 0, max_tokens: 3, stream_options: { include_usage: true } });
-  for (const chunk of chunks.slice(0, -1)) assert.equal(chunk.usage, null, `chunk without usage: null: ${JSON.stringify(chunk)}`);
+  const chunks = await completeStream({
+    prompt: "Hello",
+    temperature: 0,
+    max_tokens: 3,
+    stream_options: { include_usage: true },
+  });
+  for (const chunk of chunks.slice(0, -1))
+    assert.equal(chunk.usage, null, `chunk without usage: null: ${JSON.stringify(chunk)}`);
 });
 
 test("a streamed n 2 completion finishes each choice with its own chunk and matches the non-streamed choices", async () => {
@@ -332,9 +432,17 @@ test("a streamed n 2 completion finishes each choice with its own chunk and matc
   const finishes = chunks.filter((chunk) => chunk.choices.length > 0 && chunk.choices[0].finish_reason !== null);
   assert.deepEqual(
     finishes.map((chunk) => chunk.choices).sort((a, b) => a[0].index - b[0].index),
-    [[{ index: 0, text: "", logprobs: null, finish_reason: "length" }], [{ index: 1, text: "", logprobs: null, finish_reason: "length" }]],
+    [
+      [{ index: 0, text: "", logprobs: null, finish_reason: "length" }],
+      [{ index: 1, text: "", logprobs: null, finish_reason: "length" }],
+    ],
   );
-  assert.deepEqual(chunks.at(-1).usage, { prompt_tokens: 6, completion_tokens: 12, total_tokens: 18, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(chunks.at(-1).usage, {
+    prompt_tokens: 6,
+    completion_tokens: 12,
+    total_tokens: 18,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 });
 
 test("no sequence or queued request is left once every completion request has finished", () => {

@@ -14,7 +14,9 @@ const MODEL = FAKE_MODEL_ID;
 /** BOS, then "Hello": the FakeEngine maps character c to token c - 32 + 2. */
 const HELLO_TOKENS = [1, 42, 71, 78, 78, 81];
 
-async function startHeldServer(t: { after: (fn: () => Promise<void>) => void }): Promise<{ server: FakeServer; gate: StepGate }> {
+async function startHeldServer(t: {
+  after: (fn: () => Promise<void>) => void;
+}): Promise<{ server: FakeServer; gate: StepGate }> {
   const gate = new StepGate();
   const server = await startFakeServer({ numSequences: 1, beforeStep: gate.beforeStep });
   t.after(async () => {
@@ -32,8 +34,20 @@ async function closeClient(res: ServerResponse): Promise<void> {
 
 /** Runs a one-token completion of "Hello"; it can only start once the single sequence is free. */
 async function runFollowUp(server: FakeServer): Promise<void> {
-  const body = okJson(await postJson(server.app, "/v1/completions", { model: MODEL, prompt: HELLO_TOKENS, max_tokens: 1, temperature: 0 }));
-  assert.deepEqual(body.usage, { prompt_tokens: 6, completion_tokens: 1, total_tokens: 7, prompt_tokens_details: { cached_tokens: 0 } });
+  const body = okJson(
+    await postJson(server.app, "/v1/completions", {
+      model: MODEL,
+      prompt: HELLO_TOKENS,
+      max_tokens: 1,
+      temperature: 0,
+    }),
+  );
+  assert.deepEqual(body.usage, {
+    prompt_tokens: 6,
+    completion_tokens: 1,
+    total_tokens: 7,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 }
 
 test("a client closing a chat stream mid-generation aborts it and frees its sequence at the next step", async (t) => {
@@ -43,7 +57,13 @@ test("a client closing a chat stream mid-generation aborts it and frees its sequ
     method: "POST",
     url: "/v1/chat/completions",
     headers: { "content-type": "application/json" },
-    payload: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "Hi" }], max_tokens: 100, temperature: 0, stream: true }),
+    payload: JSON.stringify({
+      model: MODEL,
+      messages: [{ role: "user", content: "Hi" }],
+      max_tokens: 100,
+      temperature: 0,
+      stream: true,
+    }),
     payloadAsStream: true,
   });
   assert.equal(response.statusCode, 200);
@@ -71,7 +91,12 @@ test("a client closing a non-streamed completion mid-generation aborts it and fr
     if (request.headers["x-test-capture"] === "yes") captured = reply.raw;
   });
   const hold = gate.holdAt(2);
-  const pending = postJson(server.app, "/v1/completions", { model: MODEL, prompt: "abc", max_tokens: 100, temperature: 0 }, { "x-test-capture": "yes" });
+  const pending = postJson(
+    server.app,
+    "/v1/completions",
+    { model: MODEL, prompt: "abc", max_tokens: 100, temperature: 0 },
+    { "x-test-capture": "yes" },
+  );
   // Settles when the connection closes; handled at once so the expected rejection is never unhandled.
   const outcome = pending.then(
     (response) => `answered ${response.statusCode}`,
@@ -95,7 +120,12 @@ test("a client closing a non-streamed completion mid-generation aborts it and fr
 test("a client that closes its stream while still queued is withdrawn and never reaches the engine", async (t) => {
   const { server, gate } = await startHeldServer(t);
   const hold = gate.holdAt(0);
-  const running = postJson(server.app, "/v1/completions", { model: MODEL, prompt: HELLO_TOKENS, max_tokens: 2, temperature: 0 });
+  const running = postJson(server.app, "/v1/completions", {
+    model: MODEL,
+    prompt: HELLO_TOKENS,
+    max_tokens: 2,
+    temperature: 0,
+  });
   await hold.reached;
 
   // The chat stream sends its role chunk before generating, so the response starts while the request is queued.
@@ -103,7 +133,12 @@ test("a client that closes its stream while still queued is withdrawn and never 
     method: "POST",
     url: "/v1/chat/completions",
     headers: { "content-type": "application/json" },
-    payload: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "queued" }], max_tokens: 5, stream: true }),
+    payload: JSON.stringify({
+      model: MODEL,
+      messages: [{ role: "user", content: "queued" }],
+      max_tokens: 5,
+      stream: true,
+    }),
     payloadAsStream: true,
   });
   assert.equal(queued.statusCode, 200);

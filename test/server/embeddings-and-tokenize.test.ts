@@ -57,7 +57,10 @@ test("base64 encoding carries the same vector as little-endian float32", async (
   const encoded = base64.data[0].embedding;
   assert.equal(typeof encoded, "string");
   assert.match(encoded, /^[A-Za-z0-9+/]+={0,2}$/);
-  assert.deepEqual(decodeBase64Floats(encoded), floats.data[0].embedding.map((value: number) => Math.fround(value)));
+  assert.deepEqual(
+    decodeBase64Floats(encoded),
+    floats.data[0].embedding.map((value: number) => Math.fround(value)),
+  );
   assert.deepEqual(base64.usage, floats.usage);
   assert.equal(base64.data[0].index, 0);
   assert.equal(base64.data[0].object, "embedding");
@@ -159,7 +162,10 @@ test("tokenize leaves out BOS when add_special or add_special_tokens is false", 
   const expected = { tokens: HELLO_TOKENS.slice(1), count: 5, max_model_len: 256 };
   assert.deepEqual(okJson(await postJson(app, "/tokenize", { prompt: "hello", add_special_tokens: false })), expected);
   assert.deepEqual(okJson(await postJson(app, "/tokenize", { content: "hello", add_special: false })), expected);
-  assert.deepEqual(okJson(await postJson(app, "/tokenize", { content: "hello", add_special: true })).tokens, HELLO_TOKENS);
+  assert.deepEqual(
+    okJson(await postJson(app, "/tokenize", { content: "hello", add_special: true })).tokens,
+    HELLO_TOKENS,
+  );
 });
 
 test("detokenize answers the text under both spellings and round-trips tokenize", async () => {

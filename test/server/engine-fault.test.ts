@@ -22,28 +22,32 @@ test("an engine loop fault fails the request, turns health to 503 and counts the
   const exited = new Deferred<number>();
   const observedBeforeExit: { health?: { status: number; body: unknown }; faults?: string } = {};
   let shouldFault = false;
-  const loop = new EngineLoop(engine, new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 8 }), {
-    onStep: () => {
-      if (shouldFault) throw new Error("bookkeeping bug");
+  const loop = new EngineLoop(
+    engine,
+    new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 8 }),
+    {
+      onStep: () => {
+        if (shouldFault) throw new Error("bookkeeping bug");
+      },
+      onFatal: engineFaultHandler({
+        app,
+        serving,
+        close: async () => {
+          events.push("close");
+          // What a load balancer's probe and a scrape see between the fault and the exit.
+          const health = await app.inject({ method: "GET", url: "/health" });
+          observedBeforeExit.health = { status: health.statusCode, body: health.json() };
+          const metrics = (await app.inject({ method: "GET", url: "/metrics" })).body;
+          observedBeforeExit.faults = /^pagoda_engine_faults_total (\d+)$/m.exec(metrics)?.[1];
+          await app.close();
+        },
+        exit: (code) => {
+          events.push(`exit ${code}`);
+          exited.resolve(code);
+        },
+      }),
     },
-    onFatal: engineFaultHandler({
-      app,
-      serving,
-      close: async () => {
-        events.push("close");
-        // What a load balancer's probe and a scrape see between the fault and the exit.
-        const health = await app.inject({ method: "GET", url: "/health" });
-        observedBeforeExit.health = { status: health.statusCode, body: health.json() };
-        const metrics = (await app.inject({ method: "GET", url: "/metrics" })).body;
-        observedBeforeExit.faults = /^pagoda_engine_faults_total (\d+)$/m.exec(metrics)?.[1];
-        await app.close();
-      },
-      exit: (code) => {
-        events.push(`exit ${code}`);
-        exited.resolve(code);
-      },
-    }),
-  });
+  );
   serving.markReady({ engine, loop, modelId: FAKE_MODEL_ID, createdSeconds: 0 });
   loop.start();
 

@@ -32,24 +32,69 @@ interface ValidationCase {
 }
 
 const VALIDATION_CASES: ValidationCase[] = [
-  { what: "an unknown message role", url: "/v1/chat/completions", body: { model: MODEL, messages: [{ role: "wizard", content: "x" }] }, param: "messages[0].role" },
-  { what: "a message content of the wrong type", url: "/v1/chat/completions", body: { model: MODEL, messages: [...HI, { role: "user", content: 5 }] }, param: "messages[1].content" },
-  { what: "an empty messages array", url: "/v1/chat/completions", body: { model: MODEL, messages: [] }, param: "messages" },
-  { what: "max_completion_tokens 0", url: "/v1/chat/completions", body: { model: MODEL, messages: HI, max_completion_tokens: 0 }, param: "max_completion_tokens" },
-  { what: "temperature 3", url: "/v1/completions", body: { model: MODEL, prompt: "x", temperature: 3 }, param: "temperature" },
-  { what: "max_tokens 0", url: "/v1/completions", body: { model: MODEL, prompt: "x", max_tokens: 0 }, param: "max_tokens" },
+  {
+    what: "an unknown message role",
+    url: "/v1/chat/completions",
+    body: { model: MODEL, messages: [{ role: "wizard", content: "x" }] },
+    param: "messages[0].role",
+  },
+  {
+    what: "a message content of the wrong type",
+    url: "/v1/chat/completions",
+    body: { model: MODEL, messages: [...HI, { role: "user", content: 5 }] },
+    param: "messages[1].content",
+  },
+  {
+    what: "an empty messages array",
+    url: "/v1/chat/completions",
+    body: { model: MODEL, messages: [] },
+    param: "messages",
+  },
+  {
+    what: "max_completion_tokens 0",
+    url: "/v1/chat/completions",
+    body: { model: MODEL, messages: HI, max_completion_tokens: 0 },
+    param: "max_completion_tokens",
+  },
+  {
+    what: "temperature 3",
+    url: "/v1/completions",
+    body: { model: MODEL, prompt: "x", temperature: 3 },
+    param: "temperature",
+  },
+  {
+    what: "max_tokens 0",
+    url: "/v1/completions",
+    body: { model: MODEL, prompt: "x", max_tokens: 0 },
+    param: "max_tokens",
+  },
   { what: "n 0", url: "/v1/completions", body: { model: MODEL, prompt: "x", n: 0 }, param: "n" },
   { what: "a missing model", url: "/v1/completions", body: { prompt: "x" }, param: "model" },
   { what: "a prompt of the wrong type", url: "/v1/completions", body: { model: MODEL, prompt: 42 }, param: "prompt" },
   { what: "top_p 0", url: "/v1/completions", body: { model: MODEL, prompt: "x", top_p: 0 }, param: "top_p" },
   { what: "a fractional seed", url: "/v1/completions", body: { model: MODEL, prompt: "x", seed: 1.5 }, param: "seed" },
-  { what: "a stop list of the wrong type", url: "/v1/completions", body: { model: MODEL, prompt: "x", stop: ["a", 5] }, param: "stop" },
-  { what: "an unknown encoding_format", url: "/v1/embeddings", body: { model: MODEL, input: "x", encoding_format: "int8" }, param: "encoding_format" },
+  {
+    what: "a stop list of the wrong type",
+    url: "/v1/completions",
+    body: { model: MODEL, prompt: "x", stop: ["a", 5] },
+    param: "stop",
+  },
+  {
+    what: "an unknown encoding_format",
+    url: "/v1/embeddings",
+    body: { model: MODEL, input: "x", encoding_format: "int8" },
+    param: "encoding_format",
+  },
 ];
 
 for (const { what, url, body, param } of VALIDATION_CASES) {
   test(`${what} on ${url} is a 400 whose param is ${param}`, async () => {
-    const error = assertError(await postJson(app, url, body), { status: 400, type: "invalid_request_error", code: null, param });
+    const error = assertError(await postJson(app, url, body), {
+      status: 400,
+      type: "invalid_request_error",
+      code: null,
+      param,
+    });
     assert.ok(error.message.includes(param), `the message names the field: ${error.message}`);
   });
 }
@@ -65,24 +110,44 @@ test("a body that is not valid JSON is a 400 with code invalid_json", async () =
 });
 
 test("an empty JSON body is a 400 with code invalid_json", async () => {
-  const response = await app.inject({ method: "POST", url: "/v1/completions", headers: { "content-type": "application/json" }, payload: "" });
+  const response = await app.inject({
+    method: "POST",
+    url: "/v1/completions",
+    headers: { "content-type": "application/json" },
+    payload: "",
+  });
   assertError(response, { status: 400, type: "invalid_request_error", code: "invalid_json", param: null });
 });
 
 test("a JSON body that is not an object is a 400 whose param is null rather than an empty string", async () => {
-  const response = await app.inject({ method: "POST", url: "/v1/completions", headers: { "content-type": "application/json" }, payload: "[]" });
+  const response = await app.inject({
+    method: "POST",
+    url: "/v1/completions",
+    headers: { "content-type": "application/json" },
+    payload: "[]",
+  });
   assertError(response, { status: 400, type: "invalid_request_error", code: null, param: null });
 });
 
 test("a body sent as XML or form data is a 415 unsupported_media_type", async () => {
   for (const contentType of ["application/xml", "application/x-www-form-urlencoded"]) {
-    const response = await app.inject({ method: "POST", url: "/v1/completions", headers: { "content-type": contentType }, payload: "prompt=Hi" });
+    const response = await app.inject({
+      method: "POST",
+      url: "/v1/completions",
+      headers: { "content-type": contentType },
+      payload: "prompt=Hi",
+    });
     assertError(response, { status: 415, type: "invalid_request_error", code: "unsupported_media_type", param: null });
   }
 });
 
 test("a text/plain body is a 415 unsupported_media_type like any other non-JSON content type", async () => {
-  const response = await app.inject({ method: "POST", url: "/v1/completions", headers: { "content-type": "text/plain" }, payload: "prompt=Hi" });
+  const response = await app.inject({
+    method: "POST",
+    url: "/v1/completions",
+    headers: { "content-type": "text/plain" },
+    payload: "prompt=Hi",
+  });
   assertError(response, { status: 415, type: "invalid_request_error", code: "unsupported_media_type", param: null });
 });
 
@@ -126,7 +191,12 @@ test("a model this server does not serve is a 404 model_not_found on every model
     ["/v1/embeddings", { model: "gpt-4o", input: "x" }],
   ];
   for (const [url, body] of requests) {
-    const error = assertError(await postJson(app, url, body), { status: 404, type: "invalid_request_error", code: "model_not_found", param: "model" });
+    const error = assertError(await postJson(app, url, body), {
+      status: 404,
+      type: "invalid_request_error",
+      code: "model_not_found",
+      param: "model",
+    });
     assert.ok(error.message.includes("gpt-4o"), error.message);
   }
 });
@@ -134,12 +204,15 @@ test("a model this server does not serve is a 404 model_not_found on every model
 test("a prompt that does not fit the context with max_tokens is a 400 context_length_exceeded", async (t) => {
   const small = await startFakeServer({ contextSize: 32 });
   t.after(() => small.app.close());
-  const tooLong = assertError(await postJson(small.app, "/v1/completions", { model: MODEL, prompt: "x".repeat(40), max_tokens: 1 }), {
-    status: 400,
-    type: "invalid_request_error",
-    code: "context_length_exceeded",
-    param: "prompt",
-  });
+  const tooLong = assertError(
+    await postJson(small.app, "/v1/completions", { model: MODEL, prompt: "x".repeat(40), max_tokens: 1 }),
+    {
+      status: 400,
+      type: "invalid_request_error",
+      code: "context_length_exceeded",
+      param: "prompt",
+    },
+  );
   assert.ok(tooLong.message.includes("32"), tooLong.message);
   // 21 prompt tokens plus the default 16 completion tokens exceed 32.
   assertError(await postJson(small.app, "/v1/completions", { model: MODEL, prompt: "x".repeat(20) }), {
@@ -148,23 +221,47 @@ test("a prompt that does not fit the context with max_tokens is a 400 context_le
     code: "context_length_exceeded",
     param: "prompt",
   });
-  assertError(await postJson(small.app, "/v1/chat/completions", { model: MODEL, messages: [{ role: "user", content: "x".repeat(20) }] }), {
-    status: 400,
-    type: "invalid_request_error",
-    code: "context_length_exceeded",
-    param: "messages",
-  });
+  assertError(
+    await postJson(small.app, "/v1/chat/completions", {
+      model: MODEL,
+      messages: [{ role: "user", content: "x".repeat(20) }],
+    }),
+    {
+      status: 400,
+      type: "invalid_request_error",
+      code: "context_length_exceeded",
+      param: "messages",
+    },
+  );
   assert.equal(small.engine.steps.length, 0, "refused requests never reach the engine");
 
   // With max_tokens 8 the same prompt fits: 21 + 8 <= 32.
-  const fits = okJson(await postJson(small.app, "/v1/completions", { model: MODEL, prompt: "x".repeat(20), max_tokens: 8, temperature: 0 }));
-  assert.deepEqual(fits.usage, { prompt_tokens: 21, completion_tokens: 8, total_tokens: 29, prompt_tokens_details: { cached_tokens: 0 } });
+  const fits = okJson(
+    await postJson(small.app, "/v1/completions", {
+      model: MODEL,
+      prompt: "x".repeat(20),
+      max_tokens: 8,
+      temperature: 0,
+    }),
+  );
+  assert.deepEqual(fits.usage, {
+    prompt_tokens: 21,
+    completion_tokens: 8,
+    total_tokens: 29,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
   assert.equal(small.engine.numAcquiredSequences, 0);
 });
 
 test("a prompt token id outside the vocabulary is a 400 naming the prompt", async () => {
   const vocabSize = engine.info.vocabSize;
-  for (const prompt of [[1, vocabSize], [[1, 2], [1, vocabSize + 100]]]) {
+  for (const prompt of [
+    [1, vocabSize],
+    [
+      [1, 2],
+      [1, vocabSize + 100],
+    ],
+  ]) {
     const error = assertError(await postJson(app, "/v1/completions", { model: MODEL, prompt }), {
       status: 400,
       type: "invalid_request_error",
@@ -213,11 +310,10 @@ test("a full queue answers 429 with Retry-After while queued requests are still 
 
   hold.release();
   const responses = await Promise.all([running, second, third]);
-  assert.deepEqual(
-    responses.map((response) => response.statusCode).sort(),
-    [200, 200, 429],
-  );
-  const texts = responses.filter((response) => response.statusCode === 200).map((response) => JSON.parse(response.body).choices[0].text);
+  assert.deepEqual(responses.map((response) => response.statusCode).sort(), [200, 200, 429]);
+  const texts = responses
+    .filter((response) => response.statusCode === 200)
+    .map((response) => JSON.parse(response.body).choices[0].text);
   assert.equal(texts[0], texts[1], "the queued request is served in full after the running one");
   assert.equal(server.engine.numAcquiredSequences, 0);
   assert.equal(server.loop.numWaiting, 0);
@@ -231,7 +327,12 @@ test("a request whose choices do not all fit the queue is refused whole and none
     await server.app.close();
   });
   const hold = gate.holdAt(0);
-  const running = postJson(server.app, "/v1/completions", { model: MODEL, prompt: "Hello", max_tokens: 2, temperature: 0 });
+  const running = postJson(server.app, "/v1/completions", {
+    model: MODEL,
+    prompt: "Hello",
+    max_tokens: 2,
+    temperature: 0,
+  });
   await hold.reached;
 
   const refused = await postJson(server.app, "/v1/completions", { model: MODEL, prompt: "QQ", n: 2, max_tokens: 2 });
@@ -241,7 +342,9 @@ test("a request whose choices do not all fit the queue is refused whole and none
   hold.release();
   assert.equal((await running).statusCode, 200);
   const refusedPrompt = server.engine.tokenize("QQ", { addBos: true });
-  const ranRefused = server.engine.steps.some((items) => items.some((item) => item.startPos === 0 && item.tokens.join() === refusedPrompt.join()));
+  const ranRefused = server.engine.steps.some((items) =>
+    items.some((item) => item.startPos === 0 && item.tokens.join() === refusedPrompt.join()),
+  );
   assert.equal(ranRefused, false, "the choice that had been queued was withdrawn");
   assert.equal(server.loop.numWaiting, 0);
   assert.equal(server.engine.numAcquiredSequences, 0);
@@ -258,9 +361,16 @@ test("an engine failure is a 500 server_error and the server goes on serving the
   assert.ok(!error.message.includes("native decode failed"), "internal error details are not sent to clients");
   assert.equal(engine.numAcquiredSequences, 0, "the failed request released its sequence");
 
-  const next = okJson(await postJson(app, "/v1/completions", { model: MODEL, prompt: "Hello", max_tokens: 3, temperature: 0 }));
+  const next = okJson(
+    await postJson(app, "/v1/completions", { model: MODEL, prompt: "Hello", max_tokens: 3, temperature: 0 }),
+  );
   assert.equal(next.choices[0].finish_reason, "length");
-  assert.deepEqual(next.usage, { prompt_tokens: 6, completion_tokens: 3, total_tokens: 9, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(next.usage, {
+    prompt_tokens: 6,
+    completion_tokens: 3,
+    total_tokens: 9,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
 
   engine.failNextStep(new Error("native decode failed"));
   assertError(await postJson(app, "/v1/chat/completions", { model: MODEL, messages: HI, max_tokens: 3 }), {
@@ -274,14 +384,18 @@ test("an engine failure is a 500 server_error and the server goes on serving the
 
 test("an engine failure during a stream sends an error frame and still ends with [DONE]", async () => {
   engine.failNextStep(new Error("native decode failed"));
-  const { chunks } = parseStream(await postJson(app, "/v1/completions", { model: MODEL, prompt: "Hello", max_tokens: 3, stream: true }));
+  const { chunks } = parseStream(
+    await postJson(app, "/v1/completions", { model: MODEL, prompt: "Hello", max_tokens: 3, stream: true }),
+  );
   assert.equal(chunks.length, 1);
   assertMatchesSchema("ErrorResponse", chunks[0]);
   assert.equal(chunks[0].error.type, "server_error");
   assert.equal(chunks[0].error.code, "engine_error");
 
   engine.failNextStep(new Error("native decode failed"));
-  const chat = parseStream(await postJson(app, "/v1/chat/completions", { model: MODEL, messages: HI, max_tokens: 3, stream: true }));
+  const chat = parseStream(
+    await postJson(app, "/v1/chat/completions", { model: MODEL, messages: HI, max_tokens: 3, stream: true }),
+  );
   assert.equal(chat.chunks.length, 2, "the role chunk, then the error");
   assert.equal(chat.chunks[0].choices[0].delta.role, "assistant");
   assertMatchesSchema("ErrorResponse", chat.chunks[1]);
@@ -305,7 +419,12 @@ test("every route answers 503 with Retry-After while the model is still loading"
   for (const [method, url, body] of requests) {
     const response: InjectResponse =
       body === undefined ? await loading.inject({ method: "GET", url }) : await postJson(loading, url, body);
-    const error: Json = assertError(response, { status: 503, type: "service_unavailable", code: "service_unavailable", param: null });
+    const error: Json = assertError(response, {
+      status: 503,
+      type: "service_unavailable",
+      code: "service_unavailable",
+      param: null,
+    });
     assert.equal(response.headers["retry-after"], "5", `${method} ${url}`);
     assert.match(error.message, /loading/);
   }
@@ -321,7 +440,12 @@ test("generation routes answer 503 with Retry-After once the server is closing",
     ["/v1/chat/completions", { model: MODEL, messages: HI, max_tokens: 1 }],
   ] as const) {
     const response = await postJson(server.app, url, body);
-    const error = assertError(response, { status: 503, type: "service_unavailable", code: "service_unavailable", param: null });
+    const error = assertError(response, {
+      status: 503,
+      type: "service_unavailable",
+      code: "service_unavailable",
+      param: null,
+    });
     assert.equal(response.headers["retry-after"], "5");
     assert.match(error.message, /shutting down/);
   }

@@ -58,14 +58,24 @@ function checkAnswer(request: HostileRequest, answer: Answer): void {
 }
 
 function assertPrototypesClean(): void {
-  assert.deepEqual(Object.getOwnPropertyNames(Object.prototype).filter((name) => !BUILTIN_OBJECT_PROTOTYPE.has(name)), []);
+  assert.deepEqual(
+    Object.getOwnPropertyNames(Object.prototype).filter((name) => !BUILTIN_OBJECT_PROTOTYPE.has(name)),
+    [],
+  );
   assert.equal(({} as Record<string, unknown>)["polluted"], undefined);
   assert.equal(([] as unknown as Record<string, unknown>)["polluted"], undefined);
 }
 const BUILTIN_OBJECT_PROTOTYPE = new Set(Object.getOwnPropertyNames(Object.prototype));
 
 async function assertStillServing(): Promise<void> {
-  const body = okJson(await postJson(app, "/v1/completions", { model: FAKE_MODEL_ID, prompt: "still here", max_tokens: 2, temperature: 0 }));
+  const body = okJson(
+    await postJson(app, "/v1/completions", {
+      model: FAKE_MODEL_ID,
+      prompt: "still here",
+      max_tokens: 2,
+      temperature: 0,
+    }),
+  );
   assert.equal(body.choices.length, 1);
 }
 
@@ -76,8 +86,17 @@ function headers(request: HostileRequest): Record<string, string> {
 test(`${NUM_INJECT_RUNS} hostile requests through inject are all answered 4xx in OpenAI's envelope, never 5xx`, async () => {
   await fc.assert(
     fc.asyncProperty(hostileRequest, async (request) => {
-      const response = await app.inject({ method: "POST", url: request.url, headers: headers(request), payload: request.payload });
-      checkAnswer(request, { status: response.statusCode, contentType: String(response.headers["content-type"] ?? ""), body: response.body });
+      const response = await app.inject({
+        method: "POST",
+        url: request.url,
+        headers: headers(request),
+        payload: request.payload,
+      });
+      checkAnswer(request, {
+        status: response.statusCode,
+        contentType: String(response.headers["content-type"] ?? ""),
+        body: response.body,
+      });
       assertPrototypesClean();
     }),
     { seed: INJECT_SEED, numRuns: NUM_INJECT_RUNS, endOnFailure: true },
@@ -89,8 +108,16 @@ test(`${NUM_INJECT_RUNS} hostile requests through inject are all answered 4xx in
 test(`${NUM_SOCKET_RUNS} hostile requests over a real socket are answered 4xx in OpenAI's envelope, never 5xx`, async () => {
   await fc.assert(
     fc.asyncProperty(hostileRequest, async (request) => {
-      const response = await fetch(`${baseUrl}${request.url}`, { method: "POST", headers: headers(request), body: new Uint8Array(request.payload) });
-      checkAnswer(request, { status: response.status, contentType: response.headers.get("content-type") ?? "", body: await response.text() });
+      const response = await fetch(`${baseUrl}${request.url}`, {
+        method: "POST",
+        headers: headers(request),
+        body: new Uint8Array(request.payload),
+      });
+      checkAnswer(request, {
+        status: response.status,
+        contentType: response.headers.get("content-type") ?? "",
+        body: await response.text(),
+      });
     }),
     { seed: SOCKET_SEED, numRuns: NUM_SOCKET_RUNS, endOnFailure: true },
   );
@@ -112,11 +139,33 @@ function rawExchange(bytes: string | Buffer): Promise<string> {
 
 const RAW_HTTP: readonly { readonly what: string; readonly bytes: string | Buffer; readonly status: number }[] = [
   { what: "a garbage request line", bytes: "HELLO\r\n\r\n", status: 400 },
-  { what: "a header without a colon", bytes: "POST /v1/completions HTTP/1.1\r\nHost: x\r\nbroken header\r\n\r\n", status: 400 },
-  { what: "headers over the size limit", bytes: `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`, status: 431 },
-  { what: "invalid chunked encoding", bytes: "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n", status: 400 },
-  { what: "both Content-Length and chunked", bytes: "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", status: 400 },
-  { what: "a NUL in the request line", bytes: Buffer.from("GET /hea\u0000lth HTTP/1.1\r\nHost: x\r\n\r\n"), status: 400 },
+  {
+    what: "a header without a colon",
+    bytes: "POST /v1/completions HTTP/1.1\r\nHost: x\r\nbroken header\r\n\r\n",
+    status: 400,
+  },
+  {
+    what: "headers over the size limit",
+    bytes: `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`,
+    status: 431,
+  },
+  {
+    what: "invalid chunked encoding",
+    bytes:
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+    status: 400,
+  },
+  {
+    what: "both Content-Length and chunked",
+    bytes:
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    status: 400,
+  },
+  {
+    what: "a NUL in the request line",
+    bytes: Buffer.from("GET /hea\u0000lth HTTP/1.1\r\nHost: x\r\n\r\n"),
+    status: 400,
+  },
   { what: "a bad HTTP version", bytes: "GET /health HTTP/9.9\r\nHost: x\r\n\r\n", status: 400 },
 ];
 

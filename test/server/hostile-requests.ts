@@ -27,21 +27,79 @@ const BASE_BODIES: Readonly<Record<FuzzRoute, Record<string, unknown>>> = {
 };
 
 const FIELDS = [
-  "model", "prompt", "messages", "input", "content", "max_tokens", "max_completion_tokens", "n", "stop", "stream",
-  "stream_options", "temperature", "top_p", "top_k", "min_p", "seed", "logprobs", "top_logprobs", "echo", "best_of",
-  "suffix", "logit_bias", "presence_penalty", "frequency_penalty", "ignore_eos", "encoding_format", "dimensions",
-  "add_special", "add_special_tokens", "tools", "response_format", "user",
+  "model",
+  "prompt",
+  "messages",
+  "input",
+  "content",
+  "max_tokens",
+  "max_completion_tokens",
+  "n",
+  "stop",
+  "stream",
+  "stream_options",
+  "temperature",
+  "top_p",
+  "top_k",
+  "min_p",
+  "seed",
+  "logprobs",
+  "top_logprobs",
+  "echo",
+  "best_of",
+  "suffix",
+  "logit_bias",
+  "presence_penalty",
+  "frequency_penalty",
+  "ignore_eos",
+  "encoding_format",
+  "dimensions",
+  "add_special",
+  "add_special_tokens",
+  "tools",
+  "response_format",
+  "user",
 ];
 const POLLUTION_KEYS = ["__proto__", "constructor", "prototype", "toString", "hasOwnProperty", "valueOf"];
 
 const hostileNumber = fc.oneof(
-  fc.constantFrom(-1, 0, -0, 0.5, 1.5, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 53 + 2, Number.MAX_SAFE_INTEGER, Number.MAX_VALUE, -Number.MAX_VALUE, 1e-300),
+  fc.constantFrom(
+    -1,
+    0,
+    -0,
+    0.5,
+    1.5,
+    2 ** 31,
+    2 ** 32,
+    2 ** 53,
+    2 ** 53 + 2,
+    Number.MAX_SAFE_INTEGER,
+    Number.MAX_VALUE,
+    -Number.MAX_VALUE,
+    1e-300,
+  ),
   fc.integer({ min: -1_000_000, max: 1_000_000 }),
   fc.double({ noNaN: true, noDefaultInfinity: true }),
 );
 
 const hostileString = fc.oneof(
-  fc.constantFrom("NaN", "Infinity", "-Infinity", "1e309", "0x10", "", " ", "null", "true", "[]", "{}", "\u0000", "\ud800", "\udfff", "💥".repeat(50)),
+  fc.constantFrom(
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e309",
+    "0x10",
+    "",
+    " ",
+    "null",
+    "true",
+    "[]",
+    "{}",
+    "\u0000",
+    "\ud800",
+    "\udfff",
+    "💥".repeat(50),
+  ),
   fc.string({ maxLength: 40 }),
   fc.string({ unit: "binary", maxLength: 40 }),
   fc.constantFrom(...POLLUTION_KEYS, FAKE_MODEL_ID, "user", "system", "assistant", "float", "base64"),
@@ -64,12 +122,16 @@ const { value: hostileValue } = fc.letrec((tie) => ({
 /** A valid body with some fields replaced by hostile values and some unknown or pollution keys added. */
 function mutatedBody(url: FuzzRoute): fc.Arbitrary<unknown> {
   return fc
-    .tuple(fc.dictionary(hostileKey, hostileValue, { minKeys: 1, maxKeys: 5 }), fc.subarray(Object.keys(BASE_BODIES[url])))
+    .tuple(
+      fc.dictionary(hostileKey, hostileValue, { minKeys: 1, maxKeys: 5 }),
+      fc.subarray(Object.keys(BASE_BODIES[url])),
+    )
     .map(([overrides, dropped]) => {
       const body: Record<string, unknown> = { ...BASE_BODIES[url] };
       for (const key of dropped) delete body[key];
       // defineProperty, so "__proto__" becomes an own key that JSON.stringify writes, as an attacker would send it.
-      for (const [key, value] of Object.entries(overrides)) Object.defineProperty(body, key, { value, enumerable: true, configurable: true, writable: true });
+      for (const [key, value] of Object.entries(overrides))
+        Object.defineProperty(body, key, { value, enumerable: true, configurable: true, writable: true });
       return body;
     });
 }
@@ -85,30 +147,108 @@ const rawBodies: fc.Arbitrary<{ kind: string; payload: Buffer }> = fc.oneof(
     { kind: "trailing garbage", payload: Buffer.from('{"model": "fake-model", "prompt": "x"} xyz') },
     { kind: "single quotes", payload: Buffer.from("{'model': 'fake-model'}") },
     { kind: "NaN literal", payload: Buffer.from('{"model": "fake-model", "prompt": "x", "max_tokens": NaN}') },
-    { kind: "Infinity literal", payload: Buffer.from('{"model": "fake-model", "prompt": "x", "temperature": Infinity}') },
-    { kind: "overflowing number", payload: Buffer.from('{"model": "fake-model", "prompt": "x", "max_tokens": 1e999999}') },
+    {
+      kind: "Infinity literal",
+      payload: Buffer.from('{"model": "fake-model", "prompt": "x", "temperature": Infinity}'),
+    },
+    {
+      kind: "overflowing number",
+      payload: Buffer.from('{"model": "fake-model", "prompt": "x", "max_tokens": 1e999999}'),
+    },
     { kind: "huge integer", payload: Buffer.from(`{"model": "fake-model", "prompt": "x", "n": ${"9".repeat(400)}}`) },
-    { kind: "__proto__ key", payload: Buffer.from('{"model": "fake-model", "prompt": "x", "__proto__": {"polluted": true}}') },
-    { kind: "constructor.prototype", payload: Buffer.from('{"model": "fake-model", "prompt": "x", "constructor": {"prototype": {"polluted": true}}}') },
-    { kind: "nested __proto__", payload: Buffer.from('{"model": "fake-model", "messages": [{"role": "user", "content": "x", "__proto__": {"polluted": 1}}]}') },
+    {
+      kind: "__proto__ key",
+      payload: Buffer.from('{"model": "fake-model", "prompt": "x", "__proto__": {"polluted": true}}'),
+    },
+    {
+      kind: "constructor.prototype",
+      payload: Buffer.from('{"model": "fake-model", "prompt": "x", "constructor": {"prototype": {"polluted": true}}}'),
+    },
+    {
+      kind: "nested __proto__",
+      payload: Buffer.from(
+        '{"model": "fake-model", "messages": [{"role": "user", "content": "x", "__proto__": {"polluted": 1}}]}',
+      ),
+    },
     { kind: "duplicate keys", payload: Buffer.from('{"model": "fake-model", "model": 5, "prompt": "x"}') },
-    { kind: "BOM", payload: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"model": "fake-model", "prompt": "x"}')]) },
-    { kind: "invalid UTF-8", payload: Buffer.concat([Buffer.from('{"model": "fake-model", "prompt": "'), Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0xa0, 0xa1, 0xed, 0xa0, 0x80]), Buffer.from('"}')]) },
+    {
+      kind: "BOM",
+      payload: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"model": "fake-model", "prompt": "x"}')]),
+    },
+    {
+      kind: "invalid UTF-8",
+      payload: Buffer.concat([
+        Buffer.from('{"model": "fake-model", "prompt": "'),
+        Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0xa0, 0xa1, 0xed, 0xa0, 0x80]),
+        Buffer.from('"}'),
+      ]),
+    },
     { kind: "NUL bytes", payload: Buffer.from('{"model": "fake-model",\u0000 "prompt": "x"}') },
-    { kind: "lone surrogate escapes", payload: Buffer.from('{"model": "fake-model", "prompt": "\\ud800\\udc00\\udfff\\ud800"}') },
+    {
+      kind: "lone surrogate escapes",
+      payload: Buffer.from('{"model": "fake-model", "prompt": "\\ud800\\udc00\\udfff\\ud800"}'),
+    },
     { kind: "empty", payload: Buffer.alloc(0) },
     { kind: "whitespace", payload: Buffer.from(" \n\t ") },
     { kind: "null", payload: Buffer.from("null") },
     { kind: "number", payload: Buffer.from("42") },
     { kind: "string", payload: Buffer.from('"prompt"') },
-    { kind: "deeply nested arrays", payload: Buffer.from(`{"model": "fake-model", "prompt": ${nested(50_000, "[", "]", "1")}}`) },
-    { kind: "deeply nested objects", payload: Buffer.from(`{"model": "fake-model", "prompt": "x", "extra": ${nested(20_000, '{"a":', "}", "1")}}`) },
-    { kind: "deep message content", payload: Buffer.from(`{"model": "fake-model", "messages": [{"role": "user", "content": ${nested(20_000, "[", "]", '{"type":"text","text":"x"}')}}]}`) },
-    { kind: "enormous prompt", payload: Buffer.from(JSON.stringify({ model: FAKE_MODEL_ID, prompt: "x".repeat(4_000_000), input: "y".repeat(100_000) })) },
-    { kind: "over the body limit", payload: Buffer.from(JSON.stringify({ model: FAKE_MODEL_ID, prompt: "x".repeat(9 * 1024 * 1024) })) },
-    { kind: "many stop strings", payload: Buffer.from(JSON.stringify({ model: FAKE_MODEL_ID, prompt: "x", messages: [{ role: "user", content: "x" }], stop: Array.from({ length: 100_000 }, () => "s") })) },
-    { kind: "huge token array", payload: Buffer.from(JSON.stringify({ model: FAKE_MODEL_ID, prompt: Array.from({ length: 200_000 }, (_, i) => i % 90), input: [1, 2] })) },
-    { kind: "many prompts", payload: Buffer.from(JSON.stringify({ model: FAKE_MODEL_ID, prompt: Array.from({ length: 5000 }, () => "ab"), input: Array.from({ length: 5000 }, () => "ab"), n: 16 })) },
+    {
+      kind: "deeply nested arrays",
+      payload: Buffer.from(`{"model": "fake-model", "prompt": ${nested(50_000, "[", "]", "1")}}`),
+    },
+    {
+      kind: "deeply nested objects",
+      payload: Buffer.from(`{"model": "fake-model", "prompt": "x", "extra": ${nested(20_000, '{"a":', "}", "1")}}`),
+    },
+    {
+      kind: "deep message content",
+      payload: Buffer.from(
+        `{"model": "fake-model", "messages": [{"role": "user", "content": ${nested(20_000, "[", "]", '{"type":"text","text":"x"}')}}]}`,
+      ),
+    },
+    {
+      kind: "enormous prompt",
+      payload: Buffer.from(
+        JSON.stringify({ model: FAKE_MODEL_ID, prompt: "x".repeat(4_000_000), input: "y".repeat(100_000) }),
+      ),
+    },
+    {
+      kind: "over the body limit",
+      payload: Buffer.from(JSON.stringify({ model: FAKE_MODEL_ID, prompt: "x".repeat(9 * 1024 * 1024) })),
+    },
+    {
+      kind: "many stop strings",
+      payload: Buffer.from(
+        JSON.stringify({
+          model: FAKE_MODEL_ID,
+          prompt: "x",
+          messages: [{ role: "user", content: "x" }],
+          stop: Array.from({ length: 100_000 }, () => "s"),
+        }),
+      ),
+    },
+    {
+      kind: "huge token array",
+      payload: Buffer.from(
+        JSON.stringify({
+          model: FAKE_MODEL_ID,
+          prompt: Array.from({ length: 200_000 }, (_, i) => i % 90),
+          input: [1, 2],
+        }),
+      ),
+    },
+    {
+      kind: "many prompts",
+      payload: Buffer.from(
+        JSON.stringify({
+          model: FAKE_MODEL_ID,
+          prompt: Array.from({ length: 5000 }, () => "ab"),
+          input: Array.from({ length: 5000 }, () => "ab"),
+          n: 16,
+        }),
+      ),
+    },
   ),
   fc.uint8Array({ maxLength: 200 }).map((bytes) => ({ kind: "random bytes", payload: Buffer.from(bytes) })),
   fc.string({ unit: "binary", maxLength: 200 }).map((text) => ({ kind: "random text", payload: Buffer.from(text) })),
@@ -150,7 +290,10 @@ export const hostileRequest: fc.Arbitrary<HostileRequest> = fc
     const body: fc.Arbitrary<{ kind: string; payload: Buffer }> =
       shape === "raw"
         ? rawBodies
-        : (shape === "mutated" ? mutatedBody(url) : hostileValue).map((value) => ({ kind: `${shape} JSON`, payload: Buffer.from(JSON.stringify(value) ?? "null") }));
+        : (shape === "mutated" ? mutatedBody(url) : hostileValue).map((value) => ({
+            kind: `${shape} JSON`,
+            payload: Buffer.from(JSON.stringify(value) ?? "null"),
+          }));
     return body.map(({ kind, payload }) => ({ url, contentType, payload, kind }));
   });
 

@@ -59,12 +59,26 @@ test("metrics count a scripted sequence of requests exactly and pass promtool's 
   });
   const model = FAKE_MODEL_ID;
   // 1. A plain completion: BOS + "hello" = 6 prompt tokens, 5 generated.
-  assert.equal((await postJson(server.app, "/v1/completions", { model, prompt: "hello", max_tokens: 5, temperature: 0 })).statusCode, 200);
+  assert.equal(
+    (await postJson(server.app, "/v1/completions", { model, prompt: "hello", max_tokens: 5, temperature: 0 }))
+      .statusCode,
+    200,
+  );
   // 2. A stream with n: 2: 2 × 6 prompt tokens, 2 × 3 generated.
-  const stream = await postJson(server.app, "/v1/completions", { model, prompt: "hello", max_tokens: 3, n: 2, stream: true, seed: 1 });
+  const stream = await postJson(server.app, "/v1/completions", {
+    model,
+    prompt: "hello",
+    max_tokens: 3,
+    n: 2,
+    stream: true,
+    seed: 1,
+  });
   assert.equal(parseSse(stream.body).at(-1), "[DONE]");
   // 3. A bad request never reaches the engine.
-  assert.equal((await postJson(server.app, "/v1/completions", { model, prompt: "hello", temperature: 9 })).statusCode, 400);
+  assert.equal(
+    (await postJson(server.app, "/v1/completions", { model, prompt: "hello", temperature: 9 })).statusCode,
+    400,
+  );
   // 4. A stream whose client leaves after its first token (steps so far: 5 + 3 = 8; it is held at step 9).
   const hold = gate.holdAt(9);
   const abandoned = await server.app.inject({
@@ -100,7 +114,13 @@ test("metrics count a scripted sequence of requests exactly and pass promtool's 
   assert.equal(value(`vllm:request_success_total{${LABELS},finished_reason="abort"}`), 1);
   assert.equal(value(`vllm:request_success_total{${LABELS},finished_reason="stop"}`), 0);
   assert.equal(value(`vllm:request_success_total{${LABELS},finished_reason="error"}`), 0);
-  for (const histogram of ["e2e_request_latency_seconds", "request_queue_time_seconds", "request_prompt_tokens", "request_generation_tokens", "request_params_max_tokens"]) {
+  for (const histogram of [
+    "e2e_request_latency_seconds",
+    "request_queue_time_seconds",
+    "request_prompt_tokens",
+    "request_generation_tokens",
+    "request_params_max_tokens",
+  ]) {
     assert.equal(value(`vllm:${histogram}_count{${LABELS}}`), 5, histogram);
   }
   assert.equal(value(`vllm:request_prompt_tokens_sum{${LABELS}}`), numPromptTokens);
@@ -109,7 +129,11 @@ test("metrics count a scripted sequence of requests exactly and pass promtool's 
   assert.equal(value(`vllm:time_to_first_token_seconds_count{${LABELS}}`), 5, "every request got a first token");
   // Inter-token intervals: one fewer than the tokens of each request.
   assert.equal(value(`vllm:inter_token_latency_seconds_count{${LABELS}}`), 4 + 2 + 2 + 1 + 0);
-  assert.equal(value(`vllm:request_params_n_count{${LABELS}}`), 4, "one observation per admitted HTTP generation request");
+  assert.equal(
+    value(`vllm:request_params_n_count{${LABELS}}`),
+    4,
+    "one observation per admitted HTTP generation request",
+  );
   assert.equal(value(`vllm:request_params_n_sum{${LABELS}}`), 1 + 2 + 1 + 1);
   const numSteps = server.engine.steps.length;
   assert.equal(value("llamacpp:n_decode_total"), numSteps);
@@ -129,5 +153,8 @@ test("metrics count a scripted sequence of requests exactly and pass promtool's 
     t.diagnostic("PROMTOOL NOT INSTALLED: the exposition was not linted (CI installs Debian's prometheus package)");
     return;
   }
-  assert.deepEqual(findings.filter((finding) => !isExpectedFinding(finding)), []);
+  assert.deepEqual(
+    findings.filter((finding) => !isExpectedFinding(finding)),
+    [],
+  );
 });

@@ -62,14 +62,27 @@ test("GET /health is 503 with Retry-After while loading and turns 200 once the m
   assert.deepEqual(JSON.parse(loading.body), { status: "loading" });
 
   const fake = new FakeEngine();
-  const loop = new EngineLoop(fake, new Scheduler(fake, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 8 }));
+  const loop = new EngineLoop(
+    fake,
+    new Scheduler(fake, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 8 }),
+  );
   loop.start();
   serving.markReady({ engine: fake, loop, modelId: MODEL, createdSeconds: 1_700_000_000 });
 
   assert.deepEqual(okJson(await loadingApp.inject({ method: "GET", url: "/health" })), { status: "ok" });
-  assert.deepEqual(okJson(await loadingApp.inject({ method: "GET", url: "/v1/models" })), { object: "list", data: [FAKE_MODEL] });
-  const completion = okJson(await postJson(loadingApp, "/v1/completions", { model: MODEL, prompt: "Hi", max_tokens: 2 }));
-  assert.deepEqual(completion.usage, { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5, prompt_tokens_details: { cached_tokens: 0 } });
+  assert.deepEqual(okJson(await loadingApp.inject({ method: "GET", url: "/v1/models" })), {
+    object: "list",
+    data: [FAKE_MODEL],
+  });
+  const completion = okJson(
+    await postJson(loadingApp, "/v1/completions", { model: MODEL, prompt: "Hi", max_tokens: 2 }),
+  );
+  assert.deepEqual(completion.usage, {
+    prompt_tokens: 3,
+    completion_tokens: 2,
+    total_tokens: 5,
+    prompt_tokens_details: { cached_tokens: 0 },
+  });
   assert.equal(fake.numAcquiredSequences, 0);
 });
 
@@ -95,7 +108,10 @@ test("every response carries an x-request-id, echoing the client's own when it s
   const echoed = await app.inject({ method: "GET", url: "/health", headers: { "x-request-id": "client-chosen-id" } });
   assert.equal(echoed.headers["x-request-id"], "client-chosen-id");
   const generated = await app.inject({ method: "GET", url: "/v1/models" });
-  assert.match(String(generated.headers["x-request-id"]), /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  assert.match(
+    String(generated.headers["x-request-id"]),
+    /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+  );
   const other = await app.inject({ method: "GET", url: "/v1/models" });
   assert.notEqual(other.headers["x-request-id"], generated.headers["x-request-id"]);
 });

@@ -19,7 +19,10 @@ interface TimedServer {
   expired(count?: number): Promise<void>;
 }
 
-async function start(t: { after: (fn: () => Promise<void>) => void }, requestTimeoutMs = TIMEOUT_MS): Promise<TimedServer> {
+async function start(
+  t: { after: (fn: () => Promise<void>) => void },
+  requestTimeoutMs = TIMEOUT_MS,
+): Promise<TimedServer> {
   const gate = new StepGate();
   const server = await startFakeServer({ numSequences: 1, beforeStep: gate.beforeStep }, { requestTimeoutMs });
   t.after(async () => {
@@ -77,9 +80,17 @@ test("a stream past the timeout ends with a 504 error frame, then [DONE], and fr
   const frames = parseSse(response.body);
   assert.equal(frames.at(-1), "[DONE]");
   const last = JSON.parse(frames.at(-2) ?? "{}") as { error?: { type: string; code: string; param: null } };
-  assert.deepEqual({ type: last.error?.type, code: last.error?.code, param: last.error?.param }, { type: "server_error", code: "request_timeout", param: null });
-  const contentFrames = frames.slice(0, -2).map((frame) => JSON.parse(frame) as { choices: { delta: { content?: string } }[] });
-  assert.ok(contentFrames.some((frame) => (frame.choices[0]?.delta.content ?? "").length > 0), "the tokens generated before the timeout were streamed");
+  assert.deepEqual(
+    { type: last.error?.type, code: last.error?.code, param: last.error?.param },
+    { type: "server_error", code: "request_timeout", param: null },
+  );
+  const contentFrames = frames
+    .slice(0, -2)
+    .map((frame) => JSON.parse(frame) as { choices: { delta: { content?: string } }[] });
+  assert.ok(
+    contentFrames.some((frame) => (frame.choices[0]?.delta.content ?? "").length > 0),
+    "the tokens generated before the timeout were streamed",
+  );
   assert.equal(server.engine.numAcquiredSequences, 0);
 });
 

@@ -71,7 +71,10 @@ test("while closing every answer carries Connection: close, including the runnin
   await hold.reached;
   const closed = server.app.close();
   // inject refuses requests once Fastify has marked itself closing, so this is the one request sent after close().
-  const refused = await postJson(server.app, "/v1/chat/completions", { model: FAKE_MODEL_ID, messages: [{ role: "user", content: "x" }] });
+  const refused = await postJson(server.app, "/v1/chat/completions", {
+    model: FAKE_MODEL_ID,
+    messages: [{ role: "user", content: "x" }],
+  });
   assertError(refused, { status: 503, type: "service_unavailable", code: "service_unavailable" });
   assert.equal(refused.headers.connection, "close");
   assert.equal(refused.headers["retry-after"], "5");
@@ -82,21 +85,36 @@ test("while closing every answer carries Connection: close, including the runnin
   await closed;
 });
 
-test("a keep-alive connection whose stream ends during the grace period is closed then, not after the keep-alive timeout", { timeout: 20_000 }, async () => {
+test("a keep-alive connection whose stream ends during the grace period is closed then, not after the keep-alive timeout", {
+  timeout: 20_000,
+}, async () => {
   const gate = new StepGate();
   // A keep-alive timeout far beyond the test's own timeout: only closing the connection lets close() finish in time.
-  const server = await startFakeServer({ beforeStep: gate.beforeStep }, { shutdownGraceMs: 60_000, keepAliveTimeoutMs: 600_000 });
+  const server = await startFakeServer(
+    { beforeStep: gate.beforeStep },
+    { shutdownGraceMs: 60_000, keepAliveTimeoutMs: 600_000 },
+  );
   await server.app.listen({ host: "127.0.0.1", port: 0 });
   const { port } = server.app.server.address() as AddressInfo;
   const agent = new Agent({ keepAlive: true });
   const hold = gate.holdAt(2);
   const streamed = new Promise<{ body: string; socketClosed: Promise<unknown> }>((resolve, reject) => {
-    const req = httpRequest({ host: "127.0.0.1", port, path: "/v1/completions", method: "POST", agent, headers: { "content-type": "application/json" } }, (res) => {
-      const chunks: Buffer[] = [];
-      const socketClosed = once(res.socket, "close");
-      res.on("data", (chunk: Buffer) => chunks.push(chunk));
-      res.on("end", () => resolve({ body: Buffer.concat(chunks).toString("utf8"), socketClosed }));
-    });
+    const req = httpRequest(
+      {
+        host: "127.0.0.1",
+        port,
+        path: "/v1/completions",
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json" },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        const socketClosed = once(res.socket, "close");
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("end", () => resolve({ body: Buffer.concat(chunks).toString("utf8"), socketClosed }));
+      },
+    );
     req.on("error", reject);
     req.end(JSON.stringify({ ...STREAM_BODY, max_tokens: 5 }));
   });

@@ -11,7 +11,12 @@ export type InjectResponse = LightMyRequestResponse;
 /** A parsed JSON body, loosely typed so assertions can reach into it. */
 export type Json = any;
 
-export function postJson(app: FastifyInstance, url: string, body: unknown, headers: Record<string, string> = {}): Promise<InjectResponse> {
+export function postJson(
+  app: FastifyInstance,
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<InjectResponse> {
   return app.inject({
     method: "POST",
     url,
@@ -40,7 +45,10 @@ export function parseStream(response: InjectResponse): SseResult {
   assert.equal(response.statusCode, 200, `expected 200, got ${response.statusCode}: ${response.body}`);
   assert.equal(response.headers["content-type"], "text/event-stream; charset=utf-8");
   const body = response.body;
-  assert.ok(body.endsWith("data: [DONE]\n\n"), `the stream must end with the [DONE] frame: ${JSON.stringify(body.slice(-80))}`);
+  assert.ok(
+    body.endsWith("data: [DONE]\n\n"),
+    `the stream must end with the [DONE] frame: ${JSON.stringify(body.slice(-80))}`,
+  );
   const frames = body.slice(0, -"\n\n".length).split("\n\n");
   for (const frame of frames) assert.ok(frame.startsWith("data: "), `not a data frame: ${JSON.stringify(frame)}`);
   const payloads = frames.map((frame) => frame.slice("data: ".length));
@@ -61,7 +69,11 @@ export interface ExpectedError {
 
 /** Asserts an OpenAI error envelope with the given status, type, code and (when given) param; returns its error. */
 export function assertError(response: InjectResponse, expected: ExpectedError): Json {
-  assert.equal(response.statusCode, expected.status, `expected ${expected.status}, got ${response.statusCode}: ${response.body}`);
+  assert.equal(
+    response.statusCode,
+    expected.status,
+    `expected ${expected.status}, got ${response.statusCode}: ${response.body}`,
+  );
   assert.match(String(response.headers["content-type"]), /^application\/json/);
   const body: Json = JSON.parse(response.body);
   assertMatchesSchema("ErrorResponse", body);

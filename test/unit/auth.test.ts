@@ -20,7 +20,8 @@ test("a verifier matches each configured key to its own stable id that does not 
   assert.notEqual(alpha, beta);
   assert.equal(new ApiKeyVerifier(["beta"]).match("beta"), beta, "the id depends on the key only");
   assert.match(alpha, /^key-[0-9a-f]{12}$/);
-  for (const other of ["", "alph", "alphaa", "Alpha", "beta "]) assert.equal(verifier.match(other), null, JSON.stringify(other));
+  for (const other of ["", "alph", "alphaa", "Alpha", "beta "])
+    assert.equal(verifier.match(other), null, JSON.stringify(other));
 });
 
 test("authenticate tells a missing bearer token from a wrong one", () => {
@@ -58,16 +59,33 @@ test("the key file adds one key per line, skipping blank lines and comments", ()
 test("an unreadable key file or one without keys stops the server instead of leaving it open", () => {
   const empty = path.join(dir, "empty.txt");
   writeFileSync(empty, "# nothing yet\n\n");
-  assert.throws(() => resolveApiKeys([], empty), (error: unknown) => error instanceof ConfigError && /holds no key/.test(error.message));
+  assert.throws(
+    () => resolveApiKeys([], empty),
+    (error: unknown) => error instanceof ConfigError && /holds no key/.test(error.message),
+  );
   assert.throws(
     () => resolveApiKeys([], path.join(dir, "missing.txt")),
-    (error: unknown) => error instanceof ConfigError && /--api-key-file: .*missing\.txt cannot be read \(ENOENT\)/.test(error.message),
+    (error: unknown) =>
+      error instanceof ConfigError && /--api-key-file: .*missing\.txt cannot be read \(ENOENT\)/.test(error.message),
   );
 });
 
 test("the app options carry every hardening setting from the configuration, in milliseconds", () => {
   const config = loadConfig({
-    argv: ["--rate-limit", "5", "--rate-limit-window", "2", "--request-timeout", "7", "--shutdown-grace", "3", "--max-n", "4", "--cors-origin", "*"],
+    argv: [
+      "--rate-limit",
+      "5",
+      "--rate-limit-window",
+      "2",
+      "--request-timeout",
+      "7",
+      "--shutdown-grace",
+      "3",
+      "--max-n",
+      "4",
+      "--cors-origin",
+      "*",
+    ],
     env: {},
     cwd: dir,
   });

@@ -31,7 +31,8 @@ function assertConfigError(fn: () => unknown, ...fragments: string[]): ConfigErr
   assert.ok(caught instanceof ConfigError, `expected ConfigError, got ${String(caught)}`);
   assert.equal(caught.name, "ConfigError");
   assert.equal(caught.code, "PAGODA_ERR_CONFIG");
-  for (const fragment of fragments) assert.ok(caught.message.includes(fragment), `"${caught.message}" lacks "${fragment}"`);
+  for (const fragment of fragments)
+    assert.ok(caught.message.includes(fragment), `"${caught.message}" lacks "${fragment}"`);
   return caught;
 }
 
@@ -125,14 +126,20 @@ test("relative paths in the config file resolve against the file's directory", (
 test("a non-integer port names --port and the allowed range", () => {
   assertConfigError(() => load(["--port", "abc"]), '--port: expected an integer between 0 and 65535, got "abc"');
   assertConfigError(() => load(["--port=70000"]), "--port: expected an integer between 0 and 65535", '"70000"');
-  const error = assertConfigError(() => load([], { PAGODA_PORT: "80.5" }), 'PAGODA_PORT: expected an integer between 0 and 65535, got "80.5"');
+  const error = assertConfigError(
+    () => load([], { PAGODA_PORT: "80.5" }),
+    'PAGODA_PORT: expected an integer between 0 and 65535, got "80.5"',
+  );
   assert.equal(error.setting, "PAGODA_PORT");
   assert.ok(error.cause !== undefined);
 });
 
 test("an unknown gpu backend lists the allowed backends", () => {
   assertConfigError(() => load(["--gpu", "tpu"]), '--gpu: expected one of auto, cuda, metal, vulkan, false, got "tpu"');
-  assertConfigError(() => load([], { PAGODA_GPU: "tpu" }), "PAGODA_GPU: expected one of auto, cuda, metal, vulkan, false");
+  assertConfigError(
+    () => load([], { PAGODA_GPU: "tpu" }),
+    "PAGODA_GPU: expected one of auto, cuda, metal, vulkan, false",
+  );
 });
 
 test("zero threads is rejected with the minimum", () => {
@@ -161,7 +168,10 @@ test("an unknown config file key is an error naming the key and the file", () =>
 
 test("a bad value in the config file names the file key", () => {
   const file = writeConfig("bad-value.json", { port: "8080" });
-  assertConfigError(() => load(["--config", file]), `port (in ${file}): expected an integer between 0 and 65535, got "8080"`);
+  assertConfigError(
+    () => load(["--config", file]),
+    `port (in ${file}): expected an integer between 0 and 65535, got "8080"`,
+  );
 });
 
 test("a bad value in the config file is reported even when a flag overrides it", () => {
@@ -222,7 +232,10 @@ test("the hardening settings default to an open, unlimited-by-rate server with O
 
 test("a repeated --api-key adds to the list, and --cors-origin takes a comma-separated list", () => {
   assert.deepEqual(load(["--api-key", "k1", "--api-key=k2", "--api-key", "k3"]).apiKey, ["k1", "k2", "k3"]);
-  assert.deepEqual(load(["--cors-origin", "https://a.example, https://b.example"]).corsOrigin, ["https://a.example", "https://b.example"]);
+  assert.deepEqual(load(["--cors-origin", "https://a.example, https://b.example"]).corsOrigin, [
+    "https://a.example",
+    "https://b.example",
+  ]);
 });
 
 test("list settings from the environment accept a comma-separated list or a JSON array", () => {
@@ -237,14 +250,19 @@ test("flags replace a list from the environment rather than adding to it", () =>
 
 test("a list in the config file may be a JSON array or one comma-separated string", () => {
   assert.deepEqual(load(["--config", writeConfig("keys-array.json", { apiKey: ["a", "b"] })]).apiKey, ["a", "b"]);
-  assert.deepEqual(load(["--config", writeConfig("keys-string.json", { corsOrigin: "https://x.example,https://y.example" })]).corsOrigin, [
-    "https://x.example",
-    "https://y.example",
-  ]);
+  assert.deepEqual(
+    load(["--config", writeConfig("keys-string.json", { corsOrigin: "https://x.example,https://y.example" })])
+      .corsOrigin,
+    ["https://x.example", "https://y.example"],
+  );
 });
 
 test("a malformed API key list is refused without echoing the keys", () => {
-  const error = assertConfigError(() => load([], { PAGODA_API_KEY: '["secret-key", 5]' }), "PAGODA_API_KEY: expected non-empty strings", "not shown");
+  const error = assertConfigError(
+    () => load([], { PAGODA_API_KEY: '["secret-key", 5]' }),
+    "PAGODA_API_KEY: expected non-empty strings",
+    "not shown",
+  );
   assert.ok(!error.message.includes("secret-key"), error.message);
   assertConfigError(() => load(["--cors-origin", "[1]"]), "--cors-origin: expected non-empty strings", '"[1]"');
 });

@@ -60,13 +60,21 @@ test("a chat completion without choices is rejected", () => {
 
 test("a chat completion with the wrong object type is rejected", () => {
   const body = { ...chatCompletion(), object: "text_completion" };
-  rejects("CreateChatCompletionResponse", body, /^\/object must be equal to one of the allowed values: \["chat\.completion"\]/m);
+  rejects(
+    "CreateChatCompletionResponse",
+    body,
+    /^\/object must be equal to one of the allowed values: \["chat\.completion"\]/m,
+  );
 });
 
 test("a chat completion with an unknown finish_reason is rejected", () => {
   const body = chatCompletion();
   firstChoice(body).finish_reason = "eos";
-  rejects("CreateChatCompletionResponse", body, /^\/choices\/0\/finish_reason must be equal to one of the allowed values/m);
+  rejects(
+    "CreateChatCompletionResponse",
+    body,
+    /^\/choices\/0\/finish_reason must be equal to one of the allowed values/m,
+  );
 });
 
 test("a chat completion whose usage counts are strings is rejected", () => {

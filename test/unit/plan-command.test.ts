@@ -10,104 +10,115 @@ let dir: string;
 let modelPath: string;
 
 before(async () => {
-    dir = await mkdtemp(join(tmpdir(), "pagoda-plan-command-"));
-    modelPath = join(dir, "tiny.gguf");
-    // vocab 512, dim 128, 2 layers, 4 heads / 2 KV heads of 32: 2 layers × (K + V) × 64 values × 2 B = 512 KV bytes per token.
-    await writeSyntheticLlama(modelPath, { vocabSize: 512, embeddingLength: 128, blockCount: 2, feedForwardLength: 128 });
+  dir = await mkdtemp(join(tmpdir(), "pagoda-plan-command-"));
+  modelPath = join(dir, "tiny.gguf");
+  // vocab 512, dim 128, 2 layers, 4 heads / 2 KV heads of 32: 2 layers × (K + V) × 64 values × 2 B = 512 KV bytes per token.
+  await writeSyntheticLlama(modelPath, { vocabSize: 512, embeddingLength: 128, blockCount: 2, feedForwardLength: 128 });
 });
 
 after(async () => {
-    if (dir !== undefined)
-        await rm(dir, { recursive: true, force: true });
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
 async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    let stdout = "";
-    let stderr = "";
-    const code = await runPlanCommand(argv, {
-        stdout: { write: (text: string) => (stdout += text) },
-        stderr: { write: (text: string) => (stderr += text) }
-    });
-    return { code, stdout, stderr };
+  let stdout = "";
+  let stderr = "";
+  const code = await runPlanCommand(argv, {
+    stdout: { write: (text: string) => (stdout += text) },
+    stderr: { write: (text: string) => (stderr += text) },
+  });
+  return { code, stdout, stderr };
 }
 
 test("the report lists weights by type, parameters, KV per token and each buffer with exact bytes", async () => {
-    const { code, stdout, stderr } = await run([modelPath]);
-    assert.equal(code, 0, stderr);
-    assert.equal(stderr, "");
-    assert.match(stdout, /^tiny\.gguf \(llama\)\n/);
-    assert.match(stdout, /context: 8 sequences, KV 8 × 2,048 cells, batch 512, ubatch 512, KV type f16, flash attention off/);
-    assert.match(stdout, /\n {2}F16 +\d+ +[\d,]+ +[\d.]+ [KM]iB +[\d,]+\n/);
-    assert.match(stdout, /\n {2}F32 +\d+ +[\d,]+ /);
-    assert.match(stdout, /parameters: [\d,]+ total, all active/);
-    assert.match(stdout, /KV per token +512 B/);
-    assert.match(stdout, /KV cache +8\.00 MiB +8,388,608\n/);
-    assert.match(stdout, /output \(logits\) +16\.00 KiB +16,384\n/);
-    assert.match(stdout, /compute +[\d.]+ MiB +[\d,]+\n/);
-    assert.match(stdout, /total +[\d.]+ MiB +[\d,]+\n/);
+  const { code, stdout, stderr } = await run([modelPath]);
+  assert.equal(code, 0, stderr);
+  assert.equal(stderr, "");
+  assert.match(stdout, /^tiny\.gguf \(llama\)\n/);
+  assert.match(
+    stdout,
+    /context: 8 sequences, KV 8 × 2,048 cells, batch 512, ubatch 512, KV type f16, flash attention off/,
+  );
+  assert.match(stdout, /\n {2}F16 +\d+ +[\d,]+ +[\d.]+ [KM]iB +[\d,]+\n/);
+  assert.match(stdout, /\n {2}F32 +\d+ +[\d,]+ /);
+  assert.match(stdout, /parameters: [\d,]+ total, all active/);
+  assert.match(stdout, /KV per token +512 B/);
+  assert.match(stdout, /KV cache +8\.00 MiB +8,388,608\n/);
+  assert.match(stdout, /output \(logits\) +16\.00 KiB +16,384\n/);
+  assert.match(stdout, /compute +[\d.]+ MiB +[\d,]+\n/);
+  assert.match(stdout, /total +[\d.]+ MiB +[\d,]+\n/);
 });
 
 test("--json prints the plan with every size in bytes", async () => {
-    const { code, stdout } = await run([modelPath, "--json", "--ctx-size", "1000", "--parallel", "3", "--kv-type", "q8_0"]);
-    assert.equal(code, 0);
-    const plan = JSON.parse(stdout) as Record<string, unknown> & { context: Record<string, unknown> };
-    assert.equal(plan.architecture, "llama");
-    // q8_0 packs 32 values into 34 bytes: a 64-value row is 68 bytes.
-    assert.equal(plan.kv_bytes_per_token, 2 * 2 * 68);
-    assert.equal(plan.context.kv_cells_per_stream, 1024);
-    assert.equal(plan.context.num_kv_streams, 3);
-    assert.equal(plan.context.kv_type, "q8_0");
-    assert.equal(plan.context.flash_attention, true);
-    assert.equal(plan.kv_bytes, 3 * 1024 * 272);
-    assert.equal(plan.output_bytes, 3 * 512 * 4);
-    for (const key of ["weights_bytes", "compute_bytes", "total_bytes", "num_parameters", "num_active_parameters"])
-        assert.equal(typeof plan[key], "number", key);
-    assert.deepEqual(plan.warnings, []);
+  const { code, stdout } = await run([
+    modelPath,
+    "--json",
+    "--ctx-size",
+    "1000",
+    "--parallel",
+    "3",
+    "--kv-type",
+    "q8_0",
+  ]);
+  assert.equal(code, 0);
+  const plan = JSON.parse(stdout) as Record<string, unknown> & { context: Record<string, unknown> };
+  assert.equal(plan.architecture, "llama");
+  // q8_0 packs 32 values into 34 bytes: a 64-value row is 68 bytes.
+  assert.equal(plan.kv_bytes_per_token, 2 * 2 * 68);
+  assert.equal(plan.context.kv_cells_per_stream, 1024);
+  assert.equal(plan.context.num_kv_streams, 3);
+  assert.equal(plan.context.kv_type, "q8_0");
+  assert.equal(plan.context.flash_attention, true);
+  assert.equal(plan.kv_bytes, 3 * 1024 * 272);
+  assert.equal(plan.output_bytes, 3 * 512 * 4);
+  for (const key of ["weights_bytes", "compute_bytes", "total_bytes", "num_parameters", "num_active_parameters"])
+    assert.equal(typeof plan[key], "number", key);
+  assert.deepEqual(plan.warnings, []);
 });
 
 test("--kv-cache-tokens plans one shared pool and --batch-size bounds the micro-batch", async () => {
-    const { code, stdout } = await run([modelPath, "--json", "--kv-cache-tokens", "3000", "--batch-size", "64"]);
-    assert.equal(code, 0);
-    const plan = JSON.parse(stdout) as { kv_bytes: number; context: Record<string, unknown> };
-    assert.equal(plan.context.is_kv_unified, true);
-    assert.equal(plan.context.context_tokens, 3072);
-    assert.equal(plan.context.ubatch_size, 64);
-    assert.equal(plan.kv_bytes, 3072 * 512);
+  const { code, stdout } = await run([modelPath, "--json", "--kv-cache-tokens", "3000", "--batch-size", "64"]);
+  assert.equal(code, 0);
+  const plan = JSON.parse(stdout) as { kv_bytes: number; context: Record<string, unknown> };
+  assert.equal(plan.context.is_kv_unified, true);
+  assert.equal(plan.context.context_tokens, 3072);
+  assert.equal(plan.context.ubatch_size, 64);
+  assert.equal(plan.kv_bytes, 3072 * 512);
 });
 
 test("bad arguments print a message on stderr and exit with code 2", async () => {
-    const cases: [string[], RegExp][] = [
-        [[], /missing the GGUF file/],
-        [[modelPath, "other.gguf"], /expected one GGUF file/],
-        [[modelPath, "--ctx-size", "0"], /--ctx-size must be a positive integer/],
-        [[modelPath, "--parallel", "two"], /--parallel must be a positive integer/],
-        [[modelPath, "--kv-type", "q5_0"], /--kv-type must be one of f16, q8_0, q4_0, f32/],
-        [[modelPath, "--flash-attn", "maybe"], /--flash-attn must be on, off or auto/],
-        [[modelPath, "--kv-type", "q4_0", "--flash-attn", "off"], /needs flash attention/],
-        [[modelPath, "--bogus"], /Unknown option '--bogus'/]
-    ];
-    for (const [argv, message] of cases) {
-        const { code, stdout, stderr } = await run(argv);
-        assert.equal(code, 2, argv.join(" "));
-        assert.equal(stdout, "");
-        assert.match(stderr, message);
-    }
+  const cases: [string[], RegExp][] = [
+    [[], /missing the GGUF file/],
+    [[modelPath, "other.gguf"], /expected one GGUF file/],
+    [[modelPath, "--ctx-size", "0"], /--ctx-size must be a positive integer/],
+    [[modelPath, "--parallel", "two"], /--parallel must be a positive integer/],
+    [[modelPath, "--kv-type", "q5_0"], /--kv-type must be one of f16, q8_0, q4_0, f32/],
+    [[modelPath, "--flash-attn", "maybe"], /--flash-attn must be on, off or auto/],
+    [[modelPath, "--kv-type", "q4_0", "--flash-attn", "off"], /needs flash attention/],
+    [[modelPath, "--bogus"], /Unknown option '--bogus'/],
+  ];
+  for (const [argv, message] of cases) {
+    const { code, stdout, stderr } = await run(argv);
+    assert.equal(code, 2, argv.join(" "));
+    assert.equal(stdout, "");
+    assert.match(stderr, message);
+  }
 });
 
 test("a file that is missing or not a GGUF exits with code 1", async () => {
-    const missing = await run([join(dir, "missing.gguf")]);
-    assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /cannot read .*missing\.gguf/);
+  const missing = await run([join(dir, "missing.gguf")]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /cannot read .*missing\.gguf/);
 
-    const notGguf = join(dir, "notes.txt");
-    await writeFile(notGguf, "plain text, no header");
-    const wrong = await run([notGguf]);
-    assert.equal(wrong.code, 1);
-    assert.match(wrong.stderr, /not a GGUF file/);
+  const notGguf = join(dir, "notes.txt");
+  await writeFile(notGguf, "plain text, no header");
+  const wrong = await run([notGguf]);
+  assert.equal(wrong.code, 1);
+  assert.match(wrong.stderr, /not a GGUF file/);
 });
 
 test("--help prints the usage and exits with code 0", async () => {
-    const { code, stdout } = await run(["--help"]);
-    assert.equal(code, 0);
-    assert.match(stdout, /^usage: pagoda plan <model\.gguf>/);
+  const { code, stdout } = await run(["--help"]);
+  assert.equal(code, 0);
+  assert.match(stdout, /^usage: pagoda plan <model\.gguf>/);
 });

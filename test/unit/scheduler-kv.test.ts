@@ -42,7 +42,10 @@ async function runStep({ engine, scheduler }: Setup): Promise<void> {
   scheduler.updateFromOutput(plan, outputs, 0);
   scheduler.checkInvariants();
   const state = scheduler.kvCacheState();
-  assert.ok(engine.numUsedCells <= (state.numUsedBlocks + state.numCachedBlocks) * BLOCK, "cells beyond the blocks in use");
+  assert.ok(
+    engine.numUsedCells <= (state.numUsedBlocks + state.numCachedBlocks) * BLOCK,
+    "cells beyond the blocks in use",
+  );
 }
 
 async function runUntilIdle(setup: Setup, maxSteps = 10_000): Promise<void> {
@@ -92,7 +95,15 @@ test("requests sharing a prefix fork its cells and prefill only the rest; usage 
   await runUntilIdle(shared);
 
   const firstStep = shared.engine.steps[stepsBefore] ?? [];
-  assert.deepEqual(firstStep.map((item) => [item.startPos, item.tokens.length]), [[12, 3], [12, 3], [12, 3]], "3 blocks (12 tokens) forked, 3 prefilled each");
+  assert.deepEqual(
+    firstStep.map((item) => [item.startPos, item.tokens.length]),
+    [
+      [12, 3],
+      [12, 3],
+      [12, 3],
+    ],
+    "3 blocks (12 tokens) forked, 3 prefilled each",
+  );
   assert.equal(shared.engine.numRestores, 1, "the first restores the saved cells, the others fork them from it");
   for (const { request, sink } of others) {
     assert.equal(sink.finished?.numCachedTokens, 12);
@@ -146,7 +157,10 @@ test("a more urgent request preempts the least urgent running one when every slo
 
 test("a request that waits past the queue deadline fails with QueueTimeoutError; preempted ones are exempt", async () => {
   let now = 0;
-  const pool = setup({ numSequences: 1, kvCacheTokens: 256, contextSize: 128 }, { maxNumRunning: 1, queueTimeoutMs: 1000, now: () => now });
+  const pool = setup(
+    { numSequences: 1, kvCacheTokens: 256, contextSize: 128 },
+    { maxNumRunning: 1, queueTimeoutMs: 1000, now: () => now },
+  );
   const busy = makeRequest("busy", tokens(4), { maxTokens: 50 });
   const late = makeRequest("late", tokens(4), { maxTokens: 1 });
   pool.scheduler.add(busy.request);
@@ -165,14 +179,23 @@ test("random requests, lengths, shared prefixes and aborts on a small pool end w
     seed = (seed * 1103515245 + 12345) >>> 0;
     return seed / 2 ** 32;
   };
-  const pool = setup({ numSequences: 12, kvCacheTokens: 96, contextSize: 64 }, { maxNumRunning: 6, maxNumBatchedTokens: 32 });
+  const pool = setup(
+    { numSequences: 12, kvCacheTokens: 96, contextSize: 64 },
+    { maxNumRunning: 6, maxNumBatchedTokens: 32 },
+  );
   const prefixes = [tokens(9, 1), tokens(17, 2), tokens(5, 3)];
   const all: ReturnType<typeof makeRequest>[] = [];
   for (let step = 0; step < 600; step++) {
     if (random() < 0.3) {
       const prefix = prefixes[Math.floor(random() * prefixes.length)]!;
-      const prompt = [...prefix.slice(0, 1 + Math.floor(random() * prefix.length)), ...tokens(Math.floor(random() * 10), step)];
-      const entry = makeRequest(`q${step}`, prompt, { maxTokens: 1 + Math.floor(random() * 20), priority: random() < 0.2 ? 1 : 0 });
+      const prompt = [
+        ...prefix.slice(0, 1 + Math.floor(random() * prefix.length)),
+        ...tokens(Math.floor(random() * 10), step),
+      ];
+      const entry = makeRequest(`q${step}`, prompt, {
+        maxTokens: 1 + Math.floor(random() * 20),
+        priority: random() < 0.2 ? 1 : 0,
+      });
       pool.scheduler.add(entry.request);
       all.push(entry);
     }
@@ -181,7 +204,10 @@ test("random requests, lengths, shared prefixes and aborts on a small pool end w
   }
   await runUntilIdle(pool);
   assert.ok(all.length > 100);
-  assert.ok(all.every(({ sink }) => sink.finished !== null && sink.finished.finishReason !== "error"), "nothing failed");
+  assert.ok(
+    all.every(({ sink }) => sink.finished !== null && sink.finished.finishReason !== "error"),
+    "nothing failed",
+  );
   assert.ok(pool.scheduler.kvCacheState().numPreemptions > 0);
   assert.ok(pool.scheduler.kvCacheState().prefixHitTokens > 0);
   assert.equal(pool.scheduler.kvCacheState().numUsedBlocks, 0);

@@ -17,11 +17,33 @@ function repetitive(seed: number): number[] {
   return [...phrase, ...phrase, ...phrase, ...phrase.slice(0, 2)];
 }
 
-async function run(speculator: Speculator | null, numRequests: number, temperature = 0): Promise<{ outputs: number[][]; scheduler: Scheduler; numSteps: number }> {
+async function run(
+  speculator: Speculator | null,
+  numRequests: number,
+  temperature = 0,
+): Promise<{ outputs: number[][]; scheduler: Scheduler; numSteps: number }> {
   const engine = new FakeEngine({ numSequences: 8, batchSize: 64, kvCacheTokens: 512, contextSize: 128 });
-  const scheduler = new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 100, blockSize: 4, speculator });
+  const scheduler = new Scheduler(engine, {
+    maxNumRunning: 4,
+    maxNumBatchedTokens: 64,
+    maxNumWaiting: 100,
+    blockSize: 4,
+    speculator,
+  });
   const entries = Array.from({ length: numRequests }, (_, index) =>
-    makeRequest(`r${index}`, repetitive(index), { maxTokens: 30, sampling: { temperature, topP: 1, topK: 0, minP: 0, presencePenalty: 0, frequencyPenalty: 0, seed: index, topLogprobs: null } }),
+    makeRequest(`r${index}`, repetitive(index), {
+      maxTokens: 30,
+      sampling: {
+        temperature,
+        topP: 1,
+        topK: 0,
+        minP: 0,
+        presencePenalty: 0,
+        frequencyPenalty: 0,
+        seed: index,
+        topLogprobs: null,
+      },
+    }),
   );
   for (const { request } of entries) scheduler.add(request);
   let numSteps = 0;
@@ -44,7 +66,10 @@ test("greedy output with n-gram drafts equals output without, and rejected draft
   const stats = speculative.scheduler.specStats();
   assert.ok(stats !== null && stats.numDraftTokens > 0, "drafts were proposed");
   assert.ok(stats.numAcceptedTokens <= stats.numDraftTokens);
-  assert.equal(stats.acceptedPerPosition.reduce((sum, count) => sum + count, 0), stats.numAcceptedTokens);
+  assert.equal(
+    stats.acceptedPerPosition.reduce((sum, count) => sum + count, 0),
+    stats.numAcceptedTokens,
+  );
   assert.equal(speculative.scheduler.kvCacheState().numUsedBlocks, 0);
 });
 
@@ -67,7 +92,10 @@ test("a draft model twin of the target drafts in batches, has every draft accept
   assert.ok(stats !== null && stats.numDraftTokens > 50);
   assert.equal(stats.numAcceptedTokens, stats.numDraftTokens, "the twin agrees on every token");
   assert.ok(drafted.numSteps < plain.numSteps / 2, `${drafted.numSteps} target steps instead of ${plain.numSteps}`);
-  assert.ok(draftEngine.steps.some((step) => step.length > 1), "one draft step carries several requests");
+  assert.ok(
+    draftEngine.steps.some((step) => step.length > 1),
+    "one draft step carries several requests",
+  );
   assert.equal(draftEngine.numAcquiredSequences, 0, "every draft sequence was released");
   assert.equal(draftEngine.numUsedCells, 0);
   assert.equal(draftModel.numUsedBlocks, 0, "and every block of the draft pool");
@@ -78,7 +106,10 @@ test("a draft pool too small for some requests drafts for those that fit and nev
   const draftEngine = new FakeEngine({ numSequences: 4, batchSize: 64, kvCacheTokens: 48, contextSize: 128 });
   const draftModel = new DraftModel(draftEngine, 4);
   const plain = await run(null, 6);
-  const drafted = await run(new Speculator({ maxDraft: 3, minNgram: 1, maxNgram: 3, draftModel, isAdaptive: false }), 6);
+  const drafted = await run(
+    new Speculator({ maxDraft: 3, minNgram: 1, maxNgram: 3, draftModel, isAdaptive: false }),
+    6,
+  );
   assert.deepEqual(drafted.outputs, plain.outputs);
   const stats = drafted.scheduler.specStats();
   assert.ok(stats !== null && stats.numDraftTokens > 0, "some requests drafted");

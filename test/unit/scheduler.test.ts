@@ -21,7 +21,12 @@ async function runStep(scheduler: Scheduler, engine: FakeEngine): Promise<void> 
 
 /** [sequence, start position, number of tokens, samples?] for every item of a step. */
 function shapeOf(engine: FakeEngine, stepIndex: number): [number, number, number, boolean][] {
-  return (engine.steps[stepIndex] ?? []).map((item) => [item.sequenceId, item.startPos, item.tokens.length, item.shouldSample]);
+  return (engine.steps[stepIndex] ?? []).map((item) => [
+    item.sequenceId,
+    item.startPos,
+    item.tokens.length,
+    item.shouldSample,
+  ]);
 }
 
 test("running requests decode one token each while admitted prompts are chunked under the token budget", async () => {
@@ -34,10 +39,34 @@ test("running requests decode one token each while admitted prompts are chunked 
 
   for (let step = 0; step < 5; step++) await runStep(scheduler, engine);
 
-  assert.deepEqual(shapeOf(engine, 0), [[0, 0, 5, true], [1, 0, 3, false]], "a fits whole, b gets the 3 tokens left");
-  assert.deepEqual(shapeOf(engine, 1), [[0, 5, 1, true], [1, 3, 7, true]], "a decodes first, b finishes its prompt");
-  assert.deepEqual(shapeOf(engine, 2), [[0, 6, 1, true], [1, 10, 1, true]]);
-  assert.deepEqual(shapeOf(engine, 3), [[1, 11, 1, true], [0, 0, 3, true]], "c takes the slot a freed");
+  assert.deepEqual(
+    shapeOf(engine, 0),
+    [
+      [0, 0, 5, true],
+      [1, 0, 3, false],
+    ],
+    "a fits whole, b gets the 3 tokens left",
+  );
+  assert.deepEqual(
+    shapeOf(engine, 1),
+    [
+      [0, 5, 1, true],
+      [1, 3, 7, true],
+    ],
+    "a decodes first, b finishes its prompt",
+  );
+  assert.deepEqual(shapeOf(engine, 2), [
+    [0, 6, 1, true],
+    [1, 10, 1, true],
+  ]);
+  assert.deepEqual(
+    shapeOf(engine, 3),
+    [
+      [1, 11, 1, true],
+      [0, 0, 3, true],
+    ],
+    "c takes the slot a freed",
+  );
   assert.equal(engine.steps.length, 4, "nothing is left to run after c's single token");
   assert.equal(a.sink.finished?.finishReason, "length");
   assert.equal(a.sink.tokens.length, 3);
@@ -145,12 +174,20 @@ test("a failed batch fails its requests and frees their sequences", async () => 
 });
 
 test("a budget smaller than the running requests is refused at construction", () => {
-  assert.throws(() => new Scheduler(new FakeEngine(), { maxNumRunning: 4, maxNumBatchedTokens: 2, maxNumWaiting: 1 }), RangeError);
+  assert.throws(
+    () => new Scheduler(new FakeEngine(), { maxNumRunning: 4, maxNumBatchedTokens: 2, maxNumWaiting: 1 }),
+    RangeError,
+  );
 });
 
 test("beside decoding requests, prompts get only the prefill budget; alone, a prompt gets the whole token budget", async () => {
   const engine = new FakeEngine({ numSequences: 3, batchSize: 32 });
-  const scheduler = new Scheduler(engine, { maxNumRunning: 3, maxNumBatchedTokens: 32, maxNumPrefillTokens: 6, maxNumWaiting: 10 });
+  const scheduler = new Scheduler(engine, {
+    maxNumRunning: 3,
+    maxNumBatchedTokens: 32,
+    maxNumPrefillTokens: 6,
+    maxNumWaiting: 10,
+  });
   const long = makeRequest("long", tokens(40), { maxTokens: 2 });
   scheduler.add(long.request);
   await runStep(scheduler, engine);
@@ -161,7 +198,22 @@ test("beside decoding requests, prompts get only the prefill budget; alone, a pr
   scheduler.add(decoder.request);
   scheduler.add(other.request);
   await runStep(scheduler, engine);
-  assert.deepEqual(shapeOf(engine, 2), [[0, 40, 1, true], [1, 0, 3, true], [2, 0, 3, false]], "long decodes; 6 prompt tokens go to the arrivals");
+  assert.deepEqual(
+    shapeOf(engine, 2),
+    [
+      [0, 40, 1, true],
+      [1, 0, 3, true],
+      [2, 0, 3, false],
+    ],
+    "long decodes; 6 prompt tokens go to the arrivals",
+  );
   await runStep(scheduler, engine);
-  assert.deepEqual(shapeOf(engine, 3), [[1, 3, 1, true], [2, 3, 6, false]], "the rest of the prompt in chunks of 6");
+  assert.deepEqual(
+    shapeOf(engine, 3),
+    [
+      [1, 3, 1, true],
+      [2, 3, 6, false],
+    ],
+    "the rest of the prompt in chunks of 6",
+  );
 });

@@ -11,9 +11,17 @@ test("an end-of-generation token stops unless ignore_eos is set", () => {
 
 test("the earliest stop string that ends in the new text is found", () => {
   assert.deepEqual(findStopString("hello world", ["wor", "o w"], 5), { index: 4, stop: "o w" });
-  assert.deepEqual(findStopString("hello world", ["wor", "lo"], 5), { index: 6, stop: "wor" }, "\"lo\" ended before the new text");
+  assert.deepEqual(
+    findStopString("hello world", ["wor", "lo"], 5),
+    { index: 6, stop: "wor" },
+    '"lo" ended before the new text',
+  );
   assert.deepEqual(findStopString("hello world", ["wor"], 8), { index: 6, stop: "wor" });
-  assert.equal(findStopString("hello world", ["hello"], 6), null, "a match wholly before the new text is not reported again");
+  assert.equal(
+    findStopString("hello world", ["hello"], 6),
+    null,
+    "a match wholly before the new text is not reported again",
+  );
   assert.equal(findStopString("abc", [""], 0), null);
 });
 

@@ -6,7 +6,13 @@ import { PagodaError } from "../errors.ts";
 import type { ChoiceSpec } from "../generation.ts";
 import { checkContextLength, rejectUnsupported, toGenerationParams } from "../generation-params.ts";
 import { nowSeconds, toChatLogprobs, toOpenAiFinishReason, toUsage, type TokenText } from "../openai-format.ts";
-import { checkGenerationLimits, checkMaxTokens, checkPromptTokens, DEFAULT_REQUEST_LIMITS, defaultMaxTokens } from "../request-limits.ts";
+import {
+  checkGenerationLimits,
+  checkMaxTokens,
+  checkPromptTokens,
+  DEFAULT_REQUEST_LIMITS,
+  defaultMaxTokens,
+} from "../request-limits.ts";
 import { requireModel, startGeneration, type RouteOptions } from "../route-context.ts";
 import { ChatCompletionRequestSchema, type ChatCompletionRequest } from "../schemas.ts";
 import { EventStream } from "../sse.ts";
@@ -19,7 +25,11 @@ export const chatCompletionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (
     rejectChatUnsupported(body);
     checkGenerationLimits(body, limits);
     const requestedMaxTokens = body.max_completion_tokens ?? body.max_tokens ?? null;
-    checkMaxTokens(requestedMaxTokens, body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens", limits);
+    checkMaxTokens(
+      requestedMaxTokens,
+      body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens",
+      limits,
+    );
     const rendered = runtime.engine.renderChat(toChatMessages(body.messages));
     const contextSize = runtime.engine.info.contextSize;
     checkPromptTokens(rendered.tokens.length, "messages", limits);
@@ -28,27 +38,36 @@ export const chatCompletionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (
     const maxTokens = requestedMaxTokens ?? defaultMaxTokens(contextSize - rendered.tokens.length, limits);
     const topLogprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : null;
     const ordinal = options.nextRequestOrdinal();
-    const choices = Array.from({ length: body.n ?? 1 }, (_, index): ChoiceSpec => ({
-      index,
-      promptTokens: rendered.tokens,
-      params: toGenerationParams({
-        body,
-        numPromptTokens: rendered.tokens.length,
-        maxTokens,
-        contextSize,
-        choiceIndex: index,
-        serverSeed: options.serverSeed,
-        requestOrdinal: ordinal,
-        topLogprobs,
-        extraStopStrings: rendered.stopStrings,
-        extraStopTokens: rendered.stopTokens,
+    const choices = Array.from(
+      { length: body.n ?? 1 },
+      (_, index): ChoiceSpec => ({
+        index,
+        promptTokens: rendered.tokens,
+        params: toGenerationParams({
+          body,
+          numPromptTokens: rendered.tokens.length,
+          maxTokens,
+          contextSize,
+          choiceIndex: index,
+          serverSeed: options.serverSeed,
+          requestOrdinal: ordinal,
+          topLogprobs,
+          extraStopStrings: rendered.stopStrings,
+          extraStopTokens: rendered.stopTokens,
+        }),
       }),
-    }));
+    );
     const { generation, deadline } = startGeneration(request, reply, runtime, choices, body.n ?? 1, options);
     try {
-      const base = { id: `chatcmpl-${generation.id}`, created: nowSeconds(), model: runtime.modelId, system_fingerprint: "pagoda" };
+      const base = {
+        id: `chatcmpl-${generation.id}`,
+        created: nowSeconds(),
+        model: runtime.modelId,
+        system_fingerprint: "pagoda",
+      };
       const engine = runtime.engine;
-      const tokenText: TokenText = (previous, token) => tokenTextAfter((tokens) => engine.detokenize(tokens), previous, token);
+      const tokenText: TokenText = (previous, token) =>
+        tokenTextAfter((tokens) => engine.detokenize(tokens), previous, token);
       const promptLastToken = rendered.tokens.at(-1) ?? null;
       const includeUsage = body.stream_options?.include_usage === true;
 
@@ -59,19 +78,39 @@ export const chatCompletionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (
         const previous = choices.map(() => promptLastToken);
         for (const choice of choices) {
           const delta = { role: "assistant", content: "" };
-          await stream.send({ ...chunk, choices: [{ index: choice.index, delta, logprobs: null, finish_reason: null }] });
+          await stream.send({
+            ...chunk,
+            choices: [{ index: choice.index, delta, logprobs: null, finish_reason: null }],
+          });
         }
-        const numCompletionTokens = await streamChoices(generation, stream, {
-          delta: (index, { text, tokens, logprobs }) => {
-            if (text.length === 0 && topLogprobs === null) return null;
-            const content = topLogprobs === null ? null : toChatLogprobs(tokens, logprobs, tokenText, previous[index] ?? null);
-            previous[index] = tokens.at(-1) ?? previous[index] ?? null;
-            const chunkLogprobs = content === null ? null : { content, refusal: null };
-            return { ...chunk, choices: [{ index, delta: { content: text }, logprobs: chunkLogprobs, finish_reason: null }] };
+        const numCompletionTokens = await streamChoices(
+          generation,
+          stream,
+          {
+            delta: (index, { text, tokens, logprobs }) => {
+              if (text.length === 0 && topLogprobs === null) return null;
+              const content =
+                topLogprobs === null ? null : toChatLogprobs(tokens, logprobs, tokenText, previous[index] ?? null);
+              previous[index] = tokens.at(-1) ?? previous[index] ?? null;
+              const chunkLogprobs = content === null ? null : { content, refusal: null };
+              return {
+                ...chunk,
+                choices: [{ index, delta: { content: text }, logprobs: chunkLogprobs, finish_reason: null }],
+              };
+            },
+            finish: (index, reason) => ({
+              ...chunk,
+              choices: [{ index, delta: {}, logprobs: null, finish_reason: reason }],
+            }),
           },
-          finish: (index, reason) => ({ ...chunk, choices: [{ index, delta: {}, logprobs: null, finish_reason: reason }] }),
-        }, deadline);
-        if (includeUsage) await stream.send({ ...chunk, choices: [], usage: toUsage(rendered.tokens.length, numCompletionTokens, generation.numCachedTokens) });
+          deadline,
+        );
+        if (includeUsage)
+          await stream.send({
+            ...chunk,
+            choices: [],
+            usage: toUsage(rendered.tokens.length, numCompletionTokens, generation.numCachedTokens),
+          });
         await stream.done();
         return reply;
       }
@@ -108,7 +147,9 @@ function rejectChatUnsupported(body: ChatCompletionRequest): void {
     });
   }
   if (body.top_logprobs != null && body.logprobs !== true) {
-    throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "top_logprobs requires logprobs to be true", { param: "top_logprobs" });
+    throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "top_logprobs requires logprobs to be true", {
+      param: "top_logprobs",
+    });
   }
 }
 

@@ -4,9 +4,20 @@ import { tokenTextAfter } from "../../scheduler/incremental-detokenizer.ts";
 import { collectChoices, streamChoices, sumCompletionTokens } from "../choice-stream.ts";
 import { PagodaError } from "../errors.ts";
 import type { ChoiceSpec } from "../generation.ts";
-import { checkContextLength, DEFAULT_COMPLETION_MAX_TOKENS, rejectUnsupported, toGenerationParams } from "../generation-params.ts";
+import {
+  checkContextLength,
+  DEFAULT_COMPLETION_MAX_TOKENS,
+  rejectUnsupported,
+  toGenerationParams,
+} from "../generation-params.ts";
 import { nowSeconds, toCompletionLogprobs, toOpenAiFinishReason, toUsage, type TokenText } from "../openai-format.ts";
-import { checkGenerationLimits, checkMaxTokens, checkPromptTokens, DEFAULT_REQUEST_LIMITS, defaultMaxTokens } from "../request-limits.ts";
+import {
+  checkGenerationLimits,
+  checkMaxTokens,
+  checkPromptTokens,
+  DEFAULT_REQUEST_LIMITS,
+  defaultMaxTokens,
+} from "../request-limits.ts";
 import { checkTokenIds, requireModel, startGeneration, type RouteOptions } from "../route-context.ts";
 import { CompletionRequestSchema, type CompletionRequest } from "../schemas.ts";
 import { EventStream } from "../sse.ts";
@@ -53,8 +64,14 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
     try {
       const promptOf = (index: number): Prompt | undefined => prompts[Math.floor(index / n)];
       const echoes = choices.map((choice) => (body.echo === true ? (promptOf(choice.index)?.text ?? "") : ""));
-      const base = { id: `cmpl-${generation.id}`, object: "text_completion" as const, created: nowSeconds(), model: runtime.modelId };
-      const tokenText: TokenText = (previous, token) => tokenTextAfter((tokens) => engine.detokenize(tokens), previous, token);
+      const base = {
+        id: `cmpl-${generation.id}`,
+        object: "text_completion" as const,
+        created: nowSeconds(),
+        model: runtime.modelId,
+      };
+      const tokenText: TokenText = (previous, token) =>
+        tokenTextAfter((tokens) => engine.detokenize(tokens), previous, token);
       const wantsLogprobs = body.logprobs != null;
 
       if (body.stream === true) {
@@ -66,21 +83,37 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
         const offsets = echoes.map((echo) => echo.length);
         const previous = choices.map((choice) => choice.promptTokens.at(-1) ?? null);
         for (const [index, echo] of echoes.entries()) {
-          if (echo.length > 0) await stream.send({ ...chunk, choices: [{ index, text: echo, logprobs: null, finish_reason: null }] });
+          if (echo.length > 0)
+            await stream.send({ ...chunk, choices: [{ index, text: echo, logprobs: null, finish_reason: null }] });
         }
-        const numCompletionTokens = await streamChoices(generation, stream, {
-          delta: (index, { text, tokens, logprobs }) => {
-            if (text.length === 0 && !wantsLogprobs) return null;
-            const offset = offsets[index] ?? 0;
-            const chunkLogprobs = wantsLogprobs ? toCompletionLogprobs(tokens, logprobs, tokenText, offset, previous[index] ?? null) : null;
-            // Offsets count token text, not streamed text: a held-back stop-string prefix streams later.
-            offsets[index] = offset + (chunkLogprobs?.tokens.join("").length ?? text.length);
-            previous[index] = tokens.at(-1) ?? previous[index] ?? null;
-            return { ...chunk, choices: [{ index, text, logprobs: chunkLogprobs, finish_reason: null }] };
+        const numCompletionTokens = await streamChoices(
+          generation,
+          stream,
+          {
+            delta: (index, { text, tokens, logprobs }) => {
+              if (text.length === 0 && !wantsLogprobs) return null;
+              const offset = offsets[index] ?? 0;
+              const chunkLogprobs = wantsLogprobs
+                ? toCompletionLogprobs(tokens, logprobs, tokenText, offset, previous[index] ?? null)
+                : null;
+              // Offsets count token text, not streamed text: a held-back stop-string prefix streams later.
+              offsets[index] = offset + (chunkLogprobs?.tokens.join("").length ?? text.length);
+              previous[index] = tokens.at(-1) ?? previous[index] ?? null;
+              return { ...chunk, choices: [{ index, text, logprobs: chunkLogprobs, finish_reason: null }] };
+            },
+            finish: (index, reason) => ({
+              ...chunk,
+              choices: [{ index, text: "", logprobs: null, finish_reason: reason }],
+            }),
           },
-          finish: (index, reason) => ({ ...chunk, choices: [{ index, text: "", logprobs: null, finish_reason: reason }] }),
-        }, deadline);
-        if (includeUsage) await stream.send({ ...base, choices: [], usage: toUsage(numPromptTokens, numCompletionTokens, generation.numCachedTokens) });
+          deadline,
+        );
+        if (includeUsage)
+          await stream.send({
+            ...base,
+            choices: [],
+            usage: toUsage(numPromptTokens, numCompletionTokens, generation.numCachedTokens),
+          });
         await stream.done();
         return reply;
       }
@@ -94,7 +127,9 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
           return {
             index: result.index,
             text: echo + result.text,
-            logprobs: wantsLogprobs ? toCompletionLogprobs(result.tokens, result.logprobs, tokenText, echo.length, previous) : null,
+            logprobs: wantsLogprobs
+              ? toCompletionLogprobs(result.tokens, result.logprobs, tokenText, echo.length, previous)
+              : null,
             finish_reason: toOpenAiFinishReason(result.output.finishReason),
           };
         }),
@@ -121,14 +156,16 @@ function rejectCompletionUnsupported(body: CompletionRequest): void {
 
 function toPrompts(engine: Engine, prompt: CompletionRequest["prompt"]): Prompt[] {
   if (typeof prompt === "string") return [textPrompt(engine, prompt)];
-  if (prompt.every((item): item is string => typeof item === "string")) return prompt.map((item) => textPrompt(engine, item));
+  if (prompt.every((item): item is string => typeof item === "string"))
+    return prompt.map((item) => textPrompt(engine, item));
   if (prompt.every((item): item is number => typeof item === "number")) return [tokenPrompt(engine, prompt)];
   return prompt.map((item) => tokenPrompt(engine, item as number[]));
 }
 
 function textPrompt(engine: Engine, text: string): Prompt {
   const tokens = engine.tokenize(text, { addBos: true });
-  if (tokens.length === 0) throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "The prompt is empty", { param: "prompt" });
+  if (tokens.length === 0)
+    throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "The prompt is empty", { param: "prompt" });
   return { tokens, text };
 }
 

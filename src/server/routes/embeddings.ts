@@ -12,15 +12,20 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
     const runtime = requireModel(options.serving, body.model);
     const engine = runtime.engine;
     if (body.dimensions != null && body.dimensions !== engine.info.embeddingSize) {
-      throw new PagodaError("PAGODA_ERR_UNSUPPORTED", `This model's embeddings have ${engine.info.embeddingSize} dimensions; other sizes are not supported`, {
-        param: "dimensions",
-      });
+      throw new PagodaError(
+        "PAGODA_ERR_UNSUPPORTED",
+        `This model's embeddings have ${engine.info.embeddingSize} dimensions; other sizes are not supported`,
+        {
+          param: "dimensions",
+        },
+      );
     }
     const inputs = toInputs(body.input);
     const limit = Math.min(engine.info.contextSize, engine.info.trainContextSize);
     const tokenized = inputs.map((input, index) => {
       if (typeof input === "string") {
-        if (input.length === 0) throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "Input must not be empty", { param: `input[${index}]` });
+        if (input.length === 0)
+          throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "Input must not be empty", { param: `input[${index}]` });
         return engine.tokenize(input, { addBos: true });
       }
       checkTokenIds(engine, input, "input");
@@ -29,7 +34,11 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
     tokenized.forEach((tokens, index) => {
       checkPromptTokens(tokens.length, "input", limits);
       if (tokens.length > limit) {
-        throw new PagodaError("PAGODA_ERR_CONTEXT_LENGTH", `Input ${index} has ${tokens.length} tokens; the limit is ${limit}`, { param: "input" });
+        throw new PagodaError(
+          "PAGODA_ERR_CONTEXT_LENGTH",
+          `Input ${index} has ${tokens.length} tokens; the limit is ${limit}`,
+          { param: "input" },
+        );
       }
     });
     const results = await engine.embed(tokenized);

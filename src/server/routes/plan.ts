@@ -40,7 +40,10 @@ export const planRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, option
     const runtime = options.serving.requireRuntime();
     const source = runtime.planSource ?? null;
     if (source === null) {
-      throw new PagodaError("PAGODA_ERR_ROUTE_NOT_FOUND", "This server has no memory plan: it was not told which model file it serves");
+      throw new PagodaError(
+        "PAGODA_ERR_ROUTE_NOT_FOUND",
+        "This server has no memory plan: it was not told which model file it serves",
+      );
     }
     if (cached === null) {
       cached = computePlan(source);
@@ -53,7 +56,9 @@ export const planRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, option
     try {
       plan = await cached;
     } catch (error) {
-      throw new PagodaError("PAGODA_ERR_INTERNAL", "Could not compute the memory plan of the served model", { cause: error });
+      throw new PagodaError("PAGODA_ERR_INTERNAL", "Could not compute the memory plan of the served model", {
+        cause: error,
+      });
     }
     return { object: "memory_plan", model: runtime.modelId, ...plan };
   });

@@ -57,7 +57,10 @@ test("releasing a block more often than it is held throws before changing anythi
 test("touching a cached free block takes it out of the middle of the free queue", () => {
   const pool = new BlockPool({ numBlocks: 4 });
   const blocks = checked(pool, () => pool.takeNew(4));
-  assert.equal(checked(pool, () => pool.cache(blocks[1] as KvBlock, hashA)), true);
+  assert.equal(
+    checked(pool, () => pool.cache(blocks[1] as KvBlock, hashA)),
+    true,
+  );
   checked(pool, () => pool.release(blocks));
   assert.deepEqual(pool.freeBlockIds(), [0, 1, 2, 3]);
   assert.equal(pool.numCachedFree, 1);
@@ -95,11 +98,21 @@ test("takeNew evicts the oldest free cached block lazily and tells onEvict befor
 test("cache keeps one block per hash: a second block with the same contents stays uncached", () => {
   const pool = new BlockPool({ numBlocks: 3 });
   const [first, second] = checked(pool, () => pool.takeNew(2)) as [KvBlock, KvBlock];
-  assert.equal(checked(pool, () => pool.cache(first, hashA)), true);
-  assert.equal(checked(pool, () => pool.cache(second, hashA)), false);
+  assert.equal(
+    checked(pool, () => pool.cache(first, hashA)),
+    true,
+  );
+  assert.equal(
+    checked(pool, () => pool.cache(second, hashA)),
+    false,
+  );
   assert.equal(second.hash, null);
   assert.equal(pool.lookup(hashA), first);
-  assert.equal(checked(pool, () => pool.cache(first, hashA)), true, "caching again under the same hash is a no-op");
+  assert.equal(
+    checked(pool, () => pool.cache(first, hashA)),
+    true,
+    "caching again under the same hash is a no-op",
+  );
   assert.throws(() => pool.cache(first, hashB), /already cached under another hash/);
   pool.checkInvariants();
 });
@@ -109,8 +122,14 @@ test("uncache forgets a free block's contents and leaves it where it is in the f
   const blocks = checked(pool, () => pool.takeNew(3));
   checked(pool, () => pool.cache(blocks[1] as KvBlock, hashA));
   checked(pool, () => pool.release(blocks));
-  assert.equal(checked(pool, () => pool.uncache(blocks[1] as KvBlock)), true);
-  assert.equal(checked(pool, () => pool.uncache(blocks[1] as KvBlock)), false);
+  assert.equal(
+    checked(pool, () => pool.uncache(blocks[1] as KvBlock)),
+    true,
+  );
+  assert.equal(
+    checked(pool, () => pool.uncache(blocks[1] as KvBlock)),
+    false,
+  );
   assert.deepEqual(pool.freeBlockIds(), [0, 1, 2]);
   assert.equal(pool.numCachedFree, 0);
   assert.equal(pool.lookup(hashA), null);
@@ -164,11 +183,17 @@ test("resetCache refuses while a cached block is in use, then evicts every cache
   checked(pool, () => pool.cache(blocks[0] as KvBlock, hashA));
   checked(pool, () => pool.cache(blocks[1] as KvBlock, hashB));
   checked(pool, () => pool.release([blocks[1] as KvBlock]));
-  assert.equal(checked(pool, () => pool.resetCache()), false);
+  assert.equal(
+    checked(pool, () => pool.resetCache()),
+    false,
+  );
   assert.equal(pool.numCached, 2);
   assert.deepEqual(evicted, []);
   checked(pool, () => pool.release([blocks[0] as KvBlock]));
-  assert.equal(checked(pool, () => pool.resetCache()), true);
+  assert.equal(
+    checked(pool, () => pool.resetCache()),
+    true,
+  );
   assert.deepEqual(evicted.sort(), [0, 1]);
   assert.equal(pool.numCached, 0);
   assert.deepEqual(pool.freeBlockIds(), [2, 1, 0]);

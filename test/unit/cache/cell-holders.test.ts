@@ -34,10 +34,17 @@ class RecordingOps implements CellOps {
 }
 
 function blocks(count: number, firstId = 0): Block[] {
-  return Array.from({ length: count }, (_, index) => ({ id: firstId + index, hash: `h${firstId + index}`, refCount: 0 }));
+  return Array.from({ length: count }, (_, index) => ({
+    id: firstId + index,
+    hash: `h${firstId + index}`,
+    refCount: 0,
+  }));
 }
 
-function setup(numCells = 64, maxSavedTokens = 128): { ops: RecordingOps; holders: CellHolders<Block>; uncached: number[] } {
+function setup(
+  numCells = 64,
+  maxSavedTokens = 128,
+): { ops: RecordingOps; holders: CellHolders<Block>; uncached: number[] } {
   const ops = new RecordingOps();
   const uncached: number[] = [];
   const holders = new CellHolders<Block>(ops, {

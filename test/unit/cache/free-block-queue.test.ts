@@ -24,9 +24,15 @@ test("a new queue holds every block in id order", () => {
 test("popFront takes blocks in order and pushBack appends them at the tail", () => {
   const blocks = makeBlocks(4);
   const queue = new FreeBlockQueue(blocks);
-  assert.equal(checked(queue, () => queue.popFront()), blocks[0]);
+  assert.equal(
+    checked(queue, () => queue.popFront()),
+    blocks[0],
+  );
   assert.deepEqual(queue.toIds(), [1, 2, 3]);
-  assert.equal(checked(queue, () => queue.popFront()), blocks[1]);
+  assert.equal(
+    checked(queue, () => queue.popFront()),
+    blocks[1],
+  );
   assert.deepEqual(queue.toIds(), [2, 3]);
   checked(queue, () => queue.pushBack(blocks[0] as KvBlock));
   assert.deepEqual(queue.toIds(), [2, 3, 0]);
@@ -57,7 +63,10 @@ test("the sentinels never leak: an emptied queue refuses popFront and peekFront 
   const blocks = makeBlocks(2);
   const queue = new FreeBlockQueue(blocks);
   checked(queue, () => queue.remove(blocks[1] as KvBlock));
-  assert.equal(checked(queue, () => queue.popFront()), blocks[0]);
+  assert.equal(
+    checked(queue, () => queue.popFront()),
+    blocks[0],
+  );
   assert.equal(queue.length, 0);
   assert.deepEqual(queue.toIds(), []);
   assert.equal(queue.peekFront(), null);

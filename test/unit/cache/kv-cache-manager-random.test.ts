@@ -175,12 +175,18 @@ function runRandomOperations(options: RandomRunOptions): RandomRunCounts {
       const block = victim === undefined ? undefined : seenBlocks.get(victim.id);
       if (block !== undefined) {
         // The caller of uncache owns the cells behind the block, as the engine would.
-        assert.equal(checked(manager, () => manager.uncache(block)), true);
+        assert.equal(
+          checked(manager, () => manager.uncache(block)),
+          true,
+        );
         cells[block.id] = [];
       }
     } else {
       const isAnyCachedInUse = manager.blockStates().some((block) => block.refCount > 0 && block.hash !== null);
-      assert.equal(checked(manager, () => manager.resetPrefixCache()), !isAnyCachedInUse);
+      assert.equal(
+        checked(manager, () => manager.resetPrefixCache()),
+        !isAnyCachedInUse,
+      );
     }
     for (const [requestId, request] of requests) {
       assert.equal(manager.numComputedTokens(requestId), request.numComputedTokens);
@@ -231,7 +237,10 @@ test("requests grow until the pool runs out, and never beyond its cells", () => 
   const tokensOf = new Map<string, number[]>();
   for (const [index, requestId] of requestIds.entries()) {
     const prompt = Array.from({ length: 6 }, (_, position) => 100 * index + position);
-    assert.notEqual(checked(manager, () => manager.allocateSlots(requestId, { numNewTokens: prompt.length })), null);
+    assert.notEqual(
+      checked(manager, () => manager.allocateSlots(requestId, { numNewTokens: prompt.length })),
+      null,
+    );
     checked(manager, () => manager.commitTokens(requestId, prompt, prompt.length));
     tokensOf.set(requestId, prompt);
   }

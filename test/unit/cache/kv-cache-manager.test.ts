@@ -139,10 +139,16 @@ test("a failed allocation returns null and changes nothing, for new and running 
   const manager = makeManager({ numBlocks: 4 });
   assert.deepEqual(admit(manager, "a", tokens(12, 100)), [0, 1, 2]);
   const before = snapshot(manager);
-  assert.equal(checked(manager, () => manager.allocateSlots("b", { numNewTokens: 8 })), null);
+  assert.equal(
+    checked(manager, () => manager.allocateSlots("b", { numNewTokens: 8 })),
+    null,
+  );
   assert.equal(manager.hasRequest("b"), false);
   assert.deepEqual(snapshot(manager), before);
-  assert.equal(checked(manager, () => manager.allocateSlots("a", { numNewTokens: 5 })), null);
+  assert.equal(
+    checked(manager, () => manager.allocateSlots("a", { numNewTokens: 5 })),
+    null,
+  );
   assert.deepEqual(ids(manager.blocksOf("a")), [0, 1, 2]);
   assert.deepEqual(snapshot(manager), before);
   assert.deepEqual(ids(checked(manager, () => manager.allocateSlots("a", { numNewTokens: 4 }))), [3]);
@@ -257,11 +263,17 @@ test("resetPrefixCache refuses while a cached block is in use and evicts every c
   const evicted: number[] = [];
   const manager = makeManager({ onEvict: (block) => evicted.push(block.id) });
   admit(manager, "a", promptA);
-  assert.equal(checked(manager, () => manager.resetPrefixCache()), false);
+  assert.equal(
+    checked(manager, () => manager.resetPrefixCache()),
+    false,
+  );
   assert.deepEqual(evicted, []);
   assert.equal(manager.findCachedPrefix(promptA).numTokens, 8);
   checked(manager, () => manager.free("a"));
-  assert.equal(checked(manager, () => manager.resetPrefixCache()), true);
+  assert.equal(
+    checked(manager, () => manager.resetPrefixCache()),
+    true,
+  );
   assert.deepEqual(evicted.sort(), [0, 1]);
   assert.equal(manager.findCachedPrefix(promptA).numTokens, 0);
   assert.equal(manager.stats().numCachedFreeBlocks, 0);

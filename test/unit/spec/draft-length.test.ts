@@ -25,8 +25,15 @@ test("the draft length maximising tokens per millisecond is chosen", () => {
 
 test("no speculation when acceptance is low", () => {
   // 10 ms + 2 ms per position, a = 0.1: K = 1 gives 1.1/14 < 1/12.
-  assert.equal(chooseDraftLength({ acceptanceRate: 0.1, maxDraft: 8, targetStepMs: (n) => 10 + 2 * n, draftStepMs: 0 }), 0);
-  assert.equal(chooseDraftLength({ acceptanceRate: 0, maxDraft: 8, targetStepMs: () => 10, draftStepMs: 0 }), 0, "ties go to K = 0");
+  assert.equal(
+    chooseDraftLength({ acceptanceRate: 0.1, maxDraft: 8, targetStepMs: (n) => 10 + 2 * n, draftStepMs: 0 }),
+    0,
+  );
+  assert.equal(
+    chooseDraftLength({ acceptanceRate: 0, maxDraft: 8, targetStepMs: () => 10, draftStepMs: 0 }),
+    0,
+    "ties go to K = 0",
+  );
 });
 
 test("no speculation when drafting is expensive", () => {
@@ -48,9 +55,18 @@ test("the chosen length grows with the acceptance rate, up to maxDraft", () => {
 
 test("invalid inputs throw", () => {
   const targetStepMs = (n: number): number => n;
-  assert.throws(() => chooseDraftLength({ acceptanceRate: 1.2, maxDraft: 4, targetStepMs, draftStepMs: 0 }), RangeError);
-  assert.throws(() => chooseDraftLength({ acceptanceRate: 0.5, maxDraft: -1, targetStepMs, draftStepMs: 0 }), RangeError);
-  assert.throws(() => chooseDraftLength({ acceptanceRate: 0.5, maxDraft: 4, targetStepMs: () => 0, draftStepMs: 0 }), RangeError);
+  assert.throws(
+    () => chooseDraftLength({ acceptanceRate: 1.2, maxDraft: 4, targetStepMs, draftStepMs: 0 }),
+    RangeError,
+  );
+  assert.throws(
+    () => chooseDraftLength({ acceptanceRate: 0.5, maxDraft: -1, targetStepMs, draftStepMs: 0 }),
+    RangeError,
+  );
+  assert.throws(
+    () => chooseDraftLength({ acceptanceRate: 0.5, maxDraft: 4, targetStepMs: () => 0, draftStepMs: 0 }),
+    RangeError,
+  );
   assert.throws(() => new AcceptanceTracker({ smoothing: 0 }), RangeError);
   assert.throws(() => new AcceptanceTracker().observe(2, 3), RangeError);
 });
@@ -85,6 +101,9 @@ test("the tracker converges to the true per-draft acceptance rate", () => {
     }
     const meanEstimate = sumOfEstimates / (numSteps / 2);
     assert.ok(Math.abs(meanEstimate - trueRate) < 0.02, `true ${trueRate}: mean estimate ${meanEstimate}`);
-    assert.ok(Math.abs(tracker.acceptanceRate - trueRate) < 0.1, `true ${trueRate}: final estimate ${tracker.acceptanceRate}`);
+    assert.ok(
+      Math.abs(tracker.acceptanceRate - trueRate) < 0.1,
+      `true ${trueRate}: final estimate ${tracker.acceptanceRate}`,
+    );
   }
 });

@@ -4,7 +4,11 @@ import { performance } from "node:perf_hooks";
 import { proposeNgram, type NgramOptions } from "../../../src/spec/ngram-proposer.ts";
 import { SeededRandom } from "../../../src/spec/seeded-random.ts";
 
-const options = (minNgram: number, maxNgram: number, numDraft: number): NgramOptions => ({ minNgram, maxNgram, numDraft });
+const options = (minNgram: number, maxNgram: number, numDraft: number): NgramOptions => ({
+  minNgram,
+  maxNgram,
+  numDraft,
+});
 
 test("the most recent earlier occurrence of the suffix wins", () => {
   // [1, 2, 3] occurs ending at 2 (then 4, 1, 2) and ending at 6 (then 5, 1, 2).
@@ -66,7 +70,11 @@ test("random sequences agree with a literal per-n search", () => {
     const tokens = Array.from({ length: Math.floor(random.next() * 40) }, () => Math.floor(random.next() * alphabet));
     const minNgram = 1 + Math.floor(random.next() * 3);
     const opts = options(minNgram, minNgram + Math.floor(random.next() * 4), Math.floor(random.next() * 6));
-    assert.deepEqual(proposeNgram(tokens, opts), referenceProposal(tokens, opts), `${JSON.stringify(tokens)} ${JSON.stringify(opts)}`);
+    assert.deepEqual(
+      proposeNgram(tokens, opts),
+      referenceProposal(tokens, opts),
+      `${JSON.stringify(tokens)} ${JSON.stringify(opts)}`,
+    );
   }
 });
 

@@ -50,11 +50,21 @@ test("sampled: a draft is accepted when u · q(x) < p(x), else the recovered tok
   assert.equal(accepted.numDrawn, 2);
   // u = 0.41 rejects. Residual [0, 0.25, 0.05] / 0.3: u = 0.8 → 0.24 falls in token 1, u = 0.9 → 0.27 in token 2.
   assert.deepEqual(
-    verifySampled({ draftTokens: [0], draftProbs: [q], targetProbs: [p, probs(0, 0, 1)], random: new ScriptedRandom([0.41, 0.8]) }),
+    verifySampled({
+      draftTokens: [0],
+      draftProbs: [q],
+      targetProbs: [p, probs(0, 0, 1)],
+      random: new ScriptedRandom([0.41, 0.8]),
+    }),
     { tokens: [1], numAccepted: 0, kind: "recovered" },
   );
   assert.deepEqual(
-    verifySampled({ draftTokens: [0], draftProbs: [q], targetProbs: [p, probs(0, 0, 1)], random: new ScriptedRandom([0.41, 0.9]) }),
+    verifySampled({
+      draftTokens: [0],
+      draftProbs: [q],
+      targetProbs: [p, probs(0, 0, 1)],
+      random: new ScriptedRandom([0.41, 0.9]),
+    }),
     { tokens: [2], numAccepted: 0, kind: "recovered" },
   );
 });
@@ -94,7 +104,12 @@ test("sampled: a rejection in the middle keeps the prefix and stops drawing", ()
 test("sampled: a draft the target rules out is always rejected, and so is one its proposer ruled out", () => {
   const p = probs(0, 0.5, 0.5);
   assert.deepEqual(
-    verifySampled({ draftTokens: [0], draftProbs: [probs(1, 0, 0)], targetProbs: [p, p], random: new ScriptedRandom([0, 0.1]) }),
+    verifySampled({
+      draftTokens: [0],
+      draftProbs: [probs(1, 0, 0)],
+      targetProbs: [p, p],
+      random: new ScriptedRandom([0, 0.1]),
+    }),
     { tokens: [1], numAccepted: 0, kind: "recovered" },
   );
   assert.deepEqual(
@@ -103,7 +118,12 @@ test("sampled: a draft the target rules out is always rejected, and so is one it
   );
   // q(1) = 0 but the proposer claims token 1: rejected; the residual max(0, p − q) = [0, 0.5, 0] keeps token 1.
   assert.deepEqual(
-    verifySampled({ draftTokens: [1], draftProbs: [probs(0, 0, 1)], targetProbs: [p, p], random: new ScriptedRandom([0, 0.1]) }),
+    verifySampled({
+      draftTokens: [1],
+      draftProbs: [probs(0, 0, 1)],
+      targetProbs: [p, p],
+      random: new ScriptedRandom([0, 0.1]),
+    }),
     { tokens: [1], numAccepted: 0, kind: "recovered" },
   );
 });
@@ -113,7 +133,12 @@ test("sampled: when p − q vanishes numerically the recovered token is drawn fr
   const p = probs(0.5, 0.5);
   const q = probs(0.5, 0.5000001);
   assert.deepEqual(
-    verifySampled({ draftTokens: [1], draftProbs: [q], targetProbs: [p, p], random: new ScriptedRandom([0.9999999, 0.2]) }),
+    verifySampled({
+      draftTokens: [1],
+      draftProbs: [q],
+      targetProbs: [p, p],
+      random: new ScriptedRandom([0.9999999, 0.2]),
+    }),
     { tokens: [0], numAccepted: 0, kind: "recovered" },
   );
 });
@@ -123,7 +148,10 @@ test("sampled: mismatched lengths are rejected", () => {
   const random = new ScriptedRandom([]);
   assert.throws(() => verifySampled({ draftTokens: [0], draftProbs: [null], targetProbs: [p], random }), RangeError);
   assert.throws(() => verifySampled({ draftTokens: [0], draftProbs: [], targetProbs: [p, p], random }), RangeError);
-  assert.throws(() => verifySampled({ draftTokens: [0], draftProbs: [probs(1, 0, 0)], targetProbs: [p, p], random }), RangeError);
+  assert.throws(
+    () => verifySampled({ draftTokens: [0], draftProbs: [probs(1, 0, 0)], targetProbs: [p, p], random }),
+    RangeError,
+  );
   assert.throws(() => verifySampled({ draftTokens: [2], draftProbs: [null], targetProbs: [p, p], random }), RangeError);
 });
 
@@ -133,7 +161,10 @@ const NUM_TRIALS = 200_000;
 function assertBinomial(observed: number, numTrials: number, probability: number, label: string): void {
   const expected = numTrials * probability;
   const tolerance = 5 * Math.sqrt(numTrials * probability * (1 - probability));
-  assert.ok(Math.abs(observed - expected) <= tolerance, `${label}: ${observed} vs ${expected} ± ${tolerance.toFixed(1)}`);
+  assert.ok(
+    Math.abs(observed - expected) <= tolerance,
+    `${label}: ${observed} vs ${expected} ± ${tolerance.toFixed(1)}`,
+  );
 }
 
 /**
@@ -155,7 +186,10 @@ function assertFollows(counts: readonly number[], expected: Float32Array, label:
   });
   const df = categories - 1;
   const critical = df * (1 - 2 / (9 * df) + 5 * Math.sqrt(2 / (9 * df))) ** 3;
-  assert.ok(statistic < critical, `${label}: chi-square ${statistic.toFixed(2)} ≥ ${critical.toFixed(2)} (df ${df}); counts ${counts}`);
+  assert.ok(
+    statistic < critical,
+    `${label}: chi-square ${statistic.toFixed(2)} ≥ ${critical.toFixed(2)} (df ${df}); counts ${counts}`,
+  );
 }
 
 function histogram(results: readonly VerifyResult[], position: number, vocabSize: number): number[] {
@@ -196,8 +230,24 @@ test("with drafts drawn from q, each emitted token follows the target's p exactl
   }
   assertFollows(histogram(results, 0, 6), P0, "first token");
   // Given the first draft was accepted, the second emitted token is the next position's and follows p_1.
-  assertFollows(histogram(results.filter((result) => result.numAccepted >= 1), 1, 6), P1, "second token");
-  assertFollows(histogram(results.filter((result) => result.numAccepted === 2), 2, 6), P2, "bonus token");
+  assertFollows(
+    histogram(
+      results.filter((result) => result.numAccepted >= 1),
+      1,
+      6,
+    ),
+    P1,
+    "second token",
+  );
+  assertFollows(
+    histogram(
+      results.filter((result) => result.numAccepted === 2),
+      2,
+      6,
+    ),
+    P2,
+    "bonus token",
+  );
   // Acceptance of draft 0 is Σ min(p, q) = 0.05 + 0.1 + 0.3 + 0 + 0.1 + 0 = 0.55.
   assertBinomial(results.filter((result) => result.numAccepted >= 1).length, NUM_TRIALS, 0.55, "first acceptance");
 });
@@ -207,10 +257,17 @@ test("with a deterministic proposer, the first emitted token follows p exactly",
   for (const draft of [1, 4, 5]) {
     const results: VerifyResult[] = [];
     for (let trial = 0; trial < NUM_TRIALS; trial += 1) {
-      results.push(verifySampled({ draftTokens: [draft, 0], draftProbs: [null, null], targetProbs: [P0, P1, P2], random }));
+      results.push(
+        verifySampled({ draftTokens: [draft, 0], draftProbs: [null, null], targetProbs: [P0, P1, P2], random }),
+      );
     }
     assertFollows(histogram(results, 0, 6), P0, `draft ${draft}`);
-    assertBinomial(results.filter((result) => result.numAccepted >= 1).length, NUM_TRIALS, P0[draft] as number, `draft ${draft} acceptance`);
+    assertBinomial(
+      results.filter((result) => result.numAccepted >= 1).length,
+      NUM_TRIALS,
+      P0[draft] as number,
+      `draft ${draft} acceptance`,
+    );
   }
 });
 
@@ -220,7 +277,12 @@ test("the bonus token follows the last target distribution", () => {
   const noDrafts: VerifyResult[] = [];
   for (let trial = 0; trial < NUM_TRIALS; trial += 1) {
     alwaysAccepted.push(
-      verifySampled({ draftTokens: [2, 3], draftProbs: [null, null], targetProbs: [probs(0, 0, 1, 0, 0, 0), probs(0, 0, 0, 1, 0, 0), P2], random }),
+      verifySampled({
+        draftTokens: [2, 3],
+        draftProbs: [null, null],
+        targetProbs: [probs(0, 0, 1, 0, 0, 0), probs(0, 0, 0, 1, 0, 0), P2],
+        random,
+      }),
     );
     noDrafts.push(verifySampled({ draftTokens: [], draftProbs: [], targetProbs: [P2], random }));
   }

@@ -26,7 +26,10 @@ test("equal seeds give equal streams and neighbouring seeds give unrelated ones"
   const b = new SeededRandom(7);
   const c = new SeededRandom(8);
   const streamA = Array.from({ length: 100 }, () => a.next());
-  assert.deepEqual(Array.from({ length: 100 }, () => b.next()), streamA);
+  assert.deepEqual(
+    Array.from({ length: 100 }, () => b.next()),
+    streamA,
+  );
   const streamC = Array.from({ length: 100 }, () => c.next());
   assert.equal(streamC.filter((value, index) => value === streamA[index]).length, 0);
 });
@@ -70,5 +73,8 @@ test("seedAtPosition depends only on (seed, position) and spreads both", () => {
   const lowBits = [...seeds].map((value) => value & 0xff);
   const counts = new Array<number>(256).fill(0);
   for (const bits of lowBits) counts[bits]!++;
-  assert.ok(Math.max(...counts) < 80 && Math.min(...counts) > 10, `low byte counts ${Math.min(...counts)}…${Math.max(...counts)}`);
+  assert.ok(
+    Math.max(...counts) < 80 && Math.min(...counts) > 10,
+    `low byte counts ${Math.min(...counts)}…${Math.max(...counts)}`,
+  );
 });

@@ -2,7 +2,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 import { SeededRandom } from "../../../src/spec/seeded-random.ts";
-import { argmax, sampleFrom, toDistribution, type TargetSamplingConfig } from "../../../src/spec/target-distribution.ts";
+import {
+  argmax,
+  sampleFrom,
+  toDistribution,
+  type TargetSamplingConfig,
+} from "../../../src/spec/target-distribution.ts";
 
 const PLAIN: TargetSamplingConfig = {
   temperature: 1,
@@ -91,7 +96,10 @@ test("top-p is judged at temperature 1, before temperature reshapes the survivor
 
 test("min-p is judged at temperature 1, before temperature flattens the ratios", () => {
   // At T = 2 token 3's ratio to the best would be 0.5 ≥ 0.3 and it would stay.
-  assertProbs(toDistribution(FOUR, config({ minP: 0.3, temperature: 2 }), []), normalized([2, Math.sqrt(3), Math.sqrt(2), 0]));
+  assertProbs(
+    toDistribution(FOUR, config({ minP: 0.3, temperature: 2 }), []),
+    normalized([2, Math.sqrt(3), Math.sqrt(2), 0]),
+  );
 });
 
 test("top-p renormalises over the top-k survivors", () => {
@@ -136,7 +144,11 @@ test("−∞ logits get probability 0, and logits with no distribution are rejec
   assert.throws(() => toDistribution(Float32Array.from([0, NaN]), PLAIN, []), RangeError);
   assert.throws(() => toDistribution(Float32Array.from([0, Infinity]), PLAIN, []), RangeError);
   assert.throws(() => toDistribution(new Float32Array(0), PLAIN, []), RangeError);
-  assert.throws(() => toDistribution(FOUR, config({ presencePenalty: 1 }), [4]), RangeError, "history token out of range");
+  assert.throws(
+    () => toDistribution(FOUR, config({ presencePenalty: 1 }), [4]),
+    RangeError,
+    "history token out of range",
+  );
 });
 
 test("sampleFrom inverts the CDF and never returns a zero-probability token", () => {
@@ -157,12 +169,21 @@ test("sampleFrom inverts the CDF and never returns a zero-probability token", ()
 });
 
 /** The pipeline spelled out naively (a full sort at every stage) to check the optimised one against. */
-function referenceDistribution(logits: Float32Array, sampling: TargetSamplingConfig, history: readonly number[]): number[] {
+function referenceDistribution(
+  logits: Float32Array,
+  sampling: TargetSamplingConfig,
+  history: readonly number[],
+): number[] {
   const values = Array.from(logits);
   const counts = new Map<number, number>();
   for (const token of history) counts.set(token, (counts.get(token) ?? 0) + 1);
   for (const [token, count] of counts) {
-    values[token] = Math.fround((values[token] as number) - Math.fround(Math.fround(count * Math.fround(sampling.frequencyPenalty)) + Math.fround(sampling.presencePenalty)));
+    values[token] = Math.fround(
+      (values[token] as number) -
+        Math.fround(
+          Math.fround(count * Math.fround(sampling.frequencyPenalty)) + Math.fround(sampling.presencePenalty),
+        ),
+    );
   }
   const result = new Array<number>(values.length).fill(0);
   let ranked = values.map((_, token) => token).sort((a, b) => (values[b] as number) - (values[a] as number) || a - b);
@@ -175,7 +196,9 @@ function referenceDistribution(logits: Float32Array, sampling: TargetSamplingCon
     const best = values[ranked[0] as number] as number;
     const total = ranked.reduce((sum, token) => sum + Math.exp((values[token] as number) - best), 0);
     let cumulative = 0;
-    const index = ranked.findIndex((token) => (cumulative += Math.exp((values[token] as number) - best) / total) >= sampling.topP);
+    const index = ranked.findIndex(
+      (token) => (cumulative += Math.exp((values[token] as number) - best) / total) >= sampling.topP,
+    );
     if (index >= 0) ranked = ranked.slice(0, index + 1);
   }
   if (sampling.minP > 0) {
@@ -184,8 +207,12 @@ function referenceDistribution(logits: Float32Array, sampling: TargetSamplingCon
     ranked = kept.length > 0 ? kept : ranked.slice(0, 1);
   }
   const best = values[ranked[0] as number] as number;
-  const total = ranked.reduce((sum, token) => sum + Math.exp(((values[token] as number) - best) / sampling.temperature), 0);
-  for (const token of ranked) result[token] = Math.exp(((values[token] as number) - best) / sampling.temperature) / total;
+  const total = ranked.reduce(
+    (sum, token) => sum + Math.exp(((values[token] as number) - best) / sampling.temperature),
+    0,
+  );
+  for (const token of ranked)
+    result[token] = Math.exp(((values[token] as number) - best) / sampling.temperature) / total;
   return result;
 }
 
@@ -195,7 +222,7 @@ test("random configurations agree with a naive full-sort reference, including to
     const vocabSize = trial % 3 === 0 ? 3000 : 1 + Math.floor(random.next() * 40);
     // Small spreads make top-p need thousands of tokens; integer-ish logits make ties common.
     const spread = [0.01, 1, 8][trial % 3] as number;
-    const logits = Float32Array.from({ length: vocabSize }, () => Math.round(random.next() * 20) / 20 * spread);
+    const logits = Float32Array.from({ length: vocabSize }, () => (Math.round(random.next() * 20) / 20) * spread);
     const history = Array.from({ length: Math.floor(random.next() * 6) }, () => Math.floor(random.next() * vocabSize));
     const sampling: TargetSamplingConfig = {
       temperature: [0, 0.3, 1, 1.7][Math.floor(random.next() * 4)] as number,
@@ -211,7 +238,10 @@ test("random configurations agree with a naive full-sort reference, including to
     assert.ok(Math.abs(sum - 1) < 1e-5, `trial ${trial}: sums to ${sum}`);
     expected.forEach((value, token) => {
       const got = actual[token] as number;
-      assert.ok(value === 0 ? got === 0 : Math.abs(got - value) < 1e-6, `trial ${trial} token ${token}: ${got} vs ${value} (${JSON.stringify(sampling)})`);
+      assert.ok(
+        value === 0 ? got === 0 : Math.abs(got - value) < 1e-6,
+        `trial ${trial} token ${token}: ${got} vs ${value} (${JSON.stringify(sampling)})`,
+      );
     });
   }
 });

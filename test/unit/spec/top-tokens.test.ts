@@ -18,7 +18,10 @@ test("selectTopTokens returns the k best, best first, the same as a full sort", 
     const size = 1 + Math.floor(random.next() * 500);
     const logits = Float32Array.from({ length: size }, () => Math.floor(random.next() * 30));
     const k = Math.floor(random.next() * (size + 3));
-    const sorted = referenceOrder(logits, Array.from({ length: size }, (_, token) => token));
+    const sorted = referenceOrder(
+      logits,
+      Array.from({ length: size }, (_, token) => token),
+    );
     assert.deepEqual(Array.from(selectTopTokens(logits, null, k)), sorted.slice(0, k));
     const subset = Int32Array.from(sorted.filter((token) => token % 3 !== 0).sort((a, b) => a - b));
     const expectedSubset = sorted.filter((token) => token % 3 !== 0).slice(0, k);
@@ -33,5 +36,11 @@ test("sortTokens orders negative, zero, signed-zero, tied and −∞ logits exac
   assert.deepEqual(Array.from(sortTokens(logits, Int32Array.from([11, 4, 2, 10, 0, 1]))), [0, 1, 2, 10, 4, 11]);
   const random = new SeededRandom(31);
   const noisy = Float32Array.from({ length: 5000 }, () => Math.round((random.next() - 0.5) * 200) / 7);
-  assert.deepEqual(Array.from(sortTokens(noisy, null)), referenceOrder(noisy, Array.from({ length: 5000 }, (_, token) => token)));
+  assert.deepEqual(
+    Array.from(sortTokens(noisy, null)),
+    referenceOrder(
+      noisy,
+      Array.from({ length: 5000 }, (_, token) => token),
+    ),
+  );
 });
