@@ -10,7 +10,7 @@ import { loadRuntime } from "../src/runtime.ts";
 import type { StepStats } from "../src/scheduler/engine-loop.ts";
 import { Request, type RequestId } from "../src/scheduler/request.ts";
 import { buildApp } from "../src/server/app.ts";
-import { ServingState, type Runtime } from "../src/server/serving-state.ts";
+import { type Runtime, ServingState } from "../src/server/serving-state.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 

@@ -20,7 +20,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
-import { loadRuntimeWith, runAll, type Loaded } from "./harness.ts";
+import { type Loaded, loadRuntimeWith, runAll } from "./harness.ts";
 import { syntheticModel } from "./synthetic.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");

@@ -6,8 +6,10 @@
  *
  *   npx tsx bench/kv-saved-prefixes.ts saved|resident|control [model.gguf]
  */
+
+import type { SamplingParams, SequenceId } from "../src/engine/engine.ts";
 import { LlamaEngine } from "../src/engine/llama-engine.ts";
-import type { SequenceId, SamplingParams } from "../src/engine/engine.ts";
+
 const mode = process.argv[2] ?? "control";
 const engine = await LlamaEngine.load({
   modelPath: process.argv[3] ?? "../shared/models/stories260K.gguf",

@@ -3,7 +3,7 @@
  * with fetch alongside the load and their server-sent events parsed as they arrive, giving time to first token
  * (TTFT) and the gaps between content chunks (inter-token latency, ITL) as a client under that load sees them.
  */
-import { percentileSummary, type PercentileSummary } from "./load-stats.ts";
+import { type PercentileSummary, percentileSummary } from "./load-stats.ts";
 import type { LoadTarget, RequestShape } from "./load-target.ts";
 
 export interface ProbeResult {

@@ -3,7 +3,7 @@
  * completions (whole-response latency, throughput, status codes), while the streaming probe measures TTFT and ITL.
  */
 import autocannon from "autocannon";
-import { runProbe, type ProbeResult } from "./load-probe.ts";
+import { type ProbeResult, runProbe } from "./load-probe.ts";
 
 export interface LoadTarget {
   /** "pagoda" or "compare", for the table and the JSON. */

@@ -16,10 +16,10 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import {
   firstModel,
-  requestShape,
-  runTarget,
   type LoadOptions,
   type LoadTarget,
+  requestShape,
+  runTarget,
   type TargetResult,
 } from "./load-target.ts";
 

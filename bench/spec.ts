@@ -13,10 +13,11 @@
  * --fixed always drafts --draft-max tokens (no adaptive length).
  * --grounded uses input-grounded prompts: a story, then its first words again, so the answer repeats the prompt.
  */
+
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { mkdir, writeFile } from "node:fs/promises";
 import { GREEDY, loadRuntimeWith, runAll } from "./harness.ts";
 import { syntheticModel, widenedModel } from "./synthetic.ts";
 

@@ -9,15 +9,16 @@
  * `--synthetic DxL` benchmarks a random-weight llama of embedding size D and L layers written by the project's
  * GGUF writer (vocabulary 4096, F16): a bigger model than stories260K, whose output is meaningless.
  */
-import { parseArgs } from "node:util";
-import { Worker } from "node:worker_threads";
-import { writeFile, mkdir } from "node:fs/promises";
+
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { syntheticModel } from "./synthetic.ts";
-import { Request, type FinishedOutput, type RequestId } from "../src/scheduler/request.ts";
+import { parseArgs } from "node:util";
+import { Worker } from "node:worker_threads";
+import { type FinishedOutput, Request, type RequestId } from "../src/scheduler/request.ts";
 import type { Runtime } from "../src/server/serving-state.ts";
 import { loadRuntimeWith } from "./harness.ts";
+import { syntheticModel } from "./synthetic.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values } = parseArgs({

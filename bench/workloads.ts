@@ -19,7 +19,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { timeStream, type StreamTiming } from "./load-probe.ts";
+import { type StreamTiming, timeStream } from "./load-probe.ts";
 import { percentileSummary } from "./load-stats.ts";
 
 const { values } = parseArgs({
@@ -56,8 +56,9 @@ type Metrics = Record<string, number>;
 const results: Record<string, Record<string, Metrics[]>> = {};
 
 function record(workload: string, target: Target, metrics: Metrics): void {
-  const byTarget = (results[workload] ??= {});
-  (byTarget[target.label] ??= []).push(metrics);
+  const byTarget = results[workload] ?? {};
+  results[workload] = byTarget;
+  byTarget[target.label] = [...(byTarget[target.label] ?? []), metrics];
   console.error(
     `  ${workload} ${target.label}: ${Object.entries(metrics)
       .map(([key, value]) => `${key}=${value}`)

@@ -47,8 +47,8 @@ export async function runServer(argv: string[]): Promise<void> {
     process.stdout.write(renderHelp());
     return;
   }
-  let config;
-  let apiKeys;
+  let config: Config;
+  let apiKeys: string[];
   try {
     config = loadConfig({ argv, env: process.env });
     apiKeys = resolveApiKeys(config.apiKey, config.apiKeyFile);

@@ -6,14 +6,14 @@ import type { Config } from "./config/config-schema.ts";
 import { LlamaEngine } from "./engine/llama-engine.ts";
 import { resolveModel } from "./model/resolve-model.ts";
 import { formatBytes } from "./plan/format-plan.ts";
-import { readGgufModelInfo, type GgufModelInfo } from "./plan/gguf-model-info.ts";
+import { type GgufModelInfo, readGgufModelInfo } from "./plan/gguf-model-info.ts";
 import { contextSizeForKvBudget, KV_CELL_PADDING } from "./plan/kv-budget.ts";
 import { planMemory } from "./plan/memory-plan.ts";
 import { EngineLoop, type StepStats } from "./scheduler/engine-loop.ts";
-import { Scheduler, type RequestStats } from "./scheduler/scheduler.ts";
+import { type RequestStats, Scheduler } from "./scheduler/scheduler.ts";
+import type { Runtime } from "./server/serving-state.ts";
 import { DraftModel } from "./spec/draft-model.ts";
 import { Speculator } from "./spec/speculator.ts";
-import type { Runtime } from "./server/serving-state.ts";
 
 export interface RuntimeHooks {
   /** Receives every engine step's stats (metrics, benchmarks, tests). */

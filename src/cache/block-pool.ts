@@ -5,7 +5,7 @@
  * Eviction is lazy. A freed block keeps its hash and stays findable until `takeNew` pops it for someone else; only
  * then is its hash dropped and `onEvict` told, so the engine can let go of the cells behind it.
  */
-import { KvBlock, type BlockHash, type BlockId } from "./block.ts";
+import { type BlockHash, type BlockId, KvBlock } from "./block.ts";
 import { FreeBlockQueue } from "./free-block-queue.ts";
 
 /**

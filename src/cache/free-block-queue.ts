@@ -6,7 +6,7 @@
  * Blocks are taken from the front and returned at the back, so the block freed longest ago is reused (and its
  * cached contents evicted) first: LRU.
  */
-import { KvBlock, type BlockId } from "./block.ts";
+import { type BlockId, KvBlock } from "./block.ts";
 
 export class FreeBlockQueue {
   private readonly head = new KvBlock(-1 as BlockId);

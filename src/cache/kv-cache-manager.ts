@@ -15,7 +15,7 @@
  * does not fit and nothing changed, so the scheduler can preempt and retry), `commitTokens` after the step with the
  * tokens now in the KV cache, `free` when finished, aborted or preempted.
  */
-import { hashBlock, type BlockHash, type BlockId, type KvBlock } from "./block.ts";
+import { type BlockHash, type BlockId, hashBlock, type KvBlock } from "./block.ts";
 import { BlockPool, type EvictHook } from "./block-pool.ts";
 
 export interface KvCacheManagerOptions {

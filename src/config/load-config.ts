@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { ConfigError } from "./config-error.ts";
-import { CONFIG_KEYS, ConfigSchema, describeAllowed, valueKind, type Config, type ConfigKey } from "./config-schema.ts";
+import { CONFIG_KEYS, type Config, type ConfigKey, ConfigSchema, describeAllowed, valueKind } from "./config-schema.ts";
 
 export interface LoadConfigOptions {
   /** Command-line arguments without the node and script paths, i.e. `process.argv.slice(2)`. */

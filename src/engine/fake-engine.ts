@@ -106,7 +106,7 @@ export class FakeEngine implements Engine {
   }
 
   renderChat(messages: readonly ChatMessage[]): RenderedChat {
-    const text = messages.map((message) => `<${message.role}>${message.content}<end>`).join("") + "<assistant>";
+    const text = `${messages.map((message) => `<${message.role}>${message.content}<end>`).join("")}<assistant>`;
     return { tokens: this.tokenize(text, { addBos: true }), stopStrings: ["<end>"], stopTokens: [] };
   }
 

@@ -2,14 +2,15 @@
  * The node-llama-cpp engine: one model, one context with `numSequences` slots, and one native batch per `step`.
  */
 import {
-  resolveChatWrapper,
   type ChatHistoryItem,
   type ChatWrapper,
   type Llama,
   type LlamaEmbeddingContext,
   type LlamaModel,
+  resolveChatWrapper,
   type Token,
 } from "node-llama-cpp";
+import { seedAtPosition } from "../spec/seeded-random.ts";
 import type {
   ChatMessage,
   EmbeddingResult,
@@ -32,9 +33,8 @@ import {
   type NativeSamplerConfig,
   type PatchedNativeContext,
 } from "./llama-internals.ts";
-import { loadLlama, setNativeLogSink, type GpuOption } from "./llama-loader.ts";
+import { type GpuOption, loadLlama, setNativeLogSink } from "./llama-loader.ts";
 import { toSampledLogprobs } from "./logprobs.ts";
-import { seedAtPosition } from "../spec/seeded-random.ts";
 
 export type { GpuOption };
 export type FlashAttentionOption = "auto" | "on" | "off";

@@ -114,11 +114,11 @@ export function isPatchedContext(context: NativeContext): context is PatchedNati
 export function getInternals(model: LlamaModel): LlamaInternals {
   const modelFields: unknown = model;
   if (!isRecord(modelFields)) throw new Error("node-llama-cpp objects are not objects");
-  const nativeModel = modelFields["_model"];
-  const llama = modelFields["_llama"];
-  const bindings = isRecord(llama) ? llama["_bindings"] : undefined;
-  const samplerClass = isRecord(bindings) ? bindings["AddonSampler"] : undefined;
-  const contextClass = isRecord(bindings) ? bindings["AddonContext"] : undefined;
+  const nativeModel = modelFields._model;
+  const llama = modelFields._llama;
+  const bindings = isRecord(llama) ? llama._bindings : undefined;
+  const samplerClass = isRecord(bindings) ? bindings.AddonSampler : undefined;
+  const contextClass = isRecord(bindings) ? bindings.AddonContext : undefined;
   const prototype: unknown =
     typeof contextClass === "function" ? (contextClass as { prototype: unknown }).prototype : undefined;
   if (

@@ -11,9 +11,9 @@
 import { open, realpath, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { ggmlTensorBytes, ggmlTypeInfo } from "../plan/ggml-types.ts";
-import { readGgufHeader, readGgufTensorChunks, type GgufHeader, type GgufTensorInfo } from "./gguf-reader.ts";
 import { derivedMetadata, stringKv } from "./derived-metadata.ts";
-import { encodeGgufMetadata, GgufRawWriter, type GgufKv, type GgufRawTensor } from "./gguf-writer.ts";
+import { type GgufHeader, type GgufTensorInfo, readGgufHeader, readGgufTensorChunks } from "./gguf-reader.ts";
+import { encodeGgufMetadata, type GgufKv, type GgufRawTensor, GgufRawWriter } from "./gguf-writer.ts";
 
 export interface DeriveDraftOptions {
   /** Transformer blocks to keep, from the input side: `blk.0` … `blk.<keepLayers - 1>`. 1 to the source's count. */

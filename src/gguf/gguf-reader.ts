@@ -1,4 +1,4 @@
-import { open, type FileHandle } from "node:fs/promises";
+import { type FileHandle, open } from "node:fs/promises";
 import { GGUF_VALUE_TYPE, type GgufKv } from "./gguf-writer.ts";
 
 export { f16BitsToNumber } from "./float16.ts";

@@ -4,16 +4,16 @@
  */
 import { parseArgs } from "node:util";
 import { deriveDraftModel } from "./derive-draft.ts";
-import { widenFeedForward, DEFAULT_PERTURBATION } from "./widen-ffn.ts";
 import { findModelShape, MODEL_SHAPES, type ModelShape } from "./model-shapes.ts";
 import {
   planSyntheticModel,
-  writeSyntheticModel,
   type SyntheticArchitecture,
   type SyntheticModelOptions,
   type SyntheticModelPlan,
   type SyntheticTensorType,
+  writeSyntheticModel,
 } from "./synthetic-model.ts";
+import { DEFAULT_PERTURBATION, widenFeedForward } from "./widen-ffn.ts";
 
 /** Where the command prints; tests capture it, the CLI passes the process streams. */
 export interface SynthCommandIo {

@@ -1,4 +1,4 @@
-import { GgufWriter, type GgmlTypeName, type GgufKv, type GgufSpec, type GgufTensor } from "./gguf-writer.ts";
+import { type GgmlTypeName, type GgufKv, type GgufSpec, type GgufTensor, GgufWriter } from "./gguf-writer.ts";
 import { QUANT_BLOCK_SIZE } from "./quantize.ts";
 import { buildSyntheticVocabulary, MIN_SYNTHETIC_VOCAB_SIZE, SYNTHETIC_CHAT_TEMPLATE } from "./synthetic-vocabulary.ts";
 import { syntheticWeights, WEIGHT_STD } from "./synthetic-weights.ts";

@@ -10,13 +10,13 @@
  * metadata re-encodes byte for byte (as derive-draft.ts does). Tensors other than the three FFN matrices are copied
  * raw. Only F32 and F16 FFN matrices can be widened; quantized ones are refused.
  */
-import { open, realpath, stat, type FileHandle } from "node:fs/promises";
+import { type FileHandle, open, realpath, stat } from "node:fs/promises";
 import { resolve } from "node:path";
 import { ggmlTensorBytes, ggmlTypeInfo } from "../plan/ggml-types.ts";
-import { f16BitsToNumber, float32ToF16Bits } from "./float16.ts";
-import { readGgufHeader, readGgufTensorChunks, type GgufHeader, type GgufTensorInfo } from "./gguf-reader.ts";
 import { derivedMetadata, stringKv } from "./derived-metadata.ts";
-import { encodeGgufMetadata, GGML_TYPE, GgufRawWriter, type GgufKv, type GgufRawTensor } from "./gguf-writer.ts";
+import { f16BitsToNumber, float32ToF16Bits } from "./float16.ts";
+import { type GgufHeader, type GgufTensorInfo, readGgufHeader, readGgufTensorChunks } from "./gguf-reader.ts";
+import { encodeGgufMetadata, GGML_TYPE, type GgufKv, type GgufRawTensor, GgufRawWriter } from "./gguf-writer.ts";
 import { syntheticWeights } from "./synthetic-weights.ts";
 
 export interface WidenFeedForwardOptions {

@@ -2,8 +2,8 @@
  * Prometheus metrics under vLLM's exact names, types, labels and buckets, llama-server's names as aliases, and
  * pagoda's own under `pagoda_`. It subscribes to the plain stats records the engine loop and scheduler emit.
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from "node:perf_hooks";
-import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from "prom-client";
+import { type IntervalHistogram, monitorEventLoopDelay } from "node:perf_hooks";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
 import type { StepStats } from "../scheduler/engine-loop.ts";
 import type { FinishReason } from "../scheduler/request.ts";
 import type { KvCacheState, RequestStats } from "../scheduler/scheduler.ts";

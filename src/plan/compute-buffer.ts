@@ -186,7 +186,7 @@ class DecoderSketch {
 
     const rowBytes = this.shape.embeddingLength * numTokens * F32_BYTES;
     const perExpert = Array.from({ length: used }, () => g.view(weighted));
-    perExpert.forEach((view) => g.expand(view));
+    for (const view of perExpert) g.expand(view);
     let sumOut = perExpert[0]!;
     for (const view of perExpert.slice(1)) {
       sumOut = g.op(rowBytes, [sumOut, view], true);

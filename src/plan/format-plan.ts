@@ -83,7 +83,7 @@ export function formatMemoryPlan(plan: MemoryPlan, title: string): string {
       "when one batch asks for logits at every position.",
   );
   for (const warning of plan.warnings) lines.push(`warning: ${warning}`);
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** The wire form of a plan (snake_case, as the server's other responses), shared by `--json` and `GET /v1/plan`. */

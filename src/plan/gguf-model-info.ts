@@ -1,4 +1,4 @@
-import { readGgufHeader, type GgufHeader } from "../gguf/gguf-reader.ts";
+import { type GgufHeader, readGgufHeader } from "../gguf/gguf-reader.ts";
 import type { GgufKv } from "../gguf/gguf-writer.ts";
 import { ggmlTensorBytes, ggmlTypeInfo } from "./ggml-types.ts";
 

@@ -1,8 +1,8 @@
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { formatMemoryPlan, memoryPlanToJson } from "./format-plan.ts";
-import { readGgufModelInfo } from "./gguf-model-info.ts";
-import { KV_CACHE_TYPES, planMemory, type KvCacheType, type PlanOptions } from "./memory-plan.ts";
+import { type GgufModelInfo, readGgufModelInfo } from "./gguf-model-info.ts";
+import { KV_CACHE_TYPES, type KvCacheType, type MemoryPlan, type PlanOptions, planMemory } from "./memory-plan.ts";
 
 /** Where the command writes; the process streams unless a test passes its own. */
 export interface PlanCommandIo {
@@ -52,28 +52,28 @@ interface ParsedCommand {
   readonly isHelp: boolean;
 }
 
-function parseCommand(argv: string[]): ParsedCommand {
-  let parsed;
+const PLAN_FLAGS = {
+  "ctx-size": { type: "string" },
+  parallel: { type: "string" },
+  "kv-cache-tokens": { type: "string" },
+  "kv-type": { type: "string" },
+  "batch-size": { type: "string" },
+  "ubatch-size": { type: "string" },
+  "flash-attn": { type: "string" },
+  json: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+function parseFlags(argv: string[]) {
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        "ctx-size": { type: "string" },
-        parallel: { type: "string" },
-        "kv-cache-tokens": { type: "string" },
-        "kv-type": { type: "string" },
-        "batch-size": { type: "string" },
-        "ubatch-size": { type: "string" },
-        "flash-attn": { type: "string" },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
+    return parseArgs({ args: argv, allowPositionals: true, strict: true, options: PLAN_FLAGS });
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
+}
+
+function parseCommand(argv: string[]): ParsedCommand {
+  const parsed = parseFlags(argv);
   const { values, positionals } = parsed;
   if (values.help)
     return {
@@ -126,7 +126,7 @@ export async function runPlanCommand(argv: string[], io: PlanCommandIo = process
     return 0;
   }
 
-  let model;
+  let model: GgufModelInfo;
   try {
     model = await readGgufModelInfo(command.modelPath);
   } catch (error) {
@@ -135,7 +135,7 @@ export async function runPlanCommand(argv: string[], io: PlanCommandIo = process
     );
     return 1;
   }
-  let plan;
+  let plan: MemoryPlan;
   try {
     plan = planMemory(model, command.options);
   } catch (error) {
@@ -146,7 +146,7 @@ export async function runPlanCommand(argv: string[], io: PlanCommandIo = process
   }
   io.stdout.write(
     command.isJson
-      ? JSON.stringify(memoryPlanToJson(plan), null, 2) + "\n"
+      ? `${JSON.stringify(memoryPlanToJson(plan), null, 2)}\n`
       : formatMemoryPlan(plan, basename(command.modelPath)),
   );
   return 0;

@@ -3,8 +3,8 @@
  * Between steps it yields to the event loop, so HTTP work interleaves with decoding.
  */
 import type { Engine } from "../engine/engine.ts";
-import type { Request, RequestId } from "./request.ts";
 import type { SpecStats } from "../spec/speculator.ts";
+import type { Request, RequestId } from "./request.ts";
 import type { KvCacheState, Scheduler } from "./scheduler.ts";
 
 /** One step, as a plain record for logs, metrics and benchmarks. */

@@ -1,4 +1,4 @@
-import type { SamplingParams, SampledLogprobs, SequenceId, TokenId } from "../engine/engine.ts";
+import type { SampledLogprobs, SamplingParams, SequenceId, TokenId } from "../engine/engine.ts";
 
 export type RequestId = string & { readonly __brand: "RequestId" };
 

@@ -7,13 +7,14 @@
  * lowest-priority, latest-arrived running request is preempted (its blocks freed, requeued at the front, its
  * tokens recomputed later, mostly from the prefix cache) — a request never fails for lack of KV memory.
  */
-import { CellHolders } from "../cache/cell-holders.ts";
+
 import type { KvBlock } from "../cache/block.ts";
-import { KvCacheManager, type CachedPrefix } from "../cache/kv-cache-manager.ts";
+import { CellHolders } from "../cache/cell-holders.ts";
+import { type CachedPrefix, KvCacheManager } from "../cache/kv-cache-manager.ts";
 import type { Engine, SequenceId, StepItem, StepOutput, TokenId } from "../engine/engine.ts";
 import { PENDING_DRAFT, type SpecRequest, type SpecStats, type Speculator } from "../spec/speculator.ts";
 import { IncrementalDetokenizer } from "./incremental-detokenizer.ts";
-import { QueueTimeoutError, type FinishReason, type OutputDelta, type Request, type RequestId } from "./request.ts";
+import { type FinishReason, type OutputDelta, QueueTimeoutError, type Request, type RequestId } from "./request.ts";
 import { findStopString, heldBackLength, isStopToken, lengthStop } from "./stop-checker.ts";
 
 /** The part of `Engine` the scheduler needs, so tests can hand it a model-free engine. */

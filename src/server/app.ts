@@ -3,7 +3,7 @@
  */
 import { randomUUID } from "node:crypto";
 import cors from "@fastify/cors";
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { Registry } from "prom-client";
 import { ServerMetrics } from "../metrics/server-metrics.ts";

@@ -2,11 +2,11 @@
  * What both generation routes do with a `Generation`: stream it as SSE chunks, or collect it into one body.
  * Routes supply only the shapes of their chunks.
  */
-import { QueueTimeoutError, type FinishedOutput, type OutputDelta } from "../scheduler/request.ts";
+import { type FinishedOutput, type OutputDelta, QueueTimeoutError } from "../scheduler/request.ts";
 import type { RequestDeadline } from "./deadline.ts";
 import { PagodaError, toErrorBody } from "./errors.ts";
 import type { ChoiceResult, Generation } from "./generation.ts";
-import { toOpenAiFinishReason, type OpenAiFinishReason } from "./openai-format.ts";
+import { type OpenAiFinishReason, toOpenAiFinishReason } from "./openai-format.ts";
 import type { EventStream } from "./sse.ts";
 
 export interface ChunkBuilders {

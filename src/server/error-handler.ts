@@ -3,7 +3,7 @@ import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { hasZodFastifySchemaValidationErrors } from "fastify-type-provider-zod";
 import type { RejectionReason } from "../metrics/server-metrics.ts";
-import { PagodaError, toErrorBody, type OpenAiErrorBody, type PagodaErrorCode } from "./errors.ts";
+import { type OpenAiErrorBody, PagodaError, type PagodaErrorCode, toErrorBody } from "./errors.ts";
 
 const REJECTION_REASONS: Partial<Record<PagodaErrorCode, RejectionReason>> = {
   PAGODA_ERR_QUEUE_FULL: "queue_full",

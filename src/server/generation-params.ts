@@ -86,7 +86,7 @@ function toSamplingParams(input: ChoiceParamsInput): SamplingParams {
   return {
     temperature: body.temperature ?? 1,
     topP: body.top_p ?? 1,
-    topK: topK < 0 ? 0 : topK,
+    topK: Math.max(topK, 0),
     minP: body.min_p ?? 0,
     presencePenalty: body.presence_penalty ?? 0,
     frequencyPenalty: body.frequency_penalty ?? 0,

@@ -6,10 +6,10 @@ import { randomUUID } from "node:crypto";
 import type { SampledLogprobs, TokenId } from "../engine/engine.ts";
 import type { EngineLoop } from "../scheduler/engine-loop.ts";
 import {
-  Request,
   type FinishedOutput,
   type GenerationParams,
   type OutputDelta,
+  Request,
   type RequestId,
 } from "../scheduler/request.ts";
 import { PagodaError } from "./errors.ts";

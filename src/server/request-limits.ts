@@ -49,7 +49,7 @@ export function checkGenerationLimits(body: GenerationLimitFields, limits: Reque
       { param: "stop" },
     );
   }
-  body.stop.forEach((stop, index) => checkStopLength(stop, limits.maxStopLength, `stop[${index}]`));
+  for (const [index, stop] of body.stop.entries()) checkStopLength(stop, limits.maxStopLength, `stop[${index}]`);
 }
 
 /** Refuses a max_tokens above the limit; `param` is the field the client used. */

@@ -3,7 +3,7 @@ import type { Engine, TokenId } from "../engine/engine.ts";
 import type { ServerMetrics } from "../metrics/server-metrics.ts";
 import { RequestDeadline } from "./deadline.ts";
 import { PagodaError } from "./errors.ts";
-import { Generation, type ChoiceSpec } from "./generation.ts";
+import { type ChoiceSpec, Generation } from "./generation.ts";
 import type { RequestLimits } from "./request-limits.ts";
 import type { Runtime, ServingState } from "./serving-state.ts";
 import { onClientGone } from "./sse.ts";

@@ -1,7 +1,7 @@
 import type { Engine } from "../engine/engine.ts";
 import type { EngineLoop } from "../scheduler/engine-loop.ts";
-import type { PlanSource } from "./routes/plan.ts";
 import { PagodaError } from "./errors.ts";
+import type { PlanSource } from "./routes/plan.ts";
 
 export type ServingStatus = "loading" | "ready" | "closing" | "failed";
 

@@ -10,9 +10,9 @@
  */
 import type { SamplingParams, TokenId } from "../engine/engine.ts";
 import { AcceptanceTracker, chooseDraftLength, expectedTokensPerStep } from "./draft-length.ts";
-import { proposeNgram } from "./ngram-proposer.ts";
 import type { DraftModel } from "./draft-model.ts";
-import { verifyBySampling, verifyGreedy, verifySampled, type VerifyResult } from "./rejection-sampler.ts";
+import { proposeNgram } from "./ngram-proposer.ts";
+import { type VerifyResult, verifyBySampling, verifyGreedy, verifySampled } from "./rejection-sampler.ts";
 import { SeededRandom, seedAtPosition } from "./seeded-random.ts";
 import { StepCostModel } from "./step-cost.ts";
 import { argmax, toDistribution } from "./target-distribution.ts";

@@ -2,7 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { FakeEngine, type FakeEngineOptions } from "../../src/engine/fake-engine.ts";
 import { EngineLoop } from "../../src/scheduler/engine-loop.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
-import { buildApp, type AppDeps } from "../../src/server/app.ts";
+import { type AppDeps, buildApp } from "../../src/server/app.ts";
 import { ServingState } from "../../src/server/serving-state.ts";
 
 export const FAKE_MODEL_ID = "fake-model";

@@ -24,6 +24,6 @@ export function withoutKeys(header: GgufHeader, keys: readonly string[]): GgufKv
   return header.metadata.filter((kv) => !keys.includes(kv.key));
 }
 
-export function valueOf(header: GgufHeader, key: string): unknown {
+export function metadataValue(header: GgufHeader, key: string): unknown {
   return header.metadata.find((kv) => kv.key === key)?.value;
 }

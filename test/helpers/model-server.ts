@@ -3,11 +3,11 @@ import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import OpenAI from "openai";
 import { loadConfig } from "../../src/config/load-config.ts";
+import { loadRuntime } from "../../src/runtime.ts";
 import type { StepStats } from "../../src/scheduler/engine-loop.ts";
 import type { RequestStats } from "../../src/scheduler/scheduler.ts";
-import { loadRuntime } from "../../src/runtime.ts";
 import { buildApp } from "../../src/server/app.ts";
-import { ServingState, type Runtime } from "../../src/server/serving-state.ts";
+import { type Runtime, ServingState } from "../../src/server/serving-state.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 

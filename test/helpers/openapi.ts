@@ -8,10 +8,10 @@ import { readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type { ErrorObject, ValidateFunction } from "ajv";
 // The named export is used because the default export of these CommonJS
 // builds resolves differently under the type checker and at runtime.
 import { Ajv2020 } from "ajv/dist/2020.js";
-import type { ErrorObject, ValidateFunction } from "ajv";
 import addFormatsModule from "ajv-formats";
 import { parse as parseYaml } from "yaml";
 

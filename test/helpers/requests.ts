@@ -1,9 +1,9 @@
 import type { SamplingParams, TokenId } from "../../src/engine/engine.ts";
 import {
-  Request,
   type FinishedOutput,
   type GenerationParams,
   type OutputDelta,
+  Request,
   type RequestId,
 } from "../../src/scheduler/request.ts";
 

@@ -3,11 +3,12 @@
  * enough that some are preempted meanwhile: afterwards nothing runs or waits, every sequence slot is free, every KV
  * block is back in the pool, and llama.cpp holds no cell (cached prefixes wait in host memory).
  */
-import { after, before, test } from "node:test";
+
 import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
 import type { SequenceId } from "../../src/engine/engine.ts";
 import { LlamaEngine } from "../../src/engine/llama-engine.ts";
-import { startModelServer, STORIES_ID, type ModelServer } from "../helpers/model-server.ts";
+import { type ModelServer, STORIES_ID, startModelServer } from "../helpers/model-server.ts";
 
 let server: ModelServer;
 

@@ -2,10 +2,11 @@
  * Continuous batching on the real model: many clients share one engine loop, each step is one batch for every
  * running sequence, and batching changes no greedy result beyond rounding at a near-tie.
  */
-import { after, before, test } from "node:test";
+
 import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
 import { compareGreedy, type GreedyRun } from "../helpers/greedy-compare.ts";
-import { startModelServer, STORIES_ID, type ModelServer } from "../helpers/model-server.ts";
+import { type ModelServer, STORIES_ID, startModelServer } from "../helpers/model-server.ts";
 
 let server: ModelServer;
 

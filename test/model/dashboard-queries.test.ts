@@ -3,16 +3,17 @@
  * serving stories260K. Needs Debian's `prometheus` package (prometheus and promtool); CI installs it, and where
  * it is missing the test says so loudly and skips.
  */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
-import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { startModelServer, STORIES_ID } from "../helpers/model-server.ts";
+import { STORIES_ID, startModelServer } from "../helpers/model-server.ts";
 
 const run = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");

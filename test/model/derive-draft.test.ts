@@ -3,12 +3,13 @@
  * and generates. It also prints how often the draft's greedy next token is the target's, the number that bounds
  * what speculative decoding with this draft can gain.
  */
-import { after, before, test } from "node:test";
+
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getLlama, LlamaLogLevel, type Llama, type LlamaModel } from "node-llama-cpp";
+import { after, before, test } from "node:test";
+import { getLlama, type Llama, LlamaLogLevel, type LlamaModel } from "node-llama-cpp";
 import { deriveDraftModel } from "../../src/gguf/derive-draft.ts";
 import { readGgufHeader } from "../../src/gguf/gguf-reader.ts";
 import { ggmlTensorBytes, ggmlTypeInfo } from "../../src/plan/ggml-types.ts";

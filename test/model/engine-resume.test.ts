@@ -4,10 +4,11 @@
  * seeded by the request's seed and the token's output position. Slabs keep every sequence's cells in position
  * order, so the logits before and after the interruption agree and only the sampler can make a difference.
  */
-import { after, before, test } from "node:test";
+
 import assert from "node:assert/strict";
-import { LlamaEngine } from "../../src/engine/llama-engine.ts";
+import { after, before, test } from "node:test";
 import type { SamplingParams, TokenId } from "../../src/engine/engine.ts";
+import { LlamaEngine } from "../../src/engine/llama-engine.ts";
 import { STORIES_MODEL } from "../helpers/model-server.ts";
 
 const NUM_GENERATED = 60;

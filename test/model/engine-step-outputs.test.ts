@@ -3,14 +3,15 @@
  * puts the outputs out of order. A 32k vocabulary makes llama.cpp's lazy output reorder slow enough that samplers
  * racing on it mixed up sequences in every round here before the engine serialized the first read.
  */
-import { after, before, test } from "node:test";
+
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
-import { LlamaEngine } from "../../src/engine/llama-engine.ts";
+import { after, before, test } from "node:test";
 import type { SamplingParams, SequenceId, StepItem, TokenId } from "../../src/engine/engine.ts";
+import { LlamaEngine } from "../../src/engine/llama-engine.ts";
+import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
 
 const NUM_SEQUENCES = 16;
 const NUM_GENERATED = 24;

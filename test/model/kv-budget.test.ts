@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { startModelServer } from "../helpers/model-server.ts";
 
 test("--kv-cache-memory sizes the shared KV pool so llama.cpp's KV cache stays within the budget", async () => {

@@ -2,15 +2,16 @@
  * `npm run bench:load` itself, briefly, against a real pagoda serving stories260K: the CLI runs to completion,
  * writes its JSON report in the documented shape and counts no failures. Speed is never asserted here.
  */
-import { after, before, test } from "node:test";
+
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { startModelServer, STORIES_ID, type ModelServer } from "../helpers/model-server.ts";
+import { type ModelServer, STORIES_ID, startModelServer } from "../helpers/model-server.ts";
 import type { Json } from "../server/support.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");

@@ -2,11 +2,12 @@
  * Black-box tests: a listening pagoda serving the real stories260K model, driven by the official `openai` client,
  * with every response checked against OpenAI's own OpenAPI schemas.
  */
-import { after, before, test } from "node:test";
+
 import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
 import OpenAI from "openai";
+import { type ModelServer, STORIES_ID, startModelServer } from "../helpers/model-server.ts";
 import { assertMatchesSchema } from "../helpers/openapi.ts";
-import { startModelServer, STORIES_ID, type ModelServer } from "../helpers/model-server.ts";
 
 let server: ModelServer;
 
@@ -186,7 +187,7 @@ test("embeddings decode identically from float and from base64, the client's def
     const decoded = viaBase64.data[index]?.embedding ?? [];
     assert.equal(item.embedding.length, 64);
     assert.equal(decoded.length, 64);
-    item.embedding.forEach((value, dimension) => assert.equal(Math.fround(value), decoded[dimension]));
+    for (const [dimension, value] of item.embedding.entries()) assert.equal(Math.fround(value), decoded[dimension]);
   });
   assert.ok(floats.usage.prompt_tokens > 2);
   assert.notDeepEqual(floats.data[0]?.embedding, floats.data[1]?.embedding);

@@ -4,12 +4,13 @@
  * prefilled once and forked; llama.cpp never runs out of cells; finished requests' cached prefixes leave the pool
  * for host memory and come back on a hit.
  */
-import { after, before, test } from "node:test";
+
 import assert from "node:assert/strict";
-import { compareGreedy, type GreedyRun } from "../helpers/greedy-compare.ts";
-import { startModelServer, STORIES_ID, type ModelServer } from "../helpers/model-server.ts";
-import { LlamaEngine } from "../../src/engine/llama-engine.ts";
+import { after, before, test } from "node:test";
 import type { SequenceId } from "../../src/engine/engine.ts";
+import { LlamaEngine } from "../../src/engine/llama-engine.ts";
+import { compareGreedy, type GreedyRun } from "../helpers/greedy-compare.ts";
+import { type ModelServer, STORIES_ID, startModelServer } from "../helpers/model-server.ts";
 
 let small: ModelServer;
 let unshared: ModelServer;
@@ -91,7 +92,7 @@ test("requests sharing a long prefix prefill it once and continue exactly as wit
   const first = await greedy(small, story + endings[0], 12);
   const stepsBefore = small.steps.length;
   const rest = await Promise.all(endings.slice(1).map((ending) => greedy(small, story + ending, 12)));
-  [first, ...rest].forEach((run, index) => compareGreedy(run, expected[index]!, endings[index]!));
+  for (const [index, run] of [first, ...rest].entries()) compareGreedy(run, expected[index]!, endings[index]!);
 
   // The story's full blocks come from the cache; only the tail of each prompt is prefilled again.
   const reused = Math.floor((numPrefixTokens - 1) / 16) * 16;
@@ -113,8 +114,8 @@ test("cached prefixes of finished requests wait outside the pool, and a later hi
   const stories = ["Lily", "Ben", "Sue", "Tom", "Max", "Ann"].map((name) =>
     `${name} went to the park. ${name} saw a big red ball and a little dog. `.repeat(3),
   );
-  const cold = await greedy(unshared, stories[5]! + "Then", 16);
-  for (const story of stories) await greedy(small, story + "Then", 16);
+  const cold = await greedy(unshared, `${stories[5]!}Then`, 16);
+  for (const story of stories) await greedy(small, `${story}Then`, 16);
   const engine = small.runtime.engine;
   assert.ok(engine instanceof LlamaEngine);
   const state = small.runtime.loop.kvCacheState();
@@ -126,7 +127,7 @@ test("cached prefixes of finished requests wait outside the pool, and a later hi
     state.numSavedPrefixes > 0 && state.savedPrefixBytes > 0,
     `${state.numSavedPrefixes} prefixes saved, ${state.savedPrefixBytes} bytes`,
   );
-  const hit = await greedy(small, stories[5]! + "Then", 16);
+  const hit = await greedy(small, `${stories[5]!}Then`, 16);
   assert.ok(hit.cached >= 16, `cached ${hit.cached} tokens`);
   compareGreedy(hit, cold, "restored prefix");
 });

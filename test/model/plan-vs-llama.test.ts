@@ -1,12 +1,12 @@
-import { after, before, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { GgmlType, getLlama, LlamaLogLevel, type Llama, type LlamaModel } from "node-llama-cpp";
+import { after, before, type TestContext, test } from "node:test";
+import { GgmlType, getLlama, type Llama, LlamaLogLevel, type LlamaModel } from "node-llama-cpp";
 import { writeSyntheticLlama, writeSyntheticModel } from "../../src/gguf/synthetic-model.ts";
 import { readGgufModelInfo } from "../../src/plan/gguf-model-info.ts";
-import { planMemory, type KvCacheType, type MemoryPlan } from "../../src/plan/memory-plan.ts";
+import { type KvCacheType, type MemoryPlan, planMemory } from "../../src/plan/memory-plan.ts";
 
 const STORIES_PATH = new URL("../../../shared/models/stories260K.gguf", import.meta.url).pathname;
 const MIB = 1024 * 1024;

@@ -2,12 +2,13 @@
  * The real server process (`npm start`: bin/pagoda.js, the compiled JavaScript when it is current) on stories260K:
  * it reports the port it actually bound with --port 0, a SIGTERM during a running stream lets the stream finish cleanly and exits 0, and a second signal exits at once.
  */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { once } from "node:events";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { STORIES_ID, STORIES_MODEL } from "../helpers/model-server.ts";
 

@@ -18,16 +18,17 @@
  * position from p instead of the residual max(0, p − q) gave 24) are left to the rejection sampler's unit tests,
  * which compare 200,000 draws per case with the exact distributions.
  */
-import { after, before, test } from "node:test";
+
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before, test } from "node:test";
 import type { TokenId } from "../../src/engine/engine.ts";
 import { deriveDraftModel } from "../../src/gguf/derive-draft.ts";
 import { Request, type RequestId } from "../../src/scheduler/request.ts";
 import { compareGreedyText, type GreedyRun } from "../helpers/greedy-compare.ts";
-import { startModelServer, STORIES_ID, STORIES_MODEL, type ModelServer } from "../helpers/model-server.ts";
+import { type ModelServer, STORIES_ID, STORIES_MODEL, startModelServer } from "../helpers/model-server.ts";
 
 const N = 4000;
 /** Standard normal quantile for a one-sided 10⁻⁶. */

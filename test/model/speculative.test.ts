@@ -4,14 +4,15 @@
  * greedy-compare.ts), drafts are accepted, and the spec-decode metrics count them. Draft model: with the target's
  * own weights as the draft, every draft must be accepted, greedy or sampled — an exact check of the verifier.
  */
-import { after, before, test } from "node:test";
+
 import assert from "node:assert/strict";
-import { compareGreedyText, type GreedyRun } from "../helpers/greedy-compare.ts";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before, test } from "node:test";
 import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
-import { startModelServer, STORIES_ID, STORIES_MODEL, type ModelServer } from "../helpers/model-server.ts";
+import { compareGreedyText, type GreedyRun } from "../helpers/greedy-compare.ts";
+import { type ModelServer, STORIES_ID, STORIES_MODEL, startModelServer } from "../helpers/model-server.ts";
 
 let speculative: ModelServer;
 let plain: ModelServer;
@@ -116,7 +117,7 @@ test("a draft model with the target's weights has every draft accepted, greedy a
     const prompts = ["Once upon a time", "The little dog", "Tom had a red ball"];
     const references = await Promise.all(prompts.map((prompt) => greedy(plain, prompt)));
     const texts = await Promise.all(prompts.map((prompt) => greedyNoLogprobs(twin, prompt)));
-    texts.forEach((text, index) => compareGreedyText(text, references[index]!, prompts[index]!));
+    for (const [index, text] of texts.entries()) compareGreedyText(text, references[index]!, prompts[index]!);
     const greedyStats = twin.runtime.loop.specStats();
     assert.ok(greedyStats !== null && greedyStats.numDraftTokens > 100);
     assert.equal(

@@ -3,14 +3,15 @@
  * qwen2 with biases, and with a real-sized vocabulary. llama.cpp refuses files with missing, extra or misshapen
  * tensors, so loading at all checks the layout; the header checks pin the shapes to the table.
  */
-import { after, before, test } from "node:test";
+
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getLlama, LlamaCompletion, LlamaLogLevel, type Llama, type LlamaModel } from "node-llama-cpp";
+import { after, before, test } from "node:test";
+import { getLlama, type Llama, LlamaCompletion, LlamaLogLevel, type LlamaModel } from "node-llama-cpp";
+import { type GgufHeader, readGgufHeader } from "../../src/gguf/gguf-reader.ts";
 import { GGML_TYPE } from "../../src/gguf/gguf-writer.ts";
-import { readGgufHeader, type GgufHeader } from "../../src/gguf/gguf-reader.ts";
 import { findModelShape } from "../../src/gguf/model-shapes.ts";
 import { runSynthCommand } from "../../src/gguf/synth-command.ts";
 import { greedyTokens } from "../helpers/greedy-tokens.ts";
@@ -33,7 +34,9 @@ async function synthesize(fileName: string, ...argv: string[]): Promise<string> 
   let stderr = "";
   const code = await runSynthCommand([...argv, "--out", path], {
     stdout: () => undefined,
-    stderr: (text) => void (stderr += text),
+    stderr: (text) => {
+      stderr += text;
+    },
   });
   assert.equal(code, 0, stderr);
   return path;

@@ -1,9 +1,9 @@
-import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getLlama, LlamaCompletion, LlamaLogLevel, type Llama, type LlamaModel } from "node-llama-cpp";
+import { after, before, test } from "node:test";
+import { getLlama, type Llama, LlamaCompletion, LlamaLogLevel, type LlamaModel } from "node-llama-cpp";
 import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
 import { greedyTokens } from "../helpers/greedy-tokens.ts";
 

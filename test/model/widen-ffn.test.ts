@@ -4,12 +4,13 @@
  * perturbation it prints how often the source (as a draft) picks the target's greedy token, and both models'
  * time per token, the two numbers a speculative-decoding benchmark on this pair depends on.
  */
-import { after, before, test } from "node:test";
+
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getLlama, LlamaLogLevel, type Llama, type LlamaModel, type Token } from "node-llama-cpp";
+import { after, before, test } from "node:test";
+import { getLlama, type Llama, LlamaLogLevel, type LlamaModel, type Token } from "node-llama-cpp";
 import { widenFeedForward } from "../../src/gguf/widen-ffn.ts";
 import { argmaxAfterEachPrefix, greedyContinuation } from "../helpers/greedy-tokens.ts";
 

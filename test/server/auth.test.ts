@@ -1,6 +1,6 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FAKE_MODEL_ID, startFakeServer, type FakeServer } from "../helpers/fake-server.ts";
+import { test } from "node:test";
+import { FAKE_MODEL_ID, type FakeServer, startFakeServer } from "../helpers/fake-server.ts";
 import { assertError, okJson, postJson } from "./support.ts";
 
 const KEYS = ["sk-first-key", "sk-second-key"];

@@ -1,12 +1,12 @@
-import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
 import type { FastifyInstance } from "fastify";
 import type { ChatMessage } from "../../src/engine/engine.ts";
 import type { FakeEngine } from "../../src/engine/fake-engine.ts";
 import type { EngineLoop } from "../../src/scheduler/engine-loop.ts";
 import { FAKE_MODEL_ID, startFakeServer } from "../helpers/fake-server.ts";
 import { assertMatchesSchema } from "../helpers/openapi.ts";
-import { assertError, okJson, parseStream, postJson, type Json } from "./support.ts";
+import { assertError, type Json, okJson, parseStream, postJson } from "./support.ts";
 
 const MODEL = FAKE_MODEL_ID;
 const HI: ChatMessage[] = [{ role: "user", content: "Hi" }];

@@ -3,11 +3,12 @@
  * close, so these tests destroy the simulated response object, which emits "close" on it exactly as a closed
  * connection does on a real `ServerResponse`.
  */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import type { ServerResponse } from "node:http";
-import { FAKE_MODEL_ID, startFakeServer, type FakeServer } from "../helpers/fake-server.ts";
+import { test } from "node:test";
+import { FAKE_MODEL_ID, type FakeServer, startFakeServer } from "../helpers/fake-server.ts";
 import { okJson, postJson, StepGate } from "./support.ts";
 
 const MODEL = FAKE_MODEL_ID;

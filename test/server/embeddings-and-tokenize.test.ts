@@ -1,10 +1,10 @@
-import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
 import type { FastifyInstance } from "fastify";
 import type { FakeEngine } from "../../src/engine/fake-engine.ts";
 import { FAKE_MODEL_ID, startFakeServer } from "../helpers/fake-server.ts";
 import { assertMatchesSchema } from "../helpers/openapi.ts";
-import { assertError, okJson, postJson, type Json } from "./support.ts";
+import { assertError, type Json, okJson, postJson } from "./support.ts";
 
 const MODEL = FAKE_MODEL_ID;
 /** BOS, then "hello": the FakeEngine maps character c to token c - 32 + 2. */

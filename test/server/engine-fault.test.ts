@@ -3,8 +3,9 @@
  * the server closes and the process exits 1. The loop's `onStep` hook runs outside the per-step error handling,
  * so making it throw is a deterministic loop fault; `exit` and `close` are recorded instead of ending the process.
  */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { FakeEngine } from "../../src/engine/fake-engine.ts";
 import { EngineLoop } from "../../src/scheduler/engine-loop.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";

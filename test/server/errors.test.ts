@@ -1,5 +1,5 @@
-import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
 import type { FastifyInstance } from "fastify";
 import type { FakeEngine } from "../../src/engine/fake-engine.ts";
 import type { EngineLoop } from "../../src/scheduler/engine-loop.ts";
@@ -7,7 +7,7 @@ import { buildApp } from "../../src/server/app.ts";
 import { ServingState } from "../../src/server/serving-state.ts";
 import { FAKE_MODEL_ID, startFakeServer } from "../helpers/fake-server.ts";
 import { assertMatchesSchema } from "../helpers/openapi.ts";
-import { assertError, okJson, parseStream, postJson, StepGate, type InjectResponse, type Json } from "./support.ts";
+import { assertError, type InjectResponse, type Json, okJson, parseStream, postJson, StepGate } from "./support.ts";
 
 const MODEL = FAKE_MODEL_ID;
 const HI = [{ role: "user", content: "Hi" }];

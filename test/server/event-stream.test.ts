@@ -1,6 +1,6 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { PassThrough } from "node:stream";
+import { test } from "node:test";
 import type { FastifyReply } from "fastify";
 import { EventStream } from "../../src/server/sse.ts";
 

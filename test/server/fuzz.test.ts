@@ -5,14 +5,15 @@
  * Object.prototype; and the server must still serve a valid request afterwards. Seeds are fixed; fast-check
  * prints the seed and the shrunk counterexample of a failure, and each assertion describes the request.
  */
-import { after, before, test } from "node:test";
+
 import assert from "node:assert/strict";
 import { connect } from "node:net";
+import { after, before, test } from "node:test";
 import fc from "fast-check";
 import type { FastifyInstance } from "fastify";
 import { FAKE_MODEL_ID, startFakeServer } from "../helpers/fake-server.ts";
 import { getOpenApiValidator } from "../helpers/openapi.ts";
-import { describeRequest, hostileRequest, type HostileRequest } from "./hostile-requests.ts";
+import { describeRequest, type HostileRequest, hostileRequest } from "./hostile-requests.ts";
 import { okJson, postJson } from "./support.ts";
 
 const INJECT_SEED = 0x5eed_0001;
@@ -62,8 +63,8 @@ function assertPrototypesClean(): void {
     Object.getOwnPropertyNames(Object.prototype).filter((name) => !BUILTIN_OBJECT_PROTOTYPE.has(name)),
     [],
   );
-  assert.equal(({} as Record<string, unknown>)["polluted"], undefined);
-  assert.equal(([] as unknown as Record<string, unknown>)["polluted"], undefined);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  assert.equal(([] as unknown as Record<string, unknown>).polluted, undefined);
 }
 const BUILTIN_OBJECT_PROTOTYPE = new Set(Object.getOwnPropertyNames(Object.prototype));
 

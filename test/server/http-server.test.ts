@@ -1,6 +1,6 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Duplex } from "node:stream";
+import { test } from "node:test";
 import { clientErrorHandler } from "../../src/server/error-handler.ts";
 import { startFakeServer } from "../helpers/fake-server.ts";
 import { getOpenApiValidator } from "../helpers/openapi.ts";

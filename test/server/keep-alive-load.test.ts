@@ -4,13 +4,14 @@
  * OpenAI's envelope (401 for a wrong key), and never a reset or closed connection ("other side closed",
  * ECONNRESET, "socket hang up"), including on reused connections and when a refusal leaves the body unread.
  */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
+import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import type { AppDeps } from "../../src/server/app.ts";
-import { FAKE_MODEL_ID, startFakeServer, type FakeServer } from "../helpers/fake-server.ts";
+import { FAKE_MODEL_ID, type FakeServer, startFakeServer } from "../helpers/fake-server.ts";
 import { getOpenApiValidator } from "../helpers/openapi.ts";
 
 const validateError = getOpenApiValidator("ErrorResponse");

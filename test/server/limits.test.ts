@@ -1,7 +1,7 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FAKE_MODEL_ID, startFakeServer, type FakeServer } from "../helpers/fake-server.ts";
+import { test } from "node:test";
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "../../src/server/request-limits.ts";
+import { FAKE_MODEL_ID, type FakeServer, startFakeServer } from "../helpers/fake-server.ts";
 import { assertError, okJson, postJson } from "./support.ts";
 
 const MODEL = FAKE_MODEL_ID;

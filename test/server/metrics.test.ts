@@ -2,10 +2,11 @@
  * /metrics after a scripted sequence of requests: every counter and histogram count has its exact expected value,
  * under vLLM's and llama-server's names, and promtool accepts the exposition.
  */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { once } from "node:events";
+import { test } from "node:test";
 import { FAKE_MODEL_ID, parseSse, startFakeServer } from "../helpers/fake-server.ts";
 import { postJson, StepGate } from "./support.ts";
 

@@ -1,5 +1,5 @@
-import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
 import type { FastifyInstance } from "fastify";
 import { FakeEngine } from "../../src/engine/fake-engine.ts";
 import { EngineLoop } from "../../src/scheduler/engine-loop.ts";

@@ -2,8 +2,9 @@
  * Bounded admission of the KV-pool scheduler over HTTP: a request that waits longer than the queue deadline is
  * answered 503 in OpenAI's envelope with Retry-After, while the request holding the engine finishes normally.
  */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { FAKE_MODEL_ID, startFakeServer } from "../helpers/fake-server.ts";
 import { assertError, postJson, StepGate } from "./support.ts";
 

@@ -1,7 +1,7 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FAKE_MODEL_ID, startFakeServer, type FakeServer } from "../helpers/fake-server.ts";
+import { test } from "node:test";
 import type { AppDeps } from "../../src/server/app.ts";
+import { FAKE_MODEL_ID, type FakeServer, startFakeServer } from "../helpers/fake-server.ts";
 import { assertError, okJson, postJson } from "./support.ts";
 
 const COMPLETION = { model: FAKE_MODEL_ID, prompt: "Hi", max_tokens: 1, temperature: 0 };

@@ -3,10 +3,11 @@
  * answered 504 (an error frame, then [DONE], on a stream). The engine is held at a known step until the deadline's
  * timer has fired, so nothing here depends on how fast the machine is.
  */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import type { FastifyInstance } from "fastify";
-import { FAKE_MODEL_ID, parseSse, startFakeServer, type FakeServer } from "../helpers/fake-server.ts";
+import { FAKE_MODEL_ID, type FakeServer, parseSse, startFakeServer } from "../helpers/fake-server.ts";
 import { assertError, Deferred, okJson, postJson, StepGate } from "./support.ts";
 
 const TIMEOUT_MS = 20;

@@ -1,8 +1,8 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { once } from "node:events";
 import { Agent, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
+import { test } from "node:test";
 import { FAKE_MODEL_ID, parseSse, startFakeServer } from "../helpers/fake-server.ts";
 import { assertError, postJson, StepGate } from "./support.ts";
 

@@ -9,6 +9,7 @@ import { assertMatchesSchema } from "../helpers/openapi.ts";
 export type InjectResponse = LightMyRequestResponse;
 
 /** A parsed JSON body, loosely typed so assertions can reach into it. */
+// biome-ignore lint/suspicious/noExplicitAny: test assertions reach into arbitrary response bodies.
 export type Json = any;
 
 export function postJson(

@@ -1,8 +1,8 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { test } from "node:test";
 import { ConfigError } from "../../src/config/config-error.ts";
 import { CONFIG_KEYS, ConfigSchema, defaultThreads } from "../../src/config/config-schema.ts";
 import { ENV_VARS, FLAG_NAMES, isHelpRequested, loadConfig, renderHelp } from "../../src/config/load-config.ts";

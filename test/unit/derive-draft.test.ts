@@ -1,16 +1,16 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { open, readdir, readFile, stat, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { test } from "node:test";
 import { DeriveDraftError, deriveDraftModel } from "../../src/gguf/derive-draft.ts";
 import { readGgufHeader, readGgufTensorBytes, readGgufTensorChunks } from "../../src/gguf/gguf-reader.ts";
-import { GgufRawWriter, GgufWriter, type GgufKv, type GgufRawTensor } from "../../src/gguf/gguf-writer.ts";
+import { type GgufKv, type GgufRawTensor, GgufRawWriter } from "../../src/gguf/gguf-writer.ts";
 import { runSynthCommand } from "../../src/gguf/synth-command.ts";
 import { writeSyntheticModel } from "../../src/gguf/synthetic-model.ts";
 import { ggmlTensorBytes, ggmlTypeByName, ggmlTypeInfo } from "../../src/plan/ggml-types.ts";
-import { byteLengthOf, valueOf, withTempDir, withoutKeys } from "../helpers/gguf-files.ts";
+import { byteLengthOf, metadataValue, withoutKeys, withTempDir } from "../helpers/gguf-files.ts";
 
 /** Four layers, Q4_0 weights with Q8_0 and F32 tensors among them, a vocabulary of a few hundred tokens. */
 const SOURCE_SHAPE = {
@@ -67,9 +67,12 @@ test("a 2-layer draft of a 4-layer model keeps its metadata, non-block tensors a
       out.metadata.map((kv) => kv.key),
       source.metadata.map((kv) => kv.key),
     );
-    assert.equal(valueOf(out, "llama.block_count"), 2);
-    assert.equal(valueOf(out, "general.name"), `${String(valueOf(source, "general.name"))} (first 2 of 4 blocks)`);
-    assert.equal((valueOf(out, "tokenizer.ggml.tokens") as string[]).length, 300);
+    assert.equal(metadataValue(out, "llama.block_count"), 2);
+    assert.equal(
+      metadataValue(out, "general.name"),
+      `${String(metadataValue(source, "general.name"))} (first 2 of 4 blocks)`,
+    );
+    assert.equal((metadataValue(out, "tokenizer.ggml.tokens") as string[]).length, 300);
 
     assert.deepEqual(
       out.tensors.map((tensor) => tensor.name),
@@ -142,9 +145,9 @@ test("tensors of any ggml type are copied raw, with the source's alignment and a
       ],
     );
     assert.equal(result.numTensors, 7);
-    assert.equal(valueOf(out, "toy.block_count"), 1n);
+    assert.equal(metadataValue(out, "toy.block_count"), 1n);
     // Without a general.name in the source, the draft is named after the file.
-    assert.equal(valueOf(out, "general.name"), "toy-model (first 1 of 3 blocks)");
+    assert.equal(metadataValue(out, "general.name"), "toy-model (first 1 of 3 blocks)");
     await assertCopiedTensors(sourcePath, outPath);
     assert.deepEqual(progress.at(-1), [result.outBytes, result.outBytes]);
   });
@@ -249,8 +252,12 @@ async function synth(...argv: string[]): Promise<{ code: number; stdout: string;
   let stdout = "";
   let stderr = "";
   const code = await runSynthCommand(argv, {
-    stdout: (text) => void (stdout += text),
-    stderr: (text) => void (stderr += text),
+    stdout: (text) => {
+      stdout += text;
+    },
+    stderr: (text) => {
+      stderr += text;
+    },
   });
   return { code, stdout, stderr };
 }
@@ -264,7 +271,7 @@ test("pagoda synth --derive-from writes the draft and says it shares the source'
     assert.equal(code, 0, stderr);
     assert.match(stdout, /^Wrote .*draft\.gguf: the first 3 of 4 transformer blocks of .*source\.gguf, \d+ tensors, /);
     assert.match(stdout, /shares the source's tokenizer and vocabulary/);
-    assert.equal(valueOf(await readGgufHeader(outPath), "llama.block_count"), 3);
+    assert.equal(metadataValue(await readGgufHeader(outPath), "llama.block_count"), 3);
   });
 });
 

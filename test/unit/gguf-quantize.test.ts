@@ -1,14 +1,14 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
+import { f16BitsToNumber } from "../../src/gguf/gguf-reader.ts";
 import {
   dequantizeQ4_0,
   dequantizeQ8_0,
+  QUANT_BLOCK_BYTES,
   quantize,
   quantizeQ4_0,
   quantizeQ8_0,
-  QUANT_BLOCK_BYTES,
 } from "../../src/gguf/quantize.ts";
-import { f16BitsToNumber } from "../../src/gguf/gguf-reader.ts";
 
 /** One block of 32 values: `head` first, zeros after, and `tail` from value 16 on when given. */
 function block(head: number[], tail: number[] = []): Float32Array {

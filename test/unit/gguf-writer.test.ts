@@ -1,14 +1,14 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { test } from "node:test";
 import { readGgufFileInfo } from "node-llama-cpp";
-import { GgufWriter, float32ToF16Bits, type GgufKv, type GgufSpec } from "../../src/gguf/gguf-writer.ts";
 import { f16BitsToNumber, parseGgufHeader, readGgufHeader } from "../../src/gguf/gguf-reader.ts";
-import { DEFAULT_SYNTHETIC_SHAPE, writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
+import { float32ToF16Bits, type GgufKv, type GgufSpec, GgufWriter } from "../../src/gguf/gguf-writer.ts";
 import { quantizeQ4_0, quantizeQ8_0 } from "../../src/gguf/quantize.ts";
+import { DEFAULT_SYNTHETIC_SHAPE, writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
 
 const allTypes: GgufKv[] = [
   { key: "t.u8", type: "uint8", value: 255 },

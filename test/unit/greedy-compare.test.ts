@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { compareGreedy, compareGreedyText, type GreedyRun } from "../helpers/greedy-compare.ts";
 
 const reference: GreedyRun = {

@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { contextSizeForKvBudget } from "../../src/plan/kv-budget.ts";
 
 test("a KV budget gives whole multiples of 256 tokens per sequence, capped at the context size", () => {

@@ -1,6 +1,6 @@
-import { test } from "node:test";
-import assert from "node:assert/strict";
 import { AssertionError } from "node:assert";
+import assert from "node:assert/strict";
+import { test } from "node:test";
 import { assertMatchesSchema, getOpenApiValidator } from "../helpers/openapi.ts";
 
 // A fixed, plausible timestamp in seconds keeps the fixtures deterministic.

@@ -1,8 +1,8 @@
-import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before, test } from "node:test";
 import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
 import { runPlanCommand } from "../../src/plan/plan-command.ts";
 

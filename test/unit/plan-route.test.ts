@@ -1,8 +1,8 @@
-import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before, test } from "node:test";
 import Fastify, { type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { Registry } from "prom-client";
@@ -12,7 +12,7 @@ import { ServerMetrics } from "../../src/metrics/server-metrics.ts";
 import { EngineLoop } from "../../src/scheduler/engine-loop.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
 import { installErrorHandlers } from "../../src/server/error-handler.ts";
-import { planRoute, type PlanSource } from "../../src/server/routes/plan.ts";
+import { type PlanSource, planRoute } from "../../src/server/routes/plan.ts";
 import { ServingState } from "../../src/server/serving-state.ts";
 
 let dir: string;
@@ -28,7 +28,7 @@ before(async () => {
 
 after(async () => {
   await Promise.all(apps.map((app) => app.close()));
-  metrics.forEach((m) => m.dispose());
+  for (const m of metrics) m.dispose();
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 

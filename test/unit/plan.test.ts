@@ -1,10 +1,10 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { parseGgufHeader } from "../../src/gguf/gguf-reader.ts";
-import { GgufWriter, type GgufKv, type GgufTensor } from "../../src/gguf/gguf-writer.ts";
+import { type GgufKv, type GgufTensor, GgufWriter } from "../../src/gguf/gguf-writer.ts";
 import { GGML_TYPES, ggmlTensorBytes, ggmlTypeByName, ggmlTypeInfo } from "../../src/plan/ggml-types.ts";
-import { ggufModelInfoFromHeader, type GgufModelInfo } from "../../src/plan/gguf-model-info.ts";
-import { planMemory, type PlanOptions } from "../../src/plan/memory-plan.ts";
+import { type GgufModelInfo, ggufModelInfoFromHeader } from "../../src/plan/gguf-model-info.ts";
+import { type PlanOptions, planMemory } from "../../src/plan/memory-plan.ts";
 
 interface HeaderShape {
   architecture?: string;

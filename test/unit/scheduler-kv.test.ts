@@ -3,8 +3,9 @@
  * no free cell, as llama.cpp does): preemption instead of failure, prefix forks, parking and eviction, priorities,
  * queue deadlines, and a randomized run that must end with every block and cell free.
  */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { FakeEngine, type FakeEngineOptions } from "../../src/engine/fake-engine.ts";
 import { QueueTimeoutError } from "../../src/scheduler/request.ts";
 import { Scheduler, type SchedulerOptions } from "../../src/scheduler/scheduler.ts";

@@ -3,8 +3,9 @@
  * the KV cache at once (the fake pool refuses a step that does not continue exactly where the cache ends), and
  * greedy output is what the same requests produce without speculation.
  */
-import { test } from "node:test";
+
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { FakeEngine } from "../../src/engine/fake-engine.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
 import { DraftModel } from "../../src/spec/draft-model.ts";

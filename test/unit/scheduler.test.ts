@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { FakeEngine } from "../../src/engine/fake-engine.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
 import { makeRequest } from "../helpers/requests.ts";

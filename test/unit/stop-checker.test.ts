@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { findStopString, heldBackLength, isStopToken, lengthStop } from "../../src/scheduler/stop-checker.ts";
 
 test("an end-of-generation token stops unless ignore_eos is set", () => {

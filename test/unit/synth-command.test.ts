@@ -1,10 +1,10 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdir, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { test } from "node:test";
 import { readGgufFileInfo } from "node-llama-cpp";
-import { GgufWriter } from "../../src/gguf/gguf-writer.ts";
 import { parseGgufHeader, readGgufHeader } from "../../src/gguf/gguf-reader.ts";
+import { GgufWriter } from "../../src/gguf/gguf-writer.ts";
 import { findModelShape } from "../../src/gguf/model-shapes.ts";
 import { runSynthCommand } from "../../src/gguf/synth-command.ts";
 import { syntheticModelSpec } from "../../src/gguf/synthetic-model.ts";
@@ -20,8 +20,12 @@ async function synth(...argv: string[]): Promise<Run> {
   let stdout = "";
   let stderr = "";
   const code = await runSynthCommand(argv, {
-    stdout: (text) => void (stdout += text),
-    stderr: (text) => void (stderr += text),
+    stdout: (text) => {
+      stdout += text;
+    },
+    stderr: (text) => {
+      stderr += text;
+    },
   });
   return { code, stdout, stderr };
 }

@@ -1,16 +1,16 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { test } from "node:test";
 import { readGgufHeader } from "../../src/gguf/gguf-reader.ts";
 import { findModelShape, MODEL_SHAPES } from "../../src/gguf/model-shapes.ts";
 import { quantizeQ4_0 } from "../../src/gguf/quantize.ts";
 import {
   planSyntheticModel,
+  type SyntheticModelOptions,
   writeSyntheticLlama,
   writeSyntheticModel,
-  type SyntheticModelOptions,
 } from "../../src/gguf/synthetic-model.ts";
 import { syntheticWeights, WEIGHT_STD } from "../../src/gguf/synthetic-weights.ts";
 import { withTempDir } from "../helpers/gguf-files.ts";

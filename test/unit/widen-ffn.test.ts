@@ -1,13 +1,13 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { test } from "node:test";
 import { f16BitsToNumber } from "../../src/gguf/float16.ts";
-import { readGgufHeader, readGgufTensorBytes, type GgufHeader } from "../../src/gguf/gguf-reader.ts";
+import { type GgufHeader, readGgufHeader, readGgufTensorBytes } from "../../src/gguf/gguf-reader.ts";
 import { runSynthCommand } from "../../src/gguf/synth-command.ts";
 import { writeSyntheticLlama, writeSyntheticModel } from "../../src/gguf/synthetic-model.ts";
-import { widenFeedForward, WidenFeedForwardError } from "../../src/gguf/widen-ffn.ts";
-import { byteLengthOf, valueOf, withTempDir, withoutKeys } from "../helpers/gguf-files.ts";
+import { WidenFeedForwardError, widenFeedForward } from "../../src/gguf/widen-ffn.ts";
+import { byteLengthOf, metadataValue, withoutKeys, withTempDir } from "../helpers/gguf-files.ts";
 
 const SHAPE = {
   blockCount: 2,
@@ -126,10 +126,10 @@ for (const tensorType of ["F32", "F16"] as const) {
           out.metadata.map((kv) => kv.key),
           source.metadata.map((kv) => kv.key),
         );
-        assert.equal(valueOf(out, "llama.feed_forward_length"), WIDE);
+        assert.equal(metadataValue(out, "llama.feed_forward_length"), WIDE);
         assert.equal(
-          valueOf(out, "general.name"),
-          `${String(valueOf(source, "general.name"))} (feed-forward widened to ${WIDE}, perturbation 0.05)`,
+          metadataValue(out, "general.name"),
+          `${String(metadataValue(source, "general.name"))} (feed-forward widened to ${WIDE}, perturbation 0.05)`,
         );
 
         const ratios = await checkWidened(sourcePath, outPath);
@@ -167,8 +167,8 @@ test("a perturbation of 0 makes the extra down columns exact zeros, and the seed
     assert.equal(ratios.get("blk.0.ffn_down.weight"), 0);
     assert.ok(Math.abs(ratios.get("blk.0.ffn_up.weight")! - 1) < 0.1);
     assert.equal(
-      valueOf(out, "general.name"),
-      `${String(valueOf(await readGgufHeader(sourcePath), "general.name"))} ` +
+      metadataValue(out, "general.name"),
+      `${String(metadataValue(await readGgufHeader(sourcePath), "general.name"))} ` +
         `(feed-forward widened to ${WIDE}, perturbation 0)`,
     );
 
@@ -207,8 +207,12 @@ test("pagoda synth --widen-from writes the target and says its output is the sou
     await writeSyntheticLlama(sourcePath, { ...SHAPE, tensorType: "F32" });
     const output = { stdout: "", stderr: "" };
     const io = {
-      stdout: (text: string) => void (output.stdout += text),
-      stderr: (text: string) => void (output.stderr += text),
+      stdout: (text: string) => {
+        output.stdout += text;
+      },
+      stderr: (text: string) => {
+        output.stderr += text;
+      },
     };
     const code = await runSynthCommand(
       ["--widen-from", sourcePath, "--ffn", String(WIDE), "--perturbation", "0.05", "--seed", "9", "--out", outPath],

@@ -5,7 +5,7 @@ import { collectChoices, streamChoices, sumCompletionTokens } from "../choice-st
 import { PagodaError } from "../errors.ts";
 import type { ChoiceSpec } from "../generation.ts";
 import { checkContextLength, rejectUnsupported, toGenerationParams } from "../generation-params.ts";
-import { nowSeconds, toChatLogprobs, toOpenAiFinishReason, toUsage, type TokenText } from "../openai-format.ts";
+import { nowSeconds, type TokenText, toChatLogprobs, toOpenAiFinishReason, toUsage } from "../openai-format.ts";
 import {
   checkGenerationLimits,
   checkMaxTokens,
@@ -13,8 +13,8 @@ import {
   DEFAULT_REQUEST_LIMITS,
   defaultMaxTokens,
 } from "../request-limits.ts";
-import { requireModel, startGeneration, type RouteOptions } from "../route-context.ts";
-import { ChatCompletionRequestSchema, type ChatCompletionRequest } from "../schemas.ts";
+import { type RouteOptions, requireModel, startGeneration } from "../route-context.ts";
+import { type ChatCompletionRequest, ChatCompletionRequestSchema } from "../schemas.ts";
 import { EventStream } from "../sse.ts";
 
 export const chatCompletionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
@@ -158,7 +158,7 @@ function toChatMessages(messages: ChatCompletionRequest["messages"]): ChatMessag
     const content = message.content;
     if (content == null || typeof content === "string") return { role: message.role, content: content ?? "" };
     const texts = content.map((part, partIndex) => {
-      if (part.type === "text" && typeof part["text"] === "string") return part["text"];
+      if (part.type === "text" && typeof part.text === "string") return part.text;
       throw new PagodaError("PAGODA_ERR_UNSUPPORTED", `Content parts of type ${part.type} are not supported`, {
         param: `messages[${index}].content[${partIndex}]`,
       });

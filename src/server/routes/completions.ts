@@ -10,7 +10,7 @@ import {
   rejectUnsupported,
   toGenerationParams,
 } from "../generation-params.ts";
-import { nowSeconds, toCompletionLogprobs, toOpenAiFinishReason, toUsage, type TokenText } from "../openai-format.ts";
+import { nowSeconds, type TokenText, toCompletionLogprobs, toOpenAiFinishReason, toUsage } from "../openai-format.ts";
 import {
   checkGenerationLimits,
   checkMaxTokens,
@@ -18,8 +18,8 @@ import {
   DEFAULT_REQUEST_LIMITS,
   defaultMaxTokens,
 } from "../request-limits.ts";
-import { checkTokenIds, requireModel, startGeneration, type RouteOptions } from "../route-context.ts";
-import { CompletionRequestSchema, type CompletionRequest } from "../schemas.ts";
+import { checkTokenIds, type RouteOptions, requireModel, startGeneration } from "../route-context.ts";
+import { type CompletionRequest, CompletionRequestSchema } from "../schemas.ts";
 import { EventStream } from "../sse.ts";
 
 interface Prompt {

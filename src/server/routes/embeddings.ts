@@ -2,8 +2,8 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import type { TokenId } from "../../engine/engine.ts";
 import { PagodaError } from "../errors.ts";
 import { checkPromptTokens, DEFAULT_REQUEST_LIMITS } from "../request-limits.ts";
-import { checkTokenIds, requireModel, type RouteOptions } from "../route-context.ts";
-import { EmbeddingRequestSchema, type EmbeddingRequest } from "../schemas.ts";
+import { checkTokenIds, type RouteOptions, requireModel } from "../route-context.ts";
+import { type EmbeddingRequest, EmbeddingRequestSchema } from "../schemas.ts";
 
 export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
   const limits = options.limits ?? DEFAULT_REQUEST_LIMITS;

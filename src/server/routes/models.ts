@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
+import { type RouteOptions, requireModel } from "../route-context.ts";
 import type { Runtime } from "../serving-state.ts";
-import { requireModel, type RouteOptions } from "../route-context.ts";
 
 function toModel(runtime: Runtime): Record<string, unknown> {
   return {

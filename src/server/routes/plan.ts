@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { memoryPlanToJson } from "../../plan/format-plan.ts";
 import { readGgufModelInfo } from "../../plan/gguf-model-info.ts";
-import { planMemory, type KvCacheType } from "../../plan/memory-plan.ts";
+import { type KvCacheType, planMemory } from "../../plan/memory-plan.ts";
 import { PagodaError } from "../errors.ts";
 import type { RouteOptions } from "../route-context.ts";
 

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import { checkTokenIds, requireModel, type RouteOptions } from "../route-context.ts";
+import { checkTokenIds, type RouteOptions, requireModel } from "../route-context.ts";
 import { DetokenizeRequestSchema, TokenizeRequestSchema } from "../schemas.ts";
 
 /** vLLM's and llama-server's tokenizer routes; both spellings of their fields are accepted and answered. */

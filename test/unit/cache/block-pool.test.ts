@@ -1,6 +1,6 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { hashBlock, type BlockHash, type BlockId, type KvBlock } from "../../../src/cache/block.ts";
+import { test } from "node:test";
+import { type BlockHash, type BlockId, hashBlock, type KvBlock } from "../../../src/cache/block.ts";
 import { BlockPool, type EvictHook } from "../../../src/cache/block-pool.ts";
 
 /** Runs `mutate`, then checks every pool invariant. */

@@ -1,6 +1,6 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { test } from "node:test";
 import { hashBlock } from "../../../src/cache/block.ts";
 
 test("a block hash is a pinned sha256 value, so keys agree across processes and releases", () => {

@@ -1,6 +1,6 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { KvBlock, type BlockId } from "../../../src/cache/block.ts";
+import { test } from "node:test";
+import { type BlockId, KvBlock } from "../../../src/cache/block.ts";
 import { FreeBlockQueue } from "../../../src/cache/free-block-queue.ts";
 
 function makeBlocks(count: number): KvBlock[] {

@@ -1,6 +1,6 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { hashBlock, type BlockHash, type KvBlock } from "../../../src/cache/block.ts";
+import { test } from "node:test";
+import { type BlockHash, hashBlock, type KvBlock } from "../../../src/cache/block.ts";
 import { KvCacheManager } from "../../../src/cache/kv-cache-manager.ts";
 
 /** mulberry32: a tiny seeded PRNG, so a failure replays exactly. */

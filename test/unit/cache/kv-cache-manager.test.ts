@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import type { BlockHash, KvBlock } from "../../../src/cache/block.ts";
 import { KvCacheManager, type KvCacheManagerOptions } from "../../../src/cache/kv-cache-manager.ts";
 

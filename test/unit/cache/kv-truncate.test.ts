@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { KvCacheManager } from "../../../src/cache/kv-cache-manager.ts";
 
 test("truncate rolls a request back to fewer tokens and frees the blocks past them, never cached ones", () => {

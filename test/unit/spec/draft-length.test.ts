@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import {
   AcceptanceTracker,
   chooseDraftLength,
@@ -47,7 +47,8 @@ test("the chosen length grows with the acceptance rate, up to maxDraft", () => {
   const lengths = [0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 1].map((acceptanceRate) =>
     chooseDraftLength({ acceptanceRate, maxDraft: 8, targetStepMs, draftStepMs: 0.3 }),
   );
-  lengths.slice(1).forEach((length, index) => assert.ok(length >= (lengths[index] as number), `${lengths}`));
+  for (const [index, length] of lengths.slice(1).entries())
+    assert.ok(length >= (lengths[index] as number), `${lengths}`);
   assert.ok((lengths[0] as number) < (lengths[4] as number), `${lengths}`);
   assert.equal(lengths[6], 8);
   assert.equal(chooseDraftLength({ acceptanceRate: 1, maxDraft: 0, targetStepMs, draftStepMs: 0 }), 0);

@@ -1,7 +1,7 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
-import { proposeNgram, type NgramOptions } from "../../../src/spec/ngram-proposer.ts";
+import { test } from "node:test";
+import { type NgramOptions, proposeNgram } from "../../../src/spec/ngram-proposer.ts";
 import { SeededRandom } from "../../../src/spec/seeded-random.ts";
 
 const options = (minNgram: number, maxNgram: number, numDraft: number): NgramOptions => ({

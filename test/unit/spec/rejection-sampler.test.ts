@@ -1,6 +1,6 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
-import { verifyGreedy, verifySampled, type VerifyResult } from "../../../src/spec/rejection-sampler.ts";
+import { test } from "node:test";
+import { type VerifyResult, verifyGreedy, verifySampled } from "../../../src/spec/rejection-sampler.ts";
 import { SeededRandom, type UniformSource } from "../../../src/spec/seeded-random.ts";
 import { sampleFrom } from "../../../src/spec/target-distribution.ts";
 

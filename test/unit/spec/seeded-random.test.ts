@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { SeededRandom, seedAtPosition } from "../../../src/spec/seeded-random.ts";
 
 test("raw state [1, 2, 3, 4] reproduces the xoshiro128** reference outputs", () => {

@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { StepCostModel } from "../../../src/spec/step-cost.ts";
 
 test("the step cost model starts decode-bound and converges to the measured line", () => {

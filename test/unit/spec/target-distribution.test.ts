@@ -1,12 +1,12 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
+import { test } from "node:test";
 import { SeededRandom } from "../../../src/spec/seeded-random.ts";
 import {
   argmax,
   sampleFrom,
-  toDistribution,
   type TargetSamplingConfig,
+  toDistribution,
 } from "../../../src/spec/target-distribution.ts";
 
 const PLAIN: TargetSamplingConfig = {
@@ -196,9 +196,10 @@ function referenceDistribution(
     const best = values[ranked[0] as number] as number;
     const total = ranked.reduce((sum, token) => sum + Math.exp((values[token] as number) - best), 0);
     let cumulative = 0;
-    const index = ranked.findIndex(
-      (token) => (cumulative += Math.exp((values[token] as number) - best) / total) >= sampling.topP,
-    );
+    const index = ranked.findIndex((token) => {
+      cumulative += Math.exp((values[token] as number) - best) / total;
+      return cumulative >= sampling.topP;
+    });
     if (index >= 0) ranked = ranked.slice(0, index + 1);
   }
   if (sampling.minP > 0) {

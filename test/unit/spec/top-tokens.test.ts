@@ -1,5 +1,5 @@
-import { test } from "node:test";
 import assert from "node:assert/strict";
+import { test } from "node:test";
 import { SeededRandom } from "../../../src/spec/seeded-random.ts";
 import { selectTopTokens, sortTokens } from "../../../src/spec/top-tokens.ts";
 
