@@ -10,7 +10,6 @@ import {
   resolveChatWrapper,
   type Token,
 } from "node-llama-cpp";
-import { seedAtPosition } from "../spec/seeded-random.ts";
 import type {
   ChatMessage,
   EmbeddingResult,
@@ -35,6 +34,7 @@ import {
 } from "./llama-internals.ts";
 import { type GpuOption, loadLlama, setNativeLogSink } from "./llama-loader.ts";
 import { toSampledLogprobs } from "./logprobs.ts";
+import { seedAtPosition } from "./seeded-random.ts";
 
 export type { GpuOption };
 export type FlashAttentionOption = "auto" | "on" | "off";

@@ -10,7 +10,7 @@
  */
 import { KvCacheManager } from "../cache/kv-cache-manager.ts";
 import type { Engine, SamplingParams, SequenceId, StepItem, TokenId } from "../engine/engine.ts";
-import type { UniformSource } from "./seeded-random.ts";
+import type { UniformSource } from "../engine/seeded-random.ts";
 import { argmax, sampleFrom, toDistribution } from "./target-distribution.ts";
 
 /** One request asking for `numDraft` draft tokens. */

@@ -20,7 +20,7 @@
  * min(p, q)(x) + max(0, p − q)(x) = p(x). By induction every emitted position follows its p_i.
  */
 import type { TokenId } from "../engine/engine.ts";
-import type { UniformSource } from "./seeded-random.ts";
+import type { UniformSource } from "../engine/seeded-random.ts";
 import { sampleFrom } from "./target-distribution.ts";
 
 export type FinalTokenKind = "recovered" | "bonus";

@@ -9,11 +9,11 @@
  * batch is already large.
  */
 import type { SamplingParams, TokenId } from "../engine/engine.ts";
+import { SeededRandom, seedAtPosition } from "../engine/seeded-random.ts";
 import { AcceptanceTracker, chooseDraftLength, expectedTokensPerStep } from "./draft-length.ts";
 import type { DraftModel } from "./draft-model.ts";
 import { proposeNgram } from "./ngram-proposer.ts";
 import { type VerifyResult, verifyBySampling, verifyGreedy, verifySampled } from "./rejection-sampler.ts";
-import { SeededRandom, seedAtPosition } from "./seeded-random.ts";
 import { StepCostModel } from "./step-cost.ts";
 import { argmax, toDistribution } from "./target-distribution.ts";
 

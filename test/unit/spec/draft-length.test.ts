@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { SeededRandom } from "../../../src/engine/seeded-random.ts";
 import {
   AcceptanceTracker,
   chooseDraftLength,
   DEFAULT_ACCEPTANCE_PRIOR,
   expectedTokensPerStep,
 } from "../../../src/spec/draft-length.ts";
-import { SeededRandom } from "../../../src/spec/seeded-random.ts";
 
 const close = (actual: number, expected: number, message?: string): void =>
   assert.ok(Math.abs(actual - expected) < 1e-12, `${message ?? ""} ${actual} vs ${expected}`);

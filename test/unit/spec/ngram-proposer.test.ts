@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 import { test } from "node:test";
+import { SeededRandom } from "../../../src/engine/seeded-random.ts";
 import { type NgramOptions, proposeNgram } from "../../../src/spec/ngram-proposer.ts";
-import { SeededRandom } from "../../../src/spec/seeded-random.ts";
 
 const options = (minNgram: number, maxNgram: number, numDraft: number): NgramOptions => ({
   minNgram,

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { SeededRandom, type UniformSource } from "../../../src/engine/seeded-random.ts";
 import { type VerifyResult, verifyGreedy, verifySampled } from "../../../src/spec/rejection-sampler.ts";
-import { SeededRandom, type UniformSource } from "../../../src/spec/seeded-random.ts";
 import { sampleFrom } from "../../../src/spec/target-distribution.ts";
 
 /** Hands out the given uniforms in order and fails the test if the verifier asks for more. */

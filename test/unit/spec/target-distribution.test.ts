@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { performance } from "node:perf_hooks";
 import { test } from "node:test";
-import { SeededRandom } from "../../../src/spec/seeded-random.ts";
+import { SeededRandom } from "../../../src/engine/seeded-random.ts";
 import {
   argmax,
   sampleFrom,

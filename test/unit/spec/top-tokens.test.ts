@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SeededRandom } from "../../../src/spec/seeded-random.ts";
+import { SeededRandom } from "../../../src/engine/seeded-random.ts";
 import { selectTopTokens, sortTokens } from "../../../src/spec/top-tokens.ts";
 
 /** Best first: higher logit, then lower id. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SeededRandom, seedAtPosition } from "../../../src/spec/seeded-random.ts";
+import { SeededRandom, seedAtPosition } from "../../../src/engine/seeded-random.ts";
 
 test("raw state [1, 2, 3, 4] reproduces the xoshiro128** reference outputs", () => {
   const random = SeededRandom.fromState([1, 2, 3, 4]);

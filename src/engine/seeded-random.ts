@@ -1,6 +1,8 @@
 /**
- * A small seedable PRNG for the rejection sampler: xoshiro128** (Blackman and Vigna) with its 128-bit state filled
- * by splitmix32 from one uint32 seed.
+ * A small seedable PRNG: xoshiro128** (Blackman and Vigna) with its 128-bit state filled by splitmix32 from one
+ * uint32 seed. The engine seeds each sampled token's native sampler with `seedAtPosition`, and speculative
+ * verification draws from the same per-position streams, so both layers need it; it lives here, below spec, because
+ * imports point down only.
  *
  * Why not `Math.random`: a request's seed must reproduce its output across runs and processes, so every uniform
  * the verifier draws has to come from a stream we own. xoshiro128** is 32-bit arithmetic only (`Math.imul`, shifts),
