@@ -1,0 +1,196 @@
+/**
+ * The context's sequence slots and what each holds: a native sampler with the tokens it sampled, and KV cells.
+ * Cells are shared between sequences and copied to host memory and back through the addon patch, on the shared
+ * pool only.
+ *
+ * KV changes asked for during a step wait for it to end: the batch being decoded may refer to those cells.
+ */
+import type { SamplingParams, SavedCells, SequenceId, TokenId } from "./engine.ts";
+import {
+  isPatchedContext,
+  type LlamaInternals,
+  type NativeContext,
+  type NativeSampler,
+  type PatchedNativeContext,
+} from "./llama-internals.ts";
+import { nativeSamplerConfig } from "./native-sampler-config.ts";
+
+export interface SequenceSlot {
+  readonly id: SequenceId;
+  sampler: NativeSampler | null;
+  sampling: SamplingParams | null;
+  /** Sampled tokens, for presence and frequency penalties. */
+  history: TokenId[];
+  state: "free" | "active";
+}
+
+export interface LlamaSequencesOptions {
+  readonly numSequences: number;
+  /** Most tokens of one sequence: every token it sampled counts for its penalties. */
+  readonly contextSize: number;
+  readonly isKvShared: boolean;
+}
+
+/** Saved cells as this engine keeps them: llama.cpp's sequence state, null until the running step is over. */
+class HostCells implements SavedCells {
+  readonly numTokens: number;
+  bytes: Uint8Array | null = null;
+
+  constructor(numTokens: number) {
+    this.numTokens = numTokens;
+  }
+
+  get numBytes(): number {
+    return this.bytes?.byteLength ?? 0;
+  }
+}
+
+export class LlamaSequences {
+  private readonly native: NativeContext;
+  private readonly internals: LlamaInternals;
+  private readonly options: LlamaSequencesOptions;
+  private readonly slots: SequenceSlot[];
+  private isStepping = false;
+  private readonly deferred: (() => void)[] = [];
+
+  constructor(native: NativeContext, internals: LlamaInternals, options: LlamaSequencesOptions) {
+    this.native = native;
+    this.internals = internals;
+    this.options = options;
+    this.slots = Array.from({ length: options.numSequences }, (_, index) => ({
+      id: index as SequenceId,
+      sampler: null,
+      sampling: null,
+      history: [],
+      state: "free",
+    }));
+  }
+
+  acquire(sampling: SamplingParams, history: readonly TokenId[]): SequenceId | null {
+    this.flushDeferred();
+    const slot = this.slots.find((candidate) => candidate.state === "free");
+    if (slot === undefined) return null;
+    const sampler = this.internals.createSampler();
+    sampler.applyConfig(nativeSamplerConfig(sampling, history, this.options.contextSize));
+    slot.sampler = sampler;
+    slot.sampling = sampling;
+    slot.history = [...history];
+    slot.state = "active";
+    return slot.id;
+  }
+
+  numFree(): number {
+    return this.slots.filter((slot) => slot.state === "free").length;
+  }
+
+  /** The slot of an acquired sequence; throws for any other id. */
+  inUse(sequenceId: SequenceId): SequenceSlot {
+    const slot = this.slots[sequenceId];
+    if (slot === undefined || slot.state !== "active") throw new Error(`sequence ${sequenceId} is not acquired`);
+    return slot;
+  }
+
+  release(sequenceId: SequenceId): void {
+    const slot = this.slots[sequenceId];
+    if (slot === undefined || slot.state !== "active") return;
+    this.whenIdle(() => {
+      if (slot.state !== "active") return;
+      this.native.removeTokenCellsFromSequence(sequenceId, 0, -1);
+      resetSlot(slot);
+    });
+  }
+
+  truncate(sequenceId: SequenceId, fromPos: number): void {
+    const slot = this.slots[sequenceId];
+    if (slot === undefined || slot.state === "free") return;
+    this.whenIdle(() => {
+      if (slot.state === "free") return;
+      this.native.removeTokenCellsFromSequence(sequenceId, Math.max(0, fromPos), -1);
+    });
+  }
+
+  shareCells(src: SequenceId, dst: SequenceId, startPos: number, endPos: number): void {
+    const native = this.idlePatchedContext("sharing KV cells", [src, dst]);
+    native.copySequenceCells(src, dst, startPos, endPos);
+  }
+
+  saveCells(sequenceId: SequenceId, numTokens: number): SavedCells {
+    const native = this.patchedContext("saving KV cells", [sequenceId]);
+    const saved = new HostCells(numTokens);
+    // A request failed from outside the loop (at shutdown) ends during a step; its copy is taken once the step is over.
+    this.whenIdle(() => {
+      native.removeTokenCellsFromSequence(sequenceId, numTokens, -1);
+      saved.bytes = native.saveSequenceCells(sequenceId);
+    });
+    return saved;
+  }
+
+  restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean {
+    const native = this.idlePatchedContext("restoring KV cells", [dst]);
+    if (!(saved instanceof HostCells) || saved.bytes === null)
+      throw new TypeError("these cells were not saved by this engine");
+    if (numTokens > saved.numTokens) throw new RangeError(`${saved.numTokens} saved cells cannot restore ${numTokens}`);
+    if (!native.restoreSequenceCells(dst, saved.bytes)) return false;
+    if (numTokens < saved.numTokens) native.removeTokenCellsFromSequence(dst, numTokens, -1);
+    return true;
+  }
+
+  /** The range of positions a sequence holds in the KV cache, or null when it holds none. */
+  positionsOf(sequenceId: SequenceId): { readonly min: number; readonly max: number } | null {
+    const max = this.native.getSequenceKvCacheMaxPosition(sequenceId);
+    if (max < 0) return null;
+    return { min: this.native.getSequenceKvCacheMinPosition(sequenceId), max };
+  }
+
+  /** Runs a step; the KV changes asked for meanwhile happen once it is over, failed or not. */
+  async duringStep<T>(run: () => Promise<T>): Promise<T> {
+    this.isStepping = true;
+    try {
+      return await run();
+    } finally {
+      this.isStepping = false;
+      this.flushDeferred();
+    }
+  }
+
+  /** Frees every slot and its sampler, for disposal; the cells go with the context. */
+  freeAll(): void {
+    for (const slot of this.slots) resetSlot(slot);
+  }
+
+  /** The patched context, for a KV operation on acquired sequences of the shared pool. */
+  private patchedContext(what: string, sequenceIds: readonly SequenceId[]): PatchedNativeContext {
+    const native = this.native;
+    if (!this.options.isKvShared || !isPatchedContext(native)) throw new Error(`${what} needs the shared pool`);
+    for (const id of sequenceIds) {
+      if (this.slots[id]?.state !== "active") throw new Error(`sequence ${id} is not acquired`);
+    }
+    return native;
+  }
+
+  /** The same, for an operation that must happen between steps, after the KV changes a step deferred. */
+  private idlePatchedContext(what: string, sequenceIds: readonly SequenceId[]): PatchedNativeContext {
+    const native = this.patchedContext(what, sequenceIds);
+    if (this.isStepping) throw new Error(`${what} cannot happen during a step`);
+    this.flushDeferred();
+    return native;
+  }
+
+  private whenIdle(operation: () => void): void {
+    if (this.isStepping) this.deferred.push(operation);
+    else operation();
+  }
+
+  private flushDeferred(): void {
+    if (this.isStepping) return;
+    for (const operation of this.deferred.splice(0)) operation();
+  }
+}
+
+function resetSlot(slot: SequenceSlot): void {
+  slot.sampler?.dispose();
+  slot.sampler = null;
+  slot.sampling = null;
+  slot.history = [];
+  slot.state = "free";
+}

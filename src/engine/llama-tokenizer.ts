@@ -1,0 +1,63 @@
+/**
+ * The model's tokenizer and chat template, in the engine seam's plain token ids.
+ */
+import {
+  type ChatHistoryItem,
+  type ChatWrapper,
+  type LlamaModel,
+  resolveChatWrapper,
+  type Token,
+} from "node-llama-cpp";
+import type { ChatMessage, RenderedChat, TokenId } from "./engine.ts";
+
+export class LlamaTokenizer {
+  private readonly model: LlamaModel;
+  private readonly chatWrapper: ChatWrapper;
+
+  constructor(model: LlamaModel) {
+    this.model = model;
+    this.chatWrapper = resolveChatWrapper(model);
+  }
+
+  tokenize(text: string, options: { addBos?: boolean } = {}): TokenId[] {
+    const tokens = this.model.tokenize(text, false);
+    const bos = this.model.tokens.bos;
+    if (options.addBos === true && bos != null && this.model.tokens.shouldPrependBosToken && tokens[0] !== bos) {
+      return [bos, ...tokens];
+    }
+    return tokens;
+  }
+
+  detokenize(tokens: readonly TokenId[]): string {
+    return this.model.detokenize(asTokens(tokens), false);
+  }
+
+  isEndOfGeneration(token: TokenId): boolean {
+    return this.model.isEogToken(token as Token);
+  }
+
+  /** The prompt for the model's next turn, and what ends that turn in this template. */
+  renderChat(messages: readonly ChatMessage[]): RenderedChat {
+    const chatHistory: ChatHistoryItem[] = messages.map((message): ChatHistoryItem => {
+      if (message.role === "system" || message.role === "developer") return { type: "system", text: message.content };
+      if (message.role === "assistant") return { type: "model", response: [message.content] };
+      return { type: "user", text: message.content };
+    });
+    chatHistory.push({ type: "model", response: [] });
+    const state = this.chatWrapper.generateContextState({ chatHistory });
+    const stopStrings: string[] = [];
+    const stopTokens: TokenId[] = [];
+    for (const trigger of state.stopGenerationTriggers) {
+      const triggerTokens = trigger.tokenize(this.model.tokenizer);
+      const text = this.model.detokenize(triggerTokens, false);
+      if (triggerTokens.length === 1 && triggerTokens[0] !== undefined) stopTokens.push(triggerTokens[0]);
+      if (text.length > 0) stopStrings.push(text);
+    }
+    return { tokens: state.contextText.tokenize(this.model.tokenizer), stopStrings, stopTokens };
+  }
+}
+
+/** node-llama-cpp brands token ids; the seam uses plain numbers. */
+export function asTokens(tokens: readonly TokenId[]): Token[] {
+  return tokens as Token[];
+}

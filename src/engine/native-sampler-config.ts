@@ -1,0 +1,48 @@
+/**
+ * How a sequence's sampling settings map onto llama.cpp's sampler chain.
+ */
+import type { SamplingParams, TokenId } from "./engine.ts";
+import type { NativeSamplerConfig } from "./llama-internals.ts";
+import { seedAtPosition } from "./seeded-random.ts";
+
+/**
+ * The native sampler's settings before sampling the token after `history` (the tokens generated so far). A sampled
+ * token draws from a random stream seeded for its output position, so a sequence resumed on a new sampler after a
+ * preemption continues exactly as it would have.
+ */
+export function nativeSamplerConfig(
+  sampling: SamplingParams,
+  history: readonly TokenId[],
+  penaltyWindow: number,
+): NativeSamplerConfig {
+  const config: NativeSamplerConfig = {
+    seed: sampling.temperature > 0 ? seedAtPosition(sampling.seed, history.length) : sampling.seed >>> 0,
+  };
+  if (sampling.temperature > 0) {
+    config.temperature = sampling.temperature;
+    if (sampling.topK > 0) config.topK = sampling.topK;
+    if (sampling.topP < 1) config.topP = sampling.topP;
+    if (sampling.minP > 0) config.minP = sampling.minP;
+  }
+  if (hasPenalties(sampling)) {
+    config.repeatPenalty = 1;
+    config.repeatPenaltyPresencePenalty = sampling.presencePenalty;
+    config.repeatPenaltyFrequencyPenalty = sampling.frequencyPenalty;
+    // OpenAI's penalties count every generated token, not a recent window; a sequence never holds more than this.
+    config.repeatPenaltyMaxTokens = penaltyWindow;
+    config.repeatPenaltyTokens = Uint32Array.from(history);
+  }
+  return config;
+}
+
+/**
+ * Whether the settings change from one sampled token to the next (the seed of its position, the penalised
+ * history), so the sampler must be configured anew before each token.
+ */
+export function isConfigPerToken(sampling: SamplingParams): boolean {
+  return sampling.temperature > 0 || hasPenalties(sampling);
+}
+
+function hasPenalties(sampling: SamplingParams): boolean {
+  return sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
+}

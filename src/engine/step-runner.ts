@@ -1,0 +1,92 @@
+/**
+ * One engine step as one native batch: every item's tokens go into a single `llama_decode`, then raw logits are
+ * read and tokens sampled where the items asked. The batch is built through the addon directly, because the
+ * library's dispatcher, fed one `evaluate()` per sequence, merges only N−1 of N sequences into a decode.
+ */
+import type { StepItem, StepOutput } from "./engine.ts";
+import { isPatchedContext, type NativeContext } from "./llama-internals.ts";
+import type { LlamaSequences } from "./llama-sequences.ts";
+import { sampleStep } from "./sample-step.ts";
+
+export interface StepRunnerOptions {
+  /** The most tokens one step may carry. */
+  readonly batchSize: number;
+  /** Most tokens of one sequence: every token it sampled counts for its penalties. */
+  readonly penaltyWindow: number;
+}
+
+/** Where a step's outputs are in the decoded batch. */
+interface BatchRows {
+  /** Per item, the row whose logits it samples from, or null when it samples nothing. */
+  readonly logitIndexes: (number | null)[];
+  /** Per item, the rows whose raw logits it gets back (`returnLogits`); empty when none. */
+  readonly rawLogitIndexes: Uint32Array[];
+}
+
+export class StepRunner {
+  private readonly native: NativeContext;
+  private readonly sequences: LlamaSequences;
+  private readonly options: StepRunnerOptions;
+
+  constructor(native: NativeContext, sequences: LlamaSequences, options: StepRunnerOptions) {
+    this.native = native;
+    this.sequences = sequences;
+    this.options = options;
+  }
+
+  async run(items: readonly StepItem[]): Promise<StepOutput[]> {
+    const numTokens = items.reduce((sum, item) => sum + item.tokens.length, 0);
+    if (numTokens > this.options.batchSize)
+      throw new Error(`step of ${numTokens} tokens exceeds batch size ${this.options.batchSize}`);
+    return this.sequences.duringStep(async () => {
+      const rows = this.addBatch(items, numTokens);
+      if (numTokens > 0) await this.native.decodeBatch();
+      // Raw logits are read on this thread before any sampler starts, so llama.cpp's lazy output reorder runs once.
+      const rawLogits = rows.rawLogitIndexes.map((indexes) => (indexes.length === 0 ? null : this.readLogits(indexes)));
+      const outputs = await sampleStep(items, rows.logitIndexes, {
+        native: this.native,
+        slotOf: (sequenceId) => this.sequences.inUse(sequenceId),
+        penaltyWindow: this.options.penaltyWindow,
+      });
+      return outputs.map((output, index) =>
+        rawLogits[index] == null ? output : { ...output, logits: rawLogits[index] },
+      );
+    });
+  }
+
+  /** Whether raw logits (`returnLogits`) are available: the patched addon is loaded. */
+  get canReturnLogits(): boolean {
+    return isPatchedContext(this.native);
+  }
+
+  private addBatch(items: readonly StepItem[], numTokens: number): BatchRows {
+    const logitIndexes: (number | null)[] = [];
+    const rawLogitIndexes: Uint32Array[] = [];
+    if (numTokens > 0) this.native.initBatch(numTokens);
+    for (const item of items) {
+      const slot = this.sequences.inUse(item.sequenceId);
+      const numRaw = Math.min(item.returnLogits ?? 0, item.tokens.length);
+      if (item.tokens.length === 0) {
+        logitIndexes.push(null);
+        rawLogitIndexes.push(new Uint32Array(0));
+        continue;
+      }
+      const wanted =
+        numRaw > 0
+          ? Uint32Array.from({ length: numRaw }, (_, index) => item.tokens.length - numRaw + index)
+          : item.shouldSample
+            ? Uint32Array.of(item.tokens.length - 1)
+            : new Uint32Array(0);
+      const returned = this.native.addToBatch(slot.id, item.startPos, Uint32Array.from(item.tokens), wanted);
+      logitIndexes.push(item.shouldSample && numRaw === 0 ? (returned[0] ?? null) : null);
+      rawLogitIndexes.push(numRaw > 0 ? returned : new Uint32Array(0));
+    }
+    return { logitIndexes, rawLogitIndexes };
+  }
+
+  private readLogits(indexes: Uint32Array): Float32Array[] {
+    const native = this.native;
+    if (!isPatchedContext(native)) throw new Error("raw logits need the patched addon (npm run build:addon)");
+    return Array.from(indexes, (index) => native.getLogits(index));
+  }
+}
