@@ -4,8 +4,8 @@
  * only N−1 of N sequences into a decode; and it creates the native context itself, because the library's
  * `LlamaContext` hard-codes one KV slab per sequence. These members are private to node-llama-cpp, so the version
  * is pinned exactly and `getInternals` checks their shape at start-up instead of failing mid-request.
- * `copySequenceCells`, `getLogits`, `kvUnified` and the save/restore of a sequence's cells exist only in the addon built with pagoda's patch
- * (tools/build-addon.ts); `isPatched` says whether it is the one loaded.
+ * `copySequenceCells`, `getLogits`, `kvUnified` and the save/restore of a sequence's cells exist only in the addon
+ * built with pagoda's patch (tools/build-addon.ts); `isPatched` says whether it is the one loaded.
  */
 import type { LlamaModel } from "node-llama-cpp";
 
@@ -106,9 +106,13 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;
 }
 
+/** Whether `value` has a function under every one of `names`, on itself or its prototype chain. */
+function hasMethods(value: unknown, names: readonly string[]): boolean {
+  return isRecord(value) && names.every((name) => typeof value[name] === "function");
+}
+
 export function isPatchedContext(context: NativeContext): context is PatchedNativeContext {
-  const fields: unknown = context;
-  return isRecord(fields) && PATCH_METHODS.every((name) => typeof fields[name] === "function");
+  return hasMethods(context, PATCH_METHODS);
 }
 
 export function getInternals(model: LlamaModel): LlamaInternals {
@@ -121,12 +125,7 @@ export function getInternals(model: LlamaModel): LlamaInternals {
   const contextClass = isRecord(bindings) ? bindings.AddonContext : undefined;
   const prototype: unknown =
     typeof contextClass === "function" ? (contextClass as { prototype: unknown }).prototype : undefined;
-  if (
-    nativeModel == null ||
-    typeof samplerClass !== "function" ||
-    !isRecord(prototype) ||
-    CONTEXT_METHODS.some((name) => typeof prototype[name] !== "function")
-  ) {
+  if (nativeModel == null || typeof samplerClass !== "function" || !hasMethods(prototype, CONTEXT_METHODS)) {
     throw new Error("node-llama-cpp internals differ from version 3.21.1, which pagoda is pinned to");
   }
   const Sampler = samplerClass as NativeSamplerConstructor;
@@ -134,6 +133,6 @@ export function getInternals(model: LlamaModel): LlamaInternals {
   return {
     createSampler: () => new Sampler(nativeModel),
     createContext: (options) => new Context(nativeModel, options),
-    isPatched: PATCH_METHODS.every((name) => typeof prototype[name] === "function"),
+    isPatched: hasMethods(prototype, PATCH_METHODS),
   };
 }

@@ -162,9 +162,7 @@ export class LlamaSequences {
   private patchedContext(what: string, sequenceIds: readonly SequenceId[]): PatchedNativeContext {
     const native = this.native;
     if (!this.options.isKvShared || !isPatchedContext(native)) throw new Error(`${what} needs the shared pool`);
-    for (const id of sequenceIds) {
-      if (this.slots[id]?.state !== "active") throw new Error(`sequence ${id} is not acquired`);
-    }
+    for (const id of sequenceIds) this.inUse(id);
     return native;
   }
 

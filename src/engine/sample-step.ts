@@ -30,7 +30,7 @@ export async function sampleStep(
   options: SampleStepOptions,
 ): Promise<StepOutput[]> {
   const first = logitIndexes.findIndex((index) => index !== null);
-  if (first < 0) return items.map((item) => ({ sequenceId: item.sequenceId, token: null, logprobs: null }));
+  if (first < 0) return items.map((item) => noToken(item.sequenceId));
   const firstOutput = await sampleItem(items[first]!, logitIndexes[first] ?? null, options);
   // Every sampler finishes before the step ends, failed or not: a released sequence disposes its native sampler.
   const settled = await Promise.allSettled(
@@ -45,7 +45,7 @@ export async function sampleStep(
 }
 
 async function sampleItem(item: StepItem, logitIndex: number | null, options: SampleStepOptions): Promise<StepOutput> {
-  if (!item.shouldSample || logitIndex === null) return { sequenceId: item.sequenceId, token: null, logprobs: null };
+  if (!item.shouldSample || logitIndex === null) return noToken(item.sequenceId);
   const slot = options.slotOf(item.sequenceId);
   const sampling = slot.sampling;
   const sampler = slot.sampler;
@@ -54,8 +54,12 @@ async function sampleItem(item: StepItem, logitIndex: number | null, options: Sa
     sampler.applyConfig(nativeSamplerConfig(sampling, slot.history, options.penaltyWindow));
   const wantsLogprobs = sampling.topLogprobs !== null;
   const [token, probabilities] = await options.native.sampleToken(logitIndex, sampler, wantsLogprobs);
-  if (token < 0) return { sequenceId: item.sequenceId, token: null, logprobs: null };
+  if (token < 0) return noToken(item.sequenceId);
   slot.history.push(token);
   const logprobs = wantsLogprobs ? toSampledLogprobs(token, probabilities ?? [], sampling.topLogprobs ?? 0) : null;
   return { sequenceId: item.sequenceId, token, logprobs };
+}
+
+function noToken(sequenceId: SequenceId): StepOutput {
+  return { sequenceId, token: null, logprobs: null };
 }
