@@ -32,6 +32,7 @@ export class LlamaEmbedder {
       }
       return results;
     });
+    // The caller gets the failure through `run`; the queue only orders calls, so the next one starts regardless.
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -39,6 +40,7 @@ export class LlamaEmbedder {
   async dispose(): Promise<void> {
     const context = this.context;
     this.context = null;
+    // A context that failed to be created holds nothing; the embed call that awaited it got the failure.
     if (context !== null)
       await context.then(
         (created) => created.dispose(),
@@ -48,13 +50,15 @@ export class LlamaEmbedder {
 
   private getContext(): Promise<LlamaEmbeddingContext> {
     if (this.context === null) {
-      this.context = this.model.createEmbeddingContext({
+      const context = this.model.createEmbeddingContext({
         contextSize: this.options.contextSize,
         threads: this.options.threads,
       });
-      // A failed creation is retried on the next request rather than cached forever.
-      this.context.catch(() => {
-        this.context = null;
+      this.context = context;
+      // A failed creation is retried on the next request rather than cached forever; the caller awaiting `context`
+      // gets the failure. A newer context (after a dispose) stays.
+      context.catch(() => {
+        if (this.context === context) this.context = null;
       });
     }
     return this.context;

@@ -51,6 +51,7 @@ export class LlamaEngine implements Engine {
       numSequences: options.numSequences,
       contextSize: options.contextSize,
       isKvShared: this.info.isKvShared,
+      onNativeLog: options.onNativeLog,
     });
     this.runner = new StepRunner(native, this.sequences, {
       batchSize: options.batchSize,

@@ -5,6 +5,7 @@
  *
  * KV changes asked for during a step wait for it to end: the batch being decoded may refer to those cells.
  */
+import { combinedFailure } from "./combined-failure.ts";
 import type { SamplingParams, SavedCells, SequenceId, TokenId } from "./engine.ts";
 import {
   isPatchedContext,
@@ -13,6 +14,7 @@ import {
   type NativeSampler,
   type PatchedNativeContext,
 } from "./llama-internals.ts";
+import type { NativeLogSink } from "./llama-loader.ts";
 import { nativeSamplerConfig } from "./native-sampler-config.ts";
 
 export interface SequenceSlot {
@@ -29,12 +31,16 @@ export interface LlamaSequencesOptions {
   /** Most tokens of one sequence: every token it sampled counts for its penalties. */
   readonly contextSize: number;
   readonly isKvShared: boolean;
+  /** Told when llama.cpp refuses to drop cells (it may, for recurrent models), which no caller would see else. */
+  readonly onNativeLog?: NativeLogSink;
 }
 
 /** Saved cells as this engine keeps them: llama.cpp's sequence state, null until the running step is over. */
 class HostCells implements SavedCells {
   readonly numTokens: number;
   bytes: Uint8Array | null = null;
+  /** Why a copy deferred to the end of a step was not taken; the step reported it, a restore reports it again. */
+  failure: unknown = null;
 
   constructor(numTokens: number) {
     this.numTokens = numTokens;
@@ -95,7 +101,7 @@ export class LlamaSequences {
     if (slot === undefined || slot.state !== "active") return;
     this.whenIdle(() => {
       if (slot.state !== "active") return;
-      this.native.removeTokenCellsFromSequence(sequenceId, 0, -1);
+      this.removeCells(sequenceId, 0);
       resetSlot(slot);
     });
   }
@@ -105,7 +111,7 @@ export class LlamaSequences {
     if (slot === undefined || slot.state === "free") return;
     this.whenIdle(() => {
       if (slot.state === "free") return;
-      this.native.removeTokenCellsFromSequence(sequenceId, Math.max(0, fromPos), -1);
+      this.removeCells(sequenceId, Math.max(0, fromPos));
     });
   }
 
@@ -119,19 +125,24 @@ export class LlamaSequences {
     const saved = new HostCells(numTokens);
     // A request failed from outside the loop (at shutdown) ends during a step; its copy is taken once the step is over.
     this.whenIdle(() => {
-      native.removeTokenCellsFromSequence(sequenceId, numTokens, -1);
-      saved.bytes = native.saveSequenceCells(sequenceId);
+      try {
+        this.removeCells(sequenceId, numTokens);
+        saved.bytes = native.saveSequenceCells(sequenceId);
+      } catch (error) {
+        saved.failure = error;
+        throw error;
+      }
     });
     return saved;
   }
 
   restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean {
     const native = this.idlePatchedContext("restoring KV cells", [dst]);
-    if (!(saved instanceof HostCells) || saved.bytes === null)
-      throw new TypeError("these cells were not saved by this engine");
+    if (!(saved instanceof HostCells)) throw new TypeError("these cells were not saved by this engine");
+    if (saved.bytes === null) throw new Error("saving these cells failed", { cause: saved.failure });
     if (numTokens > saved.numTokens) throw new RangeError(`${saved.numTokens} saved cells cannot restore ${numTokens}`);
     if (!native.restoreSequenceCells(dst, saved.bytes)) return false;
-    if (numTokens < saved.numTokens) native.removeTokenCellsFromSequence(dst, numTokens, -1);
+    if (numTokens < saved.numTokens) this.removeCells(dst, numTokens);
     return true;
   }
 
@@ -142,15 +153,23 @@ export class LlamaSequences {
     return { min: this.native.getSequenceKvCacheMinPosition(sequenceId), max };
   }
 
-  /** Runs a step; the KV changes asked for meanwhile happen once it is over, failed or not. */
+  /**
+   * Runs a step; the KV changes asked for meanwhile happen once it is over, failed or not. A failed change fails
+   * the step too, since a sequence may then hold cells the scheduler thinks are gone.
+   */
   async duringStep<T>(run: () => Promise<T>): Promise<T> {
     this.isStepping = true;
+    const failures: unknown[] = [];
+    let result: T | undefined;
     try {
-      return await run();
-    } finally {
-      this.isStepping = false;
-      this.flushDeferred();
+      result = await run();
+    } catch (error) {
+      failures.push(error);
     }
+    this.isStepping = false;
+    failures.push(...this.runDeferred());
+    if (failures.length > 0) throw combinedFailure(failures);
+    return result as T;
   }
 
   /** Frees every slot and its sampler, for disposal; the cells go with the context. */
@@ -181,7 +200,29 @@ export class LlamaSequences {
 
   private flushDeferred(): void {
     if (this.isStepping) return;
-    for (const operation of this.deferred.splice(0)) operation();
+    const failures = this.runDeferred();
+    if (failures.length > 0) throw combinedFailure(failures);
+  }
+
+  /** Runs every deferred change, even after one fails (a release left undone would hold its slot for good). */
+  private runDeferred(): unknown[] {
+    const failures: unknown[] = [];
+    for (const operation of this.deferred.splice(0)) {
+      try {
+        operation();
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+    return failures;
+  }
+
+  private removeCells(sequenceId: SequenceId, fromPos: number): void {
+    if (!this.native.removeTokenCellsFromSequence(sequenceId, fromPos, -1))
+      this.options.onNativeLog?.(
+        "error",
+        `llama.cpp could not drop the cells of sequence ${sequenceId} from ${fromPos} on`,
+      );
   }
 }
 

@@ -3,6 +3,7 @@
  * addon directly (`llama-internals.ts`), because the library's `LlamaContext` hard-codes one KV slab per sequence.
  */
 import type { Llama, LlamaModel } from "node-llama-cpp";
+import { combinedFailure } from "./combined-failure.ts";
 import type { ModelInfo } from "./engine.ts";
 import {
   type LlamaEngineOptions,
@@ -46,15 +47,22 @@ export async function openLlamaContext(options: LlamaEngineOptions): Promise<Ope
       : isShared && !(isPatchedContext(native) && native.isKvUnified())
         ? "the context was not created with a shared KV pool"
         : null;
-    if (failure !== null) {
-      await native.dispose();
-      throw new Error(failure);
-    }
+    if (failure !== null) await throwAfter(new Error(failure), () => native.dispose());
     return { llama, model, internals, native, options: resolved };
   } catch (error) {
-    await model.dispose();
-    throw error;
+    return throwAfter(error, () => model.dispose());
   }
+}
+
+/** Throws `failure` once `cleanup` is done; a failed cleanup joins it instead of hiding why opening failed. */
+async function throwAfter(failure: unknown, cleanup: () => Promise<void>): Promise<never> {
+  const failures = [failure];
+  try {
+    await cleanup();
+  } catch (error) {
+    failures.push(error);
+  }
+  throw combinedFailure(failures);
 }
 
 /** What the engine seam reports about the model and the context it got. */

@@ -2,6 +2,7 @@
  * Sampling after a decode: each item that asked for a token draws it with its sequence's native sampler, on
  * llama.cpp's thread pool, with logprobs when its request wants them.
  */
+import { combinedFailure } from "./combined-failure.ts";
 import type { SequenceId, StepItem, StepOutput } from "./engine.ts";
 import type { NativeContext } from "./llama-internals.ts";
 import type { SequenceSlot } from "./llama-sequences.ts";
@@ -38,10 +39,14 @@ export async function sampleStep(
       index === first ? firstOutput : sampleItem(item, logitIndexes[index] ?? null, options),
     ),
   );
-  return settled.map((result) => {
-    if (result.status === "rejected") throw result.reason;
-    return result.value;
-  });
+  const outputs: StepOutput[] = [];
+  const failures: unknown[] = [];
+  for (const result of settled) {
+    if (result.status === "fulfilled") outputs.push(result.value);
+    else failures.push(result.reason);
+  }
+  if (failures.length > 0) throw combinedFailure(failures);
+  return outputs;
 }
 
 async function sampleItem(item: StepItem, logitIndex: number | null, options: SampleStepOptions): Promise<StepOutput> {
