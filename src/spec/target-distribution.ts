@@ -6,7 +6,7 @@
  * `llama/addon/AddonSampler.cpp`, with the samplers' semantics from llama.cpp's `src/llama-sampler.cpp`):
  *
  *   1. presence/frequency penalties on the logits (the `penalties` sampler with repeat penalty 1, over the whole
- *      generated history, as `llama-engine.ts` configures it);
+ *      generated history, as `native-sampler-config.ts` configures it);
  *   2. temperature ≤ 0: the greedy sampler, argmax of the penalised logits, and nothing below applies;
  *   3. top-k: keep the k highest logits (k ≤ 0 or k ≥ vocabulary: off);
  *   4. top-p: softmax of the survivors at temperature 1, keep the smallest best-first prefix whose cumulative
