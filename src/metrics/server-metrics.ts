@@ -37,6 +37,16 @@ export interface MetricsSource {
   kvBlocks(): { readonly used: number; readonly cached: number };
 }
 
+/**
+ * prom-client's default gauges that are named like counters, which promtool rejects. Each is the sum of the family
+ * of the same name without the suffix (e.g. `sum(nodejs_active_handles)`), so leaving them out loses nothing.
+ */
+const MISNAMED_DEFAULT_METRICS = [
+  "nodejs_active_handles_total",
+  "nodejs_active_requests_total",
+  "nodejs_active_resources_total",
+] as const;
+
 const FINISH_REASONS: readonly FinishReason[] = ["stop", "length", "abort", "error"];
 
 /** Why a request was refused before reaching the engine; each a label of `pagoda_requests_rejected_total`. */
@@ -57,6 +67,7 @@ export class ServerMetrics {
   constructor(registry: Registry) {
     this.registry = registry;
     collectDefaultMetrics({ register: registry });
+    for (const name of MISNAMED_DEFAULT_METRICS) registry.removeSingleMetric(name);
     this.http = new Counter({
       name: "pagoda_http_responses_total",
       help: "HTTP responses by status code.",
@@ -301,6 +312,7 @@ class ModelMetrics {
         "Number of generation tokens processed.",
         tokenBuckets,
       ),
+      // vLLM's own name: a histogram ending in _total, which promtool flags; kept for compatibility.
       iterationTokens: histogram(
         "vllm:iteration_tokens_total",
         "Histogram of number of tokens per engine_step.",
