@@ -7,6 +7,10 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { test } from "node:test";
+import { Registry } from "prom-client";
+import { ServerMetrics } from "../../src/metrics/server-metrics.ts";
+import type { KvCacheState } from "../../src/scheduler/scheduler.ts";
+import type { SpecStats } from "../../src/spec/speculator.ts";
 import { FAKE_MODEL_ID, parseSse, startFakeServer } from "../helpers/fake-server.ts";
 import { postJson, StepGate } from "./support.ts";
 
@@ -172,3 +176,61 @@ test("metrics count a scripted sequence of requests exactly and pass promtool's 
   assert.ok(expected.length > 30, "the vLLM and llama-server families are all in the exposition");
   assert.deepEqual(findings.sort(), expected);
 });
+
+test("cumulative KV and speculation counts reach vLLM's and llama-server's counters as increments", async () => {
+  const registry = new Registry();
+  const metrics = new ServerMetrics(registry);
+  metrics.attach({
+    modelName: "m",
+    maxModelLen: 64,
+    numSequences: 2,
+    numKvCells: 128,
+    kvBlockSize: 16,
+    numKvBlocks: 8,
+    isPrefixCaching: true,
+    numRunning: () => 1,
+    numWaiting: () => 0,
+    numKvTokens: () => 32,
+    kvUsage: () => 0.25,
+    kvBlocks: () => ({ used: 2, cached: 1 }),
+  });
+  const kvCache = (prefixHitTokens: number, numPreemptions: number): KvCacheState => ({
+    numBlocks: 8,
+    blockSize: 16,
+    numUsedBlocks: 2,
+    numCachedBlocks: 1,
+    usage: 0.25,
+    prefixQueriedTokens: 2 * prefixHitTokens,
+    prefixHitTokens,
+    numPreemptions,
+    numSavedPrefixes: 0,
+    savedPrefixBytes: 0,
+  });
+  const step = { numTokens: 3, numPromptTokens: 2, numGeneratedTokens: 1, numSequences: 2 };
+  const counts = { numRunning: 1, numWaiting: 0, durationMs: 4 };
+  metrics.observeStep({ ...step, ...counts, kvCache: kvCache(16, 1), spec: spec(2, 6, 3, [2, 1]) });
+  // A step without speculation keeps the totals, so the next one counts from them.
+  metrics.observeStep({ ...step, ...counts, kvCache: kvCache(16, 1), spec: null });
+  metrics.observeStep({ ...step, ...counts, kvCache: kvCache(48, 1), spec: spec(3, 10, 6, [3, 2, 1]) });
+  const samples = parseExposition(await registry.metrics());
+  const labels = 'model_name="m",engine="0"';
+  assert.equal(samples.get(`vllm:prefix_cache_hits_total{${labels}}`), 48);
+  assert.equal(samples.get(`vllm:prefix_cache_queries_total{${labels}}`), 96);
+  assert.equal(samples.get(`vllm:num_preemptions_total{${labels}}`), 1);
+  assert.equal(samples.get(`vllm:spec_decode_num_drafts_total{${labels}}`), 3);
+  assert.equal(samples.get(`vllm:spec_decode_num_draft_tokens_total{${labels}}`), 10);
+  assert.equal(samples.get(`vllm:spec_decode_num_accepted_tokens_total{${labels}}`), 6);
+  assert.equal(samples.get(`vllm:spec_decode_num_accepted_tokens_per_pos_total{${labels},position="0"}`), 3);
+  assert.equal(samples.get(`vllm:spec_decode_num_accepted_tokens_per_pos_total{${labels},position="2"}`), 1);
+  assert.equal(samples.get("llamacpp:spec_decode_num_draft_tokens_total"), 10);
+  assert.equal(samples.get("llamacpp:spec_decode_num_accepted_tokens_total"), 6);
+  assert.equal(samples.get("llamacpp:n_decode_total"), 3);
+  assert.equal(samples.get("llamacpp:n_busy_slots_per_decode"), 2);
+  assert.equal(samples.get("pagoda_engine_step_seconds_count"), 3);
+  assert.equal(samples.get('pagoda_kv_blocks{state="free"}'), 5);
+  metrics.dispose();
+});
+
+function spec(numDrafts: number, numDraftTokens: number, numAcceptedTokens: number, perPosition: number[]): SpecStats {
+  return { numDrafts, numDraftTokens, numAcceptedTokens, acceptedPerPosition: perPosition };
+}
