@@ -8,7 +8,9 @@ import type { FastifyInstance } from "fastify";
 import pino from "pino";
 import { ConfigError } from "./config/config-error.ts";
 import type { Config } from "./config/config-schema.ts";
-import { isHelpRequested, loadConfig, renderHelp } from "./config/load-config.ts";
+import { loadConfig } from "./config/load-config.ts";
+import { isHelpRequested } from "./config/parse-argv.ts";
+import { renderHelp } from "./config/render-help.ts";
 import { loadLlama } from "./engine/llama-loader.ts";
 import { ModelNotFoundError } from "./model/resolve-model.ts";
 import type { AppDeps } from "./server/app.ts";
@@ -60,6 +62,7 @@ export async function runServer(argv: string[]): Promise<void> {
     throw error;
   }
   // The native bindings load (and are checked in a child process) while the server's own modules load.
+  // Only a head start: the runtime awaits loadLlama again (a failed load is retried there) and reports its error.
   loadLlama(config.gpu).catch(() => undefined);
   const { buildApp } = await import("./server/app.ts");
   const logger = pino({ level: config.logLevel, base: { service: "pagoda" } });

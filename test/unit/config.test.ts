@@ -4,8 +4,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { ConfigError } from "../../src/config/config-error.ts";
-import { CONFIG_KEYS, ConfigSchema, defaultThreads } from "../../src/config/config-schema.ts";
-import { ENV_VARS, FLAG_NAMES, isHelpRequested, loadConfig, renderHelp } from "../../src/config/load-config.ts";
+import { CONFIG_KEYS, ConfigSchema } from "../../src/config/config-schema.ts";
+import { defaultThreads } from "../../src/config/default-threads.ts";
+import { loadConfig } from "../../src/config/load-config.ts";
+import { isHelpRequested } from "../../src/config/parse-argv.ts";
+import { renderHelp } from "../../src/config/render-help.ts";
+import { SETTING_NAMES } from "../../src/config/setting-names.ts";
 
 const dir = mkdtempSync(path.join(tmpdir(), "pagoda-config-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -102,7 +106,7 @@ test("every environment variable in the table sets its key", () => {
   assert.equal(config.maxQueuedRequests, 0);
   assert.equal(config.embeddings, false);
   assert.equal(config.modelsDir, path.resolve("/srv/models"));
-  assert.equal(Object.keys(ENV_VARS).length, CONFIG_KEYS.length);
+  assert.equal(Object.keys(SETTING_NAMES).length, CONFIG_KEYS.length);
 });
 
 test("empty environment variables are treated as unset", () => {
@@ -195,8 +199,9 @@ test("the example config file is valid", () => {
 test("help text lists every key with its flag, environment variable and default", () => {
   const help = renderHelp();
   for (const key of CONFIG_KEYS) {
-    assert.ok(help.includes(`--${FLAG_NAMES[key]}`), `help lacks --${FLAG_NAMES[key]}`);
-    assert.ok(help.includes(ENV_VARS[key]), `help lacks ${ENV_VARS[key]}`);
+    const { flag, env } = SETTING_NAMES[key];
+    assert.ok(help.includes(`--${flag}`), `help lacks --${flag}`);
+    assert.ok(help.includes(env), `help lacks ${env}`);
     assert.ok(help.includes(`"${key}"`), `help lacks file key ${key}`);
     assert.ok(ConfigSchema.shape[key].description, `${key} has no description`);
   }
@@ -281,4 +286,18 @@ test("help marks list flags as repeatable and shows an empty list default as non
   assert.ok(help.includes("--api-key-file <path>"));
   const corsBlock = help.slice(help.indexOf("--cors-origin"), help.indexOf("--rate-limit "));
   assert.match(corsBlock, /Default: none\./);
+});
+
+test("a list that starts like a JSON array but is not one says so, without echoing a secret", () => {
+  const error = assertConfigError(
+    () => load(["--cors-origin", '["https://a.example",']),
+    "--cors-origin: expected non-empty strings",
+    "which is not valid JSON (",
+  );
+  assert.ok(error.cause instanceof SyntaxError);
+  const secret = assertConfigError(() => load([], { PAGODA_API_KEY: '["secret-key"' }), "PAGODA_API_KEY:", "not shown");
+  assert.ok(!secret.message.includes("secret-key"), secret.message);
+  assert.equal(secret.cause, undefined);
+  const file = writeConfig("bad-list.json", { corsOrigin: "[https://x.example" });
+  assertConfigError(() => load(["--config", file]), `corsOrigin (in ${file}): expected`, "not valid JSON");
 });

@@ -1,0 +1,56 @@
+/**
+ * The names each configuration key goes by outside the code: its command-line flag and its environment variable.
+ * Explicit, so renaming a key never silently renames a deployed flag or variable.
+ */
+import type { ConfigKey } from "./config-schema.ts";
+
+export interface SettingNames {
+  /** Command-line flag without `--`. */
+  readonly flag: string;
+  readonly env: string;
+}
+
+export const SETTING_NAMES: Readonly<Record<ConfigKey, SettingNames>> = {
+  model: { flag: "model", env: "PAGODA_MODEL" },
+  modelAlias: { flag: "model-alias", env: "PAGODA_MODEL_ALIAS" },
+  modelsDir: { flag: "models-dir", env: "PAGODA_MODELS_DIR" },
+  cacheDir: { flag: "cache-dir", env: "PAGODA_CACHE_DIR" },
+  host: { flag: "host", env: "PAGODA_HOST" },
+  port: { flag: "port", env: "PAGODA_PORT" },
+  threads: { flag: "threads", env: "PAGODA_THREADS" },
+  parallel: { flag: "parallel", env: "PAGODA_PARALLEL" },
+  ctxSize: { flag: "ctx-size", env: "PAGODA_CTX_SIZE" },
+  batchSize: { flag: "batch-size", env: "PAGODA_BATCH_SIZE" },
+  prefillBudget: { flag: "prefill-budget", env: "PAGODA_PREFILL_BUDGET" },
+  gpu: { flag: "gpu", env: "PAGODA_GPU" },
+  flashAttn: { flag: "flash-attn", env: "PAGODA_FLASH_ATTN" },
+  logLevel: { flag: "log-level", env: "PAGODA_LOG_LEVEL" },
+  seed: { flag: "seed", env: "PAGODA_SEED" },
+  maxQueuedRequests: { flag: "max-queued-requests", env: "PAGODA_MAX_QUEUED_REQUESTS" },
+  queueTimeout: { flag: "queue-timeout", env: "PAGODA_QUEUE_TIMEOUT" },
+  embeddings: { flag: "embeddings", env: "PAGODA_EMBEDDINGS" },
+  kvCacheMemory: { flag: "kv-cache-memory", env: "PAGODA_KV_CACHE_MEMORY" },
+  kvCacheTokens: { flag: "kv-cache-tokens", env: "PAGODA_KV_CACHE_TOKENS" },
+  kvBlockSize: { flag: "kv-block-size", env: "PAGODA_KV_BLOCK_SIZE" },
+  prefixCaching: { flag: "prefix-caching", env: "PAGODA_PREFIX_CACHING" },
+  kvLayout: { flag: "kv-layout", env: "PAGODA_KV_LAYOUT" },
+  specMode: { flag: "spec-mode", env: "PAGODA_SPEC_MODE" },
+  draftMax: { flag: "draft-max", env: "PAGODA_DRAFT_MAX" },
+  draftModel: { flag: "draft-model", env: "PAGODA_DRAFT_MODEL" },
+  specAdaptive: { flag: "spec-adaptive", env: "PAGODA_SPEC_ADAPTIVE" },
+  apiKey: { flag: "api-key", env: "PAGODA_API_KEY" },
+  apiKeyFile: { flag: "api-key-file", env: "PAGODA_API_KEY_FILE" },
+  metricsAuth: { flag: "metrics-auth", env: "PAGODA_METRICS_AUTH" },
+  maxTokensLimit: { flag: "max-tokens-limit", env: "PAGODA_MAX_TOKENS_LIMIT" },
+  maxN: { flag: "max-n", env: "PAGODA_MAX_N" },
+  maxStopLength: { flag: "max-stop-length", env: "PAGODA_MAX_STOP_LENGTH" },
+  maxPromptTokens: { flag: "max-prompt-tokens", env: "PAGODA_MAX_PROMPT_TOKENS" },
+  bodyLimit: { flag: "body-limit", env: "PAGODA_BODY_LIMIT" },
+  corsOrigin: { flag: "cors-origin", env: "PAGODA_CORS_ORIGIN" },
+  rateLimit: { flag: "rate-limit", env: "PAGODA_RATE_LIMIT" },
+  rateLimitWindow: { flag: "rate-limit-window", env: "PAGODA_RATE_LIMIT_WINDOW" },
+  trustProxy: { flag: "trust-proxy", env: "PAGODA_TRUST_PROXY" },
+  requestTimeout: { flag: "request-timeout", env: "PAGODA_REQUEST_TIMEOUT" },
+  shutdownGrace: { flag: "shutdown-grace", env: "PAGODA_SHUTDOWN_GRACE" },
+  keepAliveTimeout: { flag: "keep-alive-timeout", env: "PAGODA_KEEP_ALIVE_TIMEOUT" },
+};
