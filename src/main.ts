@@ -25,11 +25,12 @@ export function appDepsFromConfig(config: Config, apiKeys: readonly string[]): O
     serverSeed: config.seed ?? null,
     isEmbeddingsEnabled: config.embeddings,
     bodyLimitBytes: config.bodyLimit,
-    shutdownGraceMs: config.shutdownGrace * 1000,
+    shutdownGraceMs: config.shutdownGraceSeconds * 1000,
     apiKeys,
     isMetricsAuthRequired: config.metricsAuth,
     corsOrigins: config.corsOrigin,
-    rateLimit: config.rateLimit > 0 ? { maxRequests: config.rateLimit, windowMs: config.rateLimitWindow * 1000 } : null,
+    rateLimit:
+      config.rateLimit > 0 ? { maxRequests: config.rateLimit, windowMs: config.rateLimitWindowSeconds * 1000 } : null,
     limits: {
       maxTokens: config.maxTokensLimit,
       maxN: config.maxN,
@@ -37,8 +38,8 @@ export function appDepsFromConfig(config: Config, apiKeys: readonly string[]): O
       maxStopLength: config.maxStopLength,
       maxPromptTokens: config.maxPromptTokens,
     },
-    requestTimeoutMs: config.requestTimeout * 1000,
-    keepAliveTimeoutMs: config.keepAliveTimeout * 1000,
+    requestTimeoutMs: config.requestTimeoutSeconds * 1000,
+    keepAliveTimeoutMs: config.keepAliveTimeoutSeconds * 1000,
     trustProxy: config.trustProxy,
   };
 }

@@ -122,7 +122,7 @@ export const ConfigSchema = z
       .min(0)
       .default(256)
       .describe("Maximum number of requests waiting to be scheduled; beyond this the server answers 429."),
-    queueTimeout: z
+    queueTimeoutSeconds: z
       .int()
       .min(0)
       .default(60)
@@ -243,9 +243,9 @@ export const ConfigSchema = z
       .min(0)
       .default(0)
       .describe(
-        "Requests each API key (or client IP when no keys are configured) may make per rateLimitWindow; 0 turns rate limiting off.",
+        "Requests each API key (or client IP when no keys are configured) may make per rateLimitWindowSeconds; 0 turns rate limiting off.",
       ),
-    rateLimitWindow: z.int().min(1).default(60).describe("Length of the rate-limit window in seconds."),
+    rateLimitWindowSeconds: z.int().min(1).default(60).describe("Length of the rate-limit window in seconds."),
     trustProxy: z
       .int()
       .min(0)
@@ -256,19 +256,19 @@ export const ConfigSchema = z
           "(per-IP rate limits, logs) is the entry just before them. 0 ignores the header. Trusting more hops than " +
           "there are proxies lets clients pick their own IP.",
       ),
-    requestTimeout: z
+    requestTimeoutSeconds: z
       .int()
       .min(0)
       .default(600)
       .describe(
         "Seconds a generation may run, queue time included, before it is stopped and answered 504; 0 means no limit.",
       ),
-    shutdownGrace: z
+    shutdownGraceSeconds: z
       .int()
       .min(0)
       .default(30)
       .describe("Seconds a shutdown lets running requests finish before failing them with 503."),
-    keepAliveTimeout: z
+    keepAliveTimeoutSeconds: z
       .int()
       .min(1)
       .default(72)

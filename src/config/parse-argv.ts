@@ -14,7 +14,18 @@ export interface ParsedArgs {
   readonly configPath: string | undefined;
 }
 
-const FLAG_TO_KEY = new Map<string, ConfigKey>(CONFIG_KEYS.map((key) => [SETTING_NAMES[key].flag, key]));
+/** Each key by its flag and, for a renamed key, by its former flag. */
+const FLAG_TO_KEY = new Map<string, ConfigKey>(
+  CONFIG_KEYS.flatMap((key) => {
+    const { flag, former } = SETTING_NAMES[key];
+    return former === undefined
+      ? [[flag, key]]
+      : [
+          [flag, key],
+          [former.flag, key],
+        ];
+  }),
+);
 
 /** True when the arguments ask for `--help` / `-h`; checked before loading so help works even with bad settings. */
 export function isHelpRequested(argv: readonly string[]): boolean {
@@ -22,8 +33,8 @@ export function isHelpRequested(argv: readonly string[]): boolean {
 }
 
 /**
- * Parses and validates every flag; relative paths resolve against `cwd`. A later flag overrides an earlier one,
- * except list flags, which add up.
+ * Parses and validates every flag; relative paths resolve against `cwd`. A later flag overrides an earlier one
+ * (a renamed key's former flag included), except list flags, which add up.
  *
  * @throws {ConfigError} for a positional argument, an unknown flag, a missing or bad value.
  */
@@ -48,7 +59,7 @@ export function parseArgv(argv: readonly string[], cwd: string): ParsedArgs {
     const negated = name.startsWith("no-") ? FLAG_TO_KEY.get(name.slice(3)) : undefined;
     if (negated !== undefined && valueKind(negated) === "boolean") {
       if (inline !== undefined) throw new ConfigError(`${label}: does not take a value`, { setting: label });
-      settings.push({ key: negated, value: false, baseDir: cwd });
+      settings.push({ key: negated, value: false, baseDir: cwd, label });
       continue;
     }
     if (name === "config") {
@@ -67,7 +78,7 @@ export function parseArgv(argv: readonly string[], cwd: string): ParsedArgs {
       // A bare boolean flag means true, but "--embeddings false" is accepted too since positionals are never valid.
       const word = next === undefined ? undefined : booleanWord(next);
       if (word !== undefined) i++;
-      settings.push({ key, value: word ?? true, baseDir: cwd });
+      settings.push({ key, value: word ?? true, baseDir: cwd, label });
       continue;
     }
     const raw = inline ?? takeValue(label, next, describeAllowed(key));

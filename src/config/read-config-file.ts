@@ -3,16 +3,31 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parseList } from "./coerce-value.ts";
 import { ConfigError } from "./config-error.ts";
-import { CONFIG_KEYS } from "./config-schema.ts";
+import { CONFIG_KEYS, type ConfigKey } from "./config-schema.ts";
+import { SETTING_NAMES } from "./setting-names.ts";
 import { suggestName } from "./suggest-name.ts";
-import { type Setting, validateSetting } from "./validate-setting.ts";
+import { oneValuePerKey, type Setting, validateSetting } from "./validate-setting.ts";
 import { valueKind } from "./value-kind.ts";
 
+/** Each key by its name and, for a renamed key, by its former name. */
+const FILE_KEYS = new Map<string, ConfigKey>(
+  CONFIG_KEYS.flatMap((key) => {
+    const former = SETTING_NAMES[key].former;
+    return former === undefined
+      ? [[key, key]]
+      : [
+          [key, key],
+          [former.key, key],
+        ];
+  }),
+);
+
 /**
- * Reads and validates every key of the file; relative paths in it resolve against its directory.
+ * Reads and validates every key of the file (a renamed key under its former name too); relative paths in it resolve against its directory.
  *
  * @param shownPath the path as the user gave it, for messages; resolved against `cwd`.
- * @throws {ConfigError} when the file cannot be read, is not a JSON object, or holds an unknown key or bad value.
+ * @throws {ConfigError} when the file cannot be read, is not a JSON object, or holds an unknown key, a bad value, or
+ *   a key under both its names with different values.
  */
 export function readConfigFile(shownPath: string, cwd: string): Setting[] {
   const filePath = path.resolve(cwd, shownPath);
@@ -28,9 +43,9 @@ export function readConfigFile(shownPath: string, cwd: string): Setting[] {
     throw new ConfigError(`--config: ${shownPath} must contain a JSON object of settings`, { setting: "--config" });
   }
   const baseDir = path.dirname(filePath);
-  return Object.entries(data).map(([name, value]) => {
+  const settings = Object.entries(data).map(([name, value]) => {
     const label = `${name} (in ${shownPath})`;
-    const key = CONFIG_KEYS.find((candidate) => candidate === name);
+    const key = FILE_KEYS.get(name);
     if (key === undefined) {
       throw new ConfigError(
         `${label}: unknown setting${suggestName(name, CONFIG_KEYS)}; allowed keys: ${CONFIG_KEYS.join(", ")}`,
@@ -42,6 +57,7 @@ export function readConfigFile(shownPath: string, cwd: string): Setting[] {
     const typed = valueKind(key) === "list" && typeof value === "string" ? parseList(key, value, label) : value;
     return validateSetting(key, typed, label, value, baseDir);
   });
+  return oneValuePerKey(settings);
 }
 
 function errorText(error: unknown): string {

@@ -27,7 +27,7 @@ export function renderHelp(): string {
 }
 
 function keyHelp(key: ConfigKey, defaultValue: unknown): string[] {
-  const { flag, env } = SETTING_NAMES[key];
+  const { flag, env, former } = SETTING_NAMES[key];
   const kind = valueKind(key);
   const placeholder = kind === "integer" ? "n" : PATH_KEYS.includes(key) ? "path" : "value";
   const usage =
@@ -38,6 +38,9 @@ function keyHelp(key: ConfigKey, defaultValue: unknown): string[] {
   return [
     `  ${usage}`,
     `      env ${env}, file key "${key}"`,
+    ...(former === undefined
+      ? []
+      : wrap(`Former names, still accepted: --${former.flag}, ${former.env}, file key "${former.key}".`, INDENT)),
     ...wrap(ConfigSchema.shape[key].description ?? "", INDENT),
     ...wrap(
       `Allowed: ${describeAllowed(key)}. Default: ${fallback === undefined ? "none" : String(fallback)}.`,

@@ -1,15 +1,25 @@
 /**
- * The names each configuration key goes by outside the code: its command-line flag and its environment variable.
- * Explicit, so renaming a key never silently renames a deployed flag or variable.
+ * The names each configuration key goes by outside the code: its command-line flag and its environment variable,
+ * and the former names of keys that were renamed. Explicit, so renaming a key never silently renames a deployed
+ * flag or variable.
  */
 import type { ConfigKey } from "./config-schema.ts";
+
+/** Names a renamed key had before; each is still accepted where it was (flag, variable, config-file key). */
+export interface FormerNames {
+  readonly key: string;
+  readonly flag: string;
+  readonly env: string;
+}
 
 export interface SettingNames {
   /** Command-line flag without `--`. */
   readonly flag: string;
   readonly env: string;
+  readonly former?: FormerNames;
 }
 
+/** The keys in seconds gained the unit in their names; deployments keep working with the names they had. */
 export const SETTING_NAMES: Readonly<Record<ConfigKey, SettingNames>> = {
   model: { flag: "model", env: "PAGODA_MODEL" },
   modelAlias: { flag: "model-alias", env: "PAGODA_MODEL_ALIAS" },
@@ -27,7 +37,11 @@ export const SETTING_NAMES: Readonly<Record<ConfigKey, SettingNames>> = {
   logLevel: { flag: "log-level", env: "PAGODA_LOG_LEVEL" },
   seed: { flag: "seed", env: "PAGODA_SEED" },
   maxQueuedRequests: { flag: "max-queued-requests", env: "PAGODA_MAX_QUEUED_REQUESTS" },
-  queueTimeout: { flag: "queue-timeout", env: "PAGODA_QUEUE_TIMEOUT" },
+  queueTimeoutSeconds: {
+    flag: "queue-timeout-seconds",
+    env: "PAGODA_QUEUE_TIMEOUT_SECONDS",
+    former: { key: "queueTimeout", flag: "queue-timeout", env: "PAGODA_QUEUE_TIMEOUT" },
+  },
   embeddings: { flag: "embeddings", env: "PAGODA_EMBEDDINGS" },
   kvCacheMemory: { flag: "kv-cache-memory", env: "PAGODA_KV_CACHE_MEMORY" },
   kvCacheTokens: { flag: "kv-cache-tokens", env: "PAGODA_KV_CACHE_TOKENS" },
@@ -48,9 +62,25 @@ export const SETTING_NAMES: Readonly<Record<ConfigKey, SettingNames>> = {
   bodyLimit: { flag: "body-limit", env: "PAGODA_BODY_LIMIT" },
   corsOrigin: { flag: "cors-origin", env: "PAGODA_CORS_ORIGIN" },
   rateLimit: { flag: "rate-limit", env: "PAGODA_RATE_LIMIT" },
-  rateLimitWindow: { flag: "rate-limit-window", env: "PAGODA_RATE_LIMIT_WINDOW" },
+  rateLimitWindowSeconds: {
+    flag: "rate-limit-window-seconds",
+    env: "PAGODA_RATE_LIMIT_WINDOW_SECONDS",
+    former: { key: "rateLimitWindow", flag: "rate-limit-window", env: "PAGODA_RATE_LIMIT_WINDOW" },
+  },
   trustProxy: { flag: "trust-proxy", env: "PAGODA_TRUST_PROXY" },
-  requestTimeout: { flag: "request-timeout", env: "PAGODA_REQUEST_TIMEOUT" },
-  shutdownGrace: { flag: "shutdown-grace", env: "PAGODA_SHUTDOWN_GRACE" },
-  keepAliveTimeout: { flag: "keep-alive-timeout", env: "PAGODA_KEEP_ALIVE_TIMEOUT" },
+  requestTimeoutSeconds: {
+    flag: "request-timeout-seconds",
+    env: "PAGODA_REQUEST_TIMEOUT_SECONDS",
+    former: { key: "requestTimeout", flag: "request-timeout", env: "PAGODA_REQUEST_TIMEOUT" },
+  },
+  shutdownGraceSeconds: {
+    flag: "shutdown-grace-seconds",
+    env: "PAGODA_SHUTDOWN_GRACE_SECONDS",
+    former: { key: "shutdownGrace", flag: "shutdown-grace", env: "PAGODA_SHUTDOWN_GRACE" },
+  },
+  keepAliveTimeoutSeconds: {
+    flag: "keep-alive-timeout-seconds",
+    env: "PAGODA_KEEP_ALIVE_TIMEOUT_SECONDS",
+    former: { key: "keepAliveTimeout", flag: "keep-alive-timeout", env: "PAGODA_KEEP_ALIVE_TIMEOUT" },
+  },
 };

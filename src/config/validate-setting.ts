@@ -8,6 +8,8 @@ export interface Setting {
   key: ConfigKey;
   value: unknown;
   baseDir: string;
+  /** The setting as the user wrote it. */
+  label: string;
 }
 
 /** Keys whose values never appear in an error message. */
@@ -37,5 +39,26 @@ export function validateSetting(key: ConfigKey, value: unknown, label: string, g
       cause: result.error,
     });
   }
-  return { key, value: result.data, baseDir };
+  return { key, value: result.data, baseDir, label };
+}
+
+/**
+ * Settings of one unordered source (the environment, the config file) where a key was given under both its name
+ * and its former name: the same value twice is kept once, different values are an error, since neither can win.
+ *
+ * @throws {ConfigError} naming both settings.
+ */
+export function oneValuePerKey(settings: readonly Setting[]): Setting[] {
+  const byKey = new Map<ConfigKey, Setting>();
+  for (const setting of settings) {
+    const earlier = byKey.get(setting.key);
+    if (earlier === undefined) byKey.set(setting.key, setting);
+    else if (JSON.stringify(earlier.value) !== JSON.stringify(setting.value)) {
+      throw new ConfigError(
+        `${setting.label}: conflicts with ${earlier.label}, which sets the same setting under its other name; keep one`,
+        { setting: setting.label },
+      );
+    }
+  }
+  return [...byKey.values()];
 }

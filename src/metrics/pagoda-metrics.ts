@@ -35,7 +35,7 @@ export class PagodaMetrics {
     });
     this.requestTimeouts = new Counter({
       name: "pagoda_request_timeouts_total",
-      help: "Generations stopped because they ran past --request-timeout.",
+      help: "Generations stopped because they ran past --request-timeout-seconds.",
       registers: [registry],
     });
   }
