@@ -1,9 +1,7 @@
 /** Settings from command-line flags: `--name value`, `--name=value`, bare booleans and `--no-name`. */
-
 import { booleanWord, coerceValue } from "./coerce-value.ts";
 import { ConfigError } from "./config-error.ts";
-import { CONFIG_KEYS, type ConfigKey } from "./config-schema.ts";
-import { SETTING_NAMES } from "./setting-names.ts";
+import { keysByName, SETTING_NAMES } from "./setting-names.ts";
 import { suggestName } from "./suggest-name.ts";
 import { type Setting, validateSetting } from "./validate-setting.ts";
 import { describeAllowed, valueKind } from "./value-kind.ts";
@@ -14,17 +12,9 @@ export interface ParsedArgs {
   readonly configPath: string | undefined;
 }
 
-/** Each key by its flag and, for a renamed key, by its former flag. */
-const FLAG_TO_KEY = new Map<string, ConfigKey>(
-  CONFIG_KEYS.flatMap((key) => {
-    const { flag, former } = SETTING_NAMES[key];
-    return former === undefined
-      ? [[flag, key]]
-      : [
-          [flag, key],
-          [former.flag, key],
-        ];
-  }),
+const FLAG_TO_KEY = keysByName(
+  (key) => SETTING_NAMES[key].flag,
+  (former) => former.flag,
 );
 
 /** True when the arguments ask for `--help` / `-h`; checked before loading so help works even with bad settings. */

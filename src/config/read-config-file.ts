@@ -3,27 +3,20 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { parseList } from "./coerce-value.ts";
 import { ConfigError } from "./config-error.ts";
-import { CONFIG_KEYS, type ConfigKey } from "./config-schema.ts";
-import { SETTING_NAMES } from "./setting-names.ts";
+import { CONFIG_KEYS } from "./config-schema.ts";
+import { keysByName } from "./setting-names.ts";
 import { suggestName } from "./suggest-name.ts";
 import { oneValuePerKey, type Setting, validateSetting } from "./validate-setting.ts";
 import { valueKind } from "./value-kind.ts";
 
-/** Each key by its name and, for a renamed key, by its former name. */
-const FILE_KEYS = new Map<string, ConfigKey>(
-  CONFIG_KEYS.flatMap((key) => {
-    const former = SETTING_NAMES[key].former;
-    return former === undefined
-      ? [[key, key]]
-      : [
-          [key, key],
-          [former.key, key],
-        ];
-  }),
+const FILE_KEYS = keysByName(
+  (key) => key,
+  (former) => former.key,
 );
 
 /**
- * Reads and validates every key of the file (a renamed key under its former name too); relative paths in it resolve against its directory.
+ * Reads and validates every key of the file, a renamed key under its former name too; relative paths in it
+ * resolve against its directory.
  *
  * @param shownPath the path as the user gave it, for messages; resolved against `cwd`.
  * @throws {ConfigError} when the file cannot be read, is not a JSON object, or holds an unknown key, a bad value, or

@@ -3,7 +3,7 @@
  * and the former names of keys that were renamed. Explicit, so renaming a key never silently renames a deployed
  * flag or variable.
  */
-import type { ConfigKey } from "./config-schema.ts";
+import { CONFIG_KEYS, type ConfigKey } from "./config-schema.ts";
 
 /** Names a renamed key had before; each is still accepted where it was (flag, variable, config-file key). */
 export interface FormerNames {
@@ -84,3 +84,20 @@ export const SETTING_NAMES: Readonly<Record<ConfigKey, SettingNames>> = {
     former: { key: "keepAliveTimeout", flag: "keep-alive-timeout", env: "PAGODA_KEEP_ALIVE_TIMEOUT" },
   },
 };
+
+/**
+ * Each key under one kind of its names (flag, config-file key) and, for a renamed key, under the same kind of its
+ * former names: the lookup a source resolves what the user wrote with.
+ */
+export function keysByName(
+  current: (key: ConfigKey) => string,
+  former: (names: FormerNames) => string,
+): Map<string, ConfigKey> {
+  const keys = new Map<string, ConfigKey>();
+  for (const key of CONFIG_KEYS) {
+    keys.set(current(key), key);
+    const formerNames = SETTING_NAMES[key].former;
+    if (formerNames !== undefined) keys.set(former(formerNames), key);
+  }
+  return keys;
+}
