@@ -8,7 +8,9 @@ import type { FastifyInstance } from "fastify";
 import pino from "pino";
 import { ConfigError } from "./config/config-error.ts";
 import type { Config } from "./config/config-schema.ts";
-import { isHelpRequested, loadConfig, renderHelp } from "./config/load-config.ts";
+import { loadConfig } from "./config/load-config.ts";
+import { isHelpRequested } from "./config/parse-argv.ts";
+import { renderHelp } from "./config/render-help.ts";
 import { loadLlama } from "./engine/llama-loader.ts";
 import { ModelNotFoundError } from "./model/resolve-model.ts";
 import type { AppDeps } from "./server/app.ts";
@@ -23,11 +25,12 @@ export function appDepsFromConfig(config: Config, apiKeys: readonly string[]): O
     serverSeed: config.seed ?? null,
     isEmbeddingsEnabled: config.embeddings,
     bodyLimitBytes: config.bodyLimit,
-    shutdownGraceMs: config.shutdownGrace * 1000,
+    shutdownGraceMs: config.shutdownGraceSeconds * 1000,
     apiKeys,
     isMetricsAuthRequired: config.metricsAuth,
     corsOrigins: config.corsOrigin,
-    rateLimit: config.rateLimit > 0 ? { maxRequests: config.rateLimit, windowMs: config.rateLimitWindow * 1000 } : null,
+    rateLimit:
+      config.rateLimit > 0 ? { maxRequests: config.rateLimit, windowMs: config.rateLimitWindowSeconds * 1000 } : null,
     limits: {
       maxTokens: config.maxTokensLimit,
       maxN: config.maxN,
@@ -35,8 +38,8 @@ export function appDepsFromConfig(config: Config, apiKeys: readonly string[]): O
       maxStopLength: config.maxStopLength,
       maxPromptTokens: config.maxPromptTokens,
     },
-    requestTimeoutMs: config.requestTimeout * 1000,
-    keepAliveTimeoutMs: config.keepAliveTimeout * 1000,
+    requestTimeoutMs: config.requestTimeoutSeconds * 1000,
+    keepAliveTimeoutMs: config.keepAliveTimeoutSeconds * 1000,
     trustProxy: config.trustProxy,
   };
 }
@@ -60,6 +63,7 @@ export async function runServer(argv: string[]): Promise<void> {
     throw error;
   }
   // The native bindings load (and are checked in a child process) while the server's own modules load.
+  // Only a head start: the runtime awaits loadLlama again (a failed load is retried there) and reports its error.
   loadLlama(config.gpu).catch(() => undefined);
   const { buildApp } = await import("./server/app.ts");
   const logger = pino({ level: config.logLevel, base: { service: "pagoda" } });

@@ -76,7 +76,7 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     maxNumBatchedTokens: engine.info.batchSize,
     maxNumPrefillTokens: config.prefillBudget,
     maxNumWaiting: config.maxQueuedRequests,
-    queueTimeoutMs: config.queueTimeout * 1000,
+    queueTimeoutMs: config.queueTimeoutSeconds * 1000,
     blockSize: config.kvBlockSize,
     enablePrefixCaching: config.prefixCaching,
     speculator,

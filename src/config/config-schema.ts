@@ -1,11 +1,14 @@
-import { readFileSync } from "node:fs";
-import os from "node:os";
+/**
+ * The configuration schema: every key, its type, bounds, default and description. Defaults live here and only
+ * here; `--help` and error messages are rendered from it.
+ */
 import { z } from "zod";
+import { defaultThreads } from "./default-threads.ts";
 
 /** GPU backends accepted by `gpu`; "false" forces CPU-only inference. */
 export const GPU_BACKENDS = ["auto", "cuda", "metal", "vulkan", "false"] as const;
 
-/** Log levels accepted by `logLevel` (the pino level names). */
+/** Flash attention modes accepted by `flashAttn`. */
 export const FLASH_ATTENTION_MODES = ["auto", "on", "off"] as const;
 
 /** Speculative decoding modes accepted by `specMode`. */
@@ -14,56 +17,8 @@ export const SPEC_MODES = ["off", "ngram", "draft"] as const;
 /** KV cache layouts accepted by `kvLayout`. */
 export const KV_LAYOUTS = ["shared", "slabs"] as const;
 
+/** Log levels accepted by `logLevel` (the pino level names). */
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
-
-/**
- * Counts physical CPU cores available to this process.
- *
- * Node only reports logical CPUs, and SMT siblings share one core's execution
- * units, so counting them would oversubscribe the inference threadpool. On
- * Linux the distinct (physical id, core id) pairs give the real core count;
- * elsewhere (or when that information is missing, as on many ARM boards and
- * some VMs) the logical count is the best available answer. The result is
- * capped by `os.availableParallelism()` because CPU affinity masks (taskset,
- * container cpusets) can restrict the process to fewer CPUs than exist.
- */
-export function physicalCoreCount(): number {
-  const available = Math.max(1, os.availableParallelism());
-  const fromCpuInfo = process.platform === "linux" ? countLinuxCores() : undefined;
-  return Math.max(1, Math.min(available, fromCpuInfo ?? available));
-}
-
-function countLinuxCores(): number | undefined {
-  let text: string;
-  try {
-    text = readFileSync("/proc/cpuinfo", "utf8");
-  } catch {
-    return undefined;
-  }
-  const cores = new Set<string>();
-  for (const block of text.split(/\n\s*\n/)) {
-    const physical = /^physical id\s*:\s*(\d+)/m.exec(block)?.[1];
-    const core = /^core id\s*:\s*(\d+)/m.exec(block)?.[1];
-    if (physical !== undefined && core !== undefined) cores.add(`${physical}:${core}`);
-  }
-  return cores.size > 0 ? cores.size : undefined;
-}
-
-let cachedDefaultThreads: number | undefined;
-
-/**
- * Default inference thread count: physical cores minus one, at least 1.
- *
- * llama.cpp's threadpool synchronises workers with spin barriers after every
- * graph op. When the pool uses every core, any preemption of one worker (by
- * the Node event loop, HTTP handling or the OS) stalls all the others spinning
- * at the barrier; on 2-core machines this made decode ~30x slower than leaving
- * one core free.
- */
-export function defaultThreads(): number {
-  cachedDefaultThreads ??= Math.max(1, physicalCoreCount() - 1);
-  return cachedDefaultThreads;
-}
 
 /** llama.cpp seeds are unsigned 32-bit integers. */
 const MAX_SEED = 0xffff_ffff;
@@ -167,7 +122,7 @@ export const ConfigSchema = z
       .min(0)
       .default(256)
       .describe("Maximum number of requests waiting to be scheduled; beyond this the server answers 429."),
-    queueTimeout: z
+    queueTimeoutSeconds: z
       .int()
       .min(0)
       .default(60)
@@ -288,9 +243,9 @@ export const ConfigSchema = z
       .min(0)
       .default(0)
       .describe(
-        "Requests each API key (or client IP when no keys are configured) may make per rateLimitWindow; 0 turns rate limiting off.",
+        "Requests each API key (or client IP when no keys are configured) may make per rateLimitWindowSeconds; 0 turns rate limiting off.",
       ),
-    rateLimitWindow: z.int().min(1).default(60).describe("Length of the rate-limit window in seconds."),
+    rateLimitWindowSeconds: z.int().min(1).default(60).describe("Length of the rate-limit window in seconds."),
     trustProxy: z
       .int()
       .min(0)
@@ -301,19 +256,19 @@ export const ConfigSchema = z
           "(per-IP rate limits, logs) is the entry just before them. 0 ignores the header. Trusting more hops than " +
           "there are proxies lets clients pick their own IP.",
       ),
-    requestTimeout: z
+    requestTimeoutSeconds: z
       .int()
       .min(0)
       .default(600)
       .describe(
         "Seconds a generation may run, queue time included, before it is stopped and answered 504; 0 means no limit.",
       ),
-    shutdownGrace: z
+    shutdownGraceSeconds: z
       .int()
       .min(0)
       .default(30)
       .describe("Seconds a shutdown lets running requests finish before failing them with 503."),
-    keepAliveTimeout: z
+    keepAliveTimeoutSeconds: z
       .int()
       .min(1)
       .default(72)
@@ -331,44 +286,3 @@ export type ConfigKey = keyof Config;
 
 /** All configuration keys, in the order they are documented. */
 export const CONFIG_KEYS = Object.keys(ConfigSchema.shape) as ConfigKey[];
-
-/** How a string from the environment or the command line is converted for a key. */
-export type ValueKind = "string" | "integer" | "boolean" | "list";
-
-function unwrap(schema: z.ZodType): z.ZodType {
-  if (schema instanceof z.ZodDefault || schema instanceof z.ZodOptional) {
-    return unwrap(schema.unwrap() as z.ZodType);
-  }
-  return schema;
-}
-
-/** The value type of a key, read from the schema so coercion cannot drift from validation. */
-export function valueKind(key: ConfigKey): ValueKind {
-  const inner = unwrap(ConfigSchema.shape[key]);
-  if (inner instanceof z.ZodNumber) return "integer";
-  if (inner instanceof z.ZodBoolean) return "boolean";
-  if (inner instanceof z.ZodArray) return "list";
-  return "string";
-}
-
-/**
- * Human description of the values a key accepts, e.g. "an integer between 0
- * and 65535", read from the schema's checks so messages match validation.
- */
-export function describeAllowed(key: ConfigKey): string {
-  const inner = unwrap(ConfigSchema.shape[key]);
-  if (inner instanceof z.ZodEnum) return `one of ${inner.options.join(", ")}`;
-  if (inner instanceof z.ZodBoolean) return "true or false";
-  if (inner instanceof z.ZodArray)
-    return "non-empty strings: the flag repeated, a comma-separated list or a JSON array";
-  if (inner instanceof z.ZodNumber) {
-    // z.int() reports the safe-integer limits when no explicit bound was set.
-    const min = inner.minValue !== null && inner.minValue > Number.MIN_SAFE_INTEGER ? inner.minValue : undefined;
-    const max = inner.maxValue !== null && inner.maxValue < Number.MAX_SAFE_INTEGER ? inner.maxValue : undefined;
-    if (min !== undefined && max !== undefined) return `an integer between ${min} and ${max}`;
-    if (min !== undefined) return `an integer >= ${min}`;
-    if (max !== undefined) return `an integer <= ${max}`;
-    return "an integer";
-  }
-  return "a non-empty string";
-}

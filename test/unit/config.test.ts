@@ -4,8 +4,12 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { ConfigError } from "../../src/config/config-error.ts";
-import { CONFIG_KEYS, ConfigSchema, defaultThreads } from "../../src/config/config-schema.ts";
-import { ENV_VARS, FLAG_NAMES, isHelpRequested, loadConfig, renderHelp } from "../../src/config/load-config.ts";
+import { CONFIG_KEYS, ConfigSchema } from "../../src/config/config-schema.ts";
+import { defaultThreads } from "../../src/config/default-threads.ts";
+import { loadConfig } from "../../src/config/load-config.ts";
+import { isHelpRequested } from "../../src/config/parse-argv.ts";
+import { renderHelp } from "../../src/config/render-help.ts";
+import { SETTING_NAMES } from "../../src/config/setting-names.ts";
 
 const dir = mkdtempSync(path.join(tmpdir(), "pagoda-config-"));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -102,7 +106,7 @@ test("every environment variable in the table sets its key", () => {
   assert.equal(config.maxQueuedRequests, 0);
   assert.equal(config.embeddings, false);
   assert.equal(config.modelsDir, path.resolve("/srv/models"));
-  assert.equal(Object.keys(ENV_VARS).length, CONFIG_KEYS.length);
+  assert.equal(Object.keys(SETTING_NAMES).length, CONFIG_KEYS.length);
 });
 
 test("empty environment variables are treated as unset", () => {
@@ -195,8 +199,9 @@ test("the example config file is valid", () => {
 test("help text lists every key with its flag, environment variable and default", () => {
   const help = renderHelp();
   for (const key of CONFIG_KEYS) {
-    assert.ok(help.includes(`--${FLAG_NAMES[key]}`), `help lacks --${FLAG_NAMES[key]}`);
-    assert.ok(help.includes(ENV_VARS[key]), `help lacks ${ENV_VARS[key]}`);
+    const { flag, env } = SETTING_NAMES[key];
+    assert.ok(help.includes(`--${flag}`), `help lacks --${flag}`);
+    assert.ok(help.includes(env), `help lacks ${env}`);
     assert.ok(help.includes(`"${key}"`), `help lacks file key ${key}`);
     assert.ok(ConfigSchema.shape[key].description, `${key} has no description`);
   }
@@ -223,11 +228,11 @@ test("the hardening settings default to an open, unlimited-by-rate server with O
   assert.equal(config.bodyLimit, 8 * 1024 * 1024);
   assert.deepEqual(config.corsOrigin, []);
   assert.equal(config.rateLimit, 0);
-  assert.equal(config.rateLimitWindow, 60);
+  assert.equal(config.rateLimitWindowSeconds, 60);
   assert.equal(config.trustProxy, 0);
-  assert.equal(config.requestTimeout, 600);
-  assert.equal(config.shutdownGrace, 30);
-  assert.equal(config.keepAliveTimeout, 72);
+  assert.equal(config.requestTimeoutSeconds, 600);
+  assert.equal(config.shutdownGraceSeconds, 30);
+  assert.equal(config.keepAliveTimeoutSeconds, 72);
 });
 
 test("a repeated --api-key adds to the list, and --cors-origin takes a comma-separated list", () => {
@@ -272,7 +277,7 @@ test("the API key file path resolves against the working directory and the limit
   assertConfigError(() => load(["--max-n", "0"]), "--max-n: expected an integer between 1 and 128");
   assertConfigError(() => load(["--rate-limit-window", "0"]), "--rate-limit-window: expected an integer >= 1");
   assertConfigError(() => load(["--body-limit", "10"]), "--body-limit: expected an integer >= 1024");
-  assert.equal(load(["--request-timeout", "0", "--no-metrics-auth", "--trust-proxy", "1"]).requestTimeout, 0);
+  assert.equal(load(["--request-timeout", "0", "--no-metrics-auth", "--trust-proxy", "1"]).requestTimeoutSeconds, 0);
 });
 
 test("help marks list flags as repeatable and shows an empty list default as none", () => {
@@ -281,4 +286,73 @@ test("help marks list flags as repeatable and shows an empty list default as non
   assert.ok(help.includes("--api-key-file <path>"));
   const corsBlock = help.slice(help.indexOf("--cors-origin"), help.indexOf("--rate-limit "));
   assert.match(corsBlock, /Default: none\./);
+});
+
+test("a list that starts like a JSON array but is not one says so, without echoing a secret", () => {
+  const error = assertConfigError(
+    () => load(["--cors-origin", '["https://a.example",']),
+    "--cors-origin: expected non-empty strings",
+    "which is not valid JSON (",
+  );
+  assert.ok(error.cause instanceof SyntaxError);
+  const secret = assertConfigError(() => load([], { PAGODA_API_KEY: '["secret-key"' }), "PAGODA_API_KEY:", "not shown");
+  assert.ok(!secret.message.includes("secret-key"), secret.message);
+  assert.equal(secret.cause, undefined);
+  const file = writeConfig("bad-list.json", { corsOrigin: "[https://x.example" });
+  assertConfigError(() => load(["--config", file]), `corsOrigin (in ${file}): expected`, "not valid JSON");
+});
+
+test("settings in seconds carry the unit in every name and still answer to their former names", () => {
+  const renamed = CONFIG_KEYS.filter((key) => SETTING_NAMES[key].former !== undefined);
+  assert.deepEqual(renamed, [
+    "queueTimeoutSeconds",
+    "rateLimitWindowSeconds",
+    "requestTimeoutSeconds",
+    "shutdownGraceSeconds",
+    "keepAliveTimeoutSeconds",
+  ]);
+  for (const [index, key] of renamed.entries()) {
+    const { flag, env, former } = SETTING_NAMES[key];
+    assert.ok(former !== undefined);
+    assert.ok(key.endsWith("Seconds") && flag.endsWith("-seconds") && env.endsWith("_SECONDS"), key);
+    const value = 7 + index;
+    assert.equal(load([`--${flag}`, String(value)])[key], value, `--${flag}`);
+    assert.equal(load([`--${former.flag}`, String(value)])[key], value, `--${former.flag}`);
+    assert.equal(load([], { [env]: String(value) })[key], value, env);
+    assert.equal(load([], { [former.env]: String(value) })[key], value, former.env);
+    assert.equal(load(["--config", writeConfig(`${key}.json`, { [key]: value })])[key], value, key);
+    assert.equal(load(["--config", writeConfig(`${former.key}.json`, { [former.key]: value })])[key], value);
+  }
+});
+
+test("a former name reports errors under the name the user wrote", () => {
+  assertConfigError(() => load(["--rate-limit-window", "0"]), "--rate-limit-window: expected an integer >= 1");
+  assertConfigError(() => load([], { PAGODA_REQUEST_TIMEOUT: "-1" }), "PAGODA_REQUEST_TIMEOUT: expected an integer");
+  const file = writeConfig("former-bad.json", { shutdownGrace: "30" });
+  assertConfigError(() => load(["--config", file]), `shutdownGrace (in ${file}): expected an integer >= 0`);
+});
+
+test("a setting under both its names: flags take the later, the environment and the file refuse different values", () => {
+  assert.equal(load(["--request-timeout", "5", "--request-timeout-seconds", "9"]).requestTimeoutSeconds, 9);
+  assert.equal(load(["--request-timeout-seconds", "9", "--request-timeout", "5"]).requestTimeoutSeconds, 5);
+  const env = { PAGODA_SHUTDOWN_GRACE: "10", PAGODA_SHUTDOWN_GRACE_SECONDS: "10" };
+  assert.equal(load([], env).shutdownGraceSeconds, 10, "the same value twice is no conflict");
+  assertConfigError(
+    () => load([], { ...env, PAGODA_SHUTDOWN_GRACE: "20" }),
+    "PAGODA_SHUTDOWN_GRACE: conflicts with PAGODA_SHUTDOWN_GRACE_SECONDS",
+  );
+  const file = writeConfig("both-names.json", { keepAliveTimeout: 80, keepAliveTimeoutSeconds: 90 });
+  assertConfigError(
+    () => load(["--config", file]),
+    `keepAliveTimeoutSeconds (in ${file}): conflicts with keepAliveTimeout`,
+  );
+});
+
+test("help lists the former names of a renamed setting", () => {
+  const help = renderHelp();
+  assert.ok(help.includes("--queue-timeout-seconds <n>"), help);
+  assert.match(
+    help,
+    /Former names, still accepted: --queue-timeout, PAGODA_QUEUE_TIMEOUT,\s+file key "queueTimeout"\./,
+  );
 });

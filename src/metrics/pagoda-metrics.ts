@@ -1,0 +1,58 @@
+/**
+ * pagoda's own server-level counters under `pagoda_`: HTTP responses, refusals before the engine, engine faults
+ * and request timeouts. They exist before a model is loaded.
+ */
+import { Counter, type Registry } from "prom-client";
+
+/** Why a request was refused before reaching the engine; each a label of `pagoda_requests_rejected_total`. */
+export const REJECTION_REASONS = ["queue_full", "rate_limited", "unauthorized", "limit_exceeded"] as const;
+export type RejectionReason = (typeof REJECTION_REASONS)[number];
+
+export class PagodaMetrics {
+  private readonly http: Counter<"code">;
+  private readonly rejected: Counter<"reason">;
+  private readonly engineFaults: Counter;
+  private readonly requestTimeouts: Counter;
+
+  constructor(registry: Registry) {
+    this.http = new Counter({
+      name: "pagoda_http_responses_total",
+      help: "HTTP responses by status code.",
+      labelNames: ["code"],
+      registers: [registry],
+    });
+    this.rejected = new Counter({
+      name: "pagoda_requests_rejected_total",
+      help: "Requests refused before reaching the engine, by reason (queue_full and rate_limited answer 429, unauthorized 401, limit_exceeded 400).",
+      labelNames: ["reason"],
+      registers: [registry],
+    });
+    for (const reason of REJECTION_REASONS) this.rejected.labels(reason).inc(0);
+    this.engineFaults = new Counter({
+      name: "pagoda_engine_faults_total",
+      help: "Failures of the engine loop itself; each fails every request, turns /health to 503 and exits the process.",
+      registers: [registry],
+    });
+    this.requestTimeouts = new Counter({
+      name: "pagoda_request_timeouts_total",
+      help: "Generations stopped because they ran past --request-timeout-seconds.",
+      registers: [registry],
+    });
+  }
+
+  observeHttpResponse(statusCode: number): void {
+    this.http.labels(String(statusCode)).inc();
+  }
+
+  observeRejection(reason: RejectionReason): void {
+    this.rejected.labels(reason).inc();
+  }
+
+  observeEngineFault(): void {
+    this.engineFaults.inc();
+  }
+
+  observeRequestTimeout(): void {
+    this.requestTimeouts.inc();
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Turns the cumulative counts a step reports (the KV pool's and speculation's) into the increments Prometheus
+ * counters take, once for every metric family that counts them.
+ */
+import type { StepStats } from "../scheduler/engine-loop.ts";
+import type { KvCacheState } from "../scheduler/scheduler.ts";
+import type { SpecStats } from "../spec/speculator.ts";
+
+/** What one step added; spec fields stay 0 and `acceptedPerPosition` empty without speculation. */
+export interface StepIncrements {
+  readonly numPrefixQueriedTokens: number;
+  readonly numPrefixHitTokens: number;
+  readonly numPreemptions: number;
+  readonly numDrafts: number;
+  readonly numDraftTokens: number;
+  readonly numAcceptedTokens: number;
+  /** Accepted tokens added per draft position (0-based). */
+  readonly acceptedPerPosition: readonly number[];
+}
+
+type KvCounts = Pick<KvCacheState, "prefixQueriedTokens" | "prefixHitTokens" | "numPreemptions">;
+
+export class StepDeltas {
+  private lastKv: KvCounts = { prefixQueriedTokens: 0, prefixHitTokens: 0, numPreemptions: 0 };
+  private lastSpec: SpecStats = { numDrafts: 0, numDraftTokens: 0, numAcceptedTokens: 0, acceptedPerPosition: [] };
+
+  /** The increments since the previous step; remembers this step's totals. */
+  next(stats: StepStats): StepIncrements {
+    const kv = stats.kvCache;
+    const lastKv = this.lastKv;
+    this.lastKv = kv;
+    const spec = stats.spec;
+    const last = this.lastSpec;
+    // A step without speculation keeps the last totals, so a later step with it counts from them.
+    if (spec !== null) this.lastSpec = spec;
+    return {
+      numPrefixQueriedTokens: kv.prefixQueriedTokens - lastKv.prefixQueriedTokens,
+      numPrefixHitTokens: kv.prefixHitTokens - lastKv.prefixHitTokens,
+      numPreemptions: kv.numPreemptions - lastKv.numPreemptions,
+      numDrafts: spec === null ? 0 : spec.numDrafts - last.numDrafts,
+      numDraftTokens: spec === null ? 0 : spec.numDraftTokens - last.numDraftTokens,
+      numAcceptedTokens: spec === null ? 0 : spec.numAcceptedTokens - last.numAcceptedTokens,
+      acceptedPerPosition:
+        spec === null
+          ? []
+          : spec.acceptedPerPosition.map((count, position) => count - (last.acceptedPerPosition[position] ?? 0)),
+    };
+  }
+}
