@@ -10,8 +10,8 @@
  */
 import { open, realpath, stat } from "node:fs/promises";
 import { resolve } from "node:path";
-import { ggmlTensorBytes, ggmlTypeInfo } from "../plan/ggml-types.ts";
 import { derivedMetadata, stringKv } from "./derived-metadata.ts";
+import { ggmlTensorBytes, ggmlTypeInfo } from "./ggml-types.ts";
 import { type GgufHeader, type GgufTensorInfo, readGgufHeader, readGgufTensorChunks } from "./gguf-reader.ts";
 import { encodeGgufMetadata, type GgufKv, type GgufRawTensor, GgufRawWriter } from "./gguf-writer.ts";
 

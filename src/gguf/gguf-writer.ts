@@ -1,7 +1,8 @@
 import { open, rename, rm } from "node:fs/promises";
 import { endianness } from "node:os";
 import { float32ArrayToF16 } from "./float16.ts";
-import { QUANT_BLOCK_BYTES, QUANT_BLOCK_SIZE, quantize } from "./quantize.ts";
+import { GGML_TYPE_ID, type GgmlTypeName, ggmlTypeByName } from "./ggml-types.ts";
+import { quantize } from "./quantize.ts";
 
 export { float32ArrayToF16, float32ToF16Bits } from "./float16.ts";
 
@@ -22,10 +23,10 @@ export const GGUF_VALUE_TYPE = {
   float64: 12,
 } as const;
 
-/** ggml tensor type ids for the tensor types this writer can encode. */
-export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8 } as const;
+/** The tensor types this writer can encode from float32 values, smallest first (the order messages list them in). */
+export const ENCODABLE_TYPES = ["Q4_0", "Q8_0", "F16", "F32"] as const satisfies readonly GgmlTypeName[];
 
-export type GgmlTypeName = keyof typeof GGML_TYPE;
+export type EncodableTypeName = (typeof ENCODABLE_TYPES)[number];
 export type GgufNumberType = "uint8" | "int8" | "uint16" | "int16" | "uint32" | "int32" | "float32" | "float64";
 export type GgufBigIntType = "uint64" | "int64";
 
@@ -48,7 +49,7 @@ export interface GgufTensor {
    * Encoding of the tensor on disk; values are converted from float32 when written. Q8_0 and Q4_0 quantize
    * blocks of 32 consecutive values, so `dims[0]` must be a multiple of 32 for them.
    */
-  type: GgmlTypeName;
+  type: EncodableTypeName;
   /**
    * Values in ggml order. A function is called only when the tensor is written, so large models never have to
    * sit in memory all at once; it may return the values in consecutive chunks (each a whole number of blocks)
@@ -72,13 +73,6 @@ export interface GgufTensorPlacement {
 const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian uint32
 const GGUF_VERSION = 3;
 const DEFAULT_ALIGNMENT = 32;
-/** Values per block and bytes per block; F32 and F16 are blocks of one value. */
-const BLOCK_LAYOUT: Record<GgmlTypeName, { values: number; bytes: number }> = {
-  F32: { values: 1, bytes: 4 },
-  F16: { values: 1, bytes: 2 },
-  Q4_0: { values: QUANT_BLOCK_SIZE, bytes: QUANT_BLOCK_BYTES.Q4_0 },
-  Q8_0: { values: QUANT_BLOCK_SIZE, bytes: QUANT_BLOCK_BYTES.Q8_0 },
-};
 const NUMBER_BYTES: Record<GgufNumberType, number> = {
   uint8: 1,
   int8: 1,
@@ -222,15 +216,16 @@ function elementCount(tensor: Pick<GgufTensor, "name" | "dims">): number {
 
 /** Bytes of a tensor's data (before alignment padding). */
 export function tensorByteLength(tensor: Pick<GgufTensor, "name" | "dims" | "type">): number {
-  const layout = BLOCK_LAYOUT[tensor.type];
-  if (layout == null) throw new RangeError(`tensor ${tensor.name}: unsupported type ${String(tensor.type)}`);
+  if (!(ENCODABLE_TYPES as readonly string[]).includes(tensor.type))
+    throw new RangeError(`tensor ${tensor.name}: unsupported type ${String(tensor.type)}`);
+  const { blockSize, bytesPerBlock } = ggmlTypeByName(tensor.type);
   const count = elementCount(tensor);
   // ggml blocks never straddle rows, so it is the row length that must divide evenly.
-  if (tensor.dims[0]! % layout.values !== 0)
+  if (tensor.dims[0]! % blockSize !== 0)
     throw new RangeError(
-      `tensor ${tensor.name}: ${tensor.type} needs dims[0] to be a multiple of ${layout.values}, got ${tensor.dims[0]}`,
+      `tensor ${tensor.name}: ${tensor.type} needs dims[0] to be a multiple of ${blockSize}, got ${tensor.dims[0]}`,
     );
-  return (count / layout.values) * layout.bytes;
+  return (count / blockSize) * bytesPerBlock;
 }
 
 function resolveAlignment(metadata: readonly GgufKv[]): number {
@@ -264,7 +259,7 @@ export class GgufWriter {
     } = layOutFile(spec.metadata, spec.tensors, (tensor) => ({
       name: tensor.name,
       dims: tensor.dims,
-      ggmlType: GGML_TYPE[tensor.type],
+      ggmlType: GGML_TYPE_ID[tensor.type],
       byteLength: tensorByteLength(tensor),
     })));
   }
@@ -425,7 +420,7 @@ export function encodeGgufMetadata(metadata: readonly GgufKv[]): Buffer {
 /**
  * A tensor whose bytes are already encoded in its ggml type, whatever the type (K-quants, IQ types, BF16 …), such
  * as one copied from another GGUF. The writer never interprets the bytes; the caller sizes them from the type's
- * block layout (`ggmlTensorBytes` in src/plan/ggml-types.ts).
+ * block layout (`ggmlTensorBytes` in ggml-types.ts).
  */
 export interface GgufRawTensor {
   name: string;
@@ -517,15 +512,15 @@ function assertUnique(names: readonly string[], what: string): void {
 
 function* encodeTensor(tensor: GgufTensor, byteLength: number): Generator<Buffer> {
   const source = typeof tensor.data === "function" ? tensor.data() : tensor.data;
-  const layout = BLOCK_LAYOUT[tensor.type];
-  const expectedValues = (byteLength / layout.bytes) * layout.values;
+  const { blockSize, bytesPerBlock } = ggmlTypeByName(tensor.type);
+  const expectedValues = (byteLength / bytesPerBlock) * blockSize;
   let valueCount = 0;
   for (const values of source instanceof Float32Array ? [source] : source) {
     valueCount += values.length;
     if (valueCount > expectedValues) break;
-    if (values.length % layout.values !== 0)
+    if (values.length % blockSize !== 0)
       throw new RangeError(
-        `tensor ${tensor.name}: ${tensor.type} chunks must hold whole blocks of ${layout.values} values, got ${values.length}`,
+        `tensor ${tensor.name}: ${tensor.type} chunks must hold whole blocks of ${blockSize} values, got ${values.length}`,
       );
     yield encodeChunk(tensor.type, values);
   }
@@ -535,7 +530,7 @@ function* encodeTensor(tensor: GgufTensor, byteLength: number): Generator<Buffer
     );
 }
 
-function encodeChunk(type: GgmlTypeName, values: Float32Array): Buffer {
+function encodeChunk(type: EncodableTypeName, values: Float32Array): Buffer {
   if (type === "Q8_0" || type === "Q4_0") {
     const blocks = quantize(type, values);
     return Buffer.from(blocks.buffer, blocks.byteOffset, blocks.byteLength);

@@ -4,6 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { deriveDraftModel } from "./derive-draft.ts";
+import { ENCODABLE_TYPES } from "./gguf-writer.ts";
 import { findModelShape, MODEL_SHAPES, type ModelShape } from "./model-shapes.ts";
 import {
   planSyntheticModel,
@@ -30,7 +31,9 @@ const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 const DEFAULT_TYPE: SyntheticTensorType = "Q4_0";
-const TYPES: Readonly<Record<string, SyntheticTensorType>> = { q4_0: "Q4_0", q8_0: "Q8_0", f16: "F16", f32: "F32" };
+const TYPES: Readonly<Record<string, SyntheticTensorType>> = Object.fromEntries(
+  ENCODABLE_TYPES.map((type) => [type.toLowerCase(), type]),
+);
 const ARCHITECTURES: readonly SyntheticArchitecture[] = ["llama", "qwen2"];
 
 /** Flags that set one numeric shape field; they override `--like`, or the small default shape without it. */

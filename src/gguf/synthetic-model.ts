@@ -1,4 +1,11 @@
-import { type GgmlTypeName, type GgufKv, type GgufSpec, type GgufTensor, GgufWriter } from "./gguf-writer.ts";
+import {
+  ENCODABLE_TYPES,
+  type EncodableTypeName,
+  type GgufKv,
+  type GgufSpec,
+  type GgufTensor,
+  GgufWriter,
+} from "./gguf-writer.ts";
 import { QUANT_BLOCK_SIZE } from "./quantize.ts";
 import { buildSyntheticVocabulary, MIN_SYNTHETIC_VOCAB_SIZE, SYNTHETIC_CHAT_TEMPLATE } from "./synthetic-vocabulary.ts";
 import { syntheticWeights, WEIGHT_STD } from "./synthetic-weights.ts";
@@ -41,7 +48,8 @@ export const DEFAULT_SYNTHETIC_SHAPE: Readonly<SyntheticLlamaShape> = Object.fre
 });
 
 export type SyntheticArchitecture = "llama" | "qwen2";
-export type SyntheticTensorType = "F32" | "F16" | "Q8_0" | "Q4_0";
+/** A synthetic model can be of any type the writer encodes. */
+export type SyntheticTensorType = EncodableTypeName;
 
 /** Everything that decides a synthetic model's tensors and metadata. */
 export interface SyntheticModelShape extends Omit<SyntheticLlamaShape, "tensorType"> {
@@ -75,7 +83,7 @@ export interface SyntheticModelOptions extends Partial<SyntheticModelShape> {
 export interface SyntheticTensorPlan {
   name: string;
   dims: readonly number[];
-  type: GgmlTypeName;
+  type: EncodableTypeName;
   byteLength: number;
 }
 
@@ -129,7 +137,7 @@ function resolveShape(options: SyntheticModelOptions): SyntheticModelShape {
   if (shape.embeddingLength % shape.headCount !== 0)
     throw new RangeError("embeddingLength must be divisible by headCount");
   if (shape.headCount % shape.headCountKv !== 0) throw new RangeError("headCountKv must divide headCount");
-  if (!(["F32", "F16", "Q8_0", "Q4_0"] as const).includes(shape.tensorType))
+  if (!ENCODABLE_TYPES.includes(shape.tensorType))
     throw new RangeError(`unsupported tensorType ${String(shape.tensorType)}`);
   if (shape.tensorType === "Q8_0" || shape.tensorType === "Q4_0") {
     // Quantized blocks run along rows; rows are embeddingLength long, or feedForwardLength for ffn_down.
@@ -223,7 +231,7 @@ type MatrixRole = "token_embd" | "output" | "attn_k" | "attn_v" | "other";
  * in, about 30% larger than Q6_K. llama-quantize also does so itself when n_embd is not a multiple of 256. Models
  * with exactly 8 experts get Q8_0 attn_k and attn_v, as llama-quantize gives them.
  */
-function matrixType(shape: SyntheticModelShape, role: MatrixRole): GgmlTypeName {
+function matrixType(shape: SyntheticModelShape, role: MatrixRole): EncodableTypeName {
   if (shape.tensorType !== "Q4_0") return shape.tensorType;
   if (role === "output" || (role === "token_embd" && shape.tiedEmbeddings)) return "Q8_0";
   if ((role === "attn_k" || role === "attn_v") && shape.expertCount === 8) return "Q8_0";
@@ -234,7 +242,7 @@ function buildTensors(shape: SyntheticModelShape, seed: number): GgufTensor[] {
   const nEmbd = shape.embeddingLength;
   const nEmbdKv = (nEmbd / shape.headCount) * shape.headCountKv;
   const nFf = shape.feedForwardLength;
-  const random = (name: string, dims: readonly number[], type: GgmlTypeName): GgufTensor => ({
+  const random = (name: string, dims: readonly number[], type: EncodableTypeName): GgufTensor => ({
     name,
     dims,
     type,

@@ -12,11 +12,11 @@
  */
 import { type FileHandle, open, realpath, stat } from "node:fs/promises";
 import { resolve } from "node:path";
-import { ggmlTensorBytes, ggmlTypeInfo } from "../plan/ggml-types.ts";
 import { derivedMetadata, stringKv } from "./derived-metadata.ts";
 import { f16BitsToNumber, float32ToF16Bits } from "./float16.ts";
+import { GGML_TYPE_ID, ggmlTensorBytes, ggmlTypeInfo } from "./ggml-types.ts";
 import { type GgufHeader, type GgufTensorInfo, readGgufHeader, readGgufTensorChunks } from "./gguf-reader.ts";
-import { encodeGgufMetadata, GGML_TYPE, type GgufKv, type GgufRawTensor, GgufRawWriter } from "./gguf-writer.ts";
+import { encodeGgufMetadata, type GgufKv, type GgufRawTensor, GgufRawWriter } from "./gguf-writer.ts";
 import { syntheticWeights } from "./synthetic-weights.ts";
 
 export interface WidenFeedForwardOptions {
@@ -56,7 +56,7 @@ const CHUNK_BYTES = 4 * 1024 * 1024;
 /** Zeros per chunk for a perturbation of 0, in whole rows like syntheticWeights' chunks. */
 const ZERO_CHUNK_VALUES = 1 << 20;
 const WIDENED = /^blk\.\d+\.ffn_(gate|up|down)\.weight$/;
-const BYTES_PER_VALUE: Readonly<Record<number, number>> = { [GGML_TYPE.F32]: 4, [GGML_TYPE.F16]: 2 };
+const BYTES_PER_VALUE: Readonly<Record<number, number>> = { [GGML_TYPE_ID.F32]: 4, [GGML_TYPE_ID.F16]: 2 };
 
 const fail = (message: string): Error => new WidenFeedForwardError(message);
 
@@ -127,14 +127,14 @@ async function assertMetadataRoundTrips(handle: FileHandle, source: GgufHeader):
 }
 
 function decodeValue(type: number, bytes: Buffer, index: number): number {
-  return type === GGML_TYPE.F16 ? f16BitsToNumber(bytes.readUInt16LE(index * 2)) : bytes.readFloatLE(index * 4);
+  return type === GGML_TYPE_ID.F16 ? f16BitsToNumber(bytes.readUInt16LE(index * 2)) : bytes.readFloatLE(index * 4);
 }
 
 /** Little-endian F32 or F16 bytes of `values`. */
 function encodeValues(type: number, values: Float32Array): Buffer {
   const out = Buffer.allocUnsafe(values.length * BYTES_PER_VALUE[type]!);
   for (let i = 0; i < values.length; i++) {
-    if (type === GGML_TYPE.F16) out.writeUInt16LE(float32ToF16Bits(values[i]!), i * 2);
+    if (type === GGML_TYPE_ID.F16) out.writeUInt16LE(float32ToF16Bits(values[i]!), i * 2);
     else out.writeFloatLE(values[i]!, i * 4);
   }
   return out;

@@ -1,6 +1,6 @@
+import { type GgmlTypeInfo, ggmlTypeByName } from "../gguf/ggml-types.ts";
 import { type ComputeLayerShape, estimateComputeGraphBytes, type FeedForwardShape } from "./compute-buffer.ts";
 import { type ContextLayout, resolveContextLayout } from "./context-layout.ts";
-import { type GgmlTypeInfo, ggmlTypeByName } from "./ggml-types.ts";
 import type { GgufModelInfo } from "./gguf-model-info.ts";
 
 export type { ContextLayout } from "./context-layout.ts";
