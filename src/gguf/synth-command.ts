@@ -4,6 +4,7 @@
  */
 import { parseArgs } from "node:util";
 import { deriveDraftModel } from "./derive-draft.ts";
+import { formatBytes } from "./format-bytes.ts";
 import { ENCODABLE_TYPES } from "./gguf-writer.ts";
 import { findModelShape, MODEL_SHAPES, type ModelShape } from "./model-shapes.ts";
 import {
@@ -210,16 +211,10 @@ function formatCount(count: number): string {
   return scaled === null ? count.toLocaleString("en-US") : `${scaled} (${count.toLocaleString("en-US")})`;
 }
 
-function formatBytes(bytes: number): string {
-  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  const exact = unit === 0 ? "" : ` (${bytes.toLocaleString("en-US")} bytes)`;
-  return `${unit === 0 ? value : value.toFixed(2)} ${units[unit]}${exact}`;
+/** A size with its exact bytes beside it, as a file's size is worth knowing to the byte. */
+function withExactBytes(bytes: number): string {
+  const rounded = formatBytes(bytes);
+  return bytes < 1024 ? rounded : `${rounded} (${bytes.toLocaleString("en-US")} bytes)`;
 }
 
 function describePlan(plan: SyntheticModelPlan, like: ModelShape | null): string {
@@ -242,7 +237,7 @@ function describePlan(plan: SyntheticModelPlan, like: ModelShape | null): string
       (s.tiedEmbeddings ? ", tied embeddings" : ""),
     `  type        ${s.tensorType} (tensor types used: ${types})`,
     `  parameters  ${formatCount(plan.parameterCount)}${active}`,
-    `  file size   ${formatBytes(plan.fileBytes)}`,
+    `  file size   ${withExactBytes(plan.fileBytes)}`,
     "",
   ].join("\n");
 }
@@ -253,7 +248,7 @@ function describeTensors(plan: SyntheticModelPlan): string {
   const nameWidth = Math.max(...shown.map((tensor) => tensor.name.length));
   const lines = shown.map((tensor) => {
     const dims = `[${tensor.dims.join(", ")}]`;
-    return `  ${tensor.name.padEnd(nameWidth)}  ${tensor.type.padEnd(4)}  ${dims.padEnd(24)}  ${formatBytes(tensor.byteLength)}`;
+    return `  ${tensor.name.padEnd(nameWidth)}  ${tensor.type.padEnd(4)}  ${dims.padEnd(24)}  ${withExactBytes(tensor.byteLength)}`;
   });
   if (plan.shape.blockCount > 1) lines.push(`  blk.1 … blk.${plan.shape.blockCount - 1}: the same as blk.0`);
   return `Tensors (${plan.tensors.length}):\n${lines.join("\n")}\n`;
@@ -293,7 +288,7 @@ function progressReporter(io: SynthCommandIo, totalBytes: number): ((writtenByte
     const percent = Math.floor((writtenBytes / totalBytes) * 10) * 10;
     if (percent > reported) {
       reported = percent;
-      io.stderr(`  ${percent}% (${formatBytes(writtenBytes).split(" (")[0]})\n`);
+      io.stderr(`  ${percent}% (${formatBytes(writtenBytes)})\n`);
     }
   };
 }
@@ -311,7 +306,7 @@ async function runDerive(request: DeriveRequest, io: SynthCommandIo): Promise<nu
     io.stdout(
       [
         `Wrote ${request.out}: the first ${result.keptLayers} of ${result.sourceLayers} transformer blocks of ` +
-          `${request.source}, ${result.numTensors} tensors, ${formatBytes(result.outBytes)}.`,
+          `${request.source}, ${result.numTensors} tensors, ${withExactBytes(result.outBytes)}.`,
         "The draft shares the source's tokenizer and vocabulary (all tokenizer metadata copied unchanged), its token",
         "embeddings and its output head, so it can propose tokens for the source as a speculative-decoding draft.",
         "",
@@ -343,8 +338,8 @@ async function runWiden(request: WidenRequest, io: SynthCommandIo): Promise<numb
     io.stdout(
       [
         `Wrote ${request.out}: ${request.source} with every block's feed-forward widened from ` +
-          `${result.sourceFeedForward} to ${result.feedForwardLength} hidden units, ${formatBytes(result.outBytes)} ` +
-          `(source ${formatBytes(result.sourceBytes)}).`,
+          `${result.sourceFeedForward} to ${result.feedForwardLength} hidden units, ${withExactBytes(result.outBytes)} ` +
+          `(source ${withExactBytes(result.sourceBytes)}).`,
         `Its output is the source model's plus a perturbation (scale ${request.perturbation}, seed ${request.seed}` +
           `${request.perturbation === 0 ? ": exactly none" : ""}): the source's weights are kept and the extra`,
         "units are random. Use the source as its speculative-decoding draft; it shares the tokenizer and vocabulary.",
@@ -426,7 +421,7 @@ export async function runSynthCommand(argv: string[], io: SynthCommandIo = PROCE
   }
   const seconds = ((performance.now() - startedMs) / 1000).toFixed(1);
   io.stdout(
-    `Wrote ${out} (${formatBytes(plan.fileBytes)}) in ${seconds} s. Remember: random weights, meaningless output.\n`,
+    `Wrote ${out} (${withExactBytes(plan.fileBytes)}) in ${seconds} s. Remember: random weights, meaningless output.\n`,
   );
   return EXIT_OK;
 }
