@@ -1,7 +1,5 @@
 import { type FileHandle, open } from "node:fs/promises";
-import { GGUF_VALUE_TYPE, type GgufKv } from "./gguf-writer.ts";
-
-export { f16BitsToNumber } from "./float16.ts";
+import { GGUF_VALUE_TYPE, type GgufKv } from "./gguf-kv.ts";
 
 export interface GgufTensorInfo {
   name: string;

@@ -1,11 +1,5 @@
-import {
-  ENCODABLE_TYPES,
-  type EncodableTypeName,
-  type GgufKv,
-  type GgufSpec,
-  type GgufTensor,
-  GgufWriter,
-} from "./gguf-writer.ts";
+import type { GgufKv } from "./gguf-kv.ts";
+import { ENCODABLE_TYPES, type EncodableTypeName, type GgufSpec, type GgufTensor, GgufWriter } from "./gguf-writer.ts";
 import { QUANT_BLOCK_SIZE } from "./quantize.ts";
 import { buildSyntheticVocabulary, MIN_SYNTHETIC_VOCAB_SIZE, SYNTHETIC_CHAT_TEMPLATE } from "./synthetic-vocabulary.ts";
 import { syntheticWeights, WEIGHT_STD } from "./synthetic-weights.ts";

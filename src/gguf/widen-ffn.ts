@@ -12,11 +12,12 @@
  */
 import { type FileHandle, open, realpath, stat } from "node:fs/promises";
 import { resolve } from "node:path";
-import { derivedMetadata, stringKv } from "./derived-metadata.ts";
+import { assertMetadataRoundTrips, derivedMetadata, stringKv } from "./derived-metadata.ts";
 import { f16BitsToNumber, float32ToF16Bits } from "./float16.ts";
 import { GGML_TYPE_ID, ggmlTensorBytes, ggmlTypeInfo } from "./ggml-types.ts";
+import type { GgufKv } from "./gguf-kv.ts";
+import { type GgufRawTensor, GgufRawWriter } from "./gguf-raw-writer.ts";
 import { type GgufHeader, type GgufTensorInfo, readGgufHeader, readGgufTensorChunks } from "./gguf-reader.ts";
-import { encodeGgufMetadata, type GgufKv, type GgufRawTensor, GgufRawWriter } from "./gguf-writer.ts";
 import { syntheticWeights } from "./synthetic-weights.ts";
 
 export interface WidenFeedForwardOptions {
@@ -49,8 +50,6 @@ export class WidenFeedForwardError extends Error {
 
 export const DEFAULT_PERTURBATION = 0.02;
 
-/** Offset of the metadata section in every GGUF v2/v3 file: magic, version, tensor count and KV count. */
-const METADATA_OFFSET = 4 + 4 + 8 + 8;
 /** Source rows read at once when widening `ffn_down`: a few MB whatever the model. */
 const CHUNK_BYTES = 4 * 1024 * 1024;
 /** Zeros per chunk for a perturbation of 0, in whole rows like syntheticWeights' chunks. */
@@ -112,18 +111,6 @@ function checkFeedForward(source: GgufHeader, architecture: string, sourceFeedFo
         `tensor ${tensor.name} has shape [${tensor.dims.join(", ")}], expected [${expected.join(", ")}]`,
       );
   }
-}
-
-/** Throws unless the metadata as read re-encodes to exactly the bytes of the source file. */
-async function assertMetadataRoundTrips(handle: FileHandle, source: GgufHeader): Promise<void> {
-  const encoded = encodeGgufMetadata(source.metadata);
-  const onDisk = Buffer.alloc(encoded.length);
-  const { bytesRead } = await handle.read(onDisk, 0, onDisk.length, METADATA_OFFSET);
-  if (bytesRead !== onDisk.length || !onDisk.equals(encoded))
-    throw new WidenFeedForwardError(
-      "the source's metadata does not re-encode byte for byte (a string that is " +
-        "not valid UTF-8, or a NaN payload), so it cannot be copied exactly",
-    );
 }
 
 function decodeValue(type: number, bytes: Buffer, index: number): number {
@@ -259,7 +246,7 @@ export async function widenFeedForward(
 
   const handle = await open(sourcePath, "r");
   try {
-    await assertMetadataRoundTrips(handle, source);
+    await assertMetadataRoundTrips(handle, source, fail);
     const plan: WidenPlan = { handle, source, sourceFeedForward, feedForwardLength, perturbation, seed: seed >>> 0 };
     const tensors = source.tensors.map((tensor): GgufRawTensor => {
       const byteLength = ggmlTensorBytes(ggmlTypeInfo(tensor.ggmlType), tensor.dims);
