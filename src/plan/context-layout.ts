@@ -29,7 +29,8 @@ export function resolveContextLayout(model: GgufModelInfo, options: PlanOptions)
   const sequences = options.parallel;
   const isUnified = options.kvCacheTokens != null;
   const isQuantized = options.kvType === "q8_0" || options.kvType === "q4_0";
-  const flashAttention = options.flashAttention ?? isQuantized;
+  // The engine's "auto" on CPU: on for the shared pool, whose attention would otherwise compute every masked cell.
+  const flashAttention = options.flashAttention ?? (isQuantized || isUnified);
   if (isQuantized && !flashAttention)
     throw new RangeError(`a ${options.kvType} V cache needs flash attention; llama.cpp refuses it without`);
 

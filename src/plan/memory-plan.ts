@@ -21,7 +21,10 @@ export interface PlanOptions {
   readonly batchSize: number;
   /** Tokens of one micro-batch. Defaults to the batch size (node-llama-cpp never splits a batch). */
   readonly ubatchSize?: number;
-  /** Defaults to off for f16/f32 caches (the server's CPU default) and on for quantized ones, which need it. */
+  /**
+   * Defaults to the server's choice on CPU: on for a shared pool and for quantized caches (which need it), off for
+   * f16/f32 caches of one slab per sequence.
+   */
   readonly flashAttention?: boolean;
 }
 
