@@ -1,8 +1,9 @@
 import type { GgufModelInfo } from "./gguf-model-info.ts";
+import { KV_CELL_PADDING } from "./kv-budget.ts";
 import type { KvCacheType, PlanOptions } from "./memory-plan.ts";
 
 /** node-llama-cpp and llama.cpp both pad context sizes to this many cells. */
-const CONTEXT_PAD = 256;
+const CONTEXT_PAD = KV_CELL_PADDING;
 
 const padUp = (value: number, padding: number): number => Math.ceil(value / padding) * padding;
 

@@ -64,7 +64,8 @@ export interface MemoryPlan {
   readonly warnings: readonly string[];
 }
 
-const F32_BYTES = 4;
+/** Logits are F32 rows. */
+const F32_BYTES = ggmlTypeByName("F32").bytesPerBlock;
 
 const padUp = (value: number, padding: number): number => Math.ceil(value / padding) * padding;
 const EXPERT_TENSOR = /^blk\.\d+\.ffn_(gate|up|down|gate_up)_exps\.(weight|bias)$/;
