@@ -10,10 +10,11 @@
  */
 import { open, realpath, stat } from "node:fs/promises";
 import { resolve } from "node:path";
-import { ggmlTensorBytes, ggmlTypeInfo } from "../plan/ggml-types.ts";
-import { derivedMetadata, stringKv } from "./derived-metadata.ts";
+import { assertMetadataRoundTrips, derivedMetadata, stringKv } from "./derived-metadata.ts";
+import { ggmlTensorBytes, ggmlTypeInfo } from "./ggml-types.ts";
+import type { GgufKv } from "./gguf-kv.ts";
+import { type GgufRawTensor, GgufRawWriter } from "./gguf-raw-writer.ts";
 import { type GgufHeader, type GgufTensorInfo, readGgufHeader, readGgufTensorChunks } from "./gguf-reader.ts";
-import { encodeGgufMetadata, type GgufKv, type GgufRawTensor, GgufRawWriter } from "./gguf-writer.ts";
 
 export interface DeriveDraftOptions {
   /** Transformer blocks to keep, from the input side: `blk.0` … `blk.<keepLayers - 1>`. 1 to the source's count. */
@@ -38,8 +39,6 @@ export class DeriveDraftError extends Error {
   readonly code = "PAGODA_ERR_DERIVE_DRAFT";
 }
 
-/** Offset of the metadata section in every GGUF v2/v3 file: magic, version, tensor count and KV count. */
-const METADATA_OFFSET = 4 + 4 + 8 + 8;
 const BLOCK_TENSOR = /^blk\.(\d+)\./;
 
 const fail = (message: string): Error => new DeriveDraftError(message);
@@ -104,23 +103,6 @@ function sourceTensorBytes(source: GgufHeader, fileBytes: number): Map<GgufTenso
   return sizes;
 }
 
-/** Throws unless the metadata as read re-encodes to exactly the bytes of the source file (e.g. invalid UTF-8). */
-async function assertMetadataRoundTrips(sourcePath: string, source: GgufHeader): Promise<void> {
-  const encoded = encodeGgufMetadata(source.metadata);
-  const handle = await open(sourcePath, "r");
-  try {
-    const onDisk = Buffer.alloc(encoded.length);
-    const { bytesRead } = await handle.read(onDisk, 0, onDisk.length, METADATA_OFFSET);
-    if (bytesRead === onDisk.length && onDisk.equals(encoded)) return;
-  } finally {
-    await handle.close();
-  }
-  throw new DeriveDraftError(
-    "the source's metadata does not re-encode byte for byte (a string that is not valid UTF-8, or a NaN payload), " +
-      "so it cannot be copied exactly",
-  );
-}
-
 async function isSameFile(sourcePath: string, outPath: string): Promise<boolean> {
   const source = await realpath(sourcePath);
   const out = await realpath(outPath).catch(() => resolve(outPath));
@@ -146,10 +128,10 @@ export async function deriveDraftModel(
   if (await isSameFile(sourcePath, outPath)) throw new DeriveDraftError("the draft cannot overwrite its source");
   const sourceBytes = (await stat(sourcePath)).size;
   const sizes = sourceTensorBytes(source, sourceBytes);
-  await assertMetadataRoundTrips(sourcePath, source);
 
   const handle = await open(sourcePath, "r");
   try {
+    await assertMetadataRoundTrips(handle, source, fail);
     const tensors: GgufRawTensor[] = source.tensors
       .filter((tensor) => {
         const block = BLOCK_TENSOR.exec(tensor.name);

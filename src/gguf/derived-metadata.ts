@@ -2,8 +2,11 @@
  * Metadata of a model derived from another GGUF file (a draft with fewer blocks, a target with a wider
  * feed-forward): every key copied as read except one integer hyperparameter and the model's name.
  */
+import type { FileHandle } from "node:fs/promises";
 import { basename, extname } from "node:path";
-import type { GgufKv } from "./gguf-writer.ts";
+import type { GgufKv } from "./gguf-kv.ts";
+import { encodeGgufMetadata, GGUF_METADATA_OFFSET } from "./gguf-layout.ts";
+import type { GgufHeader } from "./gguf-reader.ts";
 
 /** A string KV's value, null when absent; `fail` builds the error for a KV of another type. */
 export function stringKv(metadata: readonly GgufKv[], key: string, fail: (message: string) => Error): string | null {
@@ -39,4 +42,23 @@ export function derivedMetadata(
     });
   }
   return derived;
+}
+
+/**
+ * Throws `fail(…)` unless the source's metadata as read re-encodes to exactly its bytes on disk, which proves that
+ * the copy is byte for byte (tokenizer arrays included). Invalid UTF-8 or a NaN payload would not survive.
+ */
+export async function assertMetadataRoundTrips(
+  handle: FileHandle,
+  source: GgufHeader,
+  fail: (message: string) => Error,
+): Promise<void> {
+  const encoded = encodeGgufMetadata(source.metadata);
+  const onDisk = Buffer.alloc(encoded.length);
+  const { bytesRead } = await handle.read(onDisk, 0, onDisk.length, GGUF_METADATA_OFFSET);
+  if (bytesRead !== onDisk.length || !onDisk.equals(encoded))
+    throw fail(
+      "the source's metadata does not re-encode byte for byte (a string that is not valid UTF-8, or a NaN payload), " +
+        "so it cannot be copied exactly",
+    );
 }

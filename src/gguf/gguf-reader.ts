@@ -1,7 +1,5 @@
 import { type FileHandle, open } from "node:fs/promises";
-import { GGUF_VALUE_TYPE, type GgufKv } from "./gguf-writer.ts";
-
-export { f16BitsToNumber } from "./float16.ts";
+import { GGUF_VALUE_TYPE, type GgufKv } from "./gguf-kv.ts";
 
 export interface GgufTensorInfo {
   name: string;
@@ -161,7 +159,7 @@ export const DEFAULT_TENSOR_CHUNK_BYTES = 8 * 1024 * 1024;
 /**
  * Streams the `byteLength` bytes of `tensor`'s data from an open GGUF file, in fresh buffers of at most
  * `chunkBytes`. The reader does not know ggml types, so the caller sizes the tensor (`ggmlTensorBytes` in
- * src/plan/ggml-types.ts). Throws if the file ends first.
+ * ggml-types.ts). Throws if the file ends first.
  */
 export async function* readGgufTensorChunks(
   handle: FileHandle,

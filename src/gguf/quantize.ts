@@ -7,14 +7,21 @@
  * because a double carries more than twice float32's precision plus two bits.
  */
 import { f16BitsToNumber, float32ToF16Bits } from "./float16.ts";
+import { ggmlTypeByName } from "./ggml-types.ts";
 
 export type QuantizedTypeName = "Q8_0" | "Q4_0";
 
-/** Values per block, for both formats (ggml's QK8_0 and QK4_0). */
-export const QUANT_BLOCK_SIZE = 32;
+const Q8_0 = ggmlTypeByName("Q8_0");
+const Q4_0 = ggmlTypeByName("Q4_0");
+
+/** Values per block, for both formats (ggml's QK8_0 and QK4_0, both 32). */
+export const QUANT_BLOCK_SIZE = Q8_0.blockSize;
 
 /** Bytes per block: an f16 scale, then 32 int8 values (Q8_0) or 32 packed 4-bit values (Q4_0). */
-export const QUANT_BLOCK_BYTES: Readonly<Record<QuantizedTypeName, number>> = Object.freeze({ Q8_0: 34, Q4_0: 18 });
+export const QUANT_BLOCK_BYTES: Readonly<Record<QuantizedTypeName, number>> = Object.freeze({
+  Q8_0: Q8_0.bytesPerBlock,
+  Q4_0: Q4_0.bytesPerBlock,
+});
 
 function blockCount(type: QuantizedTypeName, valueCount: number): number {
   if (valueCount % QUANT_BLOCK_SIZE !== 0)

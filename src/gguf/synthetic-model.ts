@@ -1,7 +1,8 @@
-import { type GgmlTypeName, type GgufKv, type GgufSpec, type GgufTensor, GgufWriter } from "./gguf-writer.ts";
+import type { GgufKv } from "./gguf-kv.ts";
+import { ENCODABLE_TYPES, type EncodableTypeName, type GgufSpec, GgufWriter } from "./gguf-writer.ts";
 import { QUANT_BLOCK_SIZE } from "./quantize.ts";
+import { syntheticTensors } from "./synthetic-tensors.ts";
 import { buildSyntheticVocabulary, MIN_SYNTHETIC_VOCAB_SIZE, SYNTHETIC_CHAT_TEMPLATE } from "./synthetic-vocabulary.ts";
-import { syntheticWeights, WEIGHT_STD } from "./synthetic-weights.ts";
 
 /** Shape and encoding of a synthetic llama model. */
 export interface SyntheticLlamaShape {
@@ -41,7 +42,8 @@ export const DEFAULT_SYNTHETIC_SHAPE: Readonly<SyntheticLlamaShape> = Object.fre
 });
 
 export type SyntheticArchitecture = "llama" | "qwen2";
-export type SyntheticTensorType = "F32" | "F16" | "Q8_0" | "Q4_0";
+/** A synthetic model can be of any type the writer encodes. */
+export type SyntheticTensorType = EncodableTypeName;
 
 /** Everything that decides a synthetic model's tensors and metadata. */
 export interface SyntheticModelShape extends Omit<SyntheticLlamaShape, "tensorType"> {
@@ -75,7 +77,7 @@ export interface SyntheticModelOptions extends Partial<SyntheticModelShape> {
 export interface SyntheticTensorPlan {
   name: string;
   dims: readonly number[];
-  type: GgmlTypeName;
+  type: EncodableTypeName;
   byteLength: number;
 }
 
@@ -129,7 +131,7 @@ function resolveShape(options: SyntheticModelOptions): SyntheticModelShape {
   if (shape.embeddingLength % shape.headCount !== 0)
     throw new RangeError("embeddingLength must be divisible by headCount");
   if (shape.headCount % shape.headCountKv !== 0) throw new RangeError("headCountKv must divide headCount");
-  if (!(["F32", "F16", "Q8_0", "Q4_0"] as const).includes(shape.tensorType))
+  if (!ENCODABLE_TYPES.includes(shape.tensorType))
     throw new RangeError(`unsupported tensorType ${String(shape.tensorType)}`);
   if (shape.tensorType === "Q8_0" || shape.tensorType === "Q4_0") {
     // Quantized blocks run along rows; rows are embeddingLength long, or feedForwardLength for ffn_down.
@@ -215,88 +217,6 @@ function buildMetadata(shape: SyntheticModelShape, seed: number, label: string):
   ];
 }
 
-type MatrixRole = "token_embd" | "output" | "attn_k" | "attn_v" | "other";
-
-/**
- * Encoding of a weight matrix, following llama-quantize's defaults for the file type. For Q4_0 it puts
- * output.weight (token_embd.weight too when they are tied) at Q6_K, which this writer cannot encode: Q8_0 stands
- * in, about 30% larger than Q6_K. llama-quantize also does so itself when n_embd is not a multiple of 256. Models
- * with exactly 8 experts get Q8_0 attn_k and attn_v, as llama-quantize gives them.
- */
-function matrixType(shape: SyntheticModelShape, role: MatrixRole): GgmlTypeName {
-  if (shape.tensorType !== "Q4_0") return shape.tensorType;
-  if (role === "output" || (role === "token_embd" && shape.tiedEmbeddings)) return "Q8_0";
-  if ((role === "attn_k" || role === "attn_v") && shape.expertCount === 8) return "Q8_0";
-  return "Q4_0";
-}
-
-function buildTensors(shape: SyntheticModelShape, seed: number): GgufTensor[] {
-  const nEmbd = shape.embeddingLength;
-  const nEmbdKv = (nEmbd / shape.headCount) * shape.headCountKv;
-  const nFf = shape.feedForwardLength;
-  const random = (name: string, dims: readonly number[], type: GgmlTypeName): GgufTensor => ({
-    name,
-    dims,
-    type,
-    data: () =>
-      syntheticWeights(
-        name,
-        dims.reduce((product, dim) => product * dim, 1),
-        dims[0]!,
-        seed,
-        WEIGHT_STD,
-      ),
-  });
-  const matrix = (name: string, dims: readonly number[], role: MatrixRole = "other"): GgufTensor =>
-    random(name, dims, matrixType(shape, role));
-  // Converters keep 1-D tensors in F32 regardless of the file type.
-  const norm = (name: string): GgufTensor => ({
-    name,
-    dims: [nEmbd],
-    type: "F32",
-    data: () => new Float32Array(nEmbd).fill(1),
-  });
-  const bias = (name: string, length: number): GgufTensor[] =>
-    shape.architecture === "qwen2" ? [random(name, [length], "F32")] : [];
-
-  const tensors: GgufTensor[] = [
-    matrix("token_embd.weight", [nEmbd, shape.vocabSize], "token_embd"),
-    norm("output_norm.weight"),
-  ];
-  if (!shape.tiedEmbeddings) tensors.push(matrix("output.weight", [nEmbd, shape.vocabSize], "output"));
-  for (let block = 0; block < shape.blockCount; block++) {
-    const prefix = `blk.${block}`;
-    tensors.push(
-      norm(`${prefix}.attn_norm.weight`),
-      matrix(`${prefix}.attn_q.weight`, [nEmbd, nEmbd]),
-      ...bias(`${prefix}.attn_q.bias`, nEmbd),
-      matrix(`${prefix}.attn_k.weight`, [nEmbd, nEmbdKv], "attn_k"),
-      ...bias(`${prefix}.attn_k.bias`, nEmbdKv),
-      matrix(`${prefix}.attn_v.weight`, [nEmbd, nEmbdKv], "attn_v"),
-      ...bias(`${prefix}.attn_v.bias`, nEmbdKv),
-      matrix(`${prefix}.attn_output.weight`, [nEmbd, nEmbd]),
-      norm(`${prefix}.ffn_norm.weight`),
-    );
-    if (shape.expertCount === 0) {
-      tensors.push(
-        matrix(`${prefix}.ffn_gate.weight`, [nEmbd, nFf]),
-        matrix(`${prefix}.ffn_up.weight`, [nEmbd, nFf]),
-        matrix(`${prefix}.ffn_down.weight`, [nFf, nEmbd]),
-      );
-      continue;
-    }
-    const nExpert = shape.expertCount;
-    tensors.push(
-      // The router stays F32, as converters and llama-quantize leave it.
-      random(`${prefix}.ffn_gate_inp.weight`, [nEmbd, nExpert], "F32"),
-      matrix(`${prefix}.ffn_gate_exps.weight`, [nEmbd, nFf, nExpert]),
-      matrix(`${prefix}.ffn_up_exps.weight`, [nEmbd, nFf, nExpert]),
-      matrix(`${prefix}.ffn_down_exps.weight`, [nFf, nEmbd, nExpert]),
-    );
-  }
-  return tensors;
-}
-
 /**
  * The shape with defaults filled in, and the GGUF spec of its model. Tensor values are generated only when the
  * spec is written, a chunk at a time, so building the spec of even a 100 GB model is cheap.
@@ -310,7 +230,7 @@ export function syntheticModelSpec(options: SyntheticModelOptions = {}): {
   if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
   const spec = {
     metadata: buildMetadata(shape, seed, options.label ?? shapeLabel(shape)),
-    tensors: buildTensors(shape, seed),
+    tensors: syntheticTensors(shape, seed),
   };
   return { shape, spec };
 }

@@ -12,11 +12,12 @@
  */
 import { type FileHandle, open, realpath, stat } from "node:fs/promises";
 import { resolve } from "node:path";
-import { ggmlTensorBytes, ggmlTypeInfo } from "../plan/ggml-types.ts";
-import { derivedMetadata, stringKv } from "./derived-metadata.ts";
+import { assertMetadataRoundTrips, derivedMetadata, stringKv } from "./derived-metadata.ts";
 import { f16BitsToNumber, float32ToF16Bits } from "./float16.ts";
+import { GGML_TYPE_ID, ggmlTensorBytes, ggmlTypeInfo } from "./ggml-types.ts";
+import type { GgufKv } from "./gguf-kv.ts";
+import { type GgufRawTensor, GgufRawWriter } from "./gguf-raw-writer.ts";
 import { type GgufHeader, type GgufTensorInfo, readGgufHeader, readGgufTensorChunks } from "./gguf-reader.ts";
-import { encodeGgufMetadata, GGML_TYPE, type GgufKv, type GgufRawTensor, GgufRawWriter } from "./gguf-writer.ts";
 import { syntheticWeights } from "./synthetic-weights.ts";
 
 export interface WidenFeedForwardOptions {
@@ -49,14 +50,12 @@ export class WidenFeedForwardError extends Error {
 
 export const DEFAULT_PERTURBATION = 0.02;
 
-/** Offset of the metadata section in every GGUF v2/v3 file: magic, version, tensor count and KV count. */
-const METADATA_OFFSET = 4 + 4 + 8 + 8;
 /** Source rows read at once when widening `ffn_down`: a few MB whatever the model. */
 const CHUNK_BYTES = 4 * 1024 * 1024;
 /** Zeros per chunk for a perturbation of 0, in whole rows like syntheticWeights' chunks. */
 const ZERO_CHUNK_VALUES = 1 << 20;
 const WIDENED = /^blk\.\d+\.ffn_(gate|up|down)\.weight$/;
-const BYTES_PER_VALUE: Readonly<Record<number, number>> = { [GGML_TYPE.F32]: 4, [GGML_TYPE.F16]: 2 };
+const BYTES_PER_VALUE: Readonly<Record<number, number>> = { [GGML_TYPE_ID.F32]: 4, [GGML_TYPE_ID.F16]: 2 };
 
 const fail = (message: string): Error => new WidenFeedForwardError(message);
 
@@ -114,27 +113,15 @@ function checkFeedForward(source: GgufHeader, architecture: string, sourceFeedFo
   }
 }
 
-/** Throws unless the metadata as read re-encodes to exactly the bytes of the source file. */
-async function assertMetadataRoundTrips(handle: FileHandle, source: GgufHeader): Promise<void> {
-  const encoded = encodeGgufMetadata(source.metadata);
-  const onDisk = Buffer.alloc(encoded.length);
-  const { bytesRead } = await handle.read(onDisk, 0, onDisk.length, METADATA_OFFSET);
-  if (bytesRead !== onDisk.length || !onDisk.equals(encoded))
-    throw new WidenFeedForwardError(
-      "the source's metadata does not re-encode byte for byte (a string that is " +
-        "not valid UTF-8, or a NaN payload), so it cannot be copied exactly",
-    );
-}
-
 function decodeValue(type: number, bytes: Buffer, index: number): number {
-  return type === GGML_TYPE.F16 ? f16BitsToNumber(bytes.readUInt16LE(index * 2)) : bytes.readFloatLE(index * 4);
+  return type === GGML_TYPE_ID.F16 ? f16BitsToNumber(bytes.readUInt16LE(index * 2)) : bytes.readFloatLE(index * 4);
 }
 
 /** Little-endian F32 or F16 bytes of `values`. */
 function encodeValues(type: number, values: Float32Array): Buffer {
   const out = Buffer.allocUnsafe(values.length * BYTES_PER_VALUE[type]!);
   for (let i = 0; i < values.length; i++) {
-    if (type === GGML_TYPE.F16) out.writeUInt16LE(float32ToF16Bits(values[i]!), i * 2);
+    if (type === GGML_TYPE_ID.F16) out.writeUInt16LE(float32ToF16Bits(values[i]!), i * 2);
     else out.writeFloatLE(values[i]!, i * 4);
   }
   return out;
@@ -259,7 +246,7 @@ export async function widenFeedForward(
 
   const handle = await open(sourcePath, "r");
   try {
-    await assertMetadataRoundTrips(handle, source);
+    await assertMetadataRoundTrips(handle, source, fail);
     const plan: WidenPlan = { handle, source, sourceFeedForward, feedForwardLength, perturbation, seed: seed >>> 0 };
     const tensors = source.tensors.map((tensor): GgufRawTensor => {
       const byteLength = ggmlTensorBytes(ggmlTypeInfo(tensor.ggmlType), tensor.dims);

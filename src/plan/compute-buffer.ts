@@ -1,9 +1,10 @@
+import { ggmlTypeByName } from "../gguf/ggml-types.ts";
 import { GraphSketch, type SketchTensor } from "./graph-allocator.ts";
 
-const F32_BYTES = 4;
-const F16_BYTES = 2;
-const I32_BYTES = 4;
-const I64_BYTES = 8;
+const F32_BYTES = ggmlTypeByName("F32").bytesPerBlock;
+const F16_BYTES = ggmlTypeByName("F16").bytesPerBlock;
+const I32_BYTES = ggmlTypeByName("I32").bytesPerBlock;
+const I64_BYTES = ggmlTypeByName("I64").bytesPerBlock;
 
 /** Feed-forward block of one layer. */
 export type FeedForwardShape =

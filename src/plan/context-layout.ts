@@ -1,8 +1,9 @@
 import type { GgufModelInfo } from "./gguf-model-info.ts";
+import { KV_CELL_PADDING } from "./kv-budget.ts";
 import type { KvCacheType, PlanOptions } from "./memory-plan.ts";
 
 /** node-llama-cpp and llama.cpp both pad context sizes to this many cells. */
-const CONTEXT_PAD = 256;
+const CONTEXT_PAD = KV_CELL_PADDING;
 
 const padUp = (value: number, padding: number): number => Math.ceil(value / padding) * padding;
 
@@ -29,7 +30,8 @@ export function resolveContextLayout(model: GgufModelInfo, options: PlanOptions)
   const sequences = options.parallel;
   const isUnified = options.kvCacheTokens != null;
   const isQuantized = options.kvType === "q8_0" || options.kvType === "q4_0";
-  const flashAttention = options.flashAttention ?? isQuantized;
+  // The engine's "auto" on CPU: on for the shared pool, whose attention would otherwise compute every masked cell.
+  const flashAttention = options.flashAttention ?? (isQuantized || isUnified);
   if (isQuantized && !flashAttention)
     throw new RangeError(`a ${options.kvType} V cache needs flash attention; llama.cpp refuses it without`);
 

@@ -1,15 +1,8 @@
+import { formatBytes } from "../gguf/format-bytes.ts";
 import type { MemoryPlan } from "./memory-plan.ts";
 
-const MIB = 1024 * 1024;
-const GIB = 1024 * MIB;
-
-/** 1.50 GiB, 12.34 MiB or 512 B: the unit a reader expects at that size. */
-export function formatBytes(bytes: number): string {
-  if (bytes >= GIB) return `${(bytes / GIB).toFixed(2)} GiB`;
-  if (bytes >= MIB / 10) return `${(bytes / MIB).toFixed(2)} MiB`;
-  if (bytes >= 1024) return `${(bytes / 1024).toFixed(2)} KiB`;
-  return `${bytes} B`;
-}
+// The server's startup summary imports it from here, beside the plan it formats.
+export { formatBytes } from "../gguf/format-bytes.ts";
 
 const grouped = (value: number): string => value.toLocaleString("en-US");
 

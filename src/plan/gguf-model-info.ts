@@ -1,6 +1,6 @@
+import { ggmlTensorBytes, ggmlTypeInfo } from "../gguf/ggml-types.ts";
+import type { GgufKv } from "../gguf/gguf-kv.ts";
 import { type GgufHeader, readGgufHeader } from "../gguf/gguf-reader.ts";
-import type { GgufKv } from "../gguf/gguf-writer.ts";
-import { ggmlTensorBytes, ggmlTypeInfo } from "./ggml-types.ts";
 
 /** One tensor as the planner needs it: no data, only what it costs. */
 export interface GgufTensorSummary {

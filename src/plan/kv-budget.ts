@@ -1,4 +1,7 @@
-/** Tokens per sequence are sized in whole multiples of this, so llama.cpp's padding never exceeds the budget. */
+/**
+ * llama.cpp pads a context to whole multiples of this many cells; tokens per sequence are sized in such multiples,
+ * so the padding never exceeds the budget.
+ */
 export const KV_CELL_PADDING = 256;
 
 /**

@@ -1,6 +1,6 @@
+import { type GgmlTypeInfo, ggmlTypeByName } from "../gguf/ggml-types.ts";
 import { type ComputeLayerShape, estimateComputeGraphBytes, type FeedForwardShape } from "./compute-buffer.ts";
 import { type ContextLayout, resolveContextLayout } from "./context-layout.ts";
-import { type GgmlTypeInfo, ggmlTypeByName } from "./ggml-types.ts";
 import type { GgufModelInfo } from "./gguf-model-info.ts";
 
 export type { ContextLayout } from "./context-layout.ts";
@@ -21,7 +21,10 @@ export interface PlanOptions {
   readonly batchSize: number;
   /** Tokens of one micro-batch. Defaults to the batch size (node-llama-cpp never splits a batch). */
   readonly ubatchSize?: number;
-  /** Defaults to off for f16/f32 caches (the server's CPU default) and on for quantized ones, which need it. */
+  /**
+   * Defaults to the server's choice on CPU: on for a shared pool and for quantized caches (which need it), off for
+   * f16/f32 caches of one slab per sequence.
+   */
   readonly flashAttention?: boolean;
 }
 
@@ -61,7 +64,8 @@ export interface MemoryPlan {
   readonly warnings: readonly string[];
 }
 
-const F32_BYTES = 4;
+/** Logits are F32 rows. */
+const F32_BYTES = ggmlTypeByName("F32").bytesPerBlock;
 
 const padUp = (value: number, padding: number): number => Math.ceil(value / padding) * padding;
 const EXPERT_TENSOR = /^blk\.\d+\.ffn_(gate|up|down|gate_up)_exps\.(weight|bias)$/;

@@ -1,8 +1,10 @@
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
+import { FLASH_ATTENTION_MODES, KV_LAYOUTS } from "../config/config-schema.ts";
 import { formatMemoryPlan, memoryPlanToJson } from "./format-plan.ts";
 import { type GgufModelInfo, readGgufModelInfo } from "./gguf-model-info.ts";
-import { KV_CACHE_TYPES, type KvCacheType, type MemoryPlan, type PlanOptions, planMemory } from "./memory-plan.ts";
+import { KV_CACHE_TYPES, type MemoryPlan, type PlanOptions, planMemory } from "./memory-plan.ts";
+import { SERVER_CONTEXT_DEFAULTS, serverPlanOptions } from "./server-plan-options.ts";
 
 /** Where the command writes; the process streams unless a test passes its own. */
 export interface PlanCommandIo {
@@ -10,24 +12,24 @@ export interface PlanCommandIo {
   readonly stderr: { write(text: string): unknown };
 }
 
-/** The server's own defaults, so a bare `pagoda plan model.gguf` describes a default server. */
-const DEFAULT_CTX_SIZE = 2048;
-const DEFAULT_PARALLEL = 8;
-const DEFAULT_BATCH_SIZE = 512;
-const DEFAULT_KV_TYPE: KvCacheType = "f16";
+const D = SERVER_CONTEXT_DEFAULTS;
 
 const USAGE = `usage: pagoda plan <model.gguf> [options]
 
-Where the RAM goes when pagoda serves this model, from the GGUF header alone (no weights are loaded).
+Where the RAM goes when pagoda serves this model, from the GGUF header alone (no weights are loaded). Every
+default is the server's, so a bare plan describes a server started without flags.
 
 options:
-  --ctx-size N          tokens per sequence (default ${DEFAULT_CTX_SIZE})
-  --parallel N          sequences decoded together (default ${DEFAULT_PARALLEL})
-  --kv-cache-tokens N   one KV pool of N cells shared by all sequences (default: one per sequence)
-  --kv-type TYPE        KV cache type: ${KV_CACHE_TYPES.join(", ")} (default ${DEFAULT_KV_TYPE})
-  --batch-size N        tokens per engine step (default ${DEFAULT_BATCH_SIZE})
+  --ctx-size N          tokens per sequence (default ${D.ctxSize})
+  --parallel N          sequences decoded together (default ${D.parallel})
+  --kv-layout LAYOUT    ${KV_LAYOUTS.join(" or ")}: one KV pool for all sequences, or ctx-size cells reserved per
+                        sequence (default ${D.kvLayout}, as the server with the patched addon)
+  --kv-cache-tokens N   cells of the shared pool (default: ctx-size × parallel)
+  --kv-type TYPE        KV cache type: ${KV_CACHE_TYPES.join(", ")} (default ${D.kvType}, the server's only type)
+  --batch-size N        tokens per engine step (default ${D.batchSize})
   --ubatch-size N       tokens per micro-batch (default: the batch size)
-  --flash-attn MODE     on, off or auto (default auto: on only for quantized KV caches, as on CPU)
+  --flash-attn MODE     ${FLASH_ATTENTION_MODES.join(", ")} (default ${D.flashAttn}: on for the shared pool and for quantized KV
+                        caches, off for f16/f32 slabs, as the server on CPU)
   --json                print the plan as JSON
   -h, --help            show this help
 `;
@@ -45,16 +47,27 @@ function positiveInteger(flag: string, value: string | undefined): number | unde
   return parsed;
 }
 
-interface ParsedCommand {
-  readonly modelPath: string;
-  readonly options: PlanOptions;
-  readonly isJson: boolean;
-  readonly isHelp: boolean;
+/** The value of a flag that takes one of `choices`, or `fallback` when it is absent. */
+function choice<Choice extends string>(
+  flag: string,
+  value: string | undefined,
+  choices: readonly Choice[],
+  fallback: Choice,
+): Choice {
+  if (value === undefined) return fallback;
+  if (!(choices as readonly string[]).includes(value))
+    throw new UsageError(`--${flag} must be one of ${choices.join(", ")}, got ${JSON.stringify(value)}`);
+  return value as Choice;
 }
+
+type ParsedCommand =
+  | { readonly isHelp: true }
+  | { readonly isHelp: false; readonly modelPath: string; readonly options: PlanOptions; readonly isJson: boolean };
 
 const PLAN_FLAGS = {
   "ctx-size": { type: "string" },
   parallel: { type: "string" },
+  "kv-layout": { type: "string" },
   "kv-cache-tokens": { type: "string" },
   "kv-type": { type: "string" },
   "batch-size": { type: "string" },
@@ -73,39 +86,29 @@ function parseFlags(argv: string[]) {
 }
 
 function parseCommand(argv: string[]): ParsedCommand {
-  const parsed = parseFlags(argv);
-  const { values, positionals } = parsed;
-  if (values.help)
-    return {
-      modelPath: "",
-      options: { ctxSize: 1, parallel: 1, batchSize: 1, kvType: DEFAULT_KV_TYPE },
-      isJson: false,
-      isHelp: true,
-    };
+  const { values, positionals } = parseFlags(argv);
+  if (values.help) return { isHelp: true };
   if (positionals.length !== 1)
     throw new UsageError(
       positionals.length === 0 ? "missing the GGUF file to plan" : `expected one GGUF file, got ${positionals.length}`,
     );
 
-  const kvType = values["kv-type"] ?? DEFAULT_KV_TYPE;
-  if (!(KV_CACHE_TYPES as readonly string[]).includes(kvType))
-    throw new UsageError(`--kv-type must be one of ${KV_CACHE_TYPES.join(", ")}, got ${JSON.stringify(kvType)}`);
-  const flashAttn = values["flash-attn"] ?? "auto";
-  if (flashAttn !== "on" && flashAttn !== "off" && flashAttn !== "auto")
-    throw new UsageError(`--flash-attn must be on, off or auto, got ${JSON.stringify(flashAttn)}`);
-
-  const options: PlanOptions = {
-    ctxSize: positiveInteger("ctx-size", values["ctx-size"]) ?? DEFAULT_CTX_SIZE,
-    parallel: positiveInteger("parallel", values.parallel) ?? DEFAULT_PARALLEL,
-    kvCacheTokens: positiveInteger("kv-cache-tokens", values["kv-cache-tokens"]) ?? null,
-    kvType: kvType as KvCacheType,
-    batchSize: positiveInteger("batch-size", values["batch-size"]) ?? DEFAULT_BATCH_SIZE,
-    ...(values["ubatch-size"] === undefined
-      ? {}
-      : { ubatchSize: positiveInteger("ubatch-size", values["ubatch-size"]) }),
-    ...(flashAttn === "auto" ? {} : { flashAttention: flashAttn === "on" }),
-  };
-  return { modelPath: positionals[0]!, options, isJson: values.json, isHelp: false };
+  const kvLayout = choice("kv-layout", values["kv-layout"], KV_LAYOUTS, D.kvLayout);
+  const kvCacheTokens = positiveInteger("kv-cache-tokens", values["kv-cache-tokens"]);
+  if (kvLayout === "slabs" && kvCacheTokens !== undefined)
+    throw new UsageError("--kv-cache-tokens sizes the shared pool; --kv-layout slabs has none");
+  const ubatchSize = positiveInteger("ubatch-size", values["ubatch-size"]);
+  const options = serverPlanOptions({
+    ctxSize: positiveInteger("ctx-size", values["ctx-size"]) ?? D.ctxSize,
+    parallel: positiveInteger("parallel", values.parallel) ?? D.parallel,
+    batchSize: positiveInteger("batch-size", values["batch-size"]) ?? D.batchSize,
+    kvLayout,
+    ...(kvCacheTokens === undefined ? {} : { kvCacheTokens }),
+    kvType: choice("kv-type", values["kv-type"], KV_CACHE_TYPES, D.kvType),
+    flashAttn: choice("flash-attn", values["flash-attn"], FLASH_ATTENTION_MODES, D.flashAttn),
+    ...(ubatchSize === undefined ? {} : { ubatchSize }),
+  });
+  return { isHelp: false, modelPath: positionals[0]!, options, isJson: values.json };
 }
 
 /**

@@ -2,9 +2,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { ggmlTensorBytes, ggmlTypeInfo } from "../../src/gguf/ggml-types.ts";
+import type { GgufKv } from "../../src/gguf/gguf-kv.ts";
 import type { GgufHeader, GgufTensorInfo } from "../../src/gguf/gguf-reader.ts";
-import type { GgufKv } from "../../src/gguf/gguf-writer.ts";
-import { ggmlTensorBytes, ggmlTypeInfo } from "../../src/plan/ggml-types.ts";
 
 /** Runs `run` with a fresh temporary directory named `pagoda-<label>-…`, removed afterwards. */
 export async function withTempDir<T>(label: string, run: (dir: string) => Promise<T>): Promise<T> {

@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { getLlama, type Llama, LlamaLogLevel, type LlamaModel } from "node-llama-cpp";
 import { deriveDraftModel } from "../../src/gguf/derive-draft.ts";
+import { ggmlTensorBytes, ggmlTypeInfo } from "../../src/gguf/ggml-types.ts";
 import { readGgufHeader } from "../../src/gguf/gguf-reader.ts";
-import { ggmlTensorBytes, ggmlTypeInfo } from "../../src/plan/ggml-types.ts";
 import { argmaxAfterEachPrefix, greedyContinuation, greedyTokens } from "../helpers/greedy-tokens.ts";
 
 const SOURCE_PATH = join(import.meta.dirname, "../../../shared/models/stories260K.gguf");

@@ -4,9 +4,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, type TestContext, test } from "node:test";
 import { GgmlType, getLlama, type Llama, LlamaLogLevel, type LlamaModel } from "node-llama-cpp";
+import { getInternals, isPatchedContext } from "../../src/engine/llama-internals.ts";
 import { writeSyntheticLlama, writeSyntheticModel } from "../../src/gguf/synthetic-model.ts";
-import { readGgufModelInfo } from "../../src/plan/gguf-model-info.ts";
+import { type GgufModelInfo, readGgufModelInfo } from "../../src/plan/gguf-model-info.ts";
 import { type KvCacheType, type MemoryPlan, planMemory } from "../../src/plan/memory-plan.ts";
+import { type KvLayout, SERVER_CONTEXT_DEFAULTS, serverPlanOptions } from "../../src/plan/server-plan-options.ts";
 
 const STORIES_PATH = new URL("../../../shared/models/stories260K.gguf", import.meta.url).pathname;
 const MIB = 1024 * 1024;
@@ -15,24 +17,37 @@ const LOG_PRECISION_BYTES = 0.005 * MIB + 1;
 const TOLERANCE = 0.05;
 
 interface Config {
+  /** Defaults to the server's layout, the shared pool. */
+  readonly kvLayout?: KvLayout;
   readonly contextSize: number;
   readonly sequences: number;
   readonly batchSize: number;
+  /** Cells of the shared pool; defaults to contextSize × sequences, as the server's. */
+  readonly kvCacheTokens?: number;
+  /** Defaults to the server's choice on CPU, which the plan must make too. */
   readonly flashAttention?: boolean;
   readonly kvType?: KvCacheType;
 }
 
-/** The server's defaults, a single small sequence, odd sizes that exercise padding, and flash attention. */
+/**
+ * In each layout: the server's defaults, a single small sequence, odd sizes that exercise padding, and flash
+ * attention the other way round; in the pool, one smaller than every sequence's context.
+ */
 const CONFIGS: readonly Config[] = [
   { contextSize: 2048, sequences: 8, batchSize: 512 },
   { contextSize: 256, sequences: 1, batchSize: 32 },
   { contextSize: 1000, sequences: 3, batchSize: 100 },
-  { contextSize: 1024, sequences: 4, batchSize: 512, flashAttention: true },
+  { contextSize: 1024, sequences: 4, batchSize: 512, kvCacheTokens: 1500, flashAttention: false },
+  { kvLayout: "slabs", contextSize: 2048, sequences: 8, batchSize: 512 },
+  { kvLayout: "slabs", contextSize: 256, sequences: 1, batchSize: 32 },
+  { kvLayout: "slabs", contextSize: 1000, sequences: 3, batchSize: 100 },
+  { kvLayout: "slabs", contextSize: 1024, sequences: 4, batchSize: 512, flashAttention: true },
 ];
 /** Quantized caches need head sizes that are whole q8_0/q4_0 blocks (32), so only some models get these. */
 const QUANTIZED_CONFIGS: readonly Config[] = [
-  { contextSize: 2048, sequences: 2, batchSize: 512, kvType: "q8_0" },
-  { contextSize: 1024, sequences: 2, batchSize: 128, kvType: "q4_0" },
+  { kvLayout: "slabs", contextSize: 2048, sequences: 2, batchSize: 512, kvType: "q8_0" },
+  { kvLayout: "slabs", contextSize: 1024, sequences: 2, batchSize: 128, kvType: "q4_0" },
+  { contextSize: 1024, sequences: 2, batchSize: 128, kvType: "q8_0" },
 ];
 
 let dir: string;
@@ -45,6 +60,8 @@ before(async () => {
   // A logger of our own at debug level: llama.cpp reports every buffer it allocates at info level.
   llama = await getLlama({
     gpu: false,
+    // As the server loads it: a missing prebuilt binary fails the test instead of compiling llama.cpp.
+    build: "never",
     logLevel: LlamaLogLevel.debug,
     logger: (_level, message) => {
       logLines.push(message);
@@ -124,6 +141,113 @@ function assertClose(name: string, planned: number, actual: number, slack = 0): 
   );
 }
 
+const isShared = (config: Config): boolean => (config.kvLayout ?? "shared") === "shared";
+
+/** The plan `pagoda plan` prints for a server started with this configuration. */
+function serverPlan(info: GgufModelInfo, config: Config): MemoryPlan {
+  const forced = config.flashAttention;
+  return planMemory(
+    info,
+    serverPlanOptions({
+      ...SERVER_CONTEXT_DEFAULTS,
+      kvLayout: config.kvLayout ?? "shared",
+      ctxSize: config.contextSize,
+      parallel: config.sequences,
+      batchSize: config.batchSize,
+      ...(config.kvCacheTokens === undefined ? {} : { kvCacheTokens: config.kvCacheTokens }),
+      kvType: config.kvType ?? "f16",
+      flashAttn: forced === undefined ? "auto" : forced ? "on" : "off",
+    }),
+  );
+}
+
+/**
+ * The context as the engine creates it (src/engine/llama-engine.ts): the native one, sized `kvCacheTokens` with one
+ * KV stream for the shared pool, `contextSize` × `sequences` with one slab per sequence otherwise, and flash
+ * attention as its "auto" picks it on CPU (on for the pool and for quantized caches, which need it).
+ */
+async function createServerContext(model: LlamaModel, config: Config): Promise<{ dispose(): Promise<void> }> {
+  const kvType = config.kvType ?? "f16";
+  const ggmlType = GgmlType[kvType.toUpperCase() as keyof typeof GgmlType];
+  const options = {
+    contextSize: isShared(config)
+      ? (config.kvCacheTokens ?? config.contextSize * config.sequences)
+      : config.contextSize * config.sequences,
+    batchSize: Math.max(config.batchSize, config.sequences),
+    sequences: config.sequences,
+    threads: 1,
+    flashAttention: config.flashAttention ?? (kvType !== "f16" || isShared(config)),
+    kvUnified: isShared(config),
+    kvCacheKeyType: ggmlType,
+    kvCacheValueType: ggmlType,
+  };
+  const native = getInternals(model).createContext(options);
+  if (!(await native.init())) throw new Error("llama.cpp could not create the context");
+  if (isShared(config) && !(isPatchedContext(native) && native.isKvUnified())) {
+    await native.dispose();
+    throw new Error("the context was not created with a shared KV pool");
+  }
+  return native;
+}
+
+async function compareOne(t: TestContext, model: LlamaModel, plan: MemoryPlan, config: Config): Promise<void> {
+  logLines = [];
+  const logged = nextReservationLogged();
+  const context = await createServerContext(model, config);
+  try {
+    await logged;
+    const actual = parseContextLog(logLines);
+    const actualTotal = model.size + actual.kvBytes + actual.outputBytes + actual.computeBytes;
+    const c = plan.context;
+    t.diagnostic(
+      `${isShared(config) ? "pool" : "slabs"} ${config.contextSize}×${config.sequences}/${config.batchSize} ` +
+        `${c.kvType} ${c.flashAttention ? "fa" : "-"} | ${fmt(plan.kvBytes)}/${fmt(actual.kvBytes)} | ` +
+        `${fmt(plan.computeBytes)}/${fmt(actual.computeBytes)} | ${fmt(plan.outputBytes)}/${fmt(actual.outputBytes)} | ` +
+        `${fmt(plan.totalBytes)}/${fmt(actualTotal)}`,
+    );
+    assert.equal(c.isKvUnified, isShared(config), "layout");
+    assert.equal(
+      c.flashAttention,
+      config.flashAttention ?? (c.kvType !== "f16" || isShared(config)),
+      "flash attention",
+    );
+    assert.equal(c.contextTokens, actual.contextTokens, "n_ctx");
+    assert.equal(plan.numKvCells, actual.kvCells, "KV cells");
+    assert.ok(
+      Math.abs(plan.kvBytes - actual.kvBytes) <= LOG_PRECISION_BYTES,
+      `KV bytes: planned ${plan.kvBytes}, logged ${actual.kvBytes}`,
+    );
+    assertClose("compute buffer", plan.computeBytes, actual.computeBytes, LOG_PRECISION_BYTES);
+    assertClose("output buffer", plan.outputBytes, actual.outputBytes, LOG_PRECISION_BYTES);
+    assertClose("total", plan.totalBytes, actualTotal);
+  } finally {
+    await context.dispose();
+  }
+}
+
+/** node-llama-cpp's own estimate models its LlamaContext, one slab per sequence: compared with the slab plans only. */
+async function compareWithEstimate(t: TestContext, model: LlamaModel, plan: MemoryPlan, config: Config): Promise<void> {
+  const c = plan.context;
+  const ggmlType = GgmlType[c.kvType.toUpperCase() as keyof typeof GgmlType];
+  const estimate = {
+    contextSize: config.contextSize,
+    sequences: config.sequences,
+    batchSize: config.batchSize,
+    modelGpuLayers: 0,
+    flashAttention: c.flashAttention,
+    kvCacheKeyType: ggmlType,
+    kvCacheValueType: ggmlType,
+  };
+  const v2 = await model.fileInsights.estimateContextResourceRequirementsV2(estimate);
+  const legacy = model.fileInsights.estimateContextResourceRequirements(estimate);
+  t.diagnostic(
+    `  KV+compute plan vs estimateV2 ${plan.kvBytes + plan.computeBytes} vs ${v2.cpuRam} B ` +
+      `(${plan.kvBytes + plan.computeBytes - v2.cpuRam} B) | legacy estimate ${fmt(legacy.cpuRam)} MiB ` +
+      `(${ratio(legacy.cpuRam, v2.cpuRam)})`,
+  );
+  assertClose("KV + compute vs estimateContextResourceRequirementsV2", plan.kvBytes + plan.computeBytes, v2.cpuRam);
+}
+
 async function compareWithLlama(
   t: TestContext,
   label: string,
@@ -135,78 +259,18 @@ async function compareWithLlama(
   const modelBytes = model.size;
   const plans: MemoryPlan[] = [];
   t.diagnostic(
-    `${label}: weights planned ${info.tensors.reduce((sum, tensor) => sum + tensor.bytes, 0)} B, node-llama-cpp model.size ${modelBytes} B`,
+    `${label}: weights planned ${info.tensors.reduce((sum, tensor) => sum + tensor.bytes, 0)} B, node-llama-cpp model.size ${model.size} B`,
   );
-  t.diagnostic(
-    "config (ctx×seq/batch kv fa) | KV MiB plan/llama | compute MiB plan/llama | output MiB plan/llama | " +
-      "total MiB plan/llama | KV+compute plan vs estimateV2 | legacy estimate",
-  );
+  t.diagnostic("layout ctx×seq/batch kv fa | KV MiB plan/llama | compute MiB | output MiB | total MiB");
   try {
+    const canShare = getInternals(model).isPatched;
+    if (!canShare) t.diagnostic("the addon lacks pagoda's patch (npm run build:addon): shared-pool configs skipped");
     for (const config of configs) {
-      const kvType = config.kvType ?? "f16";
-      const isQuantized = kvType !== "f16";
-      const flashAttention = config.flashAttention ?? isQuantized;
-      const plan = planMemory(info, {
-        ctxSize: config.contextSize,
-        parallel: config.sequences,
-        batchSize: config.batchSize,
-        kvType,
-        flashAttention,
-      });
+      const plan = serverPlan(info, config);
       plans.push(plan);
-
-      logLines = [];
-      const logged = nextReservationLogged();
-      const ggmlType = GgmlType[kvType.toUpperCase() as keyof typeof GgmlType];
-      const context = await model.createContext({
-        contextSize: config.contextSize,
-        sequences: config.sequences,
-        batchSize: config.batchSize,
-        threads: 1,
-        flashAttention,
-        ...(isQuantized ? { experimentalKvCacheKeyType: ggmlType, experimentalKvCacheValueType: ggmlType } : {}),
-      });
-      try {
-        await logged;
-        const actual = parseContextLog(logLines);
-        const estimate = {
-          contextSize: config.contextSize,
-          sequences: config.sequences,
-          batchSize: config.batchSize,
-          modelGpuLayers: 0,
-          flashAttention,
-          kvCacheKeyType: ggmlType,
-          kvCacheValueType: ggmlType,
-        };
-        const v2 = await model.fileInsights.estimateContextResourceRequirementsV2(estimate);
-        const legacy = model.fileInsights.estimateContextResourceRequirements({ ...estimate, flashAttention });
-        const actualTotal = modelBytes + actual.kvBytes + actual.outputBytes + actual.computeBytes;
-
-        t.diagnostic(
-          `${config.contextSize}×${config.sequences}/${config.batchSize} ${kvType} ${flashAttention ? "fa" : "-"} | ` +
-            `${fmt(plan.kvBytes)}/${fmt(actual.kvBytes)} | ${fmt(plan.computeBytes)}/${fmt(actual.computeBytes)} | ` +
-            `${fmt(plan.outputBytes)}/${fmt(actual.outputBytes)} | ${fmt(plan.totalBytes)}/${fmt(actualTotal)} | ` +
-            `${plan.kvBytes + plan.computeBytes} vs ${v2.cpuRam} B (${plan.kvBytes + plan.computeBytes - v2.cpuRam} B) | ` +
-            `${fmt(legacy.cpuRam)} MiB (${ratio(legacy.cpuRam, v2.cpuRam)})`,
-        );
-
-        assert.equal(plan.context.contextTokens, actual.contextTokens, "n_ctx");
-        assert.equal(plan.numKvCells, actual.kvCells, "KV cells");
-        assert.ok(
-          Math.abs(plan.kvBytes - actual.kvBytes) <= LOG_PRECISION_BYTES,
-          `KV bytes: planned ${plan.kvBytes}, logged ${actual.kvBytes}`,
-        );
-        assertClose("compute buffer", plan.computeBytes, actual.computeBytes, LOG_PRECISION_BYTES);
-        assertClose("output buffer", plan.outputBytes, actual.outputBytes, LOG_PRECISION_BYTES);
-        assertClose("total", plan.totalBytes, actualTotal);
-        assertClose(
-          "KV + compute vs estimateContextResourceRequirementsV2",
-          plan.kvBytes + plan.computeBytes,
-          v2.cpuRam,
-        );
-      } finally {
-        await context.dispose();
-      }
+      if (isShared(config) && !canShare) continue;
+      await compareOne(t, model, plan, config);
+      if (!isShared(config)) await compareWithEstimate(t, model, plan, config);
     }
   } finally {
     await model.dispose();

@@ -10,8 +10,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { getLlama, type Llama, LlamaCompletion, LlamaLogLevel, type LlamaModel } from "node-llama-cpp";
+import { GGML_TYPE_ID } from "../../src/gguf/ggml-types.ts";
 import { type GgufHeader, readGgufHeader } from "../../src/gguf/gguf-reader.ts";
-import { GGML_TYPE } from "../../src/gguf/gguf-writer.ts";
 import { findModelShape } from "../../src/gguf/model-shapes.ts";
 import { runSynthCommand } from "../../src/gguf/synth-command.ts";
 import { greedyTokens } from "../helpers/greedy-tokens.ts";
@@ -67,7 +67,7 @@ test("a tiny-moe Q8_0 model has the table's expert shapes, loads and generates",
   const nEmbd = shape.embeddingLength;
   const nEmbdKv = (nEmbd / shape.headCount) * shape.headCountKv;
   const nFf = shape.feedForwardLength;
-  const q8 = GGML_TYPE.Q8_0;
+  const q8 = GGML_TYPE_ID.Q8_0;
   assert.equal(tensors.size, 3 + shape.blockCount * 10);
   assert.deepEqual(tensors.get("token_embd.weight"), { dims: [nEmbd, shape.vocabSize], ggmlType: q8 });
   assert.deepEqual(tensors.get("output.weight"), { dims: [nEmbd, shape.vocabSize], ggmlType: q8 });
@@ -76,7 +76,7 @@ test("a tiny-moe Q8_0 model has the table's expert shapes, loads and generates",
     assert.deepEqual(tensors.get(`${prefix}.attn_k.weight`), { dims: [nEmbd, nEmbdKv], ggmlType: q8 });
     assert.deepEqual(tensors.get(`${prefix}.ffn_gate_inp.weight`), {
       dims: [nEmbd, shape.expertCount],
-      ggmlType: GGML_TYPE.F32,
+      ggmlType: GGML_TYPE_ID.F32,
     });
     assert.deepEqual(tensors.get(`${prefix}.ffn_gate_exps.weight`), {
       dims: [nEmbd, nFf, shape.expertCount],
@@ -126,10 +126,10 @@ test("a dense Q4_0 model keeps its output at Q8_0, loads and completes text", as
     "4",
   );
   const tensors = tensorsOf(await readGgufHeader(path));
-  assert.deepEqual(tensors.get("token_embd.weight"), { dims: [128, 512], ggmlType: GGML_TYPE.Q4_0 });
-  assert.deepEqual(tensors.get("output.weight"), { dims: [128, 512], ggmlType: GGML_TYPE.Q8_0 });
-  assert.deepEqual(tensors.get("blk.1.ffn_down.weight"), { dims: [256, 128], ggmlType: GGML_TYPE.Q4_0 });
-  assert.deepEqual(tensors.get("blk.1.ffn_norm.weight"), { dims: [128], ggmlType: GGML_TYPE.F32 });
+  assert.deepEqual(tensors.get("token_embd.weight"), { dims: [128, 512], ggmlType: GGML_TYPE_ID.Q4_0 });
+  assert.deepEqual(tensors.get("output.weight"), { dims: [128, 512], ggmlType: GGML_TYPE_ID.Q8_0 });
+  assert.deepEqual(tensors.get("blk.1.ffn_down.weight"), { dims: [256, 128], ggmlType: GGML_TYPE_ID.Q4_0 });
+  assert.deepEqual(tensors.get("blk.1.ffn_norm.weight"), { dims: [128], ggmlType: GGML_TYPE_ID.F32 });
 
   const model = await llama.loadModel({ modelPath: path });
   try {
@@ -170,7 +170,7 @@ test("a qwen2 model with q/k/v biases and tied embeddings loads and generates", 
   );
   const tensors = tensorsOf(await readGgufHeader(path));
   assert.equal(tensors.has("output.weight"), false);
-  assert.deepEqual(tensors.get("blk.0.attn_k.bias"), { dims: [32], ggmlType: GGML_TYPE.F32 });
+  assert.deepEqual(tensors.get("blk.0.attn_k.bias"), { dims: [32], ggmlType: GGML_TYPE_ID.F32 });
   const generated = await loadAndGenerate(path, (model) => {
     assert.equal(model.fileInfo.metadata.general.architecture, "qwen2");
   });

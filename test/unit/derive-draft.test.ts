@@ -5,11 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { DeriveDraftError, deriveDraftModel } from "../../src/gguf/derive-draft.ts";
+import { ggmlTensorBytes, ggmlTypeByName, ggmlTypeInfo } from "../../src/gguf/ggml-types.ts";
+import type { GgufKv } from "../../src/gguf/gguf-kv.ts";
+import { type GgufRawTensor, GgufRawWriter } from "../../src/gguf/gguf-raw-writer.ts";
 import { readGgufHeader, readGgufTensorBytes, readGgufTensorChunks } from "../../src/gguf/gguf-reader.ts";
-import { type GgufKv, type GgufRawTensor, GgufRawWriter } from "../../src/gguf/gguf-writer.ts";
 import { runSynthCommand } from "../../src/gguf/synth-command.ts";
 import { writeSyntheticModel } from "../../src/gguf/synthetic-model.ts";
-import { ggmlTensorBytes, ggmlTypeByName, ggmlTypeInfo } from "../../src/plan/ggml-types.ts";
 import { byteLengthOf, metadataValue, withoutKeys, withTempDir } from "../helpers/gguf-files.ts";
 
 /** Four layers, Q4_0 weights with Q8_0 and F32 tensors among them, a vocabulary of a few hundred tokens. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { f16BitsToNumber } from "../../src/gguf/gguf-reader.ts";
+import { f16BitsToNumber } from "../../src/gguf/float16.ts";
 import {
   dequantizeQ4_0,
   dequantizeQ8_0,

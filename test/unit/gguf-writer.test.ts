@@ -5,8 +5,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { readGgufFileInfo } from "node-llama-cpp";
-import { f16BitsToNumber, parseGgufHeader, readGgufHeader } from "../../src/gguf/gguf-reader.ts";
-import { float32ToF16Bits, type GgufKv, type GgufSpec, GgufWriter } from "../../src/gguf/gguf-writer.ts";
+import { f16BitsToNumber, float32ToF16Bits } from "../../src/gguf/float16.ts";
+import type { GgufKv } from "../../src/gguf/gguf-kv.ts";
+import { parseGgufHeader, readGgufHeader } from "../../src/gguf/gguf-reader.ts";
+import { type GgufSpec, GgufWriter } from "../../src/gguf/gguf-writer.ts";
 import { quantizeQ4_0, quantizeQ8_0 } from "../../src/gguf/quantize.ts";
 import { DEFAULT_SYNTHETIC_SHAPE, writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
 

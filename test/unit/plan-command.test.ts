@@ -37,7 +37,7 @@ test("the report lists weights by type, parameters, KV per token and each buffer
   assert.match(stdout, /^tiny\.gguf \(llama\)\n/);
   assert.match(
     stdout,
-    /context: 8 sequences, KV 8 × 2,048 cells, batch 512, ubatch 512, KV type f16, flash attention off/,
+    /context: 8 sequences, KV one shared pool of 16,384 cells, batch 512, ubatch 512, KV type f16, flash attention on/,
   );
   assert.match(stdout, /\n {2}F16 +\d+ +[\d,]+ +[\d.]+ [KM]iB +[\d,]+\n/);
   assert.match(stdout, /\n {2}F32 +\d+ +[\d,]+ /);
@@ -49,10 +49,43 @@ test("the report lists weights by type, parameters, KV per token and each buffer
   assert.match(stdout, /total +[\d.]+ MiB +[\d,]+\n/);
 });
 
+test("without flags the plan is the server's default context: one shared pool of every sequence's context", async () => {
+  const { code, stdout } = await run([modelPath, "--json"]);
+  assert.equal(code, 0);
+  const plan = JSON.parse(stdout) as { kv_bytes: number; num_kv_cells: number; context: Record<string, unknown> };
+  assert.deepEqual(plan.context, {
+    num_sequences: 8,
+    is_kv_unified: true,
+    num_kv_streams: 1,
+    kv_cells_per_stream: 8 * 2048,
+    swa_kv_cells_per_stream: 8 * 2048,
+    context_tokens: 8 * 2048,
+    batch_size: 512,
+    ubatch_size: 512,
+    kv_type: "f16",
+    flash_attention: true,
+  });
+  assert.equal(plan.num_kv_cells, 8 * 2048);
+  assert.equal(plan.kv_bytes, 8 * 2048 * 512);
+});
+
+test("--kv-layout slabs plans one slab of ctx-size cells per sequence, without flash attention", async () => {
+  const { code, stdout } = await run([modelPath, "--json", "--kv-layout", "slabs"]);
+  assert.equal(code, 0);
+  const plan = JSON.parse(stdout) as { kv_bytes: number; context: Record<string, unknown> };
+  assert.equal(plan.context.is_kv_unified, false);
+  assert.equal(plan.context.num_kv_streams, 8);
+  assert.equal(plan.context.kv_cells_per_stream, 2048);
+  assert.equal(plan.context.flash_attention, false);
+  assert.equal(plan.kv_bytes, 8 * 2048 * 512, "the same cells as the default pool, in eight slabs");
+});
+
 test("--json prints the plan with every size in bytes", async () => {
   const { code, stdout } = await run([
     modelPath,
     "--json",
+    "--kv-layout",
+    "slabs",
     "--ctx-size",
     "1000",
     "--parallel",
@@ -76,7 +109,7 @@ test("--json prints the plan with every size in bytes", async () => {
   assert.deepEqual(plan.warnings, []);
 });
 
-test("--kv-cache-tokens plans one shared pool and --batch-size bounds the micro-batch", async () => {
+test("--kv-cache-tokens sizes the shared pool and --batch-size bounds the micro-batch", async () => {
   const { code, stdout } = await run([modelPath, "--json", "--kv-cache-tokens", "3000", "--batch-size", "64"]);
   assert.equal(code, 0);
   const plan = JSON.parse(stdout) as { kv_bytes: number; context: Record<string, unknown> };
@@ -93,7 +126,9 @@ test("bad arguments print a message on stderr and exit with code 2", async () =>
     [[modelPath, "--ctx-size", "0"], /--ctx-size must be a positive integer/],
     [[modelPath, "--parallel", "two"], /--parallel must be a positive integer/],
     [[modelPath, "--kv-type", "q5_0"], /--kv-type must be one of f16, q8_0, q4_0, f32/],
-    [[modelPath, "--flash-attn", "maybe"], /--flash-attn must be on, off or auto/],
+    [[modelPath, "--flash-attn", "maybe"], /--flash-attn must be one of auto, on, off/],
+    [[modelPath, "--kv-layout", "paged"], /--kv-layout must be one of shared, slabs/],
+    [[modelPath, "--kv-layout", "slabs", "--kv-cache-tokens", "4096"], /--kv-cache-tokens sizes the shared pool/],
     [[modelPath, "--kv-type", "q4_0", "--flash-attn", "off"], /needs flash attention/],
     [[modelPath, "--bogus"], /Unknown option '--bogus'/],
   ];

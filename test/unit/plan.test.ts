@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { GGML_TYPES, ggmlTensorBytes, ggmlTypeByName, ggmlTypeInfo } from "../../src/gguf/ggml-types.ts";
+import type { GgufKv } from "../../src/gguf/gguf-kv.ts";
 import { parseGgufHeader } from "../../src/gguf/gguf-reader.ts";
-import { type GgufKv, type GgufTensor, GgufWriter } from "../../src/gguf/gguf-writer.ts";
-import { GGML_TYPES, ggmlTensorBytes, ggmlTypeByName, ggmlTypeInfo } from "../../src/plan/ggml-types.ts";
+import { type GgufTensor, GgufWriter } from "../../src/gguf/gguf-writer.ts";
 import { type GgufModelInfo, ggufModelInfoFromHeader } from "../../src/plan/gguf-model-info.ts";
 import { type PlanOptions, planMemory } from "../../src/plan/memory-plan.ts";
 

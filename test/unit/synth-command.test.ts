@@ -166,7 +166,7 @@ test("writing a model of explicit dimensions reports its parameters and size, an
     // router and 3 × 64 × 128 × 4 of experts, of which 2 of 4 are idle per token.
     assert.match(stdout, /parameters {2}287,552, 189,248 active per token/);
     const { size } = await stat(out);
-    assert.match(stdout, new RegExp(`file size {3}[\\d.]+ KiB \\(${size.toLocaleString("en-US")} bytes\\)`));
+    assert.match(stdout, new RegExp(`file size {3}0\\.\\d\\d MiB \\(${size.toLocaleString("en-US")} bytes\\)`));
     assert.match(stdout, /Wrote .*small\.gguf/);
     const header = await readGgufHeader(out);
     assert.deepEqual(header.tensors.find((tensor) => tensor.name === "blk.1.ffn_down_exps.weight")?.dims, [128, 64, 4]);

@@ -1,14 +1,14 @@
 /** Storage layout of one ggml tensor type: `blockSize` elements are packed into `bytesPerBlock` bytes. */
 export interface GgmlTypeInfo {
   readonly id: number;
-  readonly name: string;
+  readonly name: GgmlTypeName;
   readonly blockSize: number;
   readonly bytesPerBlock: number;
 }
 
 // Values from llama.cpp's `type_traits` table (ggml.c), checked against `ggml_blck_size`/`ggml_type_size` of
 // the ggml library node-llama-cpp 3.21.1 ships. Ids 4, 5, 31-33 and 36-38 were removed from ggml and never occur.
-const TYPE_ROWS: readonly (readonly [id: number, name: string, blockSize: number, bytesPerBlock: number])[] = [
+const TYPE_ROWS = [
   [0, "F32", 1, 4],
   [1, "F16", 1, 2],
   [2, "Q4_0", 32, 18],
@@ -44,14 +44,22 @@ const TYPE_ROWS: readonly (readonly [id: number, name: string, blockSize: number
   [40, "NVFP4", 64, 36],
   [41, "Q1_0", 128, 18],
   [42, "Q2_0", 64, 18],
-];
+] as const satisfies readonly (readonly [id: number, name: string, blockSize: number, bytesPerBlock: number])[];
+
+/** The name of a ggml tensor type, as ggml spells it ("F16", "Q8_0"). */
+export type GgmlTypeName = (typeof TYPE_ROWS)[number][1];
 
 /** Every ggml tensor type a GGUF file can use, by id. */
 export const GGML_TYPES: ReadonlyMap<number, GgmlTypeInfo> = new Map(
   TYPE_ROWS.map(([id, name, blockSize, bytesPerBlock]) => [id, Object.freeze({ id, name, blockSize, bytesPerBlock })]),
 );
 
-const BY_NAME = new Map([...GGML_TYPES.values()].map((info) => [info.name, info]));
+const BY_NAME = new Map<string, GgmlTypeInfo>([...GGML_TYPES.values()].map((info) => [info.name, info]));
+
+/** Type ids by name, for code that compares or writes ids of types it names (`GGML_TYPE_ID.F16`). */
+export const GGML_TYPE_ID = Object.freeze(Object.fromEntries(TYPE_ROWS.map(([id, name]) => [name, id]))) as Readonly<
+  Record<GgmlTypeName, number>
+>;
 
 /** The type with this id; throws for ids ggml does not know (a corrupt or too new file). */
 export function ggmlTypeInfo(id: number): GgmlTypeInfo {

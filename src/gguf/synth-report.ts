@@ -1,0 +1,79 @@
+/** What `pagoda synth` prints about a model: its shape, parameters and size, its tensors, the known shapes. */
+import { formatBytes } from "./format-bytes.ts";
+import { MODEL_SHAPES, type ModelShape } from "./model-shapes.ts";
+import type { SyntheticModelPlan } from "./synthetic-model.ts";
+
+function formatCount(count: number): string {
+  const scaled = count >= 1e9 ? `${(count / 1e9).toFixed(2)} B` : count >= 1e6 ? `${(count / 1e6).toFixed(2)} M` : null;
+  return scaled === null ? count.toLocaleString("en-US") : `${scaled} (${count.toLocaleString("en-US")})`;
+}
+
+/** A size with its exact bytes beside it, as a file's size is worth knowing to the byte. */
+export function withExactBytes(bytes: number): string {
+  const rounded = formatBytes(bytes);
+  return bytes < 1024 ? rounded : `${rounded} (${bytes.toLocaleString("en-US")} bytes)`;
+}
+
+/** The banner that says the weights are random, then the shape, parameters and file size. */
+export function describeSynthPlan(plan: SyntheticModelPlan, like: ModelShape | null): string {
+  const s = plan.shape;
+  const layers = like !== null && like.blockCount !== s.blockCount ? ` (${like.name} has ${like.blockCount})` : "";
+  const moe = s.expertCount === 0 ? "" : `, ${s.expertCount} experts (${s.expertUsedCount} used)`;
+  const types = [...new Set(plan.tensors.map((tensor) => tensor.type))].join(", ");
+  const active =
+    plan.activeParameterCount === plan.parameterCount
+      ? ""
+      : `, ${formatCount(plan.activeParameterCount)} active per token`;
+  return [
+    "SYNTHETIC MODEL: all weights are random, so its output is meaningless. Use it only to measure memory, load",
+    "time and speed of this shape.",
+    ...(like === null
+      ? []
+      : [`  like        ${like.name} (${like.source}); the vocabulary is synthetic, of the same size`]),
+    `  shape       ${s.architecture}, vocab ${s.vocabSize}, dim ${s.embeddingLength}, layers ${s.blockCount}${layers}, ` +
+      `heads ${s.headCount} (${s.headCountKv} kv), ffn ${s.feedForwardLength}${moe}, ctx ${s.contextLength}` +
+      (s.tiedEmbeddings ? ", tied embeddings" : ""),
+    `  type        ${s.tensorType} (tensor types used: ${types})`,
+    `  parameters  ${formatCount(plan.parameterCount)}${active}`,
+    `  file size   ${withExactBytes(plan.fileBytes)}`,
+    "",
+  ].join("\n");
+}
+
+/** Tensors outside the blocks, then block 0's; the other blocks repeat block 0. */
+export function describeTensors(plan: SyntheticModelPlan): string {
+  const shown = plan.tensors.filter((tensor) => !tensor.name.startsWith("blk.") || tensor.name.startsWith("blk.0."));
+  const nameWidth = Math.max(...shown.map((tensor) => tensor.name.length));
+  const lines = shown.map((tensor) => {
+    const dims = `[${tensor.dims.join(", ")}]`;
+    return `  ${tensor.name.padEnd(nameWidth)}  ${tensor.type.padEnd(4)}  ${dims.padEnd(24)}  ${withExactBytes(tensor.byteLength)}`;
+  });
+  if (plan.shape.blockCount > 1) lines.push(`  blk.1 … blk.${plan.shape.blockCount - 1}: the same as blk.0`);
+  return `Tensors (${plan.tensors.length}):\n${lines.join("\n")}\n`;
+}
+
+export function describeShapes(): string {
+  const header = ["name", "arch", "vocab", "dim", "layers", "heads", "kv", "ffn", "experts", "ctx", "source"];
+  const rows = MODEL_SHAPES.map((shape) =>
+    [
+      shape.name,
+      shape.architecture,
+      shape.vocabSize,
+      shape.embeddingLength,
+      shape.blockCount,
+      shape.headCount,
+      shape.headCountKv,
+      shape.feedForwardLength,
+      shape.expertCount === 0 ? "-" : `${shape.expertCount}/${shape.expertUsedCount}`,
+      shape.contextLength,
+      shape.source,
+    ].map(String),
+  );
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join("  ")
+      .trimEnd();
+  return `${[line(header), ...rows.map(line)].join("\n")}\n`;
+}
