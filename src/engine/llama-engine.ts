@@ -4,7 +4,9 @@
  * run a step, `llama-sequences.ts` keeps the slots and their KV cells, `llama-tokenizer.ts` and `llama-embedder.ts`
  * serve text and embeddings.
  */
+
 import type { LlamaModel } from "node-llama-cpp";
+import { combinedFailure } from "./combined-failure.ts";
 import type {
   ChatMessage,
   EmbeddingResult,
@@ -133,9 +135,21 @@ export class LlamaEngine implements Engine {
   async dispose(): Promise<void> {
     if (this.isDisposed) return;
     this.isDisposed = true;
-    this.sequences.freeAll();
-    await this.embedder.dispose();
-    await this.native.dispose();
-    await this.model.dispose();
+    // Each part is disposed even when an earlier one fails, so a failed embedder never leaks the model's memory.
+    const failures: unknown[] = [];
+    const parts = [
+      () => this.sequences.freeAll(),
+      () => this.embedder.dispose(),
+      () => this.native.dispose(),
+      () => this.model.dispose(),
+    ];
+    for (const dispose of parts) {
+      try {
+        await dispose();
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+    if (failures.length > 0) throw combinedFailure(failures);
   }
 }
