@@ -69,7 +69,7 @@ test("the draft generates greedy tokens from its source's vocabulary", async () 
   for (const token of tokens) assert.ok(token >= 0 && token < 512);
 });
 
-test("reports how often the draft's greedy next token matches the target's along the target's own continuation", async () => {
+test("reports how often the draft's greedy next token matches the target's along the target's own continuation", async (t) => {
   const prompt = [target.tokens.bos!, ...target.tokenize("Once upon a time")];
   const { tokens: continuation } = await greedyContinuation(target, prompt, NUM_POSITIONS);
   // Position i predicts token i + 1: from the end of the prompt to the last token but one of the continuation.
@@ -80,7 +80,7 @@ test("reports how often the draft's greedy next token matches the target's along
   // The batched evaluation must reproduce the target's token-by-token choices, or the comparison measures noise.
   assert.deepEqual(targetNext, continuation);
   const agreed = draftNext.filter((token, index) => token === targetNext[index]).length;
-  console.log(
+  t.diagnostic(
     `stories260K: the ${KEEP_LAYERS}-block draft's greedy next token equals the 5-block target's at ` +
       `${agreed} of ${NUM_POSITIONS} positions (${((agreed / NUM_POSITIONS) * 100).toFixed(0)}%) of the target's ` +
       `greedy continuation of "Once upon a time": ${JSON.stringify(target.detokenize(continuation).slice(0, 80))}…`,

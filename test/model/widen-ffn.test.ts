@@ -19,10 +19,7 @@ const SOURCE_FEED_FORWARD = 172;
 const PROMPT = "Once upon a time";
 const NUM_EXACT_TOKENS = 48;
 const NUM_POSITIONS = 100;
-const NUM_TIMED_TOKENS = 32;
-/** Timed runs per model, alternating; the fastest counts, so a cold first run or a busy machine matters less. */
-const NUM_TIMED_RUNS = 3;
-/** Widening factor and perturbation of the targets whose agreement with the source is reported. */
+/** Widening factor and perturbation of the targets whose agreement with the source is checked. */
 const PERTURBED = [
   { factor: 8, perturbation: 0.02 },
   { factor: 16, perturbation: 0.05 },
@@ -76,9 +73,9 @@ test("with perturbation 0 the 8x-wide target loads, tokenizes like its source an
 
 for (const { factor, perturbation } of PERTURBED) {
   test(
-    `reports the source's greedy agreement with, and time per token against, a ${factor}x-wide target at perturbation ` +
-      `${perturbation}`,
-    async () => {
+    `a ${factor}x-wide target at perturbation ${perturbation} stays its source's kin: batched argmax reproduces its ` +
+      "greedy continuation and the source's greedy choice agrees at most positions",
+    async (t) => {
       const target = await loadWidened(factor, perturbation);
       const prompt = promptOf(target);
       const { tokens: continuation } = await greedyContinuation(target, prompt, NUM_POSITIONS);
@@ -86,27 +83,15 @@ for (const { factor, perturbation } of PERTURBED) {
       const tokens = [...prompt, ...continuation].slice(0, -1);
       const targetNext = await argmaxAfterEachPrefix(target, tokens, prompt.length - 1);
       const sourceNext = await argmaxAfterEachPrefix(source, tokens, prompt.length - 1);
-      assert.equal(targetNext.length, NUM_POSITIONS);
+      // The batched evaluation must reproduce the target's token-by-token choices, or the agreement measures noise.
+      assert.deepEqual(targetNext, continuation);
       const agreed = sourceNext.filter((token, index) => token === targetNext[index]).length;
-      const sourceTiming = { msPerToken: Infinity };
-      const targetTiming = { msPerToken: Infinity };
-      for (let run = 0; run < NUM_TIMED_RUNS; run++)
-        for (const [model, timing] of [
-          [source, sourceTiming],
-          [target, targetTiming],
-        ] as const)
-          timing.msPerToken = Math.min(
-            timing.msPerToken,
-            (await greedyContinuation(model, prompt, NUM_TIMED_TOKENS)).msPerToken,
-          );
-      console.log(
+      // A perturbation this small keeps the pair a useful draft/target pair; an unrelated model agrees rarely.
+      assert.ok(agreed >= NUM_POSITIONS / 2, `the source agrees at ${agreed} of ${NUM_POSITIONS} positions`);
+      t.diagnostic(
         `stories260K widened to ffn ${SOURCE_FEED_FORWARD * factor} (${factor}x), perturbation ${perturbation}: ` +
-          `the source's greedy next token equals the target's at ${agreed} of ${NUM_POSITIONS} positions of the ` +
-          `target's greedy continuation; batched argmax reproduces that continuation at ${
-            targetNext.filter((token, index) => token === continuation[index]).length
-          } of ${NUM_POSITIONS}. ` +
-          `Time per token (threads 1, ${NUM_TIMED_TOKENS} tokens, best of ${NUM_TIMED_RUNS}): source ${sourceTiming.msPerToken.toFixed(3)} ms, ` +
-          `target ${targetTiming.msPerToken.toFixed(3)} ms (${(targetTiming.msPerToken / sourceTiming.msPerToken).toFixed(2)}x).`,
+          `the source's greedy next token equals the target's at ${agreed} of ${NUM_POSITIONS} positions ` +
+          "(time per token: npm run bench:spec -- --widen-ffn)",
       );
     },
   );
