@@ -23,9 +23,9 @@ export class LlamaTokenizer {
     const tokens = this.model.tokenize(text, false);
     const bos = this.model.tokens.bos;
     if (options.addBos === true && bos != null && this.model.tokens.shouldPrependBosToken && tokens[0] !== bos) {
-      return [bos, ...tokens];
+      return fromTokens([bos, ...tokens]);
     }
-    return tokens;
+    return fromTokens(tokens);
   }
 
   detokenize(tokens: readonly TokenId[]): string {
@@ -33,7 +33,7 @@ export class LlamaTokenizer {
   }
 
   isEndOfGeneration(token: TokenId): boolean {
-    return this.model.isEogToken(token as Token);
+    return this.model.isEogToken(asTokens([token])[0] as Token);
   }
 
   /** The prompt for the model's next turn, and what ends that turn in this template. */
@@ -50,14 +50,18 @@ export class LlamaTokenizer {
     for (const trigger of state.stopGenerationTriggers) {
       const triggerTokens = trigger.tokenize(this.model.tokenizer);
       const text = this.model.detokenize(triggerTokens, false);
-      if (triggerTokens.length === 1 && triggerTokens[0] !== undefined) stopTokens.push(triggerTokens[0]);
+      if (triggerTokens.length === 1 && triggerTokens[0] !== undefined) stopTokens.push(...fromTokens(triggerTokens));
       if (text.length > 0) stopStrings.push(text);
     }
-    return { tokens: state.contextText.tokenize(this.model.tokenizer), stopStrings, stopTokens };
+    return { tokens: fromTokens(state.contextText.tokenize(this.model.tokenizer)), stopStrings, stopTokens };
   }
 }
 
-/** node-llama-cpp brands token ids; the seam uses plain numbers. */
+/** node-llama-cpp brands token ids with its own brand; both name the same vocabulary index. */
 export function asTokens(tokens: readonly TokenId[]): Token[] {
-  return tokens as Token[];
+  return tokens as readonly number[] as Token[];
+}
+
+export function fromTokens(tokens: readonly Token[]): TokenId[] {
+  return tokens as readonly number[] as TokenId[];
 }

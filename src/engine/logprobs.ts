@@ -11,7 +11,7 @@ export function toSampledLogprobs(token: TokenId, flat: readonly number[], topN:
     const candidate = flat[index] ?? -1;
     const probability = flat[index + 1] ?? 0;
     const candidateLogprob = probability > 0 ? Math.log(probability) : Number.NEGATIVE_INFINITY;
-    if (top.length < topN) top.push({ token: candidate, logprob: candidateLogprob });
+    if (top.length < topN) top.push({ token: candidate as TokenId, logprob: candidateLogprob });
     if (candidate === token) logprob = candidateLogprob;
     if (top.length >= topN && logprob !== Number.NEGATIVE_INFINITY) break;
   }

@@ -4,7 +4,7 @@
  */
 import type { Llama, LlamaModel } from "node-llama-cpp";
 import { combinedFailure } from "./combined-failure.ts";
-import type { ModelInfo } from "./engine.ts";
+import type { ModelInfo, TokenId } from "./engine.ts";
 import {
   type LlamaEngineOptions,
   type ResolvedLlamaEngineOptions,
@@ -77,7 +77,7 @@ export function modelInfoOf(model: LlamaModel, options: ResolvedLlamaEngineOptio
     batchSize: options.batchSize,
     trainContextSize: model.trainContextSize,
     embeddingSize: model.embeddingVectorSize,
-    bosToken: model.tokens.bos,
+    bosToken: model.tokens.bos === null ? null : (model.tokens.bos as number as TokenId),
     isFlashAttention: options.flashAttention,
   };
 }

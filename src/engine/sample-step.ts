@@ -3,7 +3,7 @@
  * llama.cpp's thread pool, with logprobs when its request wants them.
  */
 import { combinedFailure } from "./combined-failure.ts";
-import type { SequenceId, StepItem, StepOutput } from "./engine.ts";
+import type { SequenceId, StepItem, StepOutput, TokenId } from "./engine.ts";
 import type { NativeContext } from "./llama-internals.ts";
 import type { SequenceSlot } from "./llama-sequences.ts";
 import { toSampledLogprobs } from "./logprobs.ts";
@@ -58,7 +58,8 @@ async function sampleItem(item: StepItem, logitIndex: number | null, options: Sa
   if (isConfigPerToken(sampling))
     sampler.applyConfig(nativeSamplerConfig(sampling, slot.history, options.penaltyWindow));
   const wantsLogprobs = sampling.topLogprobs !== null;
-  const [token, probabilities] = await options.native.sampleToken(logitIndex, sampler, wantsLogprobs);
+  const [sampled, probabilities] = await options.native.sampleToken(logitIndex, sampler, wantsLogprobs);
+  const token = sampled as TokenId;
   if (token < 0) return noToken(item.sequenceId);
   slot.history.push(token);
   const logprobs = wantsLogprobs ? toSampledLogprobs(token, probabilities ?? [], sampling.topLogprobs ?? 0) : null;

@@ -30,7 +30,7 @@ export interface SpeculatorOptions {
 }
 
 /** Stands for a draft token the draft model has yet to produce (`propose` in draft mode). */
-export const PENDING_DRAFT = -1;
+export const PENDING_DRAFT = -1 as TokenId;
 
 /** Cumulative counts with vLLM's meanings, for the metrics. */
 export interface SpecStats {

@@ -18,6 +18,7 @@
  * Differences from native, all below float rounding or unspecified there: sums run in double precision, and
  * tokens with equal logits rank by lower id (llama.cpp's partial sort leaves them unordered).
  */
+import type { TokenId } from "../engine/engine.ts";
 import { allTokenIds, selectTopTokens, sortTokens } from "./top-tokens.ts";
 
 /** The sampling settings that shape the distribution; `SamplingParams` from the engine seam fits as is. */
@@ -43,7 +44,7 @@ const TOP_P_BUCKETS = 4096;
  * The token with the highest logit, the lowest id on ties (as llama.cpp's greedy sampler scans in id order).
  * A NaN logit never wins over a number.
  */
-export function argmax(logits: Float32Array): number {
+export function argmax(logits: Float32Array): TokenId {
   if (logits.length === 0) throw new RangeError("argmax of an empty logit vector");
   let best = 0;
   let bestLogit = logits[0] as number;
@@ -54,7 +55,7 @@ export function argmax(logits: Float32Array): number {
       bestLogit = logit;
     }
   }
-  return best;
+  return best as TokenId;
 }
 
 /**
@@ -100,7 +101,7 @@ export function toDistribution(
  * normalised (the verifier passes residuals as they are). A zero-weight token is never returned, not even when
  * rounding pushes `u` × total past the running sum: the last positive token takes that sliver.
  */
-export function sampleFrom(probs: Float32Array, u: number): number {
+export function sampleFrom(probs: Float32Array, u: number): TokenId {
   if (!(u >= 0 && u < 1)) throw new RangeError(`u must be in [0, 1); got ${u}`);
   let total = 0;
   for (let i = 0; i < probs.length; i += 1) {
@@ -119,10 +120,10 @@ export function sampleFrom(probs: Float32Array, u: number): number {
     if (weight > 0) {
       cumulative += weight;
       lastPositive = i;
-      if (cumulative > target) return i;
+      if (cumulative > target) return i as TokenId;
     }
   }
-  return lastPositive;
+  return lastPositive as TokenId;
 }
 
 /**
