@@ -24,7 +24,16 @@ export interface RuntimeHooks {
   readonly onFatal?: (error: Error) => void;
 }
 
-export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks: RuntimeHooks = {}): Promise<Runtime> {
+/** A runtime as loaded: its engine is the `LlamaEngine` itself, for the process that owns it (tests reach in). */
+export interface LoadedRuntime extends Runtime {
+  readonly engine: LlamaEngine;
+}
+
+export async function loadRuntime(
+  config: Config,
+  log: FastifyBaseLogger,
+  hooks: RuntimeHooks = {},
+): Promise<LoadedRuntime> {
   const model = await resolveModel(config);
   if (model.isSynthetic) {
     log.warn(
@@ -124,6 +133,7 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     createdSeconds: Math.floor(Date.now() / 1000),
     planSource,
     dispose: async () => {
+      await engine.dispose();
       await speculator?.dispose();
     },
   };
