@@ -89,6 +89,7 @@ export async function loadRuntime(
     blockSize: config.kvBlockSize,
     enablePrefixCaching: config.prefixCaching,
     speculator,
+    onDraftError: (error) => log.warn({ err: error }, "a draft model step failed; that step ran without drafts"),
     ...(hooks.onRequestFinished === undefined ? {} : { onRequestFinished: hooks.onRequestFinished }),
   });
   const loop = new EngineLoop(engine, scheduler, {

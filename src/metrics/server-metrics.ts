@@ -157,7 +157,13 @@ class ModelMetrics {
   private numBusySlots = 0;
   private numDecodes = 0;
   private readonly acceptedPerPosition: Counter<"model_name" | "engine" | "position">;
-  private lastSpec: SpecStats = { numDrafts: 0, numDraftTokens: 0, numAcceptedTokens: 0, acceptedPerPosition: [] };
+  private lastSpec: SpecStats = {
+    numDrafts: 0,
+    numDraftTokens: 0,
+    numAcceptedTokens: 0,
+    acceptedPerPosition: [],
+    numDraftFailures: 0,
+  };
   private lastKv: Pick<KvCacheState, "prefixQueriedTokens" | "prefixHitTokens" | "numPreemptions"> = {
     prefixQueriedTokens: 0,
     prefixHitTokens: 0,

@@ -96,6 +96,8 @@ export interface SchedulerOptions {
    * speculator. Needs an engine that returns logits. Defaults to none.
    */
   readonly speculator?: Speculator | null;
+  /** Told about every failed draft-model step (counted in `SpecStats.numDraftFailures`); it costs only drafts. */
+  readonly onDraftError?: (error: Error) => void;
   /** Defaults to `performance.now`. */
   readonly now?: () => number;
   readonly onRequestFinished?: (stats: RequestStats) => void;
@@ -172,7 +174,8 @@ export class Scheduler {
 
   /**
    * Draft mode: fills in the draft tokens `schedule()` left pending, drafted by the draft model for all requests
-   * of the step at once. A drafting failure drops that step's drafts rather than failing requests.
+   * of the step at once. A failed draft step costs the step its drafts, never a request: it is counted in
+   * `SpecStats` and reported to `onDraftError`.
    */
   async prepareDrafts(plan: StepPlan): Promise<StepPlan> {
     const speculator = this.options.speculator;
@@ -183,7 +186,8 @@ export class Scheduler {
       drafted = await speculator.draftPending(
         pending.map(({ request, drafts }) => ({ request: specRequestOf(request), numDraft: drafts.length })),
       );
-    } catch {
+    } catch (error) {
+      this.options.onDraftError?.(error instanceof Error ? error : new Error(String(error)));
       drafted = new Map();
     }
     const scheduled = plan.scheduled.map((entry): ScheduledItem => {

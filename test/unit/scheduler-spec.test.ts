@@ -114,5 +114,6 @@ test("a draft pool too small for some requests drafts for those that fit and nev
   assert.deepEqual(drafted.outputs, plain.outputs);
   const stats = drafted.scheduler.specStats();
   assert.ok(stats !== null && stats.numDraftTokens > 0, "some requests drafted");
+  assert.equal(stats.numDraftFailures, 0, "no draft step ran out of cells");
   assert.equal(draftModel.numUsedBlocks, 0);
 });
