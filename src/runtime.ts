@@ -101,7 +101,8 @@ export async function loadRuntime(
     },
   });
   loop.start();
-  log.info({ ...engine.info, kvBlocks: scheduler.kv.numBlocks, kvBlockSize: scheduler.kv.blockSize }, "model loaded");
+  const kvCache = scheduler.kvCacheState();
+  log.info({ ...engine.info, kvBlocks: kvCache.numBlocks, kvBlockSize: kvCache.blockSize }, "model loaded");
   if (ctxSize > engine.info.trainContextSize) {
     log.warn(
       { ctxSize, trainContextSize: engine.info.trainContextSize },

@@ -68,7 +68,7 @@ export class EngineLoop {
   }
 
   get isPrefixCaching(): boolean {
-    return this.scheduler.kv.enablePrefixCaching;
+    return this.scheduler.isPrefixCaching;
   }
 
   /** Between steps only: the KV operations it triggers are deferred while a step runs. */

@@ -216,6 +216,6 @@ test("random requests, lengths, shared prefixes and aborts on a small pool end w
   // Cached prefixes wait in host memory, not in the pool; dropping them leaves nothing saved.
   assert.equal(pool.engine.numUsedCells, 0);
   assert.ok(pool.engine.numRestores > 0, "some hits were restored from saved prefixes");
-  assert.equal(pool.scheduler.kv.resetPrefixCache(), true);
+  assert.equal(pool.scheduler.resetPrefixCache(), true);
   assert.equal(pool.scheduler.kvCacheState().numSavedPrefixes, 0);
 });
