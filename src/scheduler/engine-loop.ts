@@ -45,6 +45,8 @@ export class EngineLoop {
   private readonly scheduler: Scheduler;
   private readonly options: EngineLoopOptions;
   private wake: (() => void) | null = null;
+  /** Set by every submission and abort; the loop sleeps only if none came while it planned the step it skips. */
+  private isNotified = false;
   private idleWaiters: (() => void)[] = [];
   private isStopping = false;
   private running: Promise<void> | null = null;
@@ -119,6 +121,7 @@ export class EngineLoop {
   }
 
   private notify(): void {
+    this.isNotified = true;
     const wake = this.wake;
     this.wake = null;
     wake?.();
@@ -144,10 +147,12 @@ export class EngineLoop {
     const now = this.options.now ?? (() => performance.now());
     let lastYieldMs = now();
     while (!this.isStopping) {
+      this.isNotified = false;
       const plan = await this.scheduler.prepareDrafts(this.scheduler.schedule());
       if (plan.scheduled.length === 0) {
         if (!this.scheduler.hasWork()) this.resolveIdleWaiters();
-        if (!this.scheduler.hasWork() || plan.numFinishedBeforeStep === 0) {
+        // A request submitted while the step was planned (prepareDrafts awaits) found no sleeper to wake.
+        if ((!this.scheduler.hasWork() || plan.numFinishedBeforeStep === 0) && !this.isNotified) {
           await new Promise<void>((resolve) => {
             this.wake = resolve;
           });
