@@ -10,7 +10,8 @@ import { type GgufModelInfo, readGgufModelInfo } from "./plan/gguf-model-info.ts
 import { contextSizeForKvBudget, KV_CELL_PADDING } from "./plan/kv-budget.ts";
 import { planMemory } from "./plan/memory-plan.ts";
 import { EngineLoop, type StepStats } from "./scheduler/engine-loop.ts";
-import { type RequestStats, Scheduler } from "./scheduler/scheduler.ts";
+import type { RequestStats } from "./scheduler/output-processor.ts";
+import { Scheduler } from "./scheduler/scheduler.ts";
 import type { Runtime } from "./server/serving-state.ts";
 import { DraftModel } from "./spec/draft-model.ts";
 import { Speculator } from "./spec/speculator.ts";
@@ -90,11 +91,11 @@ export async function loadRuntime(
     enablePrefixCaching: config.prefixCaching,
     speculator,
     onDraftError: (error) => log.warn({ err: error }, "a draft model step failed; that step ran without drafts"),
-    ...(hooks.onRequestFinished === undefined ? {} : { onRequestFinished: hooks.onRequestFinished }),
   });
   const loop = new EngineLoop(engine, scheduler, {
     onStepError: (error) => log.error({ err: error }, "engine step failed; its requests were failed"),
     ...(hooks.onStep === undefined ? {} : { onStep: hooks.onStep }),
+    ...(hooks.onRequestFinished === undefined ? {} : { onRequestFinished: hooks.onRequestFinished }),
     onFatal: (error) => {
       log.fatal({ err: error }, "the engine loop failed");
       hooks.onFatal?.(error);

@@ -1,5 +1,4 @@
 import type { Speculator } from "../spec/speculator.ts";
-import type { RequestStats } from "./scheduler.ts";
 
 export interface SchedulerOptions {
   /** Most requests running at once; never more than the engine's sequences. */
@@ -34,5 +33,4 @@ export interface SchedulerOptions {
   readonly onDraftError?: (error: Error) => void;
   /** Defaults to `performance.now`. */
   readonly now?: () => number;
-  readonly onRequestFinished?: (stats: RequestStats) => void;
 }

@@ -6,68 +6,39 @@
  * KV memory comes from the block manager: every scheduled chunk first gets its blocks. When the pool is dry, the
  * lowest-priority, latest-arrived running request is preempted (its blocks freed, requeued at the front, its
  * tokens recomputed later, mostly from the prefix cache) — a request never fails for lack of KV memory.
+ *
+ * The scheduler deals in tokens: it finishes requests at stop tokens, max_tokens and a full context, and reports
+ * every request's progress as a `CoreOutput`. Text and stop strings are the output processor's.
  */
-import type { SequenceEngine, SequenceId, StepItem, StepOutput, TokenId, Tokenizer } from "../engine/engine.ts";
+import type { SequenceEngine, SequenceId, StepItem, StepOutput, TokenId } from "../engine/engine.ts";
 import type { SpecStats } from "../spec/speculator.ts";
-import { IncrementalDetokenizer } from "./incremental-detokenizer.ts";
+import { type CoreOutput, type CoreOutputHandler, coreOutputOf } from "./core-output.ts";
 import { pickVictim } from "./pick-victim.ts";
-import { type FinishReason, type OutputDelta, QueueTimeoutError, type Request, type RequestId } from "./request.ts";
+import { type FinishReason, QueueTimeoutError, type Request, type RequestId } from "./request.ts";
 import { type Admission, type KvCacheState, RequestKv } from "./request-kv.ts";
 import { RequestQueue } from "./request-queue.ts";
-import { sampledTokens } from "./sampled-tokens.ts";
+import { appendUntilStop, sampledTokens } from "./sampled-tokens.ts";
 import type { SchedulerOptions } from "./scheduler-options.ts";
 import { type DraftStep, Speculation } from "./speculation.ts";
 import { StepBudget, type StepPlan } from "./step-budget.ts";
-import { findStopString, heldBackLength, isStopToken, lengthStop } from "./stop-checker.ts";
 
 // The metrics import these records from here.
+export type { RequestStats } from "./output-processor.ts";
 export type { KvCacheState } from "./request-kv.ts";
 export type { SchedulerOptions } from "./scheduler-options.ts";
 export type { ScheduledItem, StepPlan } from "./step-budget.ts";
 
-/** The engine's sequences, and its detokenizer for the text the scheduler streams. */
-type SchedulerEngine = SequenceEngine & Pick<Tokenizer, "detokenize">;
-
-/** One finished request, as a plain record for metrics and tests. Times are the scheduler clock's milliseconds. */
-export interface RequestStats {
-  readonly requestId: RequestId;
-  readonly finishReason: FinishReason;
-  readonly numPromptTokens: number;
-  readonly numOutputTokens: number;
-  readonly numCachedTokens: number;
-  readonly numPreemptions: number;
-  readonly maxTokens: number;
-  readonly arrivalMs: number;
-  /** When it first got a sequence; null if it never left the queue. */
-  readonly scheduledMs: number | null;
-  readonly firstTokenMs: number | null;
-  readonly lastTokenMs: number | null;
-  readonly finishedMs: number;
-  /** Time between consecutive tokens of this request, for inter-token latency. */
-  readonly interTokenMs: readonly number[];
-}
-
-interface TextState {
-  readonly detokenizer: IncrementalDetokenizer;
-  /** Characters of `detokenizer.emittedText` already handed to the sink. */
-  numSentChars: number;
-  readonly scheduledMs: number;
-  lastTokenMs: number | null;
-  readonly interTokenMs: number[];
-}
-
 export class Scheduler {
-  private readonly engine: SchedulerEngine;
+  private readonly engine: SequenceEngine;
   private readonly options: SchedulerOptions;
   private readonly now: () => number;
   private readonly waiting = new RequestQueue();
   private readonly running: Request[] = [];
-  private readonly text = new Map<RequestId, TextState>();
   private readonly kv: RequestKv;
   private readonly speculation: Speculation;
   private numPreemptions = 0;
 
-  constructor(engine: SchedulerEngine, options: SchedulerOptions) {
+  constructor(engine: SequenceEngine, options: SchedulerOptions) {
     this.engine = engine;
     this.now = options.now ?? (() => performance.now());
     this.options = {
@@ -146,21 +117,19 @@ export class Scheduler {
   }
 
   /**
-   * Aborts a request. A waiting one is finished at once, so it stops holding a queue place; a running one is
-   * finished and its sequence freed at the next `schedule()`, never in the middle of a step.
+   * Aborts a request. A waiting one is finished at once (its output is returned), so it stops holding a queue
+   * place; a running one is finished and its sequence freed at the next `schedule()`, never in the middle of a step.
    */
-  abort(requestId: RequestId): void {
+  abort(requestId: RequestId): CoreOutput | null {
     const waiting = this.waiting.find(requestId);
-    if (waiting !== undefined) {
-      this.finish(waiting, "abort", null);
-      return;
-    }
+    if (waiting !== undefined) return this.finish(waiting, "abort", null);
     const running = this.running.find((request) => request.id === requestId);
     if (running !== undefined) running.isAbortRequested = true;
+    return null;
   }
 
   schedule(): StepPlan {
-    const numFinishedBeforeStep = this.finishAborted() + this.expireWaiting();
+    const finished = [...this.finishAborted(), ...this.expireWaiting()];
     // Decoding requests first: each owes exactly one token, so none is starved by a long prompt.
     const decoding = this.running.filter((request) => request.numComputedTokens >= request.promptTokens.length);
     const prefilling = this.running.filter((request) => request.numComputedTokens < request.promptTokens.length);
@@ -172,7 +141,7 @@ export class Scheduler {
     this.scheduleRunning(decoding, prefilling, budget);
     // As in vLLM, nothing new is admitted in a step that had to preempt: the pool is full.
     if (!budget.hasPreempted) this.scheduleWaiting(budget);
-    return budget.plan(numFinishedBeforeStep);
+    return budget.plan(finished);
   }
 
   /** Draft mode: fills in the draft tokens `schedule()` left pending; see `Speculation.prepareDrafts`. */
@@ -181,10 +150,12 @@ export class Scheduler {
   }
 
   /**
-   * Applies a step's outputs: advances computed tokens, verifies drafts, appends sampled tokens, checks stops,
-   * streams text. Returns the number of tokens generated.
+   * Applies a step's outputs in plan order: advances computed tokens, verifies drafts, appends the sampled tokens
+   * and finishes requests at token-level stops. Each request's output goes to `onOutput` as soon as it is applied;
+   * when that reports a stop string, the request finishes there, before the next one is applied. Returns the
+   * number of tokens generated (up to the stops).
    */
-  updateFromOutput(plan: StepPlan, outputs: readonly StepOutput[], nowMs: number): number {
+  updateFromOutput(plan: StepPlan, outputs: readonly StepOutput[], onOutput: CoreOutputHandler): number {
     let numGenerated = 0;
     plan.scheduled.forEach(({ request, item, drafts }, index) => {
       if (request.status !== "running") return;
@@ -194,36 +165,31 @@ export class Scheduler {
       if (!item.shouldSample || output === undefined) return;
       const tokens = sampledTokens(request, drafts, output, this.speculation, this.engine);
       if (tokens === null) {
-        this.finish(request, "error", new Error("the sampler returned no token"));
+        onOutput(this.finish(request, "error", new Error("the sampler returned no token")));
         return;
       }
-      request.firstTokenMs ??= nowMs;
-      const state = this.text.get(request.id);
-      if (state !== undefined) {
-        if (state.lastTokenMs !== null) state.interTokenMs.push(nowMs - state.lastTokenMs);
-        state.lastTokenMs = nowMs;
-      }
-      for (const token of tokens) {
-        this.appendToken(request, token, output.logprobs === null ? [] : [output.logprobs]);
-        numGenerated += 1;
-        if (request.status !== "running") return;
-      }
+      const appended = appendUntilStop(request, tokens, this.engine);
+      if (appended.stop !== null) this.finish(request, appended.stop, null);
+      const numBeforeStop = onOutput(coreOutputOf(request, appended.tokens, output.logprobs, null));
+      numGenerated += numBeforeStop ?? appended.tokens.length;
+      // The output processor has finished it already; the core lets go of it.
+      if (numBeforeStop !== null) this.finish(request, "stop", null);
       // Accepted drafts are in the KV cache now, and verified: they may be cached.
-      if (tokens.length > 1) this.kv.commit(request);
+      else if (tokens.length > 1 && request.status === "running") this.kv.commit(request);
     });
     return numGenerated;
   }
 
   /** Fails every request of a step whose batch the engine could not evaluate. */
-  failStep(plan: StepPlan, error: Error): void {
-    for (const { request } of plan.scheduled) {
-      if (request.status === "running") this.finish(request, "error", error);
-    }
+  failStep(plan: StepPlan, error: Error): CoreOutput[] {
+    return plan.scheduled
+      .filter(({ request }) => request.status === "running")
+      .map(({ request }) => this.finish(request, "error", error));
   }
 
   /** Fails everything with `reason`, e.g. at shutdown: the clients are still there and must learn why. */
-  failAll(reason: Error): void {
-    for (const request of [...this.running, ...this.waiting]) this.finish(request, "error", reason);
+  failAll(reason: Error): CoreOutput[] {
+    return [...this.running, ...this.waiting].map((request) => this.finish(request, "error", reason));
   }
 
   private scheduleRunning(decoding: readonly Request[], prefilling: readonly Request[], budget: StepBudget): void {
@@ -326,16 +292,9 @@ export class Scheduler {
     request.status = "running";
     request.numComputedTokens = admission.numPrefixTokens;
     this.running.push(request);
-    if (!this.text.has(request.id)) {
+    if (request.scheduledMs === null) {
       request.numCachedTokens = Math.min(admission.numPrefixTokens, request.promptTokens.length);
-      const detokenizer = new IncrementalDetokenizer((tokens) => this.engine.detokenize(tokens), request.promptTokens);
-      this.text.set(request.id, {
-        detokenizer,
-        numSentChars: 0,
-        scheduledMs: this.now(),
-        lastTokenMs: null,
-        interTokenMs: [],
-      });
+      request.scheduledMs = this.now();
     }
   }
 
@@ -356,106 +315,31 @@ export class Scheduler {
       : item;
   }
 
-  private finishAborted(): number {
+  private finishAborted(): CoreOutput[] {
     const aborted = this.running.filter((request) => request.isAbortRequested);
-    for (const request of aborted) this.finish(request, "abort", null);
-    return aborted.length;
+    return aborted.map((request) => this.finish(request, "abort", null));
   }
 
-  private expireWaiting(): number {
+  private expireWaiting(): CoreOutput[] {
     const timeoutMs = this.options.queueTimeoutMs ?? 0;
-    if (timeoutMs <= 0) return 0;
+    if (timeoutMs <= 0) return [];
     const now = this.now();
     const expired = this.waiting.expired(now, timeoutMs);
-    for (const request of expired) this.finish(request, "error", new QueueTimeoutError(now - request.arrivalMs));
-    return expired.length;
+    return expired.map((request) => this.finish(request, "error", new QueueTimeoutError(now - request.arrivalMs)));
   }
 
-  private appendToken(request: Request, token: TokenId, logprobs: OutputDelta["logprobs"]): void {
-    request.appendOutput(token);
-    const params = request.params;
-    const state = this.text.get(request.id);
-    if (state === undefined) throw new Error(`request ${request.id} has no text state`);
-    const stopToken = isStopToken({
-      token,
-      isEndOfGeneration: this.engine.isEndOfGeneration(token),
-      stopTokens: params.stopTokens,
-      ignoreEos: params.ignoreEos,
-    });
-    if (stopToken) {
-      state.detokenizer.flush();
-      this.emit(request, state, state.detokenizer.emittedText.length, [token], logprobs);
-      this.finish(request, "stop", null);
-      return;
+  /** Ends a request in the core: out of its queue, its drafts forgotten, its blocks and sequence freed. */
+  private finish(request: Request, reason: FinishReason, error: Error | null): CoreOutput {
+    if (request.status !== "finished") {
+      if (request.status === "running") removeFrom(this.running, request);
+      else this.waiting.remove(request);
+      request.status = "finished";
+      request.finishReason = reason;
+      this.speculation.forget(request);
+      this.kv.release(request);
+      request.sequenceId = null;
     }
-    const textBefore = state.detokenizer.emittedText.length;
-    state.detokenizer.push(token);
-    const text = state.detokenizer.emittedText;
-    const match = findStopString(text, params.stopStrings, textBefore);
-    if (match !== null) {
-      this.emit(request, state, match.index, [token], logprobs);
-      this.finish(request, "stop", null);
-      return;
-    }
-    const reason = lengthStop({
-      numOutputTokens: request.outputTokens.length,
-      maxTokens: params.maxTokens,
-      numTokens: request.numTokens,
-      contextSize: this.engine.info.contextSize,
-    });
-    if (reason !== null) state.detokenizer.flush();
-    const finalText = state.detokenizer.emittedText;
-    const sendUpTo = reason === null ? text.length - heldBackLength(text, params.stopStrings) : finalText.length;
-    this.emit(request, state, sendUpTo, [token], logprobs);
-    if (reason !== null) this.finish(request, reason, null);
-  }
-
-  private emit(
-    request: Request,
-    state: TextState,
-    sendUpTo: number,
-    tokens: TokenId[],
-    logprobs: OutputDelta["logprobs"],
-  ): void {
-    const end = Math.max(sendUpTo, state.numSentChars);
-    const text = state.detokenizer.emittedText.slice(state.numSentChars, end);
-    state.numSentChars = end;
-    request.sink.onDelta({ text, tokens, logprobs });
-  }
-
-  private finish(request: Request, reason: FinishReason, error: Error | null): void {
-    if (request.status === "finished") return;
-    if (request.status === "running") removeFrom(this.running, request);
-    else this.waiting.remove(request);
-    request.status = "finished";
-    request.finishReason = reason;
-    const state = this.text.get(request.id);
-    this.text.delete(request.id);
-    this.speculation.forget(request);
-    this.kv.release(request);
-    request.sequenceId = null;
-    request.sink.onFinish({
-      finishReason: reason,
-      error,
-      numPromptTokens: request.promptTokens.length,
-      numOutputTokens: request.outputTokens.length,
-      numCachedTokens: request.numCachedTokens,
-    });
-    this.options.onRequestFinished?.({
-      requestId: request.id,
-      finishReason: reason,
-      numPromptTokens: request.promptTokens.length,
-      numOutputTokens: request.outputTokens.length,
-      numCachedTokens: request.numCachedTokens,
-      numPreemptions: request.numPreemptions,
-      maxTokens: request.params.maxTokens,
-      arrivalMs: request.arrivalMs,
-      scheduledMs: state?.scheduledMs ?? null,
-      firstTokenMs: request.firstTokenMs,
-      lastTokenMs: state?.lastTokenMs ?? null,
-      finishedMs: this.now(),
-      interTokenMs: state?.interTokenMs ?? [],
-    });
+    return coreOutputOf(request, [], null, error);
   }
 
   private sequenceOf(request: Request): SequenceId {

@@ -3,6 +3,7 @@
  * chunked prefill), and the items planned so far. Preempting a request takes its item back out of the step.
  */
 import type { StepItem, TokenId } from "../engine/engine.ts";
+import type { CoreOutput } from "./core-output.ts";
 import type { Request } from "./request.ts";
 
 export interface ScheduledItem {
@@ -17,8 +18,8 @@ export interface StepPlan {
   readonly numTokens: number;
   /** Of `numTokens`, those that are prompt tokens (prefill). */
   readonly numPromptTokens: number;
-  /** Requests finished while planning (aborted ones). */
-  readonly numFinishedBeforeStep: number;
+  /** Requests finished while planning (aborted ones, expired ones), for the output processor. */
+  readonly finished: readonly CoreOutput[];
 }
 
 export class StepBudget {
@@ -86,7 +87,7 @@ export class StepBudget {
     if (index >= 0) this.numTokensLeft += this.items.splice(index, 1)[0]!.item.tokens.length;
   }
 
-  plan(numFinishedBeforeStep: number): StepPlan {
+  plan(finished: readonly CoreOutput[]): StepPlan {
     const numPromptTokens = this.items.reduce(
       (sum, { request, item }) =>
         sum + Math.max(0, Math.min(request.promptTokens.length, item.startPos + item.tokens.length) - item.startPos),
@@ -96,7 +97,7 @@ export class StepBudget {
       scheduled: [...this.items],
       numTokens: this.maxNumTokens - this.numTokensUnused(),
       numPromptTokens,
-      numFinishedBeforeStep,
+      finished,
     };
   }
 

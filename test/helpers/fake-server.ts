@@ -26,9 +26,11 @@ export async function startFakeServer(
     maxNumBatchedTokens: engine.info.batchSize,
     maxNumWaiting: appOptions.maxNumWaiting ?? 64,
     queueTimeoutMs: appOptions.queueTimeoutMs ?? 0,
+  });
+  const loop = new EngineLoop(engine, scheduler, {
+    onStep: (stats) => app.serverMetrics.observeStep(stats),
     onRequestFinished: (stats) => app.serverMetrics.observeRequest(stats),
   });
-  const loop = new EngineLoop(engine, scheduler, { onStep: (stats) => app.serverMetrics.observeStep(stats) });
   serving.markReady({
     engine,
     loop,

@@ -5,7 +5,7 @@ import OpenAI from "openai";
 import { loadConfig } from "../../src/config/load-config.ts";
 import { type LoadedRuntime, loadRuntime } from "../../src/runtime.ts";
 import type { StepStats } from "../../src/scheduler/engine-loop.ts";
-import type { RequestStats } from "../../src/scheduler/scheduler.ts";
+import type { RequestStats } from "../../src/scheduler/output-processor.ts";
 import { buildApp } from "../../src/server/app.ts";
 import { ServingState } from "../../src/server/serving-state.ts";
 

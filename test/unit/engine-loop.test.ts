@@ -15,7 +15,10 @@ test("a request submitted while the loop plans a step with nothing to run is run
   // The loop awaits prepareDrafts between planning a step and deciding to sleep: submit right there.
   const prepareDrafts = scheduler.prepareDrafts.bind(scheduler);
   mock.method(scheduler, "prepareDrafts", (plan: Parameters<Scheduler["prepareDrafts"]>[0]) => {
-    if (plan.scheduled.length === 0 && !scheduler.hasWork()) assert.equal(loop.submit(late.request), true);
+    if (plan.scheduled.length === 0 && !scheduler.hasWork()) {
+      const { id, promptTokens, params } = late.request;
+      assert.equal(loop.submit({ id, promptTokens, params, sink: late.sink }), true);
+    }
     return prepareDrafts(plan);
   });
   loop.start();
