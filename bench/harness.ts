@@ -8,7 +8,7 @@ import { loadConfig } from "../src/config/load-config.ts";
 import type { SamplingParams, TokenId } from "../src/engine/engine.ts";
 import { loadRuntime } from "../src/runtime.ts";
 import type { StepStats } from "../src/scheduler/engine-loop.ts";
-import { Request, type RequestId } from "../src/scheduler/request.ts";
+import type { RequestId } from "../src/scheduler/request.ts";
 import { buildApp } from "../src/server/app.ts";
 import { type Runtime, ServingState } from "../src/server/serving-state.ts";
 
@@ -74,11 +74,11 @@ export async function runAll(
         new Promise<Timing>((resolve, reject) => {
           let firstTokenMs = -1;
           const generated: TokenId[] = [];
-          const request = new Request(
-            `bench-${index}-${startMs}` as RequestId,
-            tokens,
-            { maxTokens, sampling, stopStrings: [], stopTokens: [], ignoreEos: true },
-            {
+          const isAccepted = runtime.loop.submit({
+            id: `bench-${index}-${startMs}` as RequestId,
+            promptTokens: tokens,
+            params: { maxTokens, sampling, stopStrings: [], stopTokens: [], ignoreEos: true },
+            sink: {
               onDelta: (delta) => {
                 if (firstTokenMs < 0) firstTokenMs = performance.now() - startMs;
                 generated.push(...delta.tokens);
@@ -88,9 +88,9 @@ export async function runAll(
                   ? resolve({ firstTokenMs, numTokens: output.numOutputTokens, tokens: generated })
                   : reject(output.error ?? new Error(output.finishReason)),
             },
-            startMs,
-          );
-          if (!runtime.loop.submit(request)) reject(new Error("queue full"));
+            arrivalMs: startMs,
+          });
+          if (!isAccepted) reject(new Error("queue full"));
         }),
     ),
   );

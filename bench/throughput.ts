@@ -15,7 +15,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
-import { type FinishedOutput, Request, type RequestId } from "../src/scheduler/request.ts";
+import type { FinishedOutput, RequestId } from "../src/scheduler/request.ts";
 import type { Runtime } from "../src/server/serving-state.ts";
 import { loadRuntimeWith } from "./harness.ts";
 import { syntheticModel } from "./synthetic.ts";
@@ -45,10 +45,10 @@ async function bareRun(runtime: Runtime, n: number): Promise<{ durationMs: numbe
     promptsFor(n).map(
       (prompt, index) =>
         new Promise<FinishedOutput>((resolve, reject) => {
-          const request = new Request(
-            `bench-${index}-${startMs}` as RequestId,
-            runtime.engine.tokenize(prompt, { addBos: true }),
-            {
+          const isAccepted = runtime.loop.submit({
+            id: `bench-${index}-${startMs}` as RequestId,
+            promptTokens: runtime.engine.tokenize(prompt, { addBos: true }),
+            params: {
               maxTokens,
               sampling: {
                 temperature: 0,
@@ -64,10 +64,10 @@ async function bareRun(runtime: Runtime, n: number): Promise<{ durationMs: numbe
               stopTokens: [],
               ignoreEos: true,
             },
-            { onDelta: () => undefined, onFinish: resolve },
-            startMs,
-          );
-          if (!runtime.loop.submit(request)) reject(new Error("queue full"));
+            sink: { onDelta: () => undefined, onFinish: resolve },
+            arrivalMs: startMs,
+          });
+          if (!isAccepted) reject(new Error("queue full"));
         }),
     ),
   );

@@ -10,7 +10,8 @@ import { type GgufModelInfo, readGgufModelInfo } from "./plan/gguf-model-info.ts
 import { contextSizeForKvBudget, KV_CELL_PADDING } from "./plan/kv-budget.ts";
 import { planMemory } from "./plan/memory-plan.ts";
 import { EngineLoop, type StepStats } from "./scheduler/engine-loop.ts";
-import { type RequestStats, Scheduler } from "./scheduler/scheduler.ts";
+import type { RequestStats } from "./scheduler/output-processor.ts";
+import { Scheduler } from "./scheduler/scheduler.ts";
 import type { Runtime } from "./server/serving-state.ts";
 import { DraftModel } from "./spec/draft-model.ts";
 import { Speculator } from "./spec/speculator.ts";
@@ -24,7 +25,16 @@ export interface RuntimeHooks {
   readonly onFatal?: (error: Error) => void;
 }
 
-export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks: RuntimeHooks = {}): Promise<Runtime> {
+/** A runtime as loaded: its engine is the `LlamaEngine` itself, for the process that owns it (tests reach in). */
+export interface LoadedRuntime extends Runtime {
+  readonly engine: LlamaEngine;
+}
+
+export async function loadRuntime(
+  config: Config,
+  log: FastifyBaseLogger,
+  hooks: RuntimeHooks = {},
+): Promise<LoadedRuntime> {
   const model = await resolveModel(config);
   if (model.isSynthetic) {
     log.warn(
@@ -80,18 +90,20 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     blockSize: config.kvBlockSize,
     enablePrefixCaching: config.prefixCaching,
     speculator,
-    ...(hooks.onRequestFinished === undefined ? {} : { onRequestFinished: hooks.onRequestFinished }),
+    onDraftError: (error) => log.warn({ err: error }, "a draft model step failed; that step ran without drafts"),
   });
   const loop = new EngineLoop(engine, scheduler, {
     onStepError: (error) => log.error({ err: error }, "engine step failed; its requests were failed"),
     ...(hooks.onStep === undefined ? {} : { onStep: hooks.onStep }),
+    ...(hooks.onRequestFinished === undefined ? {} : { onRequestFinished: hooks.onRequestFinished }),
     onFatal: (error) => {
       log.fatal({ err: error }, "the engine loop failed");
       hooks.onFatal?.(error);
     },
   });
   loop.start();
-  log.info({ ...engine.info, kvBlocks: scheduler.kv.numBlocks, kvBlockSize: scheduler.kv.blockSize }, "model loaded");
+  const kvCache = scheduler.kvCacheState();
+  log.info({ ...engine.info, kvBlocks: kvCache.numBlocks, kvBlockSize: kvCache.blockSize }, "model loaded");
   if (ctxSize > engine.info.trainContextSize) {
     log.warn(
       { ctxSize, trainContextSize: engine.info.trainContextSize },
@@ -124,6 +136,7 @@ export async function loadRuntime(config: Config, log: FastifyBaseLogger, hooks:
     createdSeconds: Math.floor(Date.now() / 1000),
     planSource,
     dispose: async () => {
+      await engine.dispose();
       await speculator?.dispose();
     },
   };

@@ -1,7 +1,9 @@
 /**
- * The engine seam: everything above this file (scheduler, server) talks to a model only through `Engine`.
+ * The engine seam: everything above this file talks to a model only through the roles defined here. The server
+ * gets a `ServerEngine` (tokenizer, chat template, embeddings), the scheduler and the engine loop a
+ * `SequenceEngine` (sequences, cells, the batched step), and whoever loaded the model its `EngineLifecycle`.
  * The node-llama-cpp implementation lives in `llama-engine.ts`; `FakeEngine` is a deterministic stand-in for
- * unit tests of the layers above.
+ * unit tests of the layers above. Both implement `Engine`, every role at once.
  */
 
 export type SequenceId = number & { readonly __brand: "SequenceId" };
@@ -112,13 +114,24 @@ export interface SavedCells {
   readonly numBytes: number;
 }
 
-export interface Engine {
-  readonly info: ModelInfo;
+/** Text to tokens and back. */
+export interface Tokenizer {
   tokenize(text: string, options?: { addBos?: boolean }): TokenId[];
   detokenize(tokens: readonly TokenId[]): string;
+}
+
+/** What the HTTP routes use of a model: its facts, its tokenizer, its chat template and embeddings; never a step. */
+export interface ServerEngine extends Tokenizer {
+  readonly info: ModelInfo;
+  renderChat(messages: readonly ChatMessage[]): RenderedChat;
+  embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]>;
+}
+
+/** What the scheduler and the engine loop drive: sequence slots, the KV cells they hold, and the batched step. */
+export interface SequenceEngine {
+  readonly info: ModelInfo;
   /** True for tokens that end generation (EOS, EOT and the like). */
   isEndOfGeneration(token: TokenId): boolean;
-  renderChat(messages: readonly ChatMessage[]): RenderedChat;
   /**
    * Reserves a free sequence slot with its sampler, or returns null when every slot is taken.
    * `history` restores the tokens a resumed request already generated, for its penalties.
@@ -150,6 +163,14 @@ export interface Engine {
    */
   restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean;
   numFreeSequences(): number;
-  embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]>;
+}
+
+export interface EngineLifecycle {
   dispose(): Promise<void>;
 }
+
+/**
+ * A whole model: every role at once. Implementations (`LlamaEngine`, `FakeEngine`) provide it; each consumer is
+ * handed only its role.
+ */
+export interface Engine extends ServerEngine, SequenceEngine, EngineLifecycle {}

@@ -28,7 +28,7 @@ export class ModelMetrics {
     const increments = this.deltas.next(stats);
     this.vllm.observeStep(stats, increments);
     this.llamacpp.observeStep(stats, increments);
-    this.engine.observeStep(stats);
+    this.engine.observeStep(stats, increments);
   }
 
   observeRequestParams(n: number): void {

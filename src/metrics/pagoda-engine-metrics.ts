@@ -1,12 +1,17 @@
-/** pagoda's own model-level metrics: the shared KV pool's blocks by state and the wall time of engine steps. */
-import { Gauge, Histogram, type Registry } from "prom-client";
+/**
+ * pagoda's own model-level metrics: the shared KV pool's blocks by state, the wall time of engine steps and the
+ * draft-model steps that failed.
+ */
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { StepStats } from "../scheduler/engine-loop.ts";
 import type { MetricsSource } from "./metrics-source.ts";
+import type { StepIncrements } from "./step-deltas.ts";
 
 const ENGINE_STEP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 export class PagodaEngineMetrics {
   private readonly stepSeconds: Histogram;
+  private readonly draftFailures: Counter;
 
   constructor(registry: Registry, source: MetricsSource) {
     new Gauge({
@@ -27,9 +32,15 @@ export class PagodaEngineMetrics {
       buckets: ENGINE_STEP_BUCKETS,
       registers: [registry],
     });
+    this.draftFailures = new Counter({
+      name: "pagoda_spec_draft_failures_total",
+      help: "Draft-model steps that failed; their drafts were dropped and the requests decoded on without them.",
+      registers: [registry],
+    });
   }
 
-  observeStep(stats: StepStats): void {
+  observeStep(stats: StepStats, increments: StepIncrements): void {
     this.stepSeconds.observe(stats.durationMs / 1000);
+    if (increments.numDraftFailures > 0) this.draftFailures.inc(increments.numDraftFailures);
   }
 }

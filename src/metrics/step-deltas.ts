@@ -14,6 +14,8 @@ export interface StepIncrements {
   readonly numDrafts: number;
   readonly numDraftTokens: number;
   readonly numAcceptedTokens: number;
+  /** Draft-model steps that failed (their drafts were dropped, the requests went on without them). */
+  readonly numDraftFailures: number;
   /** Accepted tokens added per draft position (0-based). */
   readonly acceptedPerPosition: readonly number[];
 }
@@ -22,7 +24,13 @@ type KvCounts = Pick<KvCacheState, "prefixQueriedTokens" | "prefixHitTokens" | "
 
 export class StepDeltas {
   private lastKv: KvCounts = { prefixQueriedTokens: 0, prefixHitTokens: 0, numPreemptions: 0 };
-  private lastSpec: SpecStats = { numDrafts: 0, numDraftTokens: 0, numAcceptedTokens: 0, acceptedPerPosition: [] };
+  private lastSpec: SpecStats = {
+    numDrafts: 0,
+    numDraftTokens: 0,
+    numAcceptedTokens: 0,
+    acceptedPerPosition: [],
+    numDraftFailures: 0,
+  };
 
   /** The increments since the previous step; remembers this step's totals. */
   next(stats: StepStats): StepIncrements {
@@ -40,6 +48,7 @@ export class StepDeltas {
       numDrafts: spec === null ? 0 : spec.numDrafts - last.numDrafts,
       numDraftTokens: spec === null ? 0 : spec.numDraftTokens - last.numDraftTokens,
       numAcceptedTokens: spec === null ? 0 : spec.numAcceptedTokens - last.numAcceptedTokens,
+      numDraftFailures: spec === null ? 0 : spec.numDraftFailures - last.numDraftFailures,
       acceptedPerPosition:
         spec === null
           ? []

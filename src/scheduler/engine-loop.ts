@@ -1,11 +1,19 @@
 /**
  * The one loop that owns every decode: plan a step, run it as one engine batch, apply the outputs, repeat.
  * Between steps it yields to the event loop, so HTTP work interleaves with decoding.
+ *
+ * It joins the core (scheduler and engine) to the output processor: callers submit plain values and get text
+ * deltas and a finish through their sink; every output of the scheduler goes through the processor, and a stop
+ * string it finds finishes the request in the scheduler at once.
  */
-import type { Engine } from "../engine/engine.ts";
+import type { SequenceEngine, Tokenizer } from "../engine/engine.ts";
 import type { SpecStats } from "../spec/speculator.ts";
-import type { Request, RequestId } from "./request.ts";
-import type { KvCacheState, Scheduler } from "./scheduler.ts";
+import type { CoreOutput } from "./core-output.ts";
+import { OutputProcessor, type RequestStats } from "./output-processor.ts";
+import { Request, type RequestId, type RequestSubmission } from "./request.ts";
+import type { KvCacheState } from "./request-kv.ts";
+import type { Scheduler } from "./scheduler.ts";
+import type { StepPlan } from "./step-budget.ts";
 
 /** One step, as a plain record for logs, metrics and benchmarks. */
 export interface StepStats {
@@ -27,6 +35,8 @@ export interface StepStats {
 
 export interface EngineLoopOptions {
   readonly onStep?: (stats: StepStats) => void;
+  /** Receives every finished request's stats. */
+  readonly onRequestFinished?: (stats: RequestStats) => void;
   /** Called when a step's batch failed; the requests of that batch are failed, the loop goes on. */
   readonly onStepError?: (error: Error) => void;
   /**
@@ -34,6 +44,7 @@ export interface EngineLoopOptions {
    * failed and the loop ends; the process should report it and exit rather than hang.
    */
   readonly onFatal?: (error: Error) => void;
+  /** Defaults to `performance.now`. */
   readonly now?: () => number;
 }
 
@@ -41,18 +52,29 @@ export interface EngineLoopOptions {
 const MAX_MS_WITHOUT_YIELD = 20;
 
 export class EngineLoop {
-  private readonly engine: Pick<Engine, "step">;
+  private readonly engine: SequenceEngine;
   private readonly scheduler: Scheduler;
+  private readonly processor: OutputProcessor;
   private readonly options: EngineLoopOptions;
+  private readonly now: () => number;
   private wake: (() => void) | null = null;
+  /** Set by every submission and abort; the loop sleeps only if none came while it planned the step it skips. */
+  private isNotified = false;
   private idleWaiters: (() => void)[] = [];
   private isStopping = false;
   private running: Promise<void> | null = null;
 
-  constructor(engine: Pick<Engine, "step">, scheduler: Scheduler, options: EngineLoopOptions = {}) {
+  /** The engine's tokenizer serves the output processor; its sequences are the scheduler's. */
+  constructor(engine: SequenceEngine & Tokenizer, scheduler: Scheduler, options: EngineLoopOptions = {}) {
     this.engine = engine;
     this.scheduler = scheduler;
     this.options = options;
+    this.now = options.now ?? (() => performance.now());
+    this.processor = new OutputProcessor({
+      detokenize: (tokens) => engine.detokenize(tokens),
+      now: this.now,
+      ...(options.onRequestFinished === undefined ? {} : { onRequestFinished: options.onRequestFinished }),
+    });
   }
 
   get numRunning(): number {
@@ -68,7 +90,7 @@ export class EngineLoop {
   }
 
   get isPrefixCaching(): boolean {
-    return this.scheduler.kv.enablePrefixCaching;
+    return this.scheduler.isPrefixCaching;
   }
 
   /** Between steps only: the KV operations it triggers are deferred while a step runs. */
@@ -89,16 +111,28 @@ export class EngineLoop {
     this.running = this.run();
   }
 
-  /** Queues a request; false when the queue is full or the loop is stopping. */
-  submit(request: Request): boolean {
+  /**
+   * Queues a request; false when the queue is full or the loop is stopping. Throws for a prompt that can never fit
+   * the KV pool, and for an id already submitted.
+   */
+  submit(submission: RequestSubmission): boolean {
     if (this.isStopping) return false;
-    const isAccepted = this.scheduler.add(request);
-    if (isAccepted) this.notify();
-    return isAccepted;
+    if (this.processor.has(submission.id)) throw new Error(`request ${submission.id} was already submitted`);
+    const request = new Request(
+      submission.id,
+      submission.promptTokens,
+      submission.params,
+      submission.arrivalMs ?? this.now(),
+    );
+    if (!this.scheduler.add(request)) return false;
+    this.processor.addRequest({ ...submission, arrivalMs: request.arrivalMs });
+    this.notify();
+    return true;
   }
 
   abort(requestId: RequestId): void {
-    this.scheduler.abort(requestId);
+    const finished = this.scheduler.abort(requestId);
+    if (finished !== null) this.deliver([finished]);
     this.notify();
   }
 
@@ -111,7 +145,7 @@ export class EngineLoop {
   /** Fails whatever is left with `reason` and waits for the loop to end. */
   async stop(reason: Error = new Error("the engine loop stopped")): Promise<void> {
     this.isStopping = true;
-    this.scheduler.failAll(reason);
+    this.deliver(this.scheduler.failAll(reason));
     this.notify();
     await this.running;
     this.running = null;
@@ -119,6 +153,7 @@ export class EngineLoop {
   }
 
   private notify(): void {
+    this.isNotified = true;
     const wake = this.wake;
     this.wake = null;
     wake?.();
@@ -128,61 +163,79 @@ export class EngineLoop {
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
+  /** Hands outputs that carry no tokens (finishes outside a step) to the output processor. */
+  private deliver(outputs: readonly CoreOutput[]): void {
+    const nowMs = this.now();
+    for (const output of outputs) this.processor.processOutput(output, nowMs);
+  }
+
   private async run(): Promise<void> {
     try {
       await this.runSteps();
     } catch (error) {
       const failure = error instanceof Error ? error : new Error(String(error));
       this.isStopping = true;
-      this.scheduler.failAll(failure);
+      this.deliver(this.scheduler.failAll(failure));
       this.resolveIdleWaiters();
       this.options.onFatal?.(failure);
     }
   }
 
   private async runSteps(): Promise<void> {
-    const now = this.options.now ?? (() => performance.now());
-    let lastYieldMs = now();
+    let lastYieldMs = this.now();
     while (!this.isStopping) {
-      const plan = await this.scheduler.prepareDrafts(this.scheduler.schedule());
+      this.isNotified = false;
+      const scheduled = this.scheduler.schedule();
+      this.deliver(scheduled.finished);
+      const plan = await this.scheduler.prepareDrafts(scheduled);
       if (plan.scheduled.length === 0) {
         if (!this.scheduler.hasWork()) this.resolveIdleWaiters();
-        if (!this.scheduler.hasWork() || plan.numFinishedBeforeStep === 0) {
+        // A request submitted while the step was planned (prepareDrafts awaits) found no sleeper to wake.
+        if ((!this.scheduler.hasWork() || plan.finished.length === 0) && !this.isNotified) {
           await new Promise<void>((resolve) => {
             this.wake = resolve;
           });
         }
         continue;
       }
-      const startMs = now();
-      let numGeneratedTokens = 0;
-      try {
-        const outputs = await this.engine.step(plan.scheduled.map((scheduled) => scheduled.item));
-        this.scheduler.observeStepCost(plan.numTokens, now() - startMs);
-        numGeneratedTokens = this.scheduler.updateFromOutput(plan, outputs, now());
-      } catch (error) {
-        const failure = error instanceof Error ? error : new Error(String(error));
-        this.scheduler.failStep(plan, failure);
-        this.options.onStepError?.(failure);
-      }
-      this.options.onStep?.({
-        numTokens: plan.numTokens,
-        numPromptTokens: plan.numPromptTokens,
-        numGeneratedTokens,
-        numSequences: plan.scheduled.length,
-        numRunning: this.scheduler.numRunning,
-        numWaiting: this.scheduler.numWaiting,
-        durationMs: now() - startMs,
-        kvCache: this.scheduler.kvCacheState(),
-        spec: this.scheduler.specStats(),
-      });
+      const stats = await this.runStep(plan);
+      this.options.onStep?.(stats);
       // The next step starts at once: its decode runs on a native thread while the handlers woken by this
       // step's outputs serialise and write their chunks. A native step completes through the event loop's
       // poll phase, so I/O is served every step; an engine that resolves without I/O still yields here.
-      if (now() - lastYieldMs > MAX_MS_WITHOUT_YIELD) {
+      if (this.now() - lastYieldMs > MAX_MS_WITHOUT_YIELD) {
         await new Promise<void>((resolve) => setImmediate(resolve));
-        lastYieldMs = now();
+        lastYieldMs = this.now();
       }
     }
+  }
+
+  /** Runs one planned step and applies its outputs; a failed batch fails its requests. */
+  private async runStep(plan: StepPlan): Promise<StepStats> {
+    const startMs = this.now();
+    let numGeneratedTokens = 0;
+    try {
+      const outputs = await this.engine.step(plan.scheduled.map((scheduled) => scheduled.item));
+      this.scheduler.observeStepCost(plan.numTokens, this.now() - startMs);
+      const nowMs = this.now();
+      numGeneratedTokens = this.scheduler.updateFromOutput(plan, outputs, (output) =>
+        this.processor.processOutput(output, nowMs),
+      );
+    } catch (error) {
+      const failure = error instanceof Error ? error : new Error(String(error));
+      this.deliver(this.scheduler.failStep(plan, failure));
+      this.options.onStepError?.(failure);
+    }
+    return {
+      numTokens: plan.numTokens,
+      numPromptTokens: plan.numPromptTokens,
+      numGeneratedTokens,
+      numSequences: plan.scheduled.length,
+      numRunning: this.scheduler.numRunning,
+      numWaiting: this.scheduler.numWaiting,
+      durationMs: this.now() - startMs,
+      kvCache: this.scheduler.kvCacheState(),
+      spec: this.scheduler.specStats(),
+    };
   }
 }

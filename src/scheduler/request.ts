@@ -53,11 +53,22 @@ export interface RequestSink {
   onFinish(output: FinishedOutput): void;
 }
 
+/** What a caller hands the engine loop: plain values, from which the loop builds the scheduler's `Request`. */
+export interface RequestSubmission {
+  readonly id: RequestId;
+  readonly promptTokens: readonly TokenId[];
+  readonly params: GenerationParams;
+  /** Where the request's text and its end go. */
+  readonly sink: RequestSink;
+  /** When the request arrived, on the engine loop's clock (`performance.now`). Defaults to the submission. */
+  readonly arrivalMs?: number;
+}
+
+/** A request as the scheduler tracks it; the engine loop builds it from a submission, and it never leaves the core. */
 export class Request {
   readonly id: RequestId;
   readonly promptTokens: readonly TokenId[];
   readonly params: GenerationParams;
-  readonly sink: RequestSink;
   readonly arrivalMs: number;
   readonly outputTokens: TokenId[] = [];
   /** Prompt then output tokens, kept as one array for the block hashes. */
@@ -71,19 +82,13 @@ export class Request {
   sequenceId: SequenceId | null = null;
   finishReason: FinishReason | null = null;
   isAbortRequested = false;
-  firstTokenMs: number | null = null;
+  /** When it first got a sequence, on the scheduler's clock; null while it never has. */
+  scheduledMs: number | null = null;
 
-  constructor(
-    id: RequestId,
-    promptTokens: readonly TokenId[],
-    params: GenerationParams,
-    sink: RequestSink,
-    arrivalMs: number,
-  ) {
+  constructor(id: RequestId, promptTokens: readonly TokenId[], params: GenerationParams, arrivalMs: number) {
     this.id = id;
     this.promptTokens = promptTokens;
     this.params = params;
-    this.sink = sink;
     this.arrivalMs = arrivalMs;
     this.allTokens = [...promptTokens];
   }

@@ -72,3 +72,10 @@ export function lengthStop(input: LengthStopInput): FinishReason | null {
   if (input.numTokens >= input.contextSize) return "length";
   return null;
 }
+
+export type StopInput = TokenStopInput & LengthStopInput;
+
+/** The core's stop check after each appended token: a stop token first (it adds no text), then the lengths. */
+export function checkStop(input: StopInput): FinishReason | null {
+  return isStopToken(input) ? "stop" : lengthStop(input);
+}

@@ -238,7 +238,6 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.addHook("onClose", async () => {
     metrics.dispose();
-    await deps.serving.runtime?.engine.dispose();
     await deps.serving.runtime?.dispose?.();
   });
   return app;

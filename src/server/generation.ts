@@ -1,17 +1,11 @@
 /**
- * Bridges HTTP handlers and the engine loop: submits one scheduler request per choice and turns their sink
- * callbacks into one ordered stream of events. A handler either iterates it (streaming) or collects it.
+ * Bridges HTTP handlers and the engine loop: submits one request per choice, as plain values, and turns their
+ * sink callbacks into one ordered stream of events. A handler either iterates it (streaming) or collects it.
  */
 import { randomUUID } from "node:crypto";
 import type { SampledLogprobs, TokenId } from "../engine/engine.ts";
 import type { EngineLoop } from "../scheduler/engine-loop.ts";
-import {
-  type FinishedOutput,
-  type GenerationParams,
-  type OutputDelta,
-  Request,
-  type RequestId,
-} from "../scheduler/request.ts";
+import type { FinishedOutput, GenerationParams, OutputDelta, RequestId, RequestSink } from "../scheduler/request.ts";
 import { PagodaError } from "./errors.ts";
 
 export interface ChoiceSpec {
@@ -32,6 +26,9 @@ export interface ChoiceResult {
   readonly output: FinishedOutput;
 }
 
+/** What a generation needs of the engine loop. */
+export type GenerationLoop = Pick<EngineLoop, "submit" | "abort">;
+
 /** Seconds a client is told to wait when the queue is full. */
 const QUEUE_FULL_RETRY_AFTER_SECONDS = 1;
 
@@ -44,32 +41,32 @@ export class Generation implements AsyncIterable<ChoiceEvent> {
   numCompletionTokens = 0;
   /** The most prompt tokens any choice took from the prefix cache. */
   numCachedTokens = 0;
-  private readonly loop: EngineLoop;
+  private readonly loop: GenerationLoop;
   private readonly requestIds: RequestId[] = [];
   private readonly events: ChoiceEvent[] = [];
   private numOpen: number;
   private waiter: (() => void) | null = null;
   private readonly startMs = performance.now();
 
-  private constructor(loop: EngineLoop, numChoices: number) {
+  private constructor(loop: GenerationLoop, numChoices: number) {
     this.loop = loop;
     this.id = randomUUID().replaceAll("-", "");
     this.numOpen = numChoices;
   }
 
   /** Submits every choice, or none: a full queue rejects the whole generation with 429. */
-  static start(loop: EngineLoop, choices: readonly ChoiceSpec[]): Generation {
+  static start(loop: GenerationLoop, choices: readonly ChoiceSpec[]): Generation {
     const generation = new Generation(loop, choices.length);
     for (const choice of choices) {
       const requestId = `${generation.id}-${choice.index}` as RequestId;
-      const request = new Request(
-        requestId,
-        choice.promptTokens,
-        choice.params,
-        generation.sinkFor(choice.index),
-        performance.now(),
-      );
-      if (!loop.submit(request)) {
+      const isAccepted = loop.submit({
+        id: requestId,
+        promptTokens: choice.promptTokens,
+        params: choice.params,
+        sink: generation.sinkFor(choice.index),
+        arrivalMs: performance.now(),
+      });
+      if (!isAccepted) {
         generation.abort();
         throw new PagodaError("PAGODA_ERR_QUEUE_FULL", "The server is at capacity; retry later", {
           retryAfterSeconds: QUEUE_FULL_RETRY_AFTER_SECONDS,
@@ -121,7 +118,7 @@ export class Generation implements AsyncIterable<ChoiceEvent> {
     return results.sort((a, b) => a.index - b.index);
   }
 
-  private sinkFor(index: number): { onDelta(delta: OutputDelta): void; onFinish(output: FinishedOutput): void } {
+  private sinkFor(index: number): RequestSink {
     return {
       onDelta: (delta) => {
         this.timeToFirstTokenMs ??= performance.now() - this.startMs;

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
-import type { Engine, TokenId } from "../engine/engine.ts";
+import type { ServerEngine, TokenId } from "../engine/engine.ts";
 import type { ServerMetrics } from "../metrics/server-metrics.ts";
 import { RequestDeadline } from "./deadline.ts";
 import { PagodaError } from "./errors.ts";
@@ -67,7 +67,7 @@ export function requireModel(serving: ServingState, model: string | null | undef
   return runtime;
 }
 
-export function checkTokenIds(engine: Engine, tokens: readonly TokenId[], param: string): void {
+export function checkTokenIds(engine: ServerEngine, tokens: readonly TokenId[], param: string): void {
   const vocabSize = engine.info.vocabSize;
   const bad = tokens.find((token) => token >= vocabSize);
   if (bad !== undefined) {

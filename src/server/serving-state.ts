@@ -1,4 +1,4 @@
-import type { Engine } from "../engine/engine.ts";
+import type { ServerEngine } from "../engine/engine.ts";
 import type { EngineLoop } from "../scheduler/engine-loop.ts";
 import { PagodaError } from "./errors.ts";
 import type { PlanSource } from "./routes/plan.ts";
@@ -7,14 +7,18 @@ export type ServingStatus = "loading" | "ready" | "closing" | "failed";
 
 /** What a loaded model offers the routes. */
 export interface Runtime {
-  readonly engine: Engine;
+  /** The model as the routes use it; its sequences and steps are the engine loop's. */
+  readonly engine: ServerEngine;
   readonly loop: EngineLoop;
   /** The id clients pass as `model`. */
   readonly modelId: string;
   readonly createdSeconds: number;
   /** The served file and context settings, for `GET /v1/plan`; absent when the model is not a file. */
   readonly planSource?: PlanSource | null;
-  /** Releases what the runtime holds beside the engine (a draft model); called after the engine is disposed. */
+  /**
+   * Releases the model and what the runtime holds beside it (a draft model); called at close, after the engine
+   * loop stopped. Absent when there is nothing to release.
+   */
   readonly dispose?: () => Promise<void>;
 }
 

@@ -11,7 +11,7 @@
 import type { SamplingParams, TokenId } from "../engine/engine.ts";
 import { SeededRandom, seedAtPosition } from "../engine/seeded-random.ts";
 import { AcceptanceTracker, chooseDraftLength, expectedTokensPerStep } from "./draft-length.ts";
-import type { DraftModel } from "./draft-model.ts";
+import type { DraftModel, Drafts } from "./draft-model.ts";
 import { proposeNgram } from "./ngram-proposer.ts";
 import { type VerifyResult, verifyBySampling, verifyGreedy, verifySampled } from "./rejection-sampler.ts";
 import { StepCostModel } from "./step-cost.ts";
@@ -40,6 +40,8 @@ export interface SpecStats {
   readonly numAcceptedTokens: number;
   /** Accepted tokens by draft position (0-based). */
   readonly acceptedPerPosition: readonly number[];
+  /** Draft-model steps that failed; each cost its step the drafts, never a request. */
+  readonly numDraftFailures: number;
 }
 
 interface RequestState {
@@ -78,6 +80,7 @@ export class Speculator {
   private numDrafts = 0;
   private numDraftTokens = 0;
   private numAcceptedTokens = 0;
+  private numDraftFailures = 0;
   private readonly acceptedPerPosition: number[];
 
   constructor(options: SpeculatorOptions) {
@@ -146,9 +149,15 @@ export class Speculator {
   ): Promise<Map<string, TokenId[]>> {
     const draftModel = this.options.draftModel;
     if (draftModel == null || requests.length === 0) return new Map();
-    const drafts = await draftModel.draft(
-      requests.map(({ request, numDraft }) => ({ ...request, numDraft, random: this.stateOf(request).random })),
-    );
+    let drafts: Map<string, Drafts>;
+    try {
+      drafts = await draftModel.draft(
+        requests.map(({ request, numDraft }) => ({ ...request, numDraft, random: this.stateOf(request).random })),
+      );
+    } catch (error) {
+      this.numDraftFailures += 1;
+      throw error;
+    }
     const tokens = new Map<string, TokenId[]>();
     for (const { request } of requests) {
       const drafted = drafts.get(request.id);
@@ -222,6 +231,7 @@ export class Speculator {
       numDraftTokens: this.numDraftTokens,
       numAcceptedTokens: this.numAcceptedTokens,
       acceptedPerPosition: [...this.acceptedPerPosition],
+      numDraftFailures: this.numDraftFailures,
     };
   }
 

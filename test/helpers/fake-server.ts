@@ -26,10 +26,18 @@ export async function startFakeServer(
     maxNumBatchedTokens: engine.info.batchSize,
     maxNumWaiting: appOptions.maxNumWaiting ?? 64,
     queueTimeoutMs: appOptions.queueTimeoutMs ?? 0,
+  });
+  const loop = new EngineLoop(engine, scheduler, {
+    onStep: (stats) => app.serverMetrics.observeStep(stats),
     onRequestFinished: (stats) => app.serverMetrics.observeRequest(stats),
   });
-  const loop = new EngineLoop(engine, scheduler, { onStep: (stats) => app.serverMetrics.observeStep(stats) });
-  serving.markReady({ engine, loop, modelId: FAKE_MODEL_ID, createdSeconds: 1_700_000_000 });
+  serving.markReady({
+    engine,
+    loop,
+    modelId: FAKE_MODEL_ID,
+    createdSeconds: 1_700_000_000,
+    dispose: () => engine.dispose(),
+  });
   loop.start();
   return { app, engine, loop, serving };
 }

@@ -3,11 +3,11 @@ import { fileURLToPath } from "node:url";
 import type { FastifyInstance } from "fastify";
 import OpenAI from "openai";
 import { loadConfig } from "../../src/config/load-config.ts";
-import { loadRuntime } from "../../src/runtime.ts";
+import { type LoadedRuntime, loadRuntime } from "../../src/runtime.ts";
 import type { StepStats } from "../../src/scheduler/engine-loop.ts";
-import type { RequestStats } from "../../src/scheduler/scheduler.ts";
+import type { RequestStats } from "../../src/scheduler/output-processor.ts";
 import { buildApp } from "../../src/server/app.ts";
-import { type Runtime, ServingState } from "../../src/server/serving-state.ts";
+import { ServingState } from "../../src/server/serving-state.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -17,7 +17,7 @@ export const STORIES_ID = "stories260K";
 
 export interface ModelServer {
   readonly app: FastifyInstance;
-  readonly runtime: Runtime;
+  readonly runtime: LoadedRuntime;
   readonly baseUrl: string;
   readonly client: OpenAI;
   /** Every engine step since start. */
@@ -54,21 +54,18 @@ export async function startModelServer(flags: string[] = []): Promise<ModelServe
     if (done !== undefined) return Promise.resolve(done);
     return new Promise((resolve) => waiters.push({ predicate, resolve }));
   };
-  serving.markReady(
-    await loadRuntime(config, app.log, {
-      onStep: (stats) => {
-        app.serverMetrics.observeStep(stats);
-        steps.push(stats);
-      },
-      onRequestFinished,
-    }),
-  );
+  const runtime = await loadRuntime(config, app.log, {
+    onStep: (stats) => {
+      app.serverMetrics.observeStep(stats);
+      steps.push(stats);
+    },
+    onRequestFinished,
+  });
+  serving.markReady(runtime);
   await app.listen({ host: "127.0.0.1", port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === "string") throw new Error("server has no TCP address");
   const baseUrl = `http://127.0.0.1:${address.port}`;
-  const runtime = serving.runtime;
-  if (runtime === null) throw new Error("runtime missing");
   const client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: "unused", maxRetries: 0, timeout: 60_000 });
   return { app, runtime, baseUrl, client, steps, finished, waitForFinished, close: () => app.close() };
 }

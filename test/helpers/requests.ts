@@ -49,18 +49,22 @@ export class RecordingSink {
   }
 }
 
+/** A scheduler request and the sink its output goes to, for tests that drive the core by hand. */
+export interface MadeRequest {
+  readonly request: Request;
+  readonly sink: RecordingSink;
+}
+
 export function makeRequest(
   id: string,
   promptTokens: readonly TokenId[],
   params: Partial<GenerationParams> = {},
-): { request: Request; sink: RecordingSink } {
-  const sink = new RecordingSink();
+): MadeRequest {
   const request = new Request(
     id as RequestId,
     promptTokens,
     { maxTokens: 16, sampling: GREEDY, stopStrings: [], stopTokens: [], ignoreEos: false, ...params },
-    sink,
     0,
   );
-  return { request, sink };
+  return { request, sink: new RecordingSink() };
 }

@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { after, before, test } from "node:test";
 import type { TokenId } from "../../src/engine/engine.ts";
 import { deriveDraftModel } from "../../src/gguf/derive-draft.ts";
-import { Request, type RequestId } from "../../src/scheduler/request.ts";
+import type { RequestId } from "../../src/scheduler/request.ts";
 import { compareGreedyText, type GreedyRun } from "../helpers/greedy-compare.ts";
 import { type ModelServer, STORIES_ID, STORIES_MODEL, startModelServer } from "../helpers/model-server.ts";
 
@@ -119,10 +119,10 @@ async function sampleSecondAndThird(server: ModelServer, firstSeed: number): Pro
           new Promise<void>((resolve, reject) => {
             const tokens: TokenId[] = [];
             const seed = firstSeed + start + offset;
-            const request = new Request(
-              `exact-${seed}` as RequestId,
-              prompt,
-              {
+            const isAccepted = server.runtime.loop.submit({
+              id: `exact-${seed}` as RequestId,
+              promptTokens: prompt,
+              params: {
                 maxTokens: 3,
                 sampling: {
                   temperature: 1,
@@ -138,7 +138,7 @@ async function sampleSecondAndThird(server: ModelServer, firstSeed: number): Pro
                 stopTokens: [],
                 ignoreEos: true,
               },
-              {
+              sink: {
                 onDelta: (delta) => tokens.push(...delta.tokens),
                 onFinish: (output) => {
                   if (output.finishReason !== "length" || tokens.length !== 3) {
@@ -150,9 +150,9 @@ async function sampleSecondAndThird(server: ModelServer, firstSeed: number): Pro
                   resolve();
                 },
               },
-              performance.now(),
-            );
-            if (!server.runtime.loop.submit(request)) reject(new Error("queue full"));
+              arrivalMs: performance.now(),
+            });
+            if (!isAccepted) reject(new Error("queue full"));
           }),
       ),
     );

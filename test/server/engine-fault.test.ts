@@ -49,7 +49,7 @@ test("an engine loop fault fails the request, turns health to 503 and counts the
       }),
     },
   );
-  serving.markReady({ engine, loop, modelId: FAKE_MODEL_ID, createdSeconds: 0 });
+  serving.markReady({ engine, loop, modelId: FAKE_MODEL_ID, createdSeconds: 0, dispose: () => engine.dispose() });
   loop.start();
 
   okJson(await postJson(app, "/v1/completions", { model: FAKE_MODEL_ID, prompt: "ok", max_tokens: 2 }));

@@ -208,10 +208,10 @@ test("cumulative KV and speculation counts reach vLLM's and llama-server's count
   });
   const step = { numTokens: 3, numPromptTokens: 2, numGeneratedTokens: 1, numSequences: 2 };
   const counts = { numRunning: 1, numWaiting: 0, durationMs: 4 };
-  metrics.observeStep({ ...step, ...counts, kvCache: kvCache(16, 1), spec: spec(2, 6, 3, [2, 1]) });
+  metrics.observeStep({ ...step, ...counts, kvCache: kvCache(16, 1), spec: spec(2, 6, 3, [2, 1], 1) });
   // A step without speculation keeps the totals, so the next one counts from them.
   metrics.observeStep({ ...step, ...counts, kvCache: kvCache(16, 1), spec: null });
-  metrics.observeStep({ ...step, ...counts, kvCache: kvCache(48, 1), spec: spec(3, 10, 6, [3, 2, 1]) });
+  metrics.observeStep({ ...step, ...counts, kvCache: kvCache(48, 1), spec: spec(3, 10, 6, [3, 2, 1], 3) });
   const samples = parseExposition(await registry.metrics());
   const labels = 'model_name="m",engine="0"';
   assert.equal(samples.get(`vllm:prefix_cache_hits_total{${labels}}`), 48);
@@ -228,9 +228,16 @@ test("cumulative KV and speculation counts reach vLLM's and llama-server's count
   assert.equal(samples.get("llamacpp:n_busy_slots_per_decode"), 2);
   assert.equal(samples.get("pagoda_engine_step_seconds_count"), 3);
   assert.equal(samples.get('pagoda_kv_blocks{state="free"}'), 5);
+  assert.equal(samples.get("pagoda_spec_draft_failures_total"), 3);
   metrics.dispose();
 });
 
-function spec(numDrafts: number, numDraftTokens: number, numAcceptedTokens: number, perPosition: number[]): SpecStats {
-  return { numDrafts, numDraftTokens, numAcceptedTokens, acceptedPerPosition: perPosition };
+function spec(
+  numDrafts: number,
+  numDraftTokens: number,
+  numAcceptedTokens: number,
+  perPosition: number[],
+  numDraftFailures = 0,
+): SpecStats {
+  return { numDrafts, numDraftTokens, numAcceptedTokens, acceptedPerPosition: perPosition, numDraftFailures };
 }

@@ -67,7 +67,13 @@ test("GET /health is 503 with Retry-After while loading and turns 200 once the m
     new Scheduler(fake, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 8 }),
   );
   loop.start();
-  serving.markReady({ engine: fake, loop, modelId: MODEL, createdSeconds: 1_700_000_000 });
+  serving.markReady({
+    engine: fake,
+    loop,
+    modelId: MODEL,
+    createdSeconds: 1_700_000_000,
+    dispose: () => fake.dispose(),
+  });
 
   assert.deepEqual(okJson(await loadingApp.inject({ method: "GET", url: "/health" })), { status: "ok" });
   assert.deepEqual(okJson(await loadingApp.inject({ method: "GET", url: "/v1/models" })), {

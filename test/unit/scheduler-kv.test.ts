@@ -9,6 +9,7 @@ import { test } from "node:test";
 import { FakeEngine, type FakeEngineOptions } from "../../src/engine/fake-engine.ts";
 import { QueueTimeoutError } from "../../src/scheduler/request.ts";
 import { Scheduler, type SchedulerOptions } from "../../src/scheduler/scheduler.ts";
+import { CoreHarness } from "../helpers/core-harness.ts";
 import { makeRequest } from "../helpers/requests.ts";
 
 const BLOCK = 4;
@@ -20,6 +21,7 @@ function tokens(count: number, first = 10): number[] {
 interface Setup {
   readonly engine: FakeEngine;
   readonly scheduler: Scheduler;
+  readonly core: CoreHarness;
 }
 
 function setup(engineOptions: FakeEngineOptions, schedulerOptions: Partial<SchedulerOptions> = {}): Setup {
@@ -31,17 +33,12 @@ function setup(engineOptions: FakeEngineOptions, schedulerOptions: Partial<Sched
     blockSize: BLOCK,
     ...schedulerOptions,
   });
-  return { engine, scheduler };
+  return { engine, scheduler, core: new CoreHarness(engine, scheduler) };
 }
 
 /** One step; every step also proves the accounting: llama.cpp's used cells never exceed the blocks in use. */
-async function runStep({ engine, scheduler }: Setup): Promise<void> {
-  const plan = scheduler.schedule();
-  scheduler.checkInvariants();
-  if (plan.scheduled.length === 0) return;
-  const outputs = await engine.step(plan.scheduled.map((scheduled) => scheduled.item));
-  scheduler.updateFromOutput(plan, outputs, 0);
-  scheduler.checkInvariants();
+async function runStep({ engine, scheduler, core }: Setup): Promise<void> {
+  if ((await core.step()) === null) return;
   const state = scheduler.kvCacheState();
   assert.ok(
     engine.numUsedCells <= (state.numUsedBlocks + state.numCachedBlocks) * BLOCK,
@@ -56,17 +53,17 @@ async function runUntilIdle(setup: Setup, maxSteps = 10_000): Promise<void> {
 
 async function aloneOutput(prompt: number[], maxTokens: number): Promise<number[]> {
   const alone = setup({ numSequences: 1, kvCacheTokens: 1024, contextSize: 1024 }, { maxNumRunning: 1 });
-  const { request, sink } = makeRequest("alone", prompt, { maxTokens });
-  alone.scheduler.add(request);
+  const entry = makeRequest("alone", prompt, { maxTokens });
+  alone.core.add(entry);
   await runUntilIdle(alone);
-  return sink.tokens;
+  return entry.sink.tokens;
 }
 
 test("a pool smaller than the running requests' needs preempts and resumes them, and every output equals its run alone", async () => {
   // 6 blocks of 4 cells; each request needs ceil((6 + 10) / 4) = 4 blocks, 16 in all.
   const pool = setup({ numSequences: 8, kvCacheTokens: 24, contextSize: 64 });
   const requests = [0, 1, 2, 3].map((index) => makeRequest(`r${index}`, tokens(6, index * 13), { maxTokens: 10 }));
-  for (const { request } of requests) pool.scheduler.add(request);
+  for (const entry of requests) pool.core.add(entry);
   await runUntilIdle(pool);
 
   assert.ok(pool.scheduler.kvCacheState().numPreemptions > 0, "the pool ran dry and someone was preempted");
@@ -83,7 +80,7 @@ test("requests sharing a prefix fork its cells and prefill only the rest; usage 
   const shared = setup({ numSequences: 8, kvCacheTokens: 256, contextSize: 128 });
   const prefix = tokens(14, 3);
   const first = makeRequest("first", [...prefix, 50], { maxTokens: 3 });
-  shared.scheduler.add(first.request);
+  shared.core.add(first);
   await runUntilIdle(shared);
   assert.equal(first.sink.finished?.numCachedTokens, 0);
   assert.equal(shared.engine.numSaves, 1, "the finished request's 3 full blocks are saved to host memory");
@@ -92,7 +89,7 @@ test("requests sharing a prefix fork its cells and prefill only the rest; usage 
 
   const stepsBefore = shared.engine.steps.length;
   const others = [60, 61, 62].map((last, index) => makeRequest(`other${index}`, [...prefix, last], { maxTokens: 3 }));
-  for (const { request } of others) shared.scheduler.add(request);
+  for (const entry of others) shared.core.add(entry);
   await runUntilIdle(shared);
 
   const firstStep = shared.engine.steps[stepsBefore] ?? [];
@@ -118,7 +115,7 @@ test("requests sharing a prefix fork its cells and prefill only the rest; usage 
 test("a saved prefix is evicted block by block when the pool needs room, tail first, and a hit restores what is left", async () => {
   const pool = setup({ numSequences: 4, kvCacheTokens: 32, contextSize: 32 }, { maxNumRunning: 2 });
   const cached = makeRequest("cached", tokens(13, 5), { maxTokens: 1 });
-  pool.scheduler.add(cached.request);
+  pool.core.add(cached);
   await runUntilIdle(pool);
   assert.equal(pool.engine.numUsedCells, 0, "the pool holds nothing: 3 full blocks are saved, the partial one dropped");
   assert.equal(pool.scheduler.kvCacheState().numCachedBlocks, 3);
@@ -126,11 +123,11 @@ test("a saved prefix is evicted block by block when the pool needs room, tail fi
 
   // 7 blocks for a stranger: the 5 never-cached free blocks first, then the two newest cached ones.
   const stranger = makeRequest("stranger", tokens(20, 70), { maxTokens: 8 });
-  pool.scheduler.add(stranger.request);
+  pool.core.add(stranger);
   await runUntilIdle(pool);
 
   const again = makeRequest("again", tokens(13, 5), { maxTokens: 1 });
-  pool.scheduler.add(again.request);
+  pool.core.add(again);
   await runUntilIdle(pool);
   // The chain's tail (blocks 2 and 1) went first; its head (block 0, 4 tokens) is still a hit.
   assert.equal(again.sink.finished?.numCachedTokens, 4);
@@ -142,11 +139,11 @@ test("a more urgent request preempts the least urgent running one when every slo
   const pool = setup({ numSequences: 2, kvCacheTokens: 256, contextSize: 128 }, { maxNumRunning: 2 });
   const low = makeRequest("low", tokens(4, 1), { maxTokens: 30, priority: 5 });
   const normal = makeRequest("normal", tokens(4, 2), { maxTokens: 30 });
-  pool.scheduler.add(low.request);
-  pool.scheduler.add(normal.request);
+  pool.core.add(low);
+  pool.core.add(normal);
   await runStep(pool);
   const urgent = makeRequest("urgent", tokens(4, 3), { maxTokens: 2, priority: -1 });
-  pool.scheduler.add(urgent.request);
+  pool.core.add(urgent);
   await runStep(pool);
   assert.equal(low.request.status, "waiting", "the lowest priority yields its slot");
   assert.equal(urgent.request.status, "running");
@@ -164,8 +161,8 @@ test("a request that waits past the queue deadline fails with QueueTimeoutError;
   );
   const busy = makeRequest("busy", tokens(4), { maxTokens: 50 });
   const late = makeRequest("late", tokens(4), { maxTokens: 1 });
-  pool.scheduler.add(busy.request);
-  pool.scheduler.add(late.request);
+  pool.core.add(busy);
+  pool.core.add(late);
   await runStep(pool);
   now = 1001;
   await runStep(pool);
@@ -197,10 +194,10 @@ test("random requests, lengths, shared prefixes and aborts on a small pool end w
         maxTokens: 1 + Math.floor(random() * 20),
         priority: random() < 0.2 ? 1 : 0,
       });
-      pool.scheduler.add(entry.request);
+      pool.core.add(entry);
       all.push(entry);
     }
-    if (random() < 0.05 && all.length > 0) pool.scheduler.abort(all[Math.floor(random() * all.length)]!.request.id);
+    if (random() < 0.05 && all.length > 0) pool.core.abort(all[Math.floor(random() * all.length)]!.request.id);
     await runStep(pool);
   }
   await runUntilIdle(pool);
@@ -216,6 +213,6 @@ test("random requests, lengths, shared prefixes and aborts on a small pool end w
   // Cached prefixes wait in host memory, not in the pool; dropping them leaves nothing saved.
   assert.equal(pool.engine.numUsedCells, 0);
   assert.ok(pool.engine.numRestores > 0, "some hits were restored from saved prefixes");
-  assert.equal(pool.scheduler.kv.resetPrefixCache(), true);
+  assert.equal(pool.scheduler.resetPrefixCache(), true);
   assert.equal(pool.scheduler.kvCacheState().numSavedPrefixes, 0);
 });

@@ -10,6 +10,7 @@ import { FakeEngine } from "../../src/engine/fake-engine.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
 import { DraftModel } from "../../src/spec/draft-model.ts";
 import { Speculator } from "../../src/spec/speculator.ts";
+import { CoreHarness } from "../helpers/core-harness.ts";
 import { makeRequest } from "../helpers/requests.ts";
 
 /** A prompt that repeats itself, so prompt lookup has something to propose. */
@@ -46,16 +47,9 @@ async function run(
       },
     }),
   );
-  for (const { request } of entries) scheduler.add(request);
-  let numSteps = 0;
-  while (scheduler.hasWork()) {
-    const plan = await scheduler.prepareDrafts(scheduler.schedule());
-    if (plan.scheduled.length === 0) continue;
-    const outputs = await engine.step(plan.scheduled.map((entry) => entry.item));
-    scheduler.updateFromOutput(plan, outputs, 0);
-    scheduler.checkInvariants();
-    numSteps += 1;
-  }
+  const core = new CoreHarness(engine, scheduler);
+  for (const entry of entries) core.add(entry);
+  const numSteps = await core.runUntilIdle();
   for (const { sink } of entries) assert.equal(sink.finished?.finishReason, "length");
   return { outputs: entries.map(({ sink }) => sink.tokens), scheduler, numSteps };
 }
@@ -114,5 +108,6 @@ test("a draft pool too small for some requests drafts for those that fit and nev
   assert.deepEqual(drafted.outputs, plain.outputs);
   const stats = drafted.scheduler.specStats();
   assert.ok(stats !== null && stats.numDraftTokens > 0, "some requests drafted");
+  assert.equal(stats.numDraftFailures, 0, "no draft step ran out of cells");
   assert.equal(draftModel.numUsedBlocks, 0);
 });

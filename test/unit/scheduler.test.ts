@@ -2,21 +2,11 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { FakeEngine } from "../../src/engine/fake-engine.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
+import { CoreHarness } from "../helpers/core-harness.ts";
 import { makeRequest } from "../helpers/requests.ts";
 
 function tokens(count: number, first = 10): number[] {
   return Array.from({ length: count }, (_, index) => first + index);
-}
-
-async function runStep(scheduler: Scheduler, engine: FakeEngine): Promise<void> {
-  const plan = scheduler.schedule();
-  if (plan.scheduled.length === 0) return;
-  try {
-    const outputs = await engine.step(plan.scheduled.map((scheduled) => scheduled.item));
-    scheduler.updateFromOutput(plan, outputs, 0);
-  } catch (error) {
-    scheduler.failStep(plan, error as Error);
-  }
 }
 
 /** [sequence, start position, number of tokens, samples?] for every item of a step. */
@@ -32,12 +22,13 @@ function shapeOf(engine: FakeEngine, stepIndex: number): [number, number, number
 test("running requests decode one token each while admitted prompts are chunked under the token budget", async () => {
   const engine = new FakeEngine({ numSequences: 2, batchSize: 8 });
   const scheduler = new Scheduler(engine, { maxNumRunning: 2, maxNumBatchedTokens: 8, maxNumWaiting: 10 });
+  const core = new CoreHarness(engine, scheduler);
   const a = makeRequest("a", tokens(5), { maxTokens: 3 });
   const b = makeRequest("b", tokens(10), { maxTokens: 3 });
   const c = makeRequest("c", tokens(3), { maxTokens: 1 });
-  for (const { request } of [a, b, c]) assert.equal(scheduler.add(request), true);
+  for (const entry of [a, b, c]) assert.equal(core.add(entry), true);
 
-  for (let step = 0; step < 5; step++) await runStep(scheduler, engine);
+  for (let step = 0; step < 5; step++) await core.step();
 
   assert.deepEqual(
     shapeOf(engine, 0),
@@ -78,40 +69,43 @@ test("running requests decode one token each while admitted prompts are chunked 
 test("a request waits in FCFS order until a sequence is free", async () => {
   const engine = new FakeEngine({ numSequences: 1, batchSize: 16 });
   const scheduler = new Scheduler(engine, { maxNumRunning: 1, maxNumBatchedTokens: 16, maxNumWaiting: 10 });
+  const core = new CoreHarness(engine, scheduler);
   const first = makeRequest("first", tokens(2), { maxTokens: 2 });
   const second = makeRequest("second", tokens(2), { maxTokens: 2 });
-  scheduler.add(first.request);
-  scheduler.add(second.request);
-  await runStep(scheduler, engine);
+  core.add(first);
+  core.add(second);
+  await core.step();
   assert.equal(scheduler.numRunning, 1);
   assert.equal(scheduler.numWaiting, 1);
-  await runStep(scheduler, engine);
+  await core.step();
   assert.equal(first.sink.finished?.finishReason, "length");
   assert.equal(second.request.status, "waiting");
-  await runStep(scheduler, engine);
+  await core.step();
   assert.equal(second.request.status, "running");
 });
 
 test("the waiting queue refuses requests beyond its bound", () => {
   const engine = new FakeEngine();
   const scheduler = new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 1 });
-  assert.equal(scheduler.add(makeRequest("a", tokens(2)).request), true);
-  assert.equal(scheduler.add(makeRequest("b", tokens(2)).request), false);
+  const core = new CoreHarness(engine, scheduler);
+  assert.equal(core.add(makeRequest("a", tokens(2))), true);
+  assert.equal(core.add(makeRequest("b", tokens(2))), false);
 });
 
 test("a stop string ends the output before the string, and text that could begin it is held back", async () => {
   const engine = new FakeEngine();
   const scheduler = new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
+  const core = new CoreHarness(engine, scheduler);
   const probe = makeRequest("probe", tokens(3), { maxTokens: 8 });
-  scheduler.add(probe.request);
-  for (let step = 0; step < 8; step++) await runStep(scheduler, engine);
+  core.add(probe);
+  for (let step = 0; step < 8; step++) await core.step();
   const fullText = probe.sink.text;
   assert.equal(fullText.length, 8);
 
   const stop = fullText.slice(3, 5);
   const stopped = makeRequest("stopped", tokens(3), { maxTokens: 8, stopStrings: [stop] });
-  scheduler.add(stopped.request);
-  for (let step = 0; step < 8; step++) await runStep(scheduler, engine);
+  core.add(stopped);
+  for (let step = 0; step < 8; step++) await core.step();
   assert.equal(stopped.sink.text, fullText.slice(0, fullText.indexOf(stop)));
   assert.equal(stopped.sink.finished?.finishReason, "stop");
   const firstWithStopChar = stopped.sink.deltas.findIndex((delta) => delta.text.includes(stop[0] ?? ""));
@@ -121,11 +115,12 @@ test("a stop string ends the output before the string, and text that could begin
 test("an end-of-generation token finishes with stop unless ignore_eos is set", async () => {
   const engine = new FakeEngine({ eosAfter: 2 });
   const scheduler = new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
+  const core = new CoreHarness(engine, scheduler);
   const plain = makeRequest("plain", tokens(2), { maxTokens: 5 });
   const ignoring = makeRequest("ignoring", tokens(2), { maxTokens: 5, ignoreEos: true });
-  scheduler.add(plain.request);
-  scheduler.add(ignoring.request);
-  for (let step = 0; step < 6; step++) await runStep(scheduler, engine);
+  core.add(plain);
+  core.add(ignoring);
+  for (let step = 0; step < 6; step++) await core.step();
   assert.equal(plain.sink.finished?.finishReason, "stop");
   assert.equal(plain.sink.finished?.numOutputTokens, 2, "the EOS token counts as generated");
   assert.equal(plain.sink.text.length, 1, "the EOS token adds no text");
@@ -136,9 +131,11 @@ test("an end-of-generation token finishes with stop unless ignore_eos is set", a
 test("a sequence that fills its context finishes with length", async () => {
   const engine = new FakeEngine({ contextSize: 8 });
   const scheduler = new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
-  const { request, sink } = makeRequest("long", tokens(5), { maxTokens: 100 });
-  scheduler.add(request);
-  for (let step = 0; step < 10; step++) await runStep(scheduler, engine);
+  const core = new CoreHarness(engine, scheduler);
+  const long = makeRequest("long", tokens(5), { maxTokens: 100 });
+  const { sink } = long;
+  core.add(long);
+  for (let step = 0; step < 10; step++) await core.step();
   assert.equal(sink.finished?.finishReason, "length");
   assert.equal(sink.finished?.numOutputTokens, 3);
   assert.equal(engine.steps.length, 3);
@@ -147,14 +144,15 @@ test("a sequence that fills its context finishes with length", async () => {
 test("an aborted request is finished and its sequence freed at the next step", async () => {
   const engine = new FakeEngine({ numSequences: 1 });
   const scheduler = new Scheduler(engine, { maxNumRunning: 1, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
+  const core = new CoreHarness(engine, scheduler);
   const victim = makeRequest("victim", tokens(2), { maxTokens: 100 });
   const next = makeRequest("next", tokens(2), { maxTokens: 1 });
-  scheduler.add(victim.request);
-  scheduler.add(next.request);
-  await runStep(scheduler, engine);
-  scheduler.abort(victim.request.id);
+  core.add(victim);
+  core.add(next);
+  await core.step();
+  core.abort(victim.request.id);
   assert.equal(engine.numAcquiredSequences, 1, "nothing changes before the next step");
-  await runStep(scheduler, engine);
+  await core.step();
   assert.equal(victim.sink.finished?.finishReason, "abort");
   assert.deepEqual(shapeOf(engine, 1), [[0, 0, 2, true]], "the freed slot serves the next request in the same step");
   assert.equal(next.sink.finished?.finishReason, "length");
@@ -164,10 +162,11 @@ test("an aborted request is finished and its sequence freed at the next step", a
 test("a failed batch fails its requests and frees their sequences", async () => {
   const engine = new FakeEngine();
   const scheduler = new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
+  const core = new CoreHarness(engine, scheduler);
   const a = makeRequest("a", tokens(2));
-  scheduler.add(a.request);
+  core.add(a);
   engine.failNextStep(new Error("decode failed"));
-  await runStep(scheduler, engine);
+  await core.step();
   assert.equal(a.sink.finished?.finishReason, "error");
   assert.equal(a.sink.finished?.error?.message, "decode failed");
   assert.equal(engine.numAcquiredSequences, 0);
@@ -188,16 +187,17 @@ test("beside decoding requests, prompts get only the prefill budget; alone, a pr
     maxNumPrefillTokens: 6,
     maxNumWaiting: 10,
   });
+  const core = new CoreHarness(engine, scheduler);
   const long = makeRequest("long", tokens(40), { maxTokens: 2 });
-  scheduler.add(long.request);
-  await runStep(scheduler, engine);
+  core.add(long);
+  await core.step();
   assert.deepEqual(shapeOf(engine, 0), [[0, 0, 32, false]], "nothing decodes yet: the whole budget");
-  await runStep(scheduler, engine);
+  await core.step();
   const decoder = makeRequest("decoder", tokens(3, 300), { maxTokens: 10 });
   const other = makeRequest("other", tokens(20, 200), { maxTokens: 2 });
-  scheduler.add(decoder.request);
-  scheduler.add(other.request);
-  await runStep(scheduler, engine);
+  core.add(decoder);
+  core.add(other);
+  await core.step();
   assert.deepEqual(
     shapeOf(engine, 2),
     [
@@ -207,7 +207,7 @@ test("beside decoding requests, prompts get only the prefill budget; alone, a pr
     ],
     "long decodes; 6 prompt tokens go to the arrivals",
   );
-  await runStep(scheduler, engine);
+  await core.step();
   assert.deepEqual(
     shapeOf(engine, 3),
     [

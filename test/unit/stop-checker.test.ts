@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { findStopString, heldBackLength, isStopToken, lengthStop } from "../../src/scheduler/stop-checker.ts";
+import {
+  checkStop,
+  findStopString,
+  heldBackLength,
+  isStopToken,
+  lengthStop,
+} from "../../src/scheduler/stop-checker.ts";
 
 test("an end-of-generation token stops unless ignore_eos is set", () => {
   assert.equal(isStopToken({ token: 2, isEndOfGeneration: true, stopTokens: [], ignoreEos: false }), true);
@@ -40,4 +46,20 @@ test("length stops at max_tokens and at a full context", () => {
   assert.equal(lengthStop({ numOutputTokens: 4, maxTokens: 4, numTokens: 10, contextSize: 100 }), "length");
   assert.equal(lengthStop({ numOutputTokens: 3, maxTokens: 4, numTokens: 100, contextSize: 100 }), "length");
   assert.equal(lengthStop({ numOutputTokens: 3, maxTokens: 4, numTokens: 99, contextSize: 100 }), null);
+});
+
+test("the core's check puts a stop token before the lengths, so the last token of max_tokens may still be a stop", () => {
+  const last = {
+    token: 2,
+    stopTokens: [],
+    ignoreEos: false,
+    numOutputTokens: 4,
+    maxTokens: 4,
+    numTokens: 10,
+    contextSize: 100,
+  };
+  assert.equal(checkStop({ ...last, isEndOfGeneration: true }), "stop");
+  assert.equal(checkStop({ ...last, isEndOfGeneration: false }), "length");
+  assert.equal(checkStop({ ...last, isEndOfGeneration: true, ignoreEos: true }), "length");
+  assert.equal(checkStop({ ...last, isEndOfGeneration: false, numOutputTokens: 3 }), null);
 });

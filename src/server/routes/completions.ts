@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import type { Engine, TokenId } from "../../engine/engine.ts";
+import type { ServerEngine, TokenId } from "../../engine/engine.ts";
 import { tokenTextAfter } from "../../scheduler/incremental-detokenizer.ts";
 import { collectChoices, streamChoices, sumCompletionTokens } from "../choice-stream.ts";
 import { PagodaError } from "../errors.ts";
@@ -154,7 +154,7 @@ function rejectCompletionUnsupported(body: CompletionRequest): void {
   }
 }
 
-function toPrompts(engine: Engine, prompt: CompletionRequest["prompt"]): Prompt[] {
+function toPrompts(engine: ServerEngine, prompt: CompletionRequest["prompt"]): Prompt[] {
   if (typeof prompt === "string") return [textPrompt(engine, prompt)];
   if (prompt.every((item): item is string => typeof item === "string"))
     return prompt.map((item) => textPrompt(engine, item));
@@ -162,14 +162,14 @@ function toPrompts(engine: Engine, prompt: CompletionRequest["prompt"]): Prompt[
   return prompt.map((item) => tokenPrompt(engine, item as number[]));
 }
 
-function textPrompt(engine: Engine, text: string): Prompt {
+function textPrompt(engine: ServerEngine, text: string): Prompt {
   const tokens = engine.tokenize(text, { addBos: true });
   if (tokens.length === 0)
     throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "The prompt is empty", { param: "prompt" });
   return { tokens, text };
 }
 
-function tokenPrompt(engine: Engine, tokens: number[]): Prompt {
+function tokenPrompt(engine: ServerEngine, tokens: number[]): Prompt {
   checkTokenIds(engine, tokens, "prompt");
   return { tokens, text: engine.detokenize(tokens) };
 }
