@@ -88,7 +88,7 @@ export async function runAll(
                   ? resolve({ firstTokenMs, numTokens: output.numOutputTokens, tokens: generated })
                   : reject(output.error ?? new Error(output.finishReason)),
             },
-            arrivalMs: startMs,
+            arrivalAtMs: startMs,
           });
           if (!isAccepted) reject(new Error("queue full"));
         }),

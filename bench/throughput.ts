@@ -65,7 +65,7 @@ async function bareRun(runtime: Runtime, n: number): Promise<{ durationMs: numbe
               ignoreEos: true,
             },
             sink: { onDelta: () => undefined, onFinish: resolve },
-            arrivalMs: startMs,
+            arrivalAtMs: startMs,
           });
           if (!isAccepted) reject(new Error("queue full"));
         }),

@@ -82,7 +82,7 @@ export async function loadRuntime(
   });
   const speculator = await createSpeculator(config, engine, log);
   const scheduler = new Scheduler(engine, {
-    maxNumRunning: config.parallel,
+    maxNumSequences: config.parallel,
     maxNumBatchedTokens: engine.info.batchSize,
     maxNumPrefillTokens: config.prefillBudget,
     maxNumWaiting: config.maxQueuedRequests,
@@ -264,11 +264,18 @@ function progressLogger(log: FastifyBaseLogger): (progress: number) => void {
 function logStartupSummary(
   log: FastifyBaseLogger,
   model: GgufModelInfo,
-  source: { ctxSize: number; parallel: number; batchSize: number; flashAttention: boolean },
+  source: {
+    ctxSize: number;
+    parallel: number;
+    batchSize: number;
+    kvCacheTokens: number | null;
+    flashAttention: boolean;
+  },
   facts: { alias: string; threads: number; backend: string },
 ): void {
   try {
-    const plan = planMemory(model, { ...source, kvType: "f16", kvCacheTokens: null });
+    // The context that runs: the shared pool's cells when the engine has one, else one slab per sequence.
+    const plan = planMemory(model, { ...source, kvType: "f16" });
     log.info(
       {
         ...facts,

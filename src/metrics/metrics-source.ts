@@ -1,7 +1,7 @@
 /** Live values the model's metrics read at scrape time; the runtime implements it over the scheduler and engine. */
 export interface MetricsSource {
   readonly modelName: string;
-  readonly maxModelLen: number;
+  readonly contextSize: number;
   readonly numSequences: number;
   /** KV cells the engine reserved. */
   readonly numKvCells: number;

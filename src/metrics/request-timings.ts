@@ -13,13 +13,13 @@ export interface RequestTimings {
 
 export function requestTimings(stats: RequestStats): RequestTimings {
   return {
-    e2eSeconds: seconds(stats.arrivalMs, stats.finishedMs),
+    e2eSeconds: seconds(stats.arrivalAtMs, stats.finishedAtMs),
     // A request that never left the queue waited until it finished.
-    queueSeconds: seconds(stats.arrivalMs, stats.scheduledMs ?? stats.finishedMs),
-    inferenceSeconds: seconds(stats.scheduledMs, stats.finishedMs),
-    prefillSeconds: seconds(stats.scheduledMs, stats.firstTokenMs),
-    decodeSeconds: seconds(stats.firstTokenMs, stats.lastTokenMs),
-    timeToFirstTokenSeconds: seconds(stats.arrivalMs, stats.firstTokenMs),
+    queueSeconds: seconds(stats.arrivalAtMs, stats.scheduledAtMs ?? stats.finishedAtMs),
+    inferenceSeconds: seconds(stats.scheduledAtMs, stats.finishedAtMs),
+    prefillSeconds: seconds(stats.scheduledAtMs, stats.firstTokenAtMs),
+    decodeSeconds: seconds(stats.firstTokenAtMs, stats.lastTokenAtMs),
+    timeToFirstTokenSeconds: seconds(stats.arrivalAtMs, stats.firstTokenAtMs),
   };
 }
 

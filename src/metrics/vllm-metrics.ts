@@ -40,8 +40,8 @@ const COUNTERS = {
 type CounterKey = keyof typeof COUNTERS;
 
 /** Histograms as `[name, help, buckets]`; token-count buckets grow with the model's context, as vLLM's do. */
-function histogramDefinitions(maxModelLen: number) {
-  const tokenBuckets = build125Buckets(maxModelLen);
+function histogramDefinitions(contextSize: number) {
+  const tokenBuckets = build125Buckets(contextSize);
   return {
     ttft: [
       "vllm:time_to_first_token_seconds",
@@ -131,7 +131,7 @@ export class VllmMetrics {
       registers,
     });
     for (const reason of FINISH_REASONS) this.success.labels({ ...labels, finished_reason: reason }).inc(0);
-    this.histograms = mapEntries(histogramDefinitions(source.maxModelLen), ([name, help, buckets]) => {
+    this.histograms = mapEntries(histogramDefinitions(source.contextSize), ([name, help, buckets]) => {
       const histogram = new Histogram({ name, help, labelNames: MODEL_LABELS, buckets: [...buckets], registers });
       histogram.zero(labels);
       return histogram;

@@ -24,7 +24,7 @@ export interface CoreOutput {
   readonly numCachedTokens: number;
   readonly numPreemptions: number;
   /** When the request first got a sequence, on the scheduler's clock; null if it never has. */
-  readonly scheduledMs: number | null;
+  readonly scheduledAtMs: number | null;
 }
 
 /**
@@ -49,6 +49,6 @@ export function coreOutputOf(
     error,
     numCachedTokens: request.numCachedTokens,
     numPreemptions: request.numPreemptions,
-    scheduledMs: request.scheduledMs,
+    scheduledAtMs: request.scheduledAtMs,
   };
 }

@@ -122,10 +122,10 @@ export class EngineLoop {
       submission.id,
       submission.promptTokens,
       submission.params,
-      submission.arrivalMs ?? this.now(),
+      submission.arrivalAtMs ?? this.now(),
     );
     if (!this.scheduler.add(request)) return false;
-    this.processor.addRequest({ ...submission, arrivalMs: request.arrivalMs });
+    this.processor.addRequest({ ...submission, arrivalAtMs: request.arrivalAtMs });
     this.notify();
     return true;
   }
@@ -212,11 +212,11 @@ export class EngineLoop {
 
   /** Runs one planned step and applies its outputs; a failed batch fails its requests. */
   private async runStep(plan: StepPlan): Promise<StepStats> {
-    const startMs = this.now();
+    const startedAtMs = this.now();
     let numGeneratedTokens = 0;
     try {
       const outputs = await this.engine.step(plan.scheduled.map((scheduled) => scheduled.item));
-      this.scheduler.observeStepCost(plan.numTokens, this.now() - startMs);
+      this.scheduler.observeStepCost(plan.numTokens, this.now() - startedAtMs);
       const nowMs = this.now();
       numGeneratedTokens = this.scheduler.updateFromOutput(plan, outputs, (output) =>
         this.processor.processOutput(output, nowMs),
@@ -233,7 +233,7 @@ export class EngineLoop {
       numSequences: plan.scheduled.length,
       numRunning: this.scheduler.numRunning,
       numWaiting: this.scheduler.numWaiting,
-      durationMs: this.now() - startMs,
+      durationMs: this.now() - startedAtMs,
       kvCache: this.scheduler.kvCacheState(),
       spec: this.scheduler.specStats(),
     };

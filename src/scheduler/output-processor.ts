@@ -20,12 +20,12 @@ export interface RequestStats {
   readonly numCachedTokens: number;
   readonly numPreemptions: number;
   readonly maxTokens: number;
-  readonly arrivalMs: number;
+  readonly arrivalAtMs: number;
   /** When it first got a sequence; null if it never left the queue. */
-  readonly scheduledMs: number | null;
-  readonly firstTokenMs: number | null;
-  readonly lastTokenMs: number | null;
-  readonly finishedMs: number;
+  readonly scheduledAtMs: number | null;
+  readonly firstTokenAtMs: number | null;
+  readonly lastTokenAtMs: number | null;
+  readonly finishedAtMs: number;
   /** Time between consecutive tokens of this request, for inter-token latency. */
   readonly interTokenMs: readonly number[];
 }
@@ -43,7 +43,7 @@ export interface ProcessedRequest {
   readonly promptTokens: readonly TokenId[];
   readonly params: GenerationParams;
   readonly sink: RequestSink;
-  readonly arrivalMs: number;
+  readonly arrivalAtMs: number;
 }
 
 interface RequestState {
@@ -52,8 +52,8 @@ interface RequestState {
   /** Characters of `detokenizer.emittedText` already handed to the sink. */
   numSentChars: number;
   numOutputTokens: number;
-  firstTokenMs: number | null;
-  lastTokenMs: number | null;
+  firstTokenAtMs: number | null;
+  lastTokenAtMs: number | null;
   readonly interTokenMs: number[];
 }
 
@@ -83,8 +83,8 @@ export class OutputProcessor {
       detokenizer: new IncrementalDetokenizer(this.options.detokenize, request.promptTokens),
       numSentChars: 0,
       numOutputTokens: 0,
-      firstTokenMs: null,
-      lastTokenMs: null,
+      firstTokenAtMs: null,
+      lastTokenAtMs: null,
       interTokenMs: [],
     });
   }
@@ -99,9 +99,9 @@ export class OutputProcessor {
     if (state === undefined) throw new Error(`an output for request ${output.requestId}, which is not being processed`);
     const { newTokens } = output;
     if (newTokens.length > 0) {
-      state.firstTokenMs ??= nowMs;
-      if (state.lastTokenMs !== null) state.interTokenMs.push(nowMs - state.lastTokenMs);
-      state.lastTokenMs = nowMs;
+      state.firstTokenAtMs ??= nowMs;
+      if (state.lastTokenAtMs !== null) state.interTokenMs.push(nowMs - state.lastTokenAtMs);
+      state.lastTokenAtMs = nowMs;
     }
     for (const [index, token] of newTokens.entries()) {
       const finishReason = index === newTokens.length - 1 ? output.finishReason : null;
@@ -179,11 +179,11 @@ export class OutputProcessor {
       numCachedTokens: output.numCachedTokens,
       numPreemptions: output.numPreemptions,
       maxTokens: request.params.maxTokens,
-      arrivalMs: request.arrivalMs,
-      scheduledMs: output.scheduledMs,
-      firstTokenMs: state.firstTokenMs,
-      lastTokenMs: state.lastTokenMs,
-      finishedMs: this.now(),
+      arrivalAtMs: request.arrivalAtMs,
+      scheduledAtMs: output.scheduledAtMs,
+      firstTokenAtMs: state.firstTokenAtMs,
+      lastTokenAtMs: state.lastTokenAtMs,
+      finishedAtMs: this.now(),
       interTokenMs: state.interTokenMs,
     });
   }

@@ -11,7 +11,7 @@ export function pickVictim(running: readonly Request[], above: number | null): R
     if (
       victim === null ||
       request.priority > victim.priority ||
-      (request.priority === victim.priority && request.arrivalMs >= victim.arrivalMs)
+      (request.priority === victim.priority && request.arrivalAtMs >= victim.arrivalAtMs)
     ) {
       victim = request;
     }

@@ -47,6 +47,6 @@ export class RequestQueue implements Iterable<Request> {
 
   /** Requests that have waited longer than `timeoutMs` since they arrived; a preempted request has had its turn. */
   expired(nowMs: number, timeoutMs: number): Request[] {
-    return this.requests.filter((request) => request.numPreemptions === 0 && nowMs - request.arrivalMs > timeoutMs);
+    return this.requests.filter((request) => request.numPreemptions === 0 && nowMs - request.arrivalAtMs > timeoutMs);
   }
 }

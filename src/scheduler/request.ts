@@ -61,7 +61,7 @@ export interface RequestSubmission {
   /** Where the request's text and its end go. */
   readonly sink: RequestSink;
   /** When the request arrived, on the engine loop's clock (`performance.now`). Defaults to the submission. */
-  readonly arrivalMs?: number;
+  readonly arrivalAtMs?: number;
 }
 
 /** A request as the scheduler tracks it; the engine loop builds it from a submission, and it never leaves the core. */
@@ -69,7 +69,7 @@ export class Request {
   readonly id: RequestId;
   readonly promptTokens: readonly TokenId[];
   readonly params: GenerationParams;
-  readonly arrivalMs: number;
+  readonly arrivalAtMs: number;
   readonly outputTokens: TokenId[] = [];
   /** Prompt then output tokens, kept as one array for the block hashes. */
   readonly allTokens: TokenId[];
@@ -83,13 +83,13 @@ export class Request {
   finishReason: FinishReason | null = null;
   isAbortRequested = false;
   /** When it first got a sequence, on the scheduler's clock; null while it never has. */
-  scheduledMs: number | null = null;
+  scheduledAtMs: number | null = null;
 
-  constructor(id: RequestId, promptTokens: readonly TokenId[], params: GenerationParams, arrivalMs: number) {
+  constructor(id: RequestId, promptTokens: readonly TokenId[], params: GenerationParams, arrivalAtMs: number) {
     this.id = id;
     this.promptTokens = promptTokens;
     this.params = params;
-    this.arrivalMs = arrivalMs;
+    this.arrivalAtMs = arrivalAtMs;
     this.allTokens = [...promptTokens];
   }
 

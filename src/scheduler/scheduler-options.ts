@@ -2,7 +2,7 @@ import type { Speculator } from "../spec/speculator.ts";
 
 export interface SchedulerOptions {
   /** Most requests running at once; never more than the engine's sequences. */
-  readonly maxNumRunning: number;
+  readonly maxNumSequences: number;
   /** Most tokens in one step. */
   readonly maxNumBatchedTokens: number;
   /**

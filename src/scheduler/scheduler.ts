@@ -43,10 +43,10 @@ export class Scheduler {
     this.now = options.now ?? (() => performance.now());
     this.options = {
       ...options,
-      maxNumRunning: Math.min(options.maxNumRunning, engine.info.numSequences),
+      maxNumSequences: Math.min(options.maxNumSequences, engine.info.numSequences),
       maxNumBatchedTokens: Math.min(options.maxNumBatchedTokens, engine.info.batchSize),
     };
-    if (this.options.maxNumBatchedTokens < this.options.maxNumRunning) {
+    if (this.options.maxNumBatchedTokens < this.options.maxNumSequences) {
       throw new RangeError("the token budget must cover one token of every running request");
     }
     this.kv = new RequestKv(engine, {
@@ -242,7 +242,7 @@ export class Scheduler {
       request !== undefined && budget.numAdmitLeft > 0;
       request = this.waiting.peek()
     ) {
-      if (this.running.length >= this.options.maxNumRunning) {
+      if (this.running.length >= this.options.maxNumSequences) {
         // A full house yields only to strictly more urgent work.
         if (!this.preemptFor(request, budget)) break;
         continue;
@@ -292,9 +292,9 @@ export class Scheduler {
     request.status = "running";
     request.numComputedTokens = admission.numPrefixTokens;
     this.running.push(request);
-    if (request.scheduledMs === null) {
+    if (request.scheduledAtMs === null) {
       request.numCachedTokens = Math.min(admission.numPrefixTokens, request.promptTokens.length);
-      request.scheduledMs = this.now();
+      request.scheduledAtMs = this.now();
     }
   }
 
@@ -325,7 +325,7 @@ export class Scheduler {
     if (timeoutMs <= 0) return [];
     const now = this.now();
     const expired = this.waiting.expired(now, timeoutMs);
-    return expired.map((request) => this.finish(request, "error", new QueueTimeoutError(now - request.arrivalMs)));
+    return expired.map((request) => this.finish(request, "error", new QueueTimeoutError(now - request.arrivalAtMs)));
   }
 
   /** Ends a request in the core: out of its queue, its drafts forgotten, its blocks and sequence freed. */

@@ -118,7 +118,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   deps.serving.onReady((runtime) =>
     metrics.attach({
       modelName: runtime.modelId,
-      maxModelLen: runtime.engine.info.contextSize,
+      contextSize: runtime.engine.info.contextSize,
       numSequences: runtime.engine.info.numSequences,
       numKvCells: runtime.engine.info.kvCacheTokens,
       kvBlockSize: runtime.loop.kvCacheState().blockSize,

@@ -20,7 +20,7 @@ export class RequestDeadline {
       this.controller.abort(
         new PagodaError(
           "PAGODA_ERR_REQUEST_TIMEOUT",
-          `The request did not finish within this server's limit of ${seconds} s (--request-timeout) and was stopped. Ask for fewer tokens or retry later.`,
+          `The request did not finish within this server's limit of ${seconds} s (--request-timeout-seconds) and was stopped. Ask for fewer tokens or retry later.`,
         ),
       );
     }, timeoutMs);

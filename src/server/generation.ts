@@ -46,7 +46,7 @@ export class Generation implements AsyncIterable<ChoiceEvent> {
   private readonly events: ChoiceEvent[] = [];
   private numOpen: number;
   private waiter: (() => void) | null = null;
-  private readonly startMs = performance.now();
+  private readonly startedAtMs = performance.now();
 
   private constructor(loop: GenerationLoop, numChoices: number) {
     this.loop = loop;
@@ -64,7 +64,7 @@ export class Generation implements AsyncIterable<ChoiceEvent> {
         promptTokens: choice.promptTokens,
         params: choice.params,
         sink: generation.sinkFor(choice.index),
-        arrivalMs: performance.now(),
+        arrivalAtMs: performance.now(),
       });
       if (!isAccepted) {
         generation.abort();
@@ -121,7 +121,7 @@ export class Generation implements AsyncIterable<ChoiceEvent> {
   private sinkFor(index: number): RequestSink {
     return {
       onDelta: (delta) => {
-        this.timeToFirstTokenMs ??= performance.now() - this.startMs;
+        this.timeToFirstTokenMs ??= performance.now() - this.startedAtMs;
         this.push({ kind: "delta", index, delta });
       },
       onFinish: (output) => {

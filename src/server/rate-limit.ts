@@ -1,5 +1,5 @@
 /**
- * Per-client request rate limit (`--rate-limit` requests per `--rate-limit-window` seconds) with
+ * Per-client request rate limit (`--rate-limit` requests per `--rate-limit-window-seconds`) with
  * @fastify/rate-limit: one fixed window per API key, or per client IP when the server has no keys. Answers 429 in
  * OpenAI's envelope (`type: "requests"`, `code: "rate_limit_exceeded"`) with Retry-After in seconds.
  */

@@ -38,8 +38,8 @@ export class CoreHarness {
   /** Queues a request; false when the scheduler's queue is full. */
   add({ request, sink }: MadeRequest): boolean {
     if (!this.scheduler.add(request)) return false;
-    const { id, promptTokens, params, arrivalMs } = request;
-    this.processor.addRequest({ id, promptTokens, params, sink, arrivalMs });
+    const { id, promptTokens, params, arrivalAtMs } = request;
+    this.processor.addRequest({ id, promptTokens, params, sink, arrivalAtMs });
     return true;
   }
 

@@ -22,7 +22,7 @@ export async function startFakeServer(
   const serving = new ServingState();
   const app = await buildApp({ serving, ...appOptions });
   const scheduler = new Scheduler(engine, {
-    maxNumRunning: engine.info.numSequences,
+    maxNumSequences: engine.info.numSequences,
     maxNumBatchedTokens: engine.info.batchSize,
     maxNumWaiting: appOptions.maxNumWaiting ?? 64,
     queueTimeoutMs: appOptions.queueTimeoutMs ?? 0,

@@ -150,7 +150,7 @@ async function sampleSecondAndThird(server: ModelServer, firstSeed: number): Pro
                   resolve();
                 },
               },
-              arrivalMs: performance.now(),
+              arrivalAtMs: performance.now(),
             });
             if (!isAccepted) reject(new Error("queue full"));
           }),

@@ -25,7 +25,7 @@ test("an engine loop fault fails the request, turns health to 503 and counts the
   let shouldFault = false;
   const loop = new EngineLoop(
     engine,
-    new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 8 }),
+    new Scheduler(engine, { maxNumSequences: 4, maxNumBatchedTokens: 64, maxNumWaiting: 8 }),
     {
       onStep: () => {
         if (shouldFault) throw new Error("bookkeeping bug");

@@ -64,7 +64,7 @@ test("GET /health is 503 with Retry-After while loading and turns 200 once the m
   const fake = new FakeEngine();
   const loop = new EngineLoop(
     fake,
-    new Scheduler(fake, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 8 }),
+    new Scheduler(fake, { maxNumSequences: 4, maxNumBatchedTokens: 64, maxNumWaiting: 8 }),
   );
   loop.start();
   serving.markReady({

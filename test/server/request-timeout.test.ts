@@ -1,5 +1,5 @@
 /**
- * `--request-timeout`: a generation running past it is stopped through the same abort a client disconnect uses and
+ * `--request-timeout-seconds`: a generation running past it is stopped through the same abort a client disconnect uses and
  * answered 504 (an error frame, then [DONE], on a stream). The engine is held at a known step until the deadline's
  * timer has fired, so nothing here depends on how fast the machine is.
  */
@@ -54,7 +54,7 @@ test("a non-streamed generation past the timeout is answered 504 request_timeout
   await expired();
   hold.release();
   const error = assertError(await pending, { status: 504, type: "server_error", code: "request_timeout", param: null });
-  assert.match(error.message, /limit of 0\.02 s \(--request-timeout\)/);
+  assert.match(error.message, /limit of 0\.02 s \(--request-timeout-seconds\)/);
   // Steps 0-2 ran; the abort was applied before step 3, so the engine never ran the other 97 tokens.
   assert.equal(server.engine.steps.length, 3);
   assert.equal(server.engine.numAcquiredSequences, 0);

@@ -9,7 +9,7 @@ test("a request submitted while the loop plans a step with nothing to run is run
   timeout: 10_000,
 }, async () => {
   const engine = new FakeEngine();
-  const scheduler = new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 4 });
+  const scheduler = new Scheduler(engine, { maxNumSequences: 4, maxNumBatchedTokens: 64, maxNumWaiting: 4 });
   const loop = new EngineLoop(engine, scheduler);
   const late = makeRequest("late", [10, 11], { maxTokens: 2 });
   // The loop awaits prepareDrafts between planning a step and deciding to sleep: submit right there.

@@ -54,7 +54,7 @@ function setup(params: Partial<GenerationParams> = {}, promptTokens: readonly To
     promptTokens,
     params: { maxTokens: 16, sampling: GREEDY, stopStrings: [], stopTokens: [], ignoreEos: false, ...params },
     sink,
-    arrivalMs: 1,
+    arrivalAtMs: 1,
   });
   return { processor, sink, finished };
 }
@@ -68,7 +68,7 @@ function output(newTokens: readonly TokenId[], finishReason: FinishReason | null
     error: null,
     numCachedTokens: 0,
     numPreemptions: 0,
-    scheduledMs: 2,
+    scheduledAtMs: 2,
   };
 }
 
@@ -189,11 +189,11 @@ test("each token's delta carries its logprobs, and the stats keep the steps' tim
       numCachedTokens: 1,
       numPreemptions: 2,
       maxTokens: 16,
-      arrivalMs: 1,
-      scheduledMs: 2,
-      firstTokenMs: 10,
-      lastTokenMs: 15,
-      finishedMs: 100,
+      arrivalAtMs: 1,
+      scheduledAtMs: 2,
+      firstTokenAtMs: 10,
+      lastTokenAtMs: 15,
+      finishedAtMs: 100,
       interTokenMs: [4, 1],
     },
   ]);
@@ -207,7 +207,7 @@ test("a request is processed once: a second submission of its id and an output f
       promptTokens: [],
       params: makeRequest("x", []).request.params,
       sink: new RecordingSink(),
-      arrivalMs: 0,
+      arrivalAtMs: 0,
     }),
   );
   assert.throws(() => processor.processOutput({ ...output([1]), requestId: "other" as RequestId }, 0));
@@ -218,7 +218,7 @@ async function plainRun(prompt: readonly TokenId[], maxTokens: number): Promise<
   const engine = new FakeEngine();
   const core = new CoreHarness(
     engine,
-    new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 4 }),
+    new Scheduler(engine, { maxNumSequences: 4, maxNumBatchedTokens: 64, maxNumWaiting: 4 }),
   );
   const entry = makeRequest("plain", prompt, { maxTokens });
   core.add(entry);
@@ -232,7 +232,7 @@ test("a stop string frees the request's sequence and blocks in the step that com
   const stop = plain.text.slice(3, 5);
   const engine = new FakeEngine();
   const scheduler = new Scheduler(engine, {
-    maxNumRunning: 4,
+    maxNumSequences: 4,
     maxNumBatchedTokens: 64,
     maxNumWaiting: 4,
     blockSize: 4,
@@ -261,7 +261,7 @@ test("choices of one prompt end at their own stop strings; the others' streams g
   const plain = await plainRun(prompt, 10);
   const engine = new FakeEngine();
   const scheduler = new Scheduler(engine, {
-    maxNumRunning: 4,
+    maxNumSequences: 4,
     maxNumBatchedTokens: 64,
     maxNumWaiting: 4,
     blockSize: 4,
@@ -307,7 +307,7 @@ test("under speculation a stop string inside the accepted drafts ends the output
     isAdaptive: false,
   });
   const scheduler = new Scheduler(engine, {
-    maxNumRunning: 4,
+    maxNumSequences: 4,
     maxNumBatchedTokens: 64,
     maxNumWaiting: 4,
     blockSize: 4,

@@ -36,7 +36,7 @@ async function startApp(planSource: PlanSource | null, isReady = true): Promise<
   const serving = new ServingState();
   if (isReady) {
     const engine = new FakeEngine();
-    const scheduler = new Scheduler(engine, { maxNumRunning: 1, maxNumBatchedTokens: 16, maxNumWaiting: 1 });
+    const scheduler = new Scheduler(engine, { maxNumSequences: 1, maxNumBatchedTokens: 16, maxNumWaiting: 1 });
     serving.markReady({
       engine,
       loop: new EngineLoop(engine, scheduler),

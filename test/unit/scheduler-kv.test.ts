@@ -27,7 +27,7 @@ interface Setup {
 function setup(engineOptions: FakeEngineOptions, schedulerOptions: Partial<SchedulerOptions> = {}): Setup {
   const engine = new FakeEngine({ batchSize: 64, ...engineOptions });
   const scheduler = new Scheduler(engine, {
-    maxNumRunning: 4,
+    maxNumSequences: 4,
     maxNumBatchedTokens: 64,
     maxNumWaiting: 100,
     blockSize: BLOCK,
@@ -52,7 +52,7 @@ async function runUntilIdle(setup: Setup, maxSteps = 10_000): Promise<void> {
 }
 
 async function aloneOutput(prompt: number[], maxTokens: number): Promise<number[]> {
-  const alone = setup({ numSequences: 1, kvCacheTokens: 1024, contextSize: 1024 }, { maxNumRunning: 1 });
+  const alone = setup({ numSequences: 1, kvCacheTokens: 1024, contextSize: 1024 }, { maxNumSequences: 1 });
   const entry = makeRequest("alone", prompt, { maxTokens });
   alone.core.add(entry);
   await runUntilIdle(alone);
@@ -113,7 +113,7 @@ test("requests sharing a prefix fork its cells and prefill only the rest; usage 
 });
 
 test("a saved prefix is evicted block by block when the pool needs room, tail first, and a hit restores what is left", async () => {
-  const pool = setup({ numSequences: 4, kvCacheTokens: 32, contextSize: 32 }, { maxNumRunning: 2 });
+  const pool = setup({ numSequences: 4, kvCacheTokens: 32, contextSize: 32 }, { maxNumSequences: 2 });
   const cached = makeRequest("cached", tokens(13, 5), { maxTokens: 1 });
   pool.core.add(cached);
   await runUntilIdle(pool);
@@ -136,7 +136,7 @@ test("a saved prefix is evicted block by block when the pool needs room, tail fi
 });
 
 test("a more urgent request preempts the least urgent running one when every slot is taken", async () => {
-  const pool = setup({ numSequences: 2, kvCacheTokens: 256, contextSize: 128 }, { maxNumRunning: 2 });
+  const pool = setup({ numSequences: 2, kvCacheTokens: 256, contextSize: 128 }, { maxNumSequences: 2 });
   const low = makeRequest("low", tokens(4, 1), { maxTokens: 30, priority: 5 });
   const normal = makeRequest("normal", tokens(4, 2), { maxTokens: 30 });
   pool.core.add(low);
@@ -157,7 +157,7 @@ test("a request that waits past the queue deadline fails with QueueTimeoutError;
   let now = 0;
   const pool = setup(
     { numSequences: 1, kvCacheTokens: 256, contextSize: 128 },
-    { maxNumRunning: 1, queueTimeoutMs: 1000, now: () => now },
+    { maxNumSequences: 1, queueTimeoutMs: 1000, now: () => now },
   );
   const busy = makeRequest("busy", tokens(4), { maxTokens: 50 });
   const late = makeRequest("late", tokens(4), { maxTokens: 1 });
@@ -179,7 +179,7 @@ test("random requests, lengths, shared prefixes and aborts on a small pool end w
   };
   const pool = setup(
     { numSequences: 12, kvCacheTokens: 96, contextSize: 64 },
-    { maxNumRunning: 6, maxNumBatchedTokens: 32 },
+    { maxNumSequences: 6, maxNumBatchedTokens: 32 },
   );
   const prefixes = [tokens(9, 1), tokens(17, 2), tokens(5, 3)];
   const all: ReturnType<typeof makeRequest>[] = [];

@@ -26,7 +26,7 @@ async function run(
 ): Promise<{ outputs: number[][]; scheduler: Scheduler; numSteps: number }> {
   const engine = new FakeEngine({ numSequences: 8, batchSize: 64, kvCacheTokens: 512, contextSize: 128 });
   const scheduler = new Scheduler(engine, {
-    maxNumRunning: 4,
+    maxNumSequences: 4,
     maxNumBatchedTokens: 64,
     maxNumWaiting: 100,
     blockSize: 4,

@@ -21,7 +21,7 @@ function shapeOf(engine: FakeEngine, stepIndex: number): [number, number, number
 
 test("running requests decode one token each while admitted prompts are chunked under the token budget", async () => {
   const engine = new FakeEngine({ numSequences: 2, batchSize: 8 });
-  const scheduler = new Scheduler(engine, { maxNumRunning: 2, maxNumBatchedTokens: 8, maxNumWaiting: 10 });
+  const scheduler = new Scheduler(engine, { maxNumSequences: 2, maxNumBatchedTokens: 8, maxNumWaiting: 10 });
   const core = new CoreHarness(engine, scheduler);
   const a = makeRequest("a", tokens(5), { maxTokens: 3 });
   const b = makeRequest("b", tokens(10), { maxTokens: 3 });
@@ -68,7 +68,7 @@ test("running requests decode one token each while admitted prompts are chunked 
 
 test("a request waits in FCFS order until a sequence is free", async () => {
   const engine = new FakeEngine({ numSequences: 1, batchSize: 16 });
-  const scheduler = new Scheduler(engine, { maxNumRunning: 1, maxNumBatchedTokens: 16, maxNumWaiting: 10 });
+  const scheduler = new Scheduler(engine, { maxNumSequences: 1, maxNumBatchedTokens: 16, maxNumWaiting: 10 });
   const core = new CoreHarness(engine, scheduler);
   const first = makeRequest("first", tokens(2), { maxTokens: 2 });
   const second = makeRequest("second", tokens(2), { maxTokens: 2 });
@@ -86,7 +86,7 @@ test("a request waits in FCFS order until a sequence is free", async () => {
 
 test("the waiting queue refuses requests beyond its bound", () => {
   const engine = new FakeEngine();
-  const scheduler = new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 1 });
+  const scheduler = new Scheduler(engine, { maxNumSequences: 4, maxNumBatchedTokens: 64, maxNumWaiting: 1 });
   const core = new CoreHarness(engine, scheduler);
   assert.equal(core.add(makeRequest("a", tokens(2))), true);
   assert.equal(core.add(makeRequest("b", tokens(2))), false);
@@ -94,7 +94,7 @@ test("the waiting queue refuses requests beyond its bound", () => {
 
 test("a stop string ends the output before the string, and text that could begin it is held back", async () => {
   const engine = new FakeEngine();
-  const scheduler = new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
+  const scheduler = new Scheduler(engine, { maxNumSequences: 4, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
   const core = new CoreHarness(engine, scheduler);
   const probe = makeRequest("probe", tokens(3), { maxTokens: 8 });
   core.add(probe);
@@ -114,7 +114,7 @@ test("a stop string ends the output before the string, and text that could begin
 
 test("an end-of-generation token finishes with stop unless ignore_eos is set", async () => {
   const engine = new FakeEngine({ eosAfter: 2 });
-  const scheduler = new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
+  const scheduler = new Scheduler(engine, { maxNumSequences: 4, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
   const core = new CoreHarness(engine, scheduler);
   const plain = makeRequest("plain", tokens(2), { maxTokens: 5 });
   const ignoring = makeRequest("ignoring", tokens(2), { maxTokens: 5, ignoreEos: true });
@@ -130,7 +130,7 @@ test("an end-of-generation token finishes with stop unless ignore_eos is set", a
 
 test("a sequence that fills its context finishes with length", async () => {
   const engine = new FakeEngine({ contextSize: 8 });
-  const scheduler = new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
+  const scheduler = new Scheduler(engine, { maxNumSequences: 4, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
   const core = new CoreHarness(engine, scheduler);
   const long = makeRequest("long", tokens(5), { maxTokens: 100 });
   const { sink } = long;
@@ -143,7 +143,7 @@ test("a sequence that fills its context finishes with length", async () => {
 
 test("an aborted request is finished and its sequence freed at the next step", async () => {
   const engine = new FakeEngine({ numSequences: 1 });
-  const scheduler = new Scheduler(engine, { maxNumRunning: 1, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
+  const scheduler = new Scheduler(engine, { maxNumSequences: 1, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
   const core = new CoreHarness(engine, scheduler);
   const victim = makeRequest("victim", tokens(2), { maxTokens: 100 });
   const next = makeRequest("next", tokens(2), { maxTokens: 1 });
@@ -161,7 +161,7 @@ test("an aborted request is finished and its sequence freed at the next step", a
 
 test("a failed batch fails its requests and frees their sequences", async () => {
   const engine = new FakeEngine();
-  const scheduler = new Scheduler(engine, { maxNumRunning: 4, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
+  const scheduler = new Scheduler(engine, { maxNumSequences: 4, maxNumBatchedTokens: 64, maxNumWaiting: 10 });
   const core = new CoreHarness(engine, scheduler);
   const a = makeRequest("a", tokens(2));
   core.add(a);
@@ -174,7 +174,7 @@ test("a failed batch fails its requests and frees their sequences", async () => 
 
 test("a budget smaller than the running requests is refused at construction", () => {
   assert.throws(
-    () => new Scheduler(new FakeEngine(), { maxNumRunning: 4, maxNumBatchedTokens: 2, maxNumWaiting: 1 }),
+    () => new Scheduler(new FakeEngine(), { maxNumSequences: 4, maxNumBatchedTokens: 2, maxNumWaiting: 1 }),
     RangeError,
   );
 });
@@ -182,7 +182,7 @@ test("a budget smaller than the running requests is refused at construction", ()
 test("beside decoding requests, prompts get only the prefill budget; alone, a prompt gets the whole token budget", async () => {
   const engine = new FakeEngine({ numSequences: 3, batchSize: 32 });
   const scheduler = new Scheduler(engine, {
-    maxNumRunning: 3,
+    maxNumSequences: 3,
     maxNumBatchedTokens: 32,
     maxNumPrefillTokens: 6,
     maxNumWaiting: 10,

@@ -15,7 +15,7 @@ export interface PlanSource {
   readonly kvType: KvCacheType;
   /** Size of a KV pool shared by all sequences; null or absent when each sequence has its own. */
   readonly kvCacheTokens?: number | null;
-  /** Whether the context runs with flash attention. Defaults to the planner's choice (on only for quantized KV). */
+  /** Whether the context runs with flash attention. Defaults to the planner's choice (on for a shared pool, as the engine chooses on CPU). */
   readonly flashAttention?: boolean;
 }
 
