@@ -76,9 +76,10 @@ function histogramDefinitions(contextSize: number) {
     ],
     promptTokens: ["vllm:request_prompt_tokens", "Number of prefill tokens processed.", tokenBuckets],
     generationTokens: ["vllm:request_generation_tokens", "Number of generation tokens processed.", tokenBuckets],
-    // vLLM's own name: a histogram ending in _total, which promtool flags; kept for compatibility.
+    // vLLM calls this histogram vllm:iteration_tokens_total, a counter's name that promtool rejects for a
+    // histogram; it lives under pagoda's prefix instead, with vLLM's labels and buckets.
     iterationTokens: [
-      "vllm:iteration_tokens_total",
+      "pagoda_iteration_tokens",
       "Histogram of number of tokens per engine_step.",
       ITERATION_TOKENS_BUCKETS,
     ],
