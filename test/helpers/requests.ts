@@ -1,11 +1,6 @@
 import type { SamplingParams, TokenId } from "../../src/engine/engine.ts";
-import {
-  type FinishedOutput,
-  type GenerationParams,
-  type OutputDelta,
-  Request,
-  type RequestId,
-} from "../../src/scheduler/request.ts";
+import { type FinishedOutput, type GenerationParams, type OutputDelta, Request } from "../../src/scheduler/request.ts";
+import { asRequestId } from "./ids.ts";
 
 export const GREEDY: SamplingParams = {
   temperature: 0,
@@ -61,7 +56,7 @@ export function makeRequest(
   params: Partial<GenerationParams> = {},
 ): MadeRequest {
   const request = new Request(
-    id as RequestId,
+    asRequestId(id),
     promptTokens,
     { maxTokens: 16, sampling: GREEDY, stopStrings: [], stopTokens: [], ignoreEos: false, ...params },
     0,

@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type BlockHash, hashBlock, type KvBlock } from "../../../src/cache/block.ts";
 import { KvCacheManager } from "../../../src/cache/kv-cache-manager.ts";
+import type { RequestId } from "../../../src/engine/ids.ts";
+import { asRequestId } from "../../helpers/ids.ts";
 
 /** mulberry32: a tiny seeded PRNG, so a failure replays exactly. */
 function makeRandom(seed: number): () => number {
@@ -75,10 +77,10 @@ function runRandomOperations(options: RandomRunOptions): RandomRunCounts {
   manager.checkInvariants();
   // Shared prompt heads with a small vocabulary, so prefixes and identical blocks recur.
   const heads = Array.from({ length: 4 }, () => Array.from({ length: 40 }, () => int(0, 7)));
-  const requests = new Map<string, SimRequest>();
+  const requests = new Map<RequestId, SimRequest>();
   let nextRequestId = 0;
 
-  const writeCells = (requestId: string, tokens: readonly number[], from: number, to: number): void => {
+  const writeCells = (requestId: RequestId, tokens: readonly number[], from: number, to: number): void => {
     const blocks = manager.blocksOf(requestId);
     for (let position = from; position < to; position++) {
       const block = blocks[Math.floor(position / blockSize)] as KvBlock;
@@ -94,7 +96,7 @@ function runRandomOperations(options: RandomRunOptions): RandomRunCounts {
       seenBlocks.set(block.id, block);
     }
   };
-  const finish = (requestId: string): void => {
+  const finish = (requestId: RequestId): void => {
     checked(manager, () => manager.free(requestId));
     requests.delete(requestId);
   };
@@ -112,7 +114,7 @@ function runRandomOperations(options: RandomRunOptions): RandomRunCounts {
       assert.deepEqual(cells[block.id], blockTokens, `prefix block ${block.id} holds the prompt's tokens`);
     });
     const numNewTokens = int(1, prompt.length - prefix.numTokens);
-    const requestId = `r${nextRequestId++}`;
+    const requestId = asRequestId(`r${nextRequestId++}`);
     const before = snapshot(manager);
     const newBlocks = checked(manager, () => manager.allocateSlots(requestId, { numNewTokens, cachedPrefix: prefix }));
     if (newBlocks === null) {
@@ -133,7 +135,7 @@ function runRandomOperations(options: RandomRunOptions): RandomRunCounts {
     requests.set(requestId, { tokens, numPromptTokens: prompt.length, maxNumTokens, numComputedTokens });
   };
 
-  const step = (requestId: string, request: SimRequest): void => {
+  const step = (requestId: RequestId, request: SimRequest): void => {
     const isPrefill = request.numComputedTokens < request.numPromptTokens;
     const numUncomputed = request.tokens.length - request.numComputedTokens;
     const numDrafts = isPrefill ? 0 : int(0, 3);
@@ -165,10 +167,10 @@ function runRandomOperations(options: RandomRunOptions): RandomRunCounts {
     if (running.length === 0 || (roll < 0.25 && running.length < 12)) {
       admit();
     } else if (roll < 0.9) {
-      const [requestId, request] = running[int(0, running.length - 1)] as [string, SimRequest];
+      const [requestId, request] = running[int(0, running.length - 1)] as [RequestId, SimRequest];
       step(requestId, request);
     } else if (roll < 0.97) {
-      finish((running[int(0, running.length - 1)] as [string, SimRequest])[0]); // aborted
+      finish((running[int(0, running.length - 1)] as [RequestId, SimRequest])[0]); // aborted
     } else if (roll < 0.99) {
       const cachedFree = manager.blockStates().filter((block) => block.refCount === 0 && block.hash !== null);
       const victim = cachedFree[int(0, cachedFree.length - 1)];
@@ -233,8 +235,8 @@ test("requests grow until the pool runs out, and never beyond its cells", () => 
   const numBlocks = 12;
   const blockSize = 4;
   const manager = new KvCacheManager({ numBlocks, blockSize, enablePrefixCaching: true });
-  const requestIds = ["a", "b", "c", "d", "e"];
-  const tokensOf = new Map<string, number[]>();
+  const requestIds = ["a", "b", "c", "d", "e"].map(asRequestId);
+  const tokensOf = new Map<RequestId, number[]>();
   for (const [index, requestId] of requestIds.entries()) {
     const prompt = Array.from({ length: 6 }, (_, position) => 100 * index + position);
     assert.notEqual(
@@ -246,7 +248,7 @@ test("requests grow until the pool runs out, and never beyond its cells", () => 
   }
   let numSteps = 0;
   for (;;) {
-    const requestId = requestIds[numSteps % requestIds.length] as string;
+    const requestId = requestIds[numSteps % requestIds.length] as RequestId;
     const tokens = tokensOf.get(requestId) as number[];
     const numFreeBefore = manager.stats().numFreeBlocks;
     const numBlocksNeeded = manager.numBlocksNeeded(tokens.length + 1) - manager.blocksOf(requestId).length;
