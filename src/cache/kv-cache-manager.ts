@@ -15,7 +15,7 @@
  * does not fit and nothing changed, so the scheduler can preempt and retry), `commitTokens` after the step with the
  * tokens now in the KV cache, `free` when finished, aborted or preempted.
  */
-import type { RequestId } from "../engine/ids.ts";
+import type { RequestId, TokenId } from "../engine/ids.ts";
 import { type BlockHash, type BlockId, hashBlock, type KvBlock } from "./block.ts";
 import { BlockPool, type EvictHook } from "./block-pool.ts";
 
@@ -111,7 +111,7 @@ export class KvCacheManager {
    * prompt: the last token is always computed, since its logits give the first output token. A pure lookup; it
    * records nothing (see `recordPrefixQuery`) because a request that does not fit is looked up again next step.
    */
-  findCachedPrefix(tokens: readonly number[]): CachedPrefix {
+  findCachedPrefix(tokens: readonly TokenId[]): CachedPrefix {
     if (!this.enablePrefixCaching || tokens.length <= 1) return NO_PREFIX;
     const maxBlocks = Math.floor((tokens.length - 1) / this.blockSize);
     const blocks: KvBlock[] = [];
@@ -189,7 +189,7 @@ export class KvCacheManager {
    * Records that the request's first `numComputedTokens` of `allTokens` are in the KV cache (verified: accepted spec
    * tokens only), and with prefix caching hashes and caches every block that became full.
    */
-  commitTokens(requestId: RequestId, allTokens: readonly number[], numComputedTokens: number): void {
+  commitTokens(requestId: RequestId, allTokens: readonly TokenId[], numComputedTokens: number): void {
     const state = this.stateOf(requestId);
     if (!Number.isInteger(numComputedTokens) || numComputedTokens < state.numComputedTokens) {
       throw new RangeError(
