@@ -50,14 +50,15 @@ export interface MadeRequest {
   readonly sink: RecordingSink;
 }
 
+/** Tests write prompts as plain numbers; any array of them passes for token ids here. */
 export function makeRequest(
   id: string,
-  promptTokens: readonly TokenId[],
+  promptTokens: readonly number[],
   params: Partial<GenerationParams> = {},
 ): MadeRequest {
   const request = new Request(
     asRequestId(id),
-    promptTokens,
+    promptTokens as readonly TokenId[],
     { maxTokens: 16, sampling: GREEDY, stopStrings: [], stopTokens: [], ignoreEos: false, ...params },
     0,
   );

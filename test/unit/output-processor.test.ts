@@ -16,7 +16,7 @@ import { Scheduler } from "../../src/scheduler/scheduler.ts";
 import { DraftModel } from "../../src/spec/draft-model.ts";
 import { Speculator } from "../../src/spec/speculator.ts";
 import { CoreHarness } from "../helpers/core-harness.ts";
-import { asRequestId } from "../helpers/ids.ts";
+import { asRequestId, asTokenIds, tokenIds } from "../helpers/ids.ts";
 import { GREEDY, makeRequest, RecordingSink } from "../helpers/requests.ts";
 
 /** Token → text; 9 is the end of generation, 7 and 8 the two UTF-8 bytes of "é". */
@@ -42,7 +42,7 @@ interface Setup {
   readonly finished: RequestStats[];
 }
 
-function setup(params: Partial<GenerationParams> = {}, promptTokens: readonly TokenId[] = [5]): Setup {
+function setup(params: Partial<GenerationParams> = {}, promptTokens: readonly TokenId[] = tokenIds(5)): Setup {
   const finished: RequestStats[] = [];
   const processor = new OutputProcessor({
     detokenize,
@@ -60,10 +60,11 @@ function setup(params: Partial<GenerationParams> = {}, promptTokens: readonly To
   return { processor, sink, finished };
 }
 
-function output(newTokens: readonly TokenId[], finishReason: FinishReason | null = null): CoreOutput {
+/** A core output of plain token numbers. */
+function output(newTokens: number[], finishReason: FinishReason | null = null): CoreOutput {
   return {
     requestId: ID,
-    newTokens,
+    newTokens: asTokenIds(newTokens),
     logprobs: null,
     finishReason,
     error: null,
@@ -215,7 +216,7 @@ test("a request is processed once: a second submission of its id and an output f
 });
 
 /** The FakeEngine's greedy text after `prompt`, `maxTokens` long. */
-async function plainRun(prompt: readonly TokenId[], maxTokens: number): Promise<RecordingSink> {
+async function plainRun(prompt: readonly number[], maxTokens: number): Promise<RecordingSink> {
   const engine = new FakeEngine();
   const core = new CoreHarness(
     engine,

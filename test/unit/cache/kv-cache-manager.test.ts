@@ -2,8 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { BlockHash, KvBlock } from "../../../src/cache/block.ts";
 import { KvCacheManager, type KvCacheManagerOptions } from "../../../src/cache/kv-cache-manager.ts";
-import type { RequestId } from "../../../src/engine/ids.ts";
-import { asRequestId } from "../../helpers/ids.ts";
+import type { RequestId, TokenId } from "../../../src/engine/ids.ts";
+import { asRequestId, asTokenIds, tokenIds } from "../../helpers/ids.ts";
 
 const BLOCK_SIZE = 4;
 const a = asRequestId("a");
@@ -27,8 +27,8 @@ function checked<T>(manager: KvCacheManager, mutate: () => T): T {
   return result;
 }
 
-function tokens(count: number, first: number): number[] {
-  return Array.from({ length: count }, (_, index) => first + index);
+function tokens(count: number, first: number): TokenId[] {
+  return asTokenIds(Array.from({ length: count }, (_, index) => first + index));
 }
 
 function ids(blocks: readonly KvBlock[] | null): number[] | null {
@@ -44,7 +44,7 @@ function refCounts(manager: KvCacheManager): number[] {
 }
 
 /** Admits a request with whatever prefix is cached and computes `numNewTokens` of it (all of it by default). */
-function admit(manager: KvCacheManager, requestId: RequestId, prompt: readonly number[], numNewTokens?: number) {
+function admit(manager: KvCacheManager, requestId: RequestId, prompt: readonly TokenId[], numNewTokens?: number) {
   const cachedPrefix = manager.findCachedPrefix(prompt);
   const toCompute = numNewTokens ?? prompt.length - cachedPrefix.numTokens;
   const blocks = checked(manager, () => manager.allocateSlots(requestId, { numNewTokens: toCompute, cachedPrefix }));
@@ -141,7 +141,7 @@ test("findCachedPrefix never covers the whole prompt, so the last token is compu
   assert.deepEqual(ids(manager.findCachedPrefix(promptA.slice(0, 9)).blocks), [0, 1]);
   assert.deepEqual(ids(manager.findCachedPrefix(promptA.slice(0, 4)).blocks), []);
   assert.equal(manager.findCachedPrefix([]).numTokens, 0);
-  assert.equal(manager.findCachedPrefix([...promptA.slice(0, 4), 999, ...promptA.slice(5)]).numTokens, 4);
+  assert.equal(manager.findCachedPrefix([...promptA.slice(0, 4), ...tokenIds(999), ...promptA.slice(5)]).numTokens, 4);
 });
 
 test("a failed allocation returns null and changes nothing, for new and running requests", () => {

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { KvCacheManager } from "../../../src/cache/kv-cache-manager.ts";
-import { asRequestId } from "../../helpers/ids.ts";
+import { asRequestId, asTokenIds } from "../../helpers/ids.ts";
 
 const r = asRequestId("r");
 
 test("truncate rolls a request back to fewer tokens and frees the blocks past them, never cached ones", () => {
   const kv = new KvCacheManager({ numBlocks: 8, blockSize: 4, enablePrefixCaching: true });
-  const tokens = Array.from({ length: 14 }, (_, index) => 10 + index);
+  const tokens = asTokenIds(Array.from({ length: 14 }, (_, index) => 10 + index));
   assert.ok(kv.allocateSlots(r, { numNewTokens: 14 }) !== null);
   kv.commitTokens(r, tokens.slice(0, 6), 6);
   kv.checkInvariants();
