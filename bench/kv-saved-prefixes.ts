@@ -7,7 +7,7 @@
  *   npx tsx bench/kv-saved-prefixes.ts saved|resident|control [model.gguf]
  */
 
-import type { SamplingParams, SequenceId } from "../src/engine/engine.ts";
+import type { SamplingParams, SequenceId, TokenId } from "../src/engine/engine.ts";
 import { LlamaEngine } from "../src/engine/llama-engine.ts";
 
 const mode = process.argv[2] ?? "control";
@@ -30,9 +30,10 @@ const greedy: SamplingParams = {
   seed: 1,
   topLogprobs: null,
 };
-const rnd = (n: number, s: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 7919 + s * 104729) % 500));
+const rnd = (n: number, s: number) =>
+  Array.from({ length: n }, (_, i) => (3 + ((i * 7919 + s * 104729) % 500)) as TokenId);
 async function decodeRun(seed: number): Promise<number> {
-  const ds: { id: SequenceId; pos: number; last: number }[] = [];
+  const ds: { id: SequenceId; pos: number; last: TokenId }[] = [];
   for (let i = 0; i < 16; i++) {
     const id = engine.acquireSequence(greedy)!;
     const out = await engine.step([

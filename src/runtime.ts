@@ -3,6 +3,7 @@
  */
 import type { FastifyBaseLogger } from "fastify";
 import type { Config } from "./config/config-schema.ts";
+import type { TokenId } from "./engine/engine.ts";
 import { LlamaEngine } from "./engine/llama-engine.ts";
 import { resolveModel } from "./model/resolve-model.ts";
 import { formatBytes } from "./plan/format-plan.ts";
@@ -206,7 +207,8 @@ function tokenizerMismatch(target: LlamaEngine, draft: LlamaEngine): string | nu
   const targetTokens = target.tokenize(probe, { addBos: true }).join(",");
   if (draft.tokenize(probe, { addBos: true }).join(",") !== targetTokens) return "a probe text tokenizes differently";
   for (let token = 0; token < target.info.vocabSize; token += Math.max(1, Math.floor(target.info.vocabSize / 512))) {
-    if (target.detokenize([token]) !== draft.detokenize([token])) return `token ${token} reads differently`;
+    const oneToken = [token as TokenId];
+    if (target.detokenize(oneToken) !== draft.detokenize(oneToken)) return `token ${token} reads differently`;
   }
   return null;
 }

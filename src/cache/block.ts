@@ -5,6 +5,7 @@
  * A block's fields belong to `BlockPool` and `FreeBlockQueue`; everything else reads them and never writes.
  */
 import { createHash } from "node:crypto";
+import type { TokenId } from "../engine/ids.ts";
 
 export type BlockId = number & { readonly __brand: "BlockId" };
 
@@ -38,7 +39,7 @@ const MAX_TOKEN_ID = 0xffff_ffff;
  * reused block valid: the same tokens at the same positions after the same history. Little-endian is spelled out
  * (not a platform-endian `Uint32Array`) so keys agree across machines.
  */
-export function hashBlock(parent: BlockHash | null, tokens: readonly number[]): BlockHash {
+export function hashBlock(parent: BlockHash | null, tokens: readonly TokenId[]): BlockHash {
   const bytes = Buffer.allocUnsafe(tokens.length * 4);
   tokens.forEach((token, index) => {
     if (!Number.isInteger(token) || token < 0 || token > MAX_TOKEN_ID) {

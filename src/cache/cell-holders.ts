@@ -12,6 +12,7 @@
  * positions [i × blockSize, (i + 1) × blockSize).
  */
 import type { SavedCells, SequenceId } from "../engine/engine.ts";
+import type { BlockId } from "./block.ts";
 
 /** The engine operations this needs. */
 export interface CellOps {
@@ -24,7 +25,7 @@ export interface CellOps {
 
 /** The view of a block this needs; the block manager's blocks fit it. */
 export interface HeldBlock {
-  readonly id: number;
+  readonly id: BlockId;
   readonly hash: string | null;
   readonly refCount: number;
 }
@@ -60,7 +61,7 @@ export class CellHolders<Block extends HeldBlock> {
   private readonly options: CellHoldersOptions<Block>;
   /** Blocks whose cells each running sequence holds, by chain position. */
   private readonly chains = new Map<SequenceId, Block[]>();
-  private readonly holders = new Map<number, Set<Holder<Block>>>();
+  private readonly holders = new Map<BlockId, Set<Holder<Block>>>();
   /** Saved prefixes, least recently used first. */
   private readonly saved = new Set<SavedPrefix<Block>>();
   private numSavedTokensTotal = 0;

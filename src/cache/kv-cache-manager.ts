@@ -15,6 +15,7 @@
  * does not fit and nothing changed, so the scheduler can preempt and retry), `commitTokens` after the step with the
  * tokens now in the KV cache, `free` when finished, aborted or preempted.
  */
+import type { RequestId, TokenId } from "../engine/ids.ts";
 import { type BlockHash, type BlockId, hashBlock, type KvBlock } from "./block.ts";
 import { BlockPool, type EvictHook } from "./block-pool.ts";
 
@@ -82,7 +83,7 @@ export class KvCacheManager {
   readonly blockSize: number;
   readonly enablePrefixCaching: boolean;
   private readonly pool: BlockPool;
-  private readonly requests = new Map<string, RequestState>();
+  private readonly requests = new Map<RequestId, RequestState>();
   private queriedTokens = 0;
   private hitTokens = 0;
 
@@ -110,7 +111,7 @@ export class KvCacheManager {
    * prompt: the last token is always computed, since its logits give the first output token. A pure lookup; it
    * records nothing (see `recordPrefixQuery`) because a request that does not fit is looked up again next step.
    */
-  findCachedPrefix(tokens: readonly number[]): CachedPrefix {
+  findCachedPrefix(tokens: readonly TokenId[]): CachedPrefix {
     if (!this.enablePrefixCaching || tokens.length <= 1) return NO_PREFIX;
     const maxBlocks = Math.floor((tokens.length - 1) / this.blockSize);
     const blocks: KvBlock[] = [];
@@ -144,7 +145,7 @@ export class KvCacheManager {
    * then nothing has changed. Cached free blocks count as free, and a free prefix block counts once: taking it as a
    * prefix block is what uses it up.
    */
-  allocateSlots(requestId: string, options: AllocateSlotsOptions): readonly KvBlock[] | null {
+  allocateSlots(requestId: RequestId, options: AllocateSlotsOptions): readonly KvBlock[] | null {
     const { numNewTokens } = options;
     if (!Number.isInteger(numNewTokens) || numNewTokens < 0) {
       throw new RangeError(`numNewTokens must be an integer >= 0; got ${numNewTokens}`);
@@ -188,7 +189,7 @@ export class KvCacheManager {
    * Records that the request's first `numComputedTokens` of `allTokens` are in the KV cache (verified: accepted spec
    * tokens only), and with prefix caching hashes and caches every block that became full.
    */
-  commitTokens(requestId: string, allTokens: readonly number[], numComputedTokens: number): void {
+  commitTokens(requestId: RequestId, allTokens: readonly TokenId[], numComputedTokens: number): void {
     const state = this.stateOf(requestId);
     if (!Number.isInteger(numComputedTokens) || numComputedTokens < state.numComputedTokens) {
       throw new RangeError(
@@ -218,7 +219,7 @@ export class KvCacheManager {
    * Rolls a request back to its first `numComputedTokens` tokens (rejected speculative tokens) and releases the
    * blocks past them. Only uncached blocks can go: a cached block holds verified tokens, which are never rolled back.
    */
-  truncate(requestId: string, numComputedTokens: number): void {
+  truncate(requestId: RequestId, numComputedTokens: number): void {
     const state = this.stateOf(requestId);
     if (!Number.isInteger(numComputedTokens) || numComputedTokens < 0 || numComputedTokens > state.numComputedTokens) {
       throw new RangeError(
@@ -234,7 +235,7 @@ export class KvCacheManager {
   }
 
   /** Releases the request's blocks, last first so a chain's tail is evicted before its head; false if unknown. */
-  free(requestId: string): boolean {
+  free(requestId: RequestId): boolean {
     const state = this.requests.get(requestId);
     if (state === undefined) return false;
     this.requests.delete(requestId);
@@ -242,15 +243,15 @@ export class KvCacheManager {
     return true;
   }
 
-  hasRequest(requestId: string): boolean {
+  hasRequest(requestId: RequestId): boolean {
     return this.requests.has(requestId);
   }
 
-  blocksOf(requestId: string): readonly KvBlock[] {
+  blocksOf(requestId: RequestId): readonly KvBlock[] {
     return this.stateOf(requestId).blocks;
   }
 
-  numComputedTokens(requestId: string): number {
+  numComputedTokens(requestId: RequestId): number {
     return this.stateOf(requestId).numComputedTokens;
   }
 
@@ -320,7 +321,7 @@ export class KvCacheManager {
     }
   }
 
-  private stateOf(requestId: string): RequestState {
+  private stateOf(requestId: RequestId): RequestState {
     const state = this.requests.get(requestId);
     if (state === undefined) throw new RangeError(`no blocks for request ${requestId}`);
     return state;

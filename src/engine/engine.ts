@@ -6,8 +6,9 @@
  * unit tests of the layers above. Both implement `Engine`, every role at once.
  */
 
-export type SequenceId = number & { readonly __brand: "SequenceId" };
-export type TokenId = number;
+import type { SequenceId, TokenId } from "./ids.ts";
+
+export type { SequenceId, TokenId } from "./ids.ts";
 
 /** Sampling settings of one sequence, fixed for its lifetime. */
 export interface SamplingParams {

@@ -20,11 +20,19 @@ import type {
   TokenId,
 } from "./engine.ts";
 
-export const FAKE_EOS = 0;
-export const FAKE_BOS = 1;
 /** Token ids 2 … 96 are the characters 32 … 126. */
 const FIRST_CHAR_TOKEN = 2;
 const NUM_CHARS = 95;
+
+/** The fake vocabulary's token at `index`; every token id this engine makes comes from here. */
+function fakeToken(index: number): TokenId {
+  return index as TokenId;
+}
+
+export const FAKE_EOS = fakeToken(0);
+export const FAKE_BOS = fakeToken(1);
+/** What a cell outside the pool reads as. */
+const NO_TOKEN = fakeToken(-1);
 
 export interface FakeEngineOptions {
   /** Defaults to 4. */
@@ -82,14 +90,16 @@ export class FakeEngine implements Engine {
       bosToken: FAKE_BOS,
       isFlashAttention: false,
     };
-    this.cellTokens = new Array<TokenId>(this.info.kvCacheTokens).fill(0);
+    this.cellTokens = new Array<TokenId>(this.info.kvCacheTokens).fill(fakeToken(0));
     this.cellHolders = new Array<number>(this.info.kvCacheTokens).fill(0);
   }
 
   tokenize(text: string, options: { addBos?: boolean } = {}): TokenId[] {
     const tokens = [...text].map((char) => {
       const code = char.charCodeAt(0);
-      return code >= 32 && code <= 126 ? code - 32 + FIRST_CHAR_TOKEN : "?".charCodeAt(0) - 32 + FIRST_CHAR_TOKEN;
+      return fakeToken(
+        code >= 32 && code <= 126 ? code - 32 + FIRST_CHAR_TOKEN : "?".charCodeAt(0) - 32 + FIRST_CHAR_TOKEN,
+      );
     });
     return options.addBos === true ? [FAKE_BOS, ...tokens] : tokens;
   }
@@ -137,7 +147,7 @@ export class FakeEngine implements Engine {
 
   /** The tokens a sequence's cells hold, by position; for tests. */
   cachedTokensOf(sequenceId: SequenceId): TokenId[] {
-    return (this.sequences.get(sequenceId)?.cells ?? []).map((cell) => this.cellTokens[cell] ?? -1);
+    return (this.sequences.get(sequenceId)?.cells ?? []).map((cell) => this.cellTokens[cell] ?? NO_TOKEN);
   }
 
   /** Makes the next step reject with `error`, as a failed native decode would. */
@@ -177,7 +187,7 @@ export class FakeEngine implements Engine {
     const sequence = this.sequences.get(sequenceId);
     if (sequence === undefined) throw new Error(`sequence ${sequenceId} is not acquired`);
     this.dropCells(sequence, numTokens);
-    const tokens = sequence.cells.map((cell) => this.cellTokens[cell] ?? -1);
+    const tokens = sequence.cells.map((cell) => this.cellTokens[cell] ?? NO_TOKEN);
     const saved: FakeSavedCells = { numTokens: tokens.length, numBytes: tokens.length * 4, tokens };
     this.numSaves += 1;
     return saved;
@@ -273,7 +283,7 @@ export class FakeEngine implements Engine {
             logprob: -0.5,
             top: [
               { token, logprob: -0.5 },
-              { token: token === FIRST_CHAR_TOKEN ? FIRST_CHAR_TOKEN + 1 : FIRST_CHAR_TOKEN, logprob: -1.5 },
+              { token: fakeToken(token === FIRST_CHAR_TOKEN ? FIRST_CHAR_TOKEN + 1 : FIRST_CHAR_TOKEN), logprob: -1.5 },
             ].slice(0, sequence.sampling.topLogprobs),
           };
     return { sequenceId: item.sequenceId, token, logprobs };
@@ -290,6 +300,6 @@ export class FakeEngine implements Engine {
     const last = this.cellTokens[cells[position - 1] ?? -1] ?? 0;
     const salt = sampling !== undefined && sampling.temperature > 0 ? sampling.seed + numGenerated : 0;
     // Lower-case letters only, so stop-string tests can pick characters that never occur by accident.
-    return FIRST_CHAR_TOKEN + 65 + ((last * 7 + position * 3 + salt) % 26);
+    return fakeToken(FIRST_CHAR_TOKEN + 65 + ((last * 7 + position * 3 + salt) % 26));
   }
 }

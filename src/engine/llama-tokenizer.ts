@@ -33,7 +33,7 @@ export class LlamaTokenizer {
   }
 
   isEndOfGeneration(token: TokenId): boolean {
-    return this.model.isEogToken(asTokens([token])[0] as Token);
+    return this.model.isEogToken(asToken(token));
   }
 
   /** The prompt for the model's next turn, and what ends that turn in this template. */
@@ -57,11 +57,22 @@ export class LlamaTokenizer {
   }
 }
 
-/** node-llama-cpp brands token ids with its own brand; both name the same vocabulary index. */
+/**
+ * node-llama-cpp brands token ids with its own brand; both name the same vocabulary index. These are the only
+ * conversions between the two.
+ */
 export function asTokens(tokens: readonly TokenId[]): Token[] {
   return tokens as readonly number[] as Token[];
 }
 
 export function fromTokens(tokens: readonly Token[]): TokenId[] {
   return tokens as readonly number[] as TokenId[];
+}
+
+export function asToken(token: TokenId): Token {
+  return token as number as Token;
+}
+
+export function fromToken(token: Token): TokenId {
+  return token as number as TokenId;
 }

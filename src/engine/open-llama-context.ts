@@ -4,7 +4,7 @@
  */
 import type { Llama, LlamaModel } from "node-llama-cpp";
 import { combinedFailure } from "./combined-failure.ts";
-import type { ModelInfo, TokenId } from "./engine.ts";
+import type { ModelInfo } from "./engine.ts";
 import {
   type LlamaEngineOptions,
   type ResolvedLlamaEngineOptions,
@@ -12,6 +12,7 @@ import {
 } from "./llama-engine-options.ts";
 import { getInternals, isPatchedContext, type LlamaInternals, type NativeContext } from "./llama-internals.ts";
 import { loadLlama, setNativeLogSink } from "./llama-loader.ts";
+import { fromToken } from "./llama-tokenizer.ts";
 
 export interface OpenedLlamaContext {
   readonly llama: Llama;
@@ -77,7 +78,7 @@ export function modelInfoOf(model: LlamaModel, options: ResolvedLlamaEngineOptio
     batchSize: options.batchSize,
     trainContextSize: model.trainContextSize,
     embeddingSize: model.embeddingVectorSize,
-    bosToken: model.tokens.bos === null ? null : (model.tokens.bos as number as TokenId),
+    bosToken: model.tokens.bos === null ? null : fromToken(model.tokens.bos),
     isFlashAttention: options.flashAttention,
   };
 }

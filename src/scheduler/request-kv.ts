@@ -6,7 +6,7 @@
 import type { KvBlock } from "../cache/block.ts";
 import { CellHolders } from "../cache/cell-holders.ts";
 import { type CachedPrefix, KvCacheManager } from "../cache/kv-cache-manager.ts";
-import type { SequenceEngine, SequenceId } from "../engine/engine.ts";
+import type { SequenceEngine, SequenceId, TokenId } from "../engine/engine.ts";
 import type { Request } from "./request.ts";
 
 /** The KV pool's state for metrics. */
@@ -146,7 +146,7 @@ export class RequestKv {
   }
 
   /** The cached prefix of `tokens` whose cells can be forked now; the rest of a longer one is recomputed. */
-  private forkablePrefix(tokens: readonly number[]): CachedPrefix {
+  private forkablePrefix(tokens: readonly TokenId[]): CachedPrefix {
     const prefix = this.kv.findCachedPrefix(tokens);
     const numBlocks = this.holders.numForkable(prefix.blocks);
     if (numBlocks === prefix.blocks.length) return prefix;

@@ -1,6 +1,7 @@
 import type { SampledLogprobs, SamplingParams, SequenceId, TokenId } from "../engine/engine.ts";
+import type { RequestId } from "../engine/ids.ts";
 
-export type RequestId = string & { readonly __brand: "RequestId" };
+export type { RequestId };
 
 /** "abort": the client went away or a deadline passed; "error": the engine failed this request. */
 export type FinishReason = "stop" | "length" | "abort" | "error";

@@ -6,7 +6,7 @@
 import type { TokenId } from "../engine/engine.ts";
 import type { VerifyResult } from "../spec/rejection-sampler.ts";
 import { PENDING_DRAFT, type SpecRequest, type SpecStats, type Speculator } from "../spec/speculator.ts";
-import type { Request } from "./request.ts";
+import type { Request, RequestId } from "./request.ts";
 import type { ScheduledItem, StepPlan } from "./step-budget.ts";
 
 export interface SpeculationOptions {
@@ -60,7 +60,7 @@ export class Speculation {
     const speculator = this.speculator;
     const pending = plan.scheduled.filter((entry) => entry.drafts.some((token) => token === PENDING_DRAFT));
     if (speculator === null || pending.length === 0) return plan;
-    let drafted: Map<string, TokenId[]>;
+    let drafted: Map<RequestId, TokenId[]>;
     try {
       drafted = await speculator.draftPending(
         pending.map(({ request, drafts }) => ({ request: specRequestOf(request), numDraft: drafts.length })),

@@ -67,7 +67,15 @@ export function requireModel(serving: ServingState, model: string | null | undef
   return runtime;
 }
 
-export function checkTokenIds(engine: ServerEngine, tokens: readonly TokenId[], param: string): void {
+/**
+ * Token ids from a request body become `TokenId`s here, once checked against the vocabulary; the schema has already
+ * made them non-negative integers.
+ */
+export function checkTokenIds(
+  engine: ServerEngine,
+  tokens: readonly number[],
+  param: string,
+): asserts tokens is TokenId[] {
   const vocabSize = engine.info.vocabSize;
   const bad = tokens.find((token) => token >= vocabSize);
   if (bad !== undefined) {

@@ -10,12 +10,13 @@
  */
 import { KvCacheManager } from "../cache/kv-cache-manager.ts";
 import type { Engine, SamplingParams, SequenceId, StepItem, TokenId } from "../engine/engine.ts";
+import type { RequestId } from "../engine/ids.ts";
 import type { UniformSource } from "../engine/seeded-random.ts";
 import { argmax, sampleFrom, toDistribution } from "./target-distribution.ts";
 
 /** One request asking for `numDraft` draft tokens. */
 export interface DraftRequest {
-  readonly id: string;
+  readonly id: RequestId;
   readonly sampling: SamplingParams;
   /** Prompt and output; the last token is not yet in the target's KV cache. */
   readonly allTokens: readonly TokenId[];
@@ -49,7 +50,7 @@ export class DraftModel {
     Engine,
     "info" | "acquireSequence" | "releaseSequence" | "truncateSequence" | "step" | "dispose"
   >;
-  private readonly sequences = new Map<string, DraftSequence>();
+  private readonly sequences = new Map<RequestId, DraftSequence>();
   private stepMsEstimate = 0;
   private catchUpMsPerToken = 0;
 
@@ -81,12 +82,12 @@ export class DraftModel {
    * Milliseconds the draft needs to catch up with a request of `numTokens` tokens before it can draft: requests that
    * stopped drafting fall behind, and catching up is a prefill of everything since.
    */
-  catchUpMs(requestId: string, numTokens: number): number {
+  catchUpMs(requestId: RequestId, numTokens: number): number {
     const behind = numTokens - (this.sequences.get(requestId)?.numComputed ?? 0);
     return Math.max(0, behind) * this.catchUpMsPerToken;
   }
 
-  async draft(requests: readonly DraftRequest[]): Promise<Map<string, Drafts>> {
+  async draft(requests: readonly DraftRequest[]): Promise<Map<RequestId, Drafts>> {
     const active = requests.flatMap((request) => {
       if (request.numDraft <= 0) return [];
       const sequence = this.sequenceFor(request.id);
@@ -106,7 +107,7 @@ export class DraftModel {
     }
   }
 
-  private async draftActive(active: readonly ActiveDraft[]): Promise<Map<string, Drafts>> {
+  private async draftActive(active: readonly ActiveDraft[]): Promise<Map<RequestId, Drafts>> {
     // Catch-up: everything the draft has not seen, ending with the request's latest token, whose logits give d1.
     const catchUp = active.map(({ request, sequence }) => ({
       sequence,
@@ -149,7 +150,7 @@ export class DraftModel {
   }
 
   /** The request's verified tokens are its first `numValid`: drafts beyond them leave the draft KV cache. */
-  afterVerify(requestId: string, numValid: number): void {
+  afterVerify(requestId: RequestId, numValid: number): void {
     const sequence = this.sequences.get(requestId);
     if (sequence === undefined || sequence.numComputed <= numValid) return;
     this.engine.truncateSequence(sequence.sequenceId, numValid);
@@ -157,7 +158,7 @@ export class DraftModel {
     if (this.kv.hasRequest(requestId)) this.kv.truncate(requestId, numValid);
   }
 
-  release(requestId: string): void {
+  release(requestId: RequestId): void {
     const sequence = this.sequences.get(requestId);
     if (sequence === undefined) return;
     this.sequences.delete(requestId);
@@ -169,7 +170,7 @@ export class DraftModel {
     await this.engine.dispose();
   }
 
-  private sequenceFor(requestId: string): DraftSequence | null {
+  private sequenceFor(requestId: RequestId): DraftSequence | null {
     let sequence = this.sequences.get(requestId) ?? null;
     if (sequence === null) {
       // The draft samples in TypeScript; its native sampler is never used.

@@ -55,5 +55,5 @@ export function proposeNgram(tokens: readonly TokenId[], options: NgramOptions):
     }
   }
   if (bestLength < minNgram) return [];
-  return tokens.slice(bestEnd + 1, Math.min(bestEnd + 1 + numDraft, length)) as TokenId[];
+  return tokens.slice(bestEnd + 1, Math.min(bestEnd + 1 + numDraft, length));
 }

@@ -56,14 +56,14 @@ export function verifyGreedy(draftTokens: readonly TokenId[], targetArgmaxes: re
   checkTargetCount(draftTokens.length, targetArgmaxes.length);
   const tokens: TokenId[] = [];
   for (let i = 0; i < draftTokens.length; i += 1) {
-    const target = targetArgmaxes[i] as TokenId;
+    const target = targetArgmaxes[i]!;
     if (draftTokens[i] !== target) {
       tokens.push(target);
       return { tokens, numAccepted: i, kind: "recovered" };
     }
     tokens.push(target);
   }
-  tokens.push(targetArgmaxes[draftTokens.length] as TokenId);
+  tokens.push(targetArgmaxes[draftTokens.length]!);
   return { tokens, numAccepted: draftTokens.length, kind: "bonus" };
 }
 
@@ -84,7 +84,7 @@ export function verifySampled(input: SampledVerifyInput): VerifyResult {
 
   const tokens: TokenId[] = [];
   for (let i = 0; i < numDrafts; i += 1) {
-    const draft = draftTokens[i] as TokenId;
+    const draft = draftTokens[i]!;
     const p = targetProbs[i] as Float32Array;
     const q = draftProbs[i] ?? null;
     checkToken(draft, p.length);

@@ -9,6 +9,7 @@
  * batch is already large.
  */
 import type { SamplingParams, TokenId } from "../engine/engine.ts";
+import type { RequestId } from "../engine/ids.ts";
 import { SeededRandom, seedAtPosition } from "../engine/seeded-random.ts";
 import { AcceptanceTracker, chooseDraftLength, expectedTokensPerStep } from "./draft-length.ts";
 import type { DraftModel, Drafts } from "./draft-model.ts";
@@ -67,7 +68,7 @@ function uniformAt(seed: number, index: number): number {
 
 /** What the scheduler knows of a request when it asks for drafts. */
 export interface SpecRequest {
-  readonly id: string;
+  readonly id: RequestId;
   readonly sampling: SamplingParams;
   readonly allTokens: readonly TokenId[];
   readonly outputTokens: readonly TokenId[];
@@ -75,7 +76,7 @@ export interface SpecRequest {
 
 export class Speculator {
   private readonly options: SpeculatorOptions;
-  private readonly states = new Map<string, RequestState>();
+  private readonly states = new Map<RequestId, RequestState>();
   private readonly cost = new StepCostModel();
   private numDrafts = 0;
   private numDraftTokens = 0;
@@ -146,10 +147,10 @@ export class Speculator {
   /** Draft mode: the draft model's tokens for every request `propose` left pending, in one batch per draft step. */
   async draftPending(
     requests: readonly { readonly request: SpecRequest; readonly numDraft: number }[],
-  ): Promise<Map<string, TokenId[]>> {
+  ): Promise<Map<RequestId, TokenId[]>> {
     const draftModel = this.options.draftModel;
     if (draftModel == null || requests.length === 0) return new Map();
-    let drafts: Map<string, Drafts>;
+    let drafts: Map<RequestId, Drafts>;
     try {
       drafts = await draftModel.draft(
         requests.map(({ request, numDraft }) => ({ ...request, numDraft, random: this.stateOf(request).random })),
@@ -158,7 +159,7 @@ export class Speculator {
       this.numDraftFailures += 1;
       throw error;
     }
-    const tokens = new Map<string, TokenId[]>();
+    const tokens = new Map<RequestId, TokenId[]>();
     for (const { request } of requests) {
       const drafted = drafts.get(request.id);
       this.stateOf(request).draftProbs = drafted?.probs ?? null;
@@ -211,13 +212,13 @@ export class Speculator {
     return result;
   }
 
-  forget(requestId: string): void {
+  forget(requestId: RequestId): void {
     this.states.delete(requestId);
     this.options.draftModel?.release(requestId);
   }
 
   /** A preempted request recomputes from scratch; its draft sequence goes too (the draft pool counts on it). */
-  onPreempt(requestId: string): void {
+  onPreempt(requestId: RequestId): void {
     this.options.draftModel?.release(requestId);
   }
 

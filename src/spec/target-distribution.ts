@@ -69,7 +69,7 @@ export function argmax(logits: Float32Array): TokenId {
 export function toDistribution(
   logits: Float32Array,
   config: TargetSamplingConfig,
-  history: readonly number[],
+  history: readonly TokenId[],
 ): Float32Array {
   const vocabSize = logits.length;
   const penalized = applyPenalties(logits, config, history);
@@ -131,7 +131,7 @@ export function sampleFrom(probs: Float32Array, u: number): TokenId {
  * `logits` itself when nothing changes. The arithmetic is rounded to float32 step by step, as the native sampler
  * does it, so penalised ties break the same way.
  */
-function applyPenalties(logits: Float32Array, config: TargetSamplingConfig, history: readonly number[]): Float32Array {
+function applyPenalties(logits: Float32Array, config: TargetSamplingConfig, history: readonly TokenId[]): Float32Array {
   if ((config.presencePenalty === 0 && config.frequencyPenalty === 0) || history.length === 0) return logits;
   const counts = new Map<number, number>();
   for (const token of history) {

@@ -1,11 +1,6 @@
 import type { SamplingParams, TokenId } from "../../src/engine/engine.ts";
-import {
-  type FinishedOutput,
-  type GenerationParams,
-  type OutputDelta,
-  Request,
-  type RequestId,
-} from "../../src/scheduler/request.ts";
+import { type FinishedOutput, type GenerationParams, type OutputDelta, Request } from "../../src/scheduler/request.ts";
+import { asRequestId } from "./ids.ts";
 
 export const GREEDY: SamplingParams = {
   temperature: 0,
@@ -55,14 +50,15 @@ export interface MadeRequest {
   readonly sink: RecordingSink;
 }
 
+/** Tests write prompts as plain numbers; any array of them passes for token ids here. */
 export function makeRequest(
   id: string,
-  promptTokens: readonly TokenId[],
+  promptTokens: readonly number[],
   params: Partial<GenerationParams> = {},
 ): MadeRequest {
   const request = new Request(
-    id as RequestId,
-    promptTokens,
+    asRequestId(id),
+    promptTokens as readonly TokenId[],
     { maxTokens: 16, sampling: GREEDY, stopStrings: [], stopTokens: [], ignoreEos: false, ...params },
     0,
   );

@@ -12,6 +12,7 @@ import { after, before, test } from "node:test";
 import type { SamplingParams, SequenceId, StepItem, TokenId } from "../../src/engine/engine.ts";
 import { LlamaEngine } from "../../src/engine/llama-engine.ts";
 import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
+import { asTokenIds } from "../helpers/ids.ts";
 
 const NUM_SEQUENCES = 16;
 const NUM_GENERATED = 24;
@@ -61,9 +62,8 @@ after(async () => {
 
 /** Even requests have longer prompts than the odd one joining beside them, so their outputs leave the split late. */
 function promptOf(request: number): TokenId[] {
-  return Array.from(
-    { length: 3 + request + (request % 2 === 0 ? 9 : 0) },
-    (_, k) => 300 + ((request * 37 + k * 11) % 500),
+  return asTokenIds(
+    Array.from({ length: 3 + request + (request % 2 === 0 ? 9 : 0) }, (_, k) => 300 + ((request * 37 + k * 11) % 500)),
   );
 }
 

@@ -3,6 +3,7 @@ import { after, before, test } from "node:test";
 import type { FastifyInstance } from "fastify";
 import type { FakeEngine } from "../../src/engine/fake-engine.ts";
 import { FAKE_MODEL_ID, startFakeServer } from "../helpers/fake-server.ts";
+import { asTokenIds } from "../helpers/ids.ts";
 import { assertMatchesSchema } from "../helpers/openapi.ts";
 import { assertError, type Json, okJson, postJson } from "./support.ts";
 
@@ -27,7 +28,7 @@ async function embed(body: Record<string, unknown>): Promise<Json> {
 
 /** The FakeEngine's own embedding of some tokens, as the oracle for what the route returns. */
 async function expectedEmbedding(tokens: number[]): Promise<number[]> {
-  const [result] = await engine.embed([tokens]);
+  const [result] = await engine.embed([asTokenIds(tokens)]);
   assert.ok(result !== undefined);
   return result.embedding;
 }

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { IncrementalDetokenizer, tokenTextAfter } from "../../src/scheduler/incremental-detokenizer.ts";
+import { asTokenId, tokenIds } from "../helpers/ids.ts";
 
 /**
  * A tiny SentencePiece-like vocabulary: "▁" marks a space, the first decoded piece loses its leading space
@@ -18,26 +19,26 @@ function detokenize(tokens: readonly number[]): string {
 }
 
 test("the first generated token keeps its leading space when the prompt is given as context", () => {
-  const withContext = new IncrementalDetokenizer(detokenize, [1, 2, 3]);
-  assert.equal(withContext.push(4), " time");
-  assert.equal(withContext.push(5), ",");
-  assert.equal(withContext.push(6), " there");
+  const withContext = new IncrementalDetokenizer(detokenize, tokenIds(1, 2, 3));
+  assert.equal(withContext.push(asTokenId(4)), " time");
+  assert.equal(withContext.push(asTokenId(5)), ",");
+  assert.equal(withContext.push(asTokenId(6)), " there");
   assert.equal(withContext.emittedText, " time, there");
   const withoutContext = new IncrementalDetokenizer(detokenize);
-  assert.equal(withoutContext.push(4), "time", "llama.cpp drops the space of the first decoded token");
+  assert.equal(withoutContext.push(asTokenId(4)), "time", "llama.cpp drops the space of the first decoded token");
 });
 
 test("a character split across tokens is held until complete, and flushed at the end if never completed", () => {
-  const detokenizer = new IncrementalDetokenizer(detokenize, [3]);
-  assert.equal(detokenizer.push(10), "");
-  assert.equal(detokenizer.push(11), "é");
-  assert.equal(detokenizer.push(10), "");
+  const detokenizer = new IncrementalDetokenizer(detokenize, tokenIds(3));
+  assert.equal(detokenizer.push(asTokenId(10)), "");
+  assert.equal(detokenizer.push(asTokenId(11)), "é");
+  assert.equal(detokenizer.push(asTokenId(10)), "");
   assert.equal(detokenizer.flush(), "\uFFFD");
   assert.equal(detokenizer.flush(), "", "nothing is emitted twice");
   assert.equal(detokenizer.emittedText, "é\uFFFD");
 });
 
 test("a token's own text after its predecessor keeps its leading space", () => {
-  assert.equal(tokenTextAfter(detokenize, 3, 4), " time");
-  assert.equal(tokenTextAfter(detokenize, null, 4), "time");
+  assert.equal(tokenTextAfter(detokenize, asTokenId(3), asTokenId(4)), " time");
+  assert.equal(tokenTextAfter(detokenize, null, asTokenId(4)), "time");
 });

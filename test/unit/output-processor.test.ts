@@ -11,11 +11,12 @@ import type { SampledLogprobs, TokenId } from "../../src/engine/engine.ts";
 import { FakeEngine } from "../../src/engine/fake-engine.ts";
 import type { CoreOutput } from "../../src/scheduler/core-output.ts";
 import { OutputProcessor, type RequestStats } from "../../src/scheduler/output-processor.ts";
-import type { FinishReason, GenerationParams, RequestId } from "../../src/scheduler/request.ts";
+import type { FinishReason, GenerationParams } from "../../src/scheduler/request.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
 import { DraftModel } from "../../src/spec/draft-model.ts";
 import { Speculator } from "../../src/spec/speculator.ts";
 import { CoreHarness } from "../helpers/core-harness.ts";
+import { asRequestId, asTokenIds, tokenIds } from "../helpers/ids.ts";
 import { GREEDY, makeRequest, RecordingSink } from "../helpers/requests.ts";
 
 /** Token → text; 9 is the end of generation, 7 and 8 the two UTF-8 bytes of "é". */
@@ -32,7 +33,7 @@ function detokenize(tokens: readonly TokenId[]): string {
   return Buffer.from(bytes).toString("utf8");
 }
 
-const ID = "r" as RequestId;
+const ID = asRequestId("r");
 const LOGPROBS: SampledLogprobs = { logprob: -0.25, top: [] };
 
 interface Setup {
@@ -41,7 +42,7 @@ interface Setup {
   readonly finished: RequestStats[];
 }
 
-function setup(params: Partial<GenerationParams> = {}, promptTokens: readonly TokenId[] = [5]): Setup {
+function setup(params: Partial<GenerationParams> = {}, promptTokens: readonly TokenId[] = tokenIds(5)): Setup {
   const finished: RequestStats[] = [];
   const processor = new OutputProcessor({
     detokenize,
@@ -59,10 +60,11 @@ function setup(params: Partial<GenerationParams> = {}, promptTokens: readonly To
   return { processor, sink, finished };
 }
 
-function output(newTokens: readonly TokenId[], finishReason: FinishReason | null = null): CoreOutput {
+/** A core output of plain token numbers. */
+function output(newTokens: number[], finishReason: FinishReason | null = null): CoreOutput {
   return {
     requestId: ID,
-    newTokens,
+    newTokens: asTokenIds(newTokens),
     logprobs: null,
     finishReason,
     error: null,
@@ -210,11 +212,11 @@ test("a request is processed once: a second submission of its id and an output f
       arrivalAtMs: 0,
     }),
   );
-  assert.throws(() => processor.processOutput({ ...output([1]), requestId: "other" as RequestId }, 0));
+  assert.throws(() => processor.processOutput({ ...output([1]), requestId: asRequestId("other") }, 0));
 });
 
 /** The FakeEngine's greedy text after `prompt`, `maxTokens` long. */
-async function plainRun(prompt: readonly TokenId[], maxTokens: number): Promise<RecordingSink> {
+async function plainRun(prompt: readonly number[], maxTokens: number): Promise<RecordingSink> {
   const engine = new FakeEngine();
   const core = new CoreHarness(
     engine,

@@ -51,7 +51,7 @@ async function runUntilIdle(setup: Setup, maxSteps = 10_000): Promise<void> {
   assert.equal(setup.scheduler.hasWork(), false, "the scheduler drained");
 }
 
-async function aloneOutput(prompt: number[], maxTokens: number): Promise<number[]> {
+async function aloneOutput(prompt: readonly number[], maxTokens: number): Promise<number[]> {
   const alone = setup({ numSequences: 1, kvCacheTokens: 1024, contextSize: 1024 }, { maxNumSequences: 1 });
   const entry = makeRequest("alone", prompt, { maxTokens });
   alone.core.add(entry);
@@ -105,7 +105,7 @@ test("requests sharing a prefix fork its cells and prefill only the rest; usage 
   assert.equal(shared.engine.numRestores, 1, "the first restores the saved cells, the others fork them from it");
   for (const { request, sink } of others) {
     assert.equal(sink.finished?.numCachedTokens, 12);
-    assert.deepEqual(sink.tokens, await aloneOutput(request.promptTokens as number[], 3));
+    assert.deepEqual(sink.tokens, await aloneOutput(request.promptTokens, 3));
   }
   const state = shared.scheduler.kvCacheState();
   assert.equal(state.prefixQueriedTokens, 4 * 15);

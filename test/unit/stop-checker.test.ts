@@ -7,12 +7,19 @@ import {
   isStopToken,
   lengthStop,
 } from "../../src/scheduler/stop-checker.ts";
+import { asTokenId, tokenIds } from "../helpers/ids.ts";
 
 test("an end-of-generation token stops unless ignore_eos is set", () => {
-  assert.equal(isStopToken({ token: 2, isEndOfGeneration: true, stopTokens: [], ignoreEos: false }), true);
-  assert.equal(isStopToken({ token: 2, isEndOfGeneration: true, stopTokens: [], ignoreEos: true }), false);
-  assert.equal(isStopToken({ token: 7, isEndOfGeneration: false, stopTokens: [7], ignoreEos: true }), true);
-  assert.equal(isStopToken({ token: 8, isEndOfGeneration: false, stopTokens: [7], ignoreEos: false }), false);
+  assert.equal(isStopToken({ token: asTokenId(2), isEndOfGeneration: true, stopTokens: [], ignoreEos: false }), true);
+  assert.equal(isStopToken({ token: asTokenId(2), isEndOfGeneration: true, stopTokens: [], ignoreEos: true }), false);
+  assert.equal(
+    isStopToken({ token: asTokenId(7), isEndOfGeneration: false, stopTokens: tokenIds(7), ignoreEos: true }),
+    true,
+  );
+  assert.equal(
+    isStopToken({ token: asTokenId(8), isEndOfGeneration: false, stopTokens: tokenIds(7), ignoreEos: false }),
+    false,
+  );
 });
 
 test("the earliest stop string that ends in the new text is found", () => {
@@ -50,7 +57,7 @@ test("length stops at max_tokens and at a full context", () => {
 
 test("the core's check puts a stop token before the lengths, so the last token of max_tokens may still be a stop", () => {
   const last = {
-    token: 2,
+    token: asTokenId(2),
     stopTokens: [],
     ignoreEos: false,
     numOutputTokens: 4,

@@ -1,5 +1,4 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import type { TokenId } from "../../engine/engine.ts";
 import { PagodaError } from "../errors.ts";
 import { checkPromptTokens, DEFAULT_REQUEST_LIMITS } from "../request-limits.ts";
 import { checkTokenIds, type RouteOptions, requireModel } from "../route-context.ts";
@@ -57,11 +56,11 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
   });
 };
 
-function toInputs(input: EmbeddingRequest["input"]): (string | TokenId[])[] {
+function toInputs(input: EmbeddingRequest["input"]): (string | number[])[] {
   if (typeof input === "string") return [input];
   if (input.every((item): item is string => typeof item === "string")) return input;
   if (input.every((item): item is number => typeof item === "number")) return [input];
-  return input as TokenId[][];
+  return input as number[][];
 }
 
 /** Little-endian float32 bytes, as the `openai` SDK decodes them (it asks for base64 by default). */

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type BlockHash, type BlockId, hashBlock, type KvBlock } from "../../../src/cache/block.ts";
 import { BlockPool, type EvictHook } from "../../../src/cache/block-pool.ts";
+import { tokenIds } from "../../helpers/ids.ts";
 
 /** Runs `mutate`, then checks every pool invariant. */
 function checked<T>(pool: BlockPool, mutate: () => T): T {
@@ -18,9 +19,9 @@ function refCounts(pool: BlockPool): number[] {
   return Array.from({ length: pool.numBlocks }, (_, id) => pool.getBlock(id as BlockId).refCount);
 }
 
-const hashA = hashBlock(null, [1, 2]);
-const hashB = hashBlock(hashA, [3, 4]);
-const hashC = hashBlock(hashB, [5, 6]);
+const hashA = hashBlock(null, tokenIds(1, 2));
+const hashB = hashBlock(hashA, tokenIds(3, 4));
+const hashC = hashBlock(hashB, tokenIds(5, 6));
 
 test("takeNew hands out blocks from the front of the free queue with refCount 1", () => {
   const pool = new BlockPool({ numBlocks: 5 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import test from "node:test";
+import type { BlockId } from "../../../src/cache/block.ts";
 import { CellHolders, type CellOps, type HeldBlock } from "../../../src/cache/cell-holders.ts";
 import type { SavedCells, SequenceId } from "../../../src/engine/engine.ts";
 
@@ -35,7 +36,7 @@ class RecordingOps implements CellOps {
 
 function blocks(count: number, firstId = 0): Block[] {
   return Array.from({ length: count }, (_, index) => ({
-    id: firstId + index,
+    id: (firstId + index) as BlockId,
     hash: `h${firstId + index}`,
     refCount: 0,
   }));

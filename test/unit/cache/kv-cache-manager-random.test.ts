@@ -2,6 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { type BlockHash, hashBlock, type KvBlock } from "../../../src/cache/block.ts";
 import { KvCacheManager } from "../../../src/cache/kv-cache-manager.ts";
+import type { RequestId, TokenId } from "../../../src/engine/ids.ts";
+import { asRequestId, asTokenId, asTokenIds } from "../../helpers/ids.ts";
 
 /** mulberry32: a tiny seeded PRNG, so a failure replays exactly. */
 function makeRandom(seed: number): () => number {
@@ -28,7 +30,7 @@ function snapshot(manager: KvCacheManager): unknown {
 
 interface SimRequest {
   /** Prompt, outputs and (while a step runs) nothing else: drafts are added only once accepted. */
-  tokens: number[];
+  tokens: TokenId[];
   readonly numPromptTokens: number;
   readonly maxNumTokens: number;
   numComputedTokens: number;
@@ -57,6 +59,8 @@ interface RandomRunCounts {
 function runRandomOperations(options: RandomRunOptions): RandomRunCounts {
   const random = makeRandom(options.seed);
   const int = (low: number, high: number): number => low + Math.floor(random() * (high - low + 1));
+  /** A token of an 8-token vocabulary. */
+  const token = (): TokenId => asTokenId(int(0, 7));
   const { blockSize } = options;
   const counts: RandomRunCounts = { admitted: 0, prefixHitTokens: 0, failedAllocations: 0, evictions: 0 };
   const cells: number[][] = Array.from({ length: options.numBlocks }, () => []);
@@ -74,11 +78,11 @@ function runRandomOperations(options: RandomRunOptions): RandomRunCounts {
   });
   manager.checkInvariants();
   // Shared prompt heads with a small vocabulary, so prefixes and identical blocks recur.
-  const heads = Array.from({ length: 4 }, () => Array.from({ length: 40 }, () => int(0, 7)));
-  const requests = new Map<string, SimRequest>();
+  const heads = Array.from({ length: 4 }, () => Array.from({ length: 40 }, () => token()));
+  const requests = new Map<RequestId, SimRequest>();
   let nextRequestId = 0;
 
-  const writeCells = (requestId: string, tokens: readonly number[], from: number, to: number): void => {
+  const writeCells = (requestId: RequestId, tokens: readonly number[], from: number, to: number): void => {
     const blocks = manager.blocksOf(requestId);
     for (let position = from; position < to; position++) {
       const block = blocks[Math.floor(position / blockSize)] as KvBlock;
@@ -94,14 +98,14 @@ function runRandomOperations(options: RandomRunOptions): RandomRunCounts {
       seenBlocks.set(block.id, block);
     }
   };
-  const finish = (requestId: string): void => {
+  const finish = (requestId: RequestId): void => {
     checked(manager, () => manager.free(requestId));
     requests.delete(requestId);
   };
 
   const admit = (): void => {
-    const head = heads[int(0, heads.length - 1)] as number[];
-    const prompt = [...head.slice(0, int(0, head.length)), ...Array.from({ length: int(1, 30) }, () => int(0, 7))];
+    const head = heads[int(0, heads.length - 1)] as TokenId[];
+    const prompt = [...head.slice(0, int(0, head.length)), ...Array.from({ length: int(1, 30) }, () => token())];
     const prefix = manager.findCachedPrefix(prompt);
     assert.ok(prefix.numTokens <= prompt.length - 1 && prefix.numTokens % blockSize === 0);
     let parent: BlockHash | null = null;
@@ -112,7 +116,7 @@ function runRandomOperations(options: RandomRunOptions): RandomRunCounts {
       assert.deepEqual(cells[block.id], blockTokens, `prefix block ${block.id} holds the prompt's tokens`);
     });
     const numNewTokens = int(1, prompt.length - prefix.numTokens);
-    const requestId = `r${nextRequestId++}`;
+    const requestId = asRequestId(`r${nextRequestId++}`);
     const before = snapshot(manager);
     const newBlocks = checked(manager, () => manager.allocateSlots(requestId, { numNewTokens, cachedPrefix: prefix }));
     if (newBlocks === null) {
@@ -128,12 +132,12 @@ function runRandomOperations(options: RandomRunOptions): RandomRunCounts {
     const numComputedTokens = prefix.numTokens + numNewTokens;
     writeCells(requestId, prompt, prefix.numTokens, numComputedTokens);
     checked(manager, () => manager.commitTokens(requestId, prompt, numComputedTokens));
-    const tokens = numComputedTokens === prompt.length ? [...prompt, int(0, 7)] : [...prompt];
+    const tokens = numComputedTokens === prompt.length ? [...prompt, token()] : [...prompt];
     const maxNumTokens = prompt.length + int(1, 60);
     requests.set(requestId, { tokens, numPromptTokens: prompt.length, maxNumTokens, numComputedTokens });
   };
 
-  const step = (requestId: string, request: SimRequest): void => {
+  const step = (requestId: RequestId, request: SimRequest): void => {
     const isPrefill = request.numComputedTokens < request.numPromptTokens;
     const numUncomputed = request.tokens.length - request.numComputedTokens;
     const numDrafts = isPrefill ? 0 : int(0, 3);
@@ -149,11 +153,11 @@ function runRandomOperations(options: RandomRunOptions): RandomRunCounts {
     }
     forgetCells(newBlocks);
     const numAccepted = int(0, numDrafts);
-    const tokens = [...request.tokens, ...Array.from({ length: numAccepted }, () => int(0, 7))];
+    const tokens = [...request.tokens, ...Array.from({ length: numAccepted }, () => token())];
     const numComputedTokens = request.numComputedTokens + (isPrefill ? numNewTokens : numUncomputed + numAccepted);
     writeCells(requestId, tokens, request.numComputedTokens, numComputedTokens);
     checked(manager, () => manager.commitTokens(requestId, tokens, numComputedTokens));
-    if (numComputedTokens >= request.numPromptTokens) tokens.push(int(0, 7));
+    if (numComputedTokens >= request.numPromptTokens) tokens.push(token());
     request.tokens = tokens;
     request.numComputedTokens = numComputedTokens;
     if (tokens.length >= request.maxNumTokens) finish(requestId);
@@ -165,10 +169,10 @@ function runRandomOperations(options: RandomRunOptions): RandomRunCounts {
     if (running.length === 0 || (roll < 0.25 && running.length < 12)) {
       admit();
     } else if (roll < 0.9) {
-      const [requestId, request] = running[int(0, running.length - 1)] as [string, SimRequest];
+      const [requestId, request] = running[int(0, running.length - 1)] as [RequestId, SimRequest];
       step(requestId, request);
     } else if (roll < 0.97) {
-      finish((running[int(0, running.length - 1)] as [string, SimRequest])[0]); // aborted
+      finish((running[int(0, running.length - 1)] as [RequestId, SimRequest])[0]); // aborted
     } else if (roll < 0.99) {
       const cachedFree = manager.blockStates().filter((block) => block.refCount === 0 && block.hash !== null);
       const victim = cachedFree[int(0, cachedFree.length - 1)];
@@ -233,10 +237,10 @@ test("requests grow until the pool runs out, and never beyond its cells", () => 
   const numBlocks = 12;
   const blockSize = 4;
   const manager = new KvCacheManager({ numBlocks, blockSize, enablePrefixCaching: true });
-  const requestIds = ["a", "b", "c", "d", "e"];
-  const tokensOf = new Map<string, number[]>();
+  const requestIds = ["a", "b", "c", "d", "e"].map(asRequestId);
+  const tokensOf = new Map<RequestId, TokenId[]>();
   for (const [index, requestId] of requestIds.entries()) {
-    const prompt = Array.from({ length: 6 }, (_, position) => 100 * index + position);
+    const prompt = asTokenIds(Array.from({ length: 6 }, (_, position) => 100 * index + position));
     assert.notEqual(
       checked(manager, () => manager.allocateSlots(requestId, { numNewTokens: prompt.length })),
       null,
@@ -246,8 +250,8 @@ test("requests grow until the pool runs out, and never beyond its cells", () => 
   }
   let numSteps = 0;
   for (;;) {
-    const requestId = requestIds[numSteps % requestIds.length] as string;
-    const tokens = tokensOf.get(requestId) as number[];
+    const requestId = requestIds[numSteps % requestIds.length] as RequestId;
+    const tokens = tokensOf.get(requestId) as TokenId[];
     const numFreeBefore = manager.stats().numFreeBlocks;
     const numBlocksNeeded = manager.numBlocksNeeded(tokens.length + 1) - manager.blocksOf(requestId).length;
     const before = snapshot(manager);
@@ -262,7 +266,7 @@ test("requests grow until the pool runs out, and never beyond its cells", () => 
       assert.deepEqual(snapshot(manager), before);
       break;
     }
-    tokens.push(7);
+    tokens.push(asTokenId(7));
     checked(manager, () => manager.commitTokens(requestId, tokens, tokens.length));
     numSteps += 1;
   }

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import type { TokenId } from "../../../src/engine/engine.ts";
 import { SeededRandom } from "../../../src/engine/seeded-random.ts";
 import { type NgramOptions, proposeNgram } from "../../../src/spec/ngram-proposer.ts";
+import { asTokenIds, tokenIds } from "../../helpers/ids.ts";
 
 const options = (minNgram: number, maxNgram: number, numDraft: number): NgramOptions => ({
   minNgram,
@@ -12,11 +13,11 @@ const options = (minNgram: number, maxNgram: number, numDraft: number): NgramOpt
 
 test("the most recent earlier occurrence of the suffix wins", () => {
   // [1, 2, 3] occurs ending at 2 (then 4, 1, 2) and ending at 6 (then 5, 1, 2).
-  assert.deepEqual(proposeNgram([1, 2, 3, 4, 1, 2, 3, 5, 1, 2, 3], options(1, 3, 3)), [5, 1, 2]);
+  assert.deepEqual(proposeNgram(tokenIds(1, 2, 3, 4, 1, 2, 3, 5, 1, 2, 3), options(1, 3, 3)), [5, 1, 2]);
 });
 
 test("the longest matching n is tried first, even when a shorter match is more recent", () => {
-  const tokens = [1, 2, 3, 9, 5, 2, 3, 8, 1, 2, 3];
+  const tokens = tokenIds(1, 2, 3, 9, 5, 2, 3, 8, 1, 2, 3);
   // n = 3 matches only at the start (then 9); n = 2 matches more recently (then 8).
   assert.deepEqual(proposeNgram(tokens, options(1, 3, 3)), [9, 5, 2]);
   assert.deepEqual(proposeNgram(tokens, options(1, 2, 3)), [8, 1, 2]);
@@ -24,29 +25,29 @@ test("the longest matching n is tried first, even when a shorter match is more r
 });
 
 test("proposals stop at numDraft and at the end of the sequence", () => {
-  const tokens = [4, 5, 6, 4, 5];
+  const tokens = tokenIds(4, 5, 6, 4, 5);
   assert.deepEqual(proposeNgram(tokens, options(1, 2, 2)), [6, 4]);
   assert.deepEqual(proposeNgram(tokens, options(1, 2, 10)), [6, 4, 5]);
   assert.deepEqual(proposeNgram(tokens, options(1, 2, 0)), []);
 });
 
 test("an occurrence may overlap the suffix, so a run predicts more of itself", () => {
-  assert.deepEqual(proposeNgram([3, 7, 7, 7], options(1, 2, 5)), [7]);
-  assert.deepEqual(proposeNgram([7, 7, 7, 7, 7], options(2, 3, 2)), [7]);
+  assert.deepEqual(proposeNgram(tokenIds(3, 7, 7, 7), options(1, 2, 5)), [7]);
+  assert.deepEqual(proposeNgram(tokenIds(7, 7, 7, 7, 7), options(2, 3, 2)), [7]);
 });
 
 test("no earlier occurrence of at least minNgram tokens proposes nothing", () => {
-  assert.deepEqual(proposeNgram([1, 2, 3, 4], options(1, 3, 4)), []);
-  assert.deepEqual(proposeNgram([1, 2, 9, 2], options(2, 3, 4)), [], "only the 1-gram [2] recurs");
-  assert.deepEqual(proposeNgram([1, 2, 9, 2], options(1, 3, 4)), [9, 2]);
-  assert.deepEqual(proposeNgram([], options(1, 3, 4)), []);
-  assert.deepEqual(proposeNgram([5], options(1, 3, 4)), []);
+  assert.deepEqual(proposeNgram(tokenIds(1, 2, 3, 4), options(1, 3, 4)), []);
+  assert.deepEqual(proposeNgram(tokenIds(1, 2, 9, 2), options(2, 3, 4)), [], "only the 1-gram [2] recurs");
+  assert.deepEqual(proposeNgram(tokenIds(1, 2, 9, 2), options(1, 3, 4)), [9, 2]);
+  assert.deepEqual(proposeNgram(tokenIds(), options(1, 3, 4)), []);
+  assert.deepEqual(proposeNgram(tokenIds(5), options(1, 3, 4)), []);
 });
 
 test("invalid options throw", () => {
-  assert.throws(() => proposeNgram([1, 1], options(0, 2, 1)), RangeError);
-  assert.throws(() => proposeNgram([1, 1], options(3, 2, 1)), RangeError);
-  assert.throws(() => proposeNgram([1, 1], options(1, 2, -1)), RangeError);
+  assert.throws(() => proposeNgram(tokenIds(1, 1), options(0, 2, 1)), RangeError);
+  assert.throws(() => proposeNgram(tokenIds(1, 1), options(3, 2, 1)), RangeError);
+  assert.throws(() => proposeNgram(tokenIds(1, 1), options(1, 2, -1)), RangeError);
 });
 
 /** The specification spelled out literally: each n in turn, each earlier start from the most recent. */
@@ -67,7 +68,9 @@ test("random sequences agree with a literal per-n search", () => {
   const random = new SeededRandom(77);
   for (let trial = 0; trial < 2000; trial += 1) {
     const alphabet = 1 + Math.floor(random.next() * 4);
-    const tokens = Array.from({ length: Math.floor(random.next() * 40) }, () => Math.floor(random.next() * alphabet));
+    const tokens = asTokenIds(
+      Array.from({ length: Math.floor(random.next() * 40) }, () => Math.floor(random.next() * alphabet)),
+    );
     const minNgram = 1 + Math.floor(random.next() * 3);
     const opts = options(minNgram, minNgram + Math.floor(random.next() * 4), Math.floor(random.next() * 6));
     assert.deepEqual(

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import { SeededRandom, type UniformSource } from "../../../src/engine/seeded-random.ts";
 import { type VerifyResult, verifyGreedy, verifySampled } from "../../../src/spec/rejection-sampler.ts";
 import { sampleFrom } from "../../../src/spec/target-distribution.ts";
+import { tokenIds } from "../../helpers/ids.ts";
 
 /** Hands out the given uniforms in order and fails the test if the verifier asks for more. */
 class ScriptedRandom implements UniformSource {
@@ -22,20 +23,32 @@ class ScriptedRandom implements UniformSource {
 const probs = (...values: number[]): Float32Array => Float32Array.from(values);
 
 test("greedy: all drafts matching the argmaxes are accepted and the last argmax is the bonus", () => {
-  assert.deepEqual(verifyGreedy([5, 6, 7], [5, 6, 7, 8]), { tokens: [5, 6, 7, 8], numAccepted: 3, kind: "bonus" });
+  assert.deepEqual(verifyGreedy(tokenIds(5, 6, 7), tokenIds(5, 6, 7, 8)), {
+    tokens: [5, 6, 7, 8],
+    numAccepted: 3,
+    kind: "bonus",
+  });
 });
 
 test("greedy: a mismatch at the first draft yields only the target's argmax there", () => {
-  assert.deepEqual(verifyGreedy([5, 6, 7], [9, 6, 7, 8]), { tokens: [9], numAccepted: 0, kind: "recovered" });
+  assert.deepEqual(verifyGreedy(tokenIds(5, 6, 7), tokenIds(9, 6, 7, 8)), {
+    tokens: [9],
+    numAccepted: 0,
+    kind: "recovered",
+  });
 });
 
 test("greedy: a mismatch in the middle keeps the prefix and ignores later matches", () => {
-  assert.deepEqual(verifyGreedy([5, 6, 7], [5, 4, 7, 8]), { tokens: [5, 4], numAccepted: 1, kind: "recovered" });
+  assert.deepEqual(verifyGreedy(tokenIds(5, 6, 7), tokenIds(5, 4, 7, 8)), {
+    tokens: [5, 4],
+    numAccepted: 1,
+    kind: "recovered",
+  });
 });
 
 test("greedy: no drafts yields the bonus argmax, and a wrong number of target positions throws", () => {
-  assert.deepEqual(verifyGreedy([], [3]), { tokens: [3], numAccepted: 0, kind: "bonus" });
-  assert.throws(() => verifyGreedy([1, 2], [1, 2]), RangeError);
+  assert.deepEqual(verifyGreedy(tokenIds(), tokenIds(3)), { tokens: [3], numAccepted: 0, kind: "bonus" });
+  assert.throws(() => verifyGreedy(tokenIds(1, 2), tokenIds(1, 2)), RangeError);
 });
 
 test("sampled: a draft is accepted when u · q(x) < p(x), else the recovered token comes from max(0, p − q)", () => {
@@ -44,14 +57,14 @@ test("sampled: a draft is accepted when u · q(x) < p(x), else the recovered tok
   // p(0)/q(0) = 0.4: u = 0.39 accepts; the bonus then draws u = 0.6 from p_1 = [0, 0, 1].
   const accepted = new ScriptedRandom([0.39, 0.6]);
   assert.deepEqual(
-    verifySampled({ draftTokens: [0], draftProbs: [q], targetProbs: [p, probs(0, 0, 1)], random: accepted }),
+    verifySampled({ draftTokens: tokenIds(0), draftProbs: [q], targetProbs: [p, probs(0, 0, 1)], random: accepted }),
     { tokens: [0, 2], numAccepted: 1, kind: "bonus" },
   );
   assert.equal(accepted.numDrawn, 2);
   // u = 0.41 rejects. Residual [0, 0.25, 0.05] / 0.3: u = 0.8 → 0.24 falls in token 1, u = 0.9 → 0.27 in token 2.
   assert.deepEqual(
     verifySampled({
-      draftTokens: [0],
+      draftTokens: tokenIds(0),
       draftProbs: [q],
       targetProbs: [p, probs(0, 0, 1)],
       random: new ScriptedRandom([0.41, 0.8]),
@@ -60,7 +73,7 @@ test("sampled: a draft is accepted when u · q(x) < p(x), else the recovered tok
   );
   assert.deepEqual(
     verifySampled({
-      draftTokens: [0],
+      draftTokens: tokenIds(0),
       draftProbs: [q],
       targetProbs: [p, probs(0, 0, 1)],
       random: new ScriptedRandom([0.41, 0.9]),
@@ -72,7 +85,7 @@ test("sampled: a draft is accepted when u · q(x) < p(x), else the recovered tok
 test("sampled: a deterministic proposer's drafts are accepted with probability p(x), then the bonus follows p_K", () => {
   const targetProbs = [probs(0.2, 0.5, 0.3), probs(0.1, 0.1, 0.8), probs(0.6, 0.4, 0)];
   const random = new ScriptedRandom([0.3, 0.7, 0.65]);
-  const result = verifySampled({ draftTokens: [1, 2], draftProbs: [null, null], targetProbs, random });
+  const result = verifySampled({ draftTokens: tokenIds(1, 2), draftProbs: [null, null], targetProbs, random });
   assert.deepEqual(result, { tokens: [1, 2, 1], numAccepted: 2, kind: "bonus" });
 });
 
@@ -80,12 +93,22 @@ test("sampled: a deterministic proposer's rejected draft is recovered from p wit
   const targetProbs = [probs(0.2, 0.5, 0.3), probs(1, 0, 0)];
   // u = 0.5 is not below p(1) = 0.5. Residual [0.2, 0, 0.3]: u = 0.5 → 0.25 lands in token 2.
   assert.deepEqual(
-    verifySampled({ draftTokens: [1], draftProbs: [null], targetProbs, random: new ScriptedRandom([0.5, 0.5]) }),
+    verifySampled({
+      draftTokens: tokenIds(1),
+      draftProbs: [null],
+      targetProbs,
+      random: new ScriptedRandom([0.5, 0.5]),
+    }),
     { tokens: [2], numAccepted: 0, kind: "recovered" },
   );
   // u = 0.3 → 0.15 lands in token 0.
   assert.deepEqual(
-    verifySampled({ draftTokens: [1], draftProbs: [null], targetProbs, random: new ScriptedRandom([0.5, 0.3]) }),
+    verifySampled({
+      draftTokens: tokenIds(1),
+      draftProbs: [null],
+      targetProbs,
+      random: new ScriptedRandom([0.5, 0.3]),
+    }),
     { tokens: [0], numAccepted: 0, kind: "recovered" },
   );
 });
@@ -96,7 +119,7 @@ test("sampled: a rejection in the middle keeps the prefix and stops drawing", ()
   // Draft 0 (p = q) is always accepted. Draft 2 at position 1: p/q = 0.75, u = 0.8 rejects. Residual [0, 0.2, 0]
   // leaves only token 1, whatever u.
   const random = new ScriptedRandom([0.99, 0.8, 0.999]);
-  const result = verifySampled({ draftTokens: [0, 2, 0], draftProbs, targetProbs, random });
+  const result = verifySampled({ draftTokens: tokenIds(0, 2, 0), draftProbs, targetProbs, random });
   assert.deepEqual(result, { tokens: [0, 1], numAccepted: 1, kind: "recovered" });
   assert.equal(random.numDrawn, 3);
 });
@@ -105,7 +128,7 @@ test("sampled: a draft the target rules out is always rejected, and so is one it
   const p = probs(0, 0.5, 0.5);
   assert.deepEqual(
     verifySampled({
-      draftTokens: [0],
+      draftTokens: tokenIds(0),
       draftProbs: [probs(1, 0, 0)],
       targetProbs: [p, p],
       random: new ScriptedRandom([0, 0.1]),
@@ -113,13 +136,18 @@ test("sampled: a draft the target rules out is always rejected, and so is one it
     { tokens: [1], numAccepted: 0, kind: "recovered" },
   );
   assert.deepEqual(
-    verifySampled({ draftTokens: [0], draftProbs: [null], targetProbs: [p, p], random: new ScriptedRandom([0, 0.9]) }),
+    verifySampled({
+      draftTokens: tokenIds(0),
+      draftProbs: [null],
+      targetProbs: [p, p],
+      random: new ScriptedRandom([0, 0.9]),
+    }),
     { tokens: [2], numAccepted: 0, kind: "recovered" },
   );
   // q(1) = 0 but the proposer claims token 1: rejected; the residual max(0, p − q) = [0, 0.5, 0] keeps token 1.
   assert.deepEqual(
     verifySampled({
-      draftTokens: [1],
+      draftTokens: tokenIds(1),
       draftProbs: [probs(0, 0, 1)],
       targetProbs: [p, p],
       random: new ScriptedRandom([0, 0.1]),
@@ -134,7 +162,7 @@ test("sampled: when p − q vanishes numerically the recovered token is drawn fr
   const q = probs(0.5, 0.5000001);
   assert.deepEqual(
     verifySampled({
-      draftTokens: [1],
+      draftTokens: tokenIds(1),
       draftProbs: [q],
       targetProbs: [p, p],
       random: new ScriptedRandom([0.9999999, 0.2]),
@@ -146,13 +174,22 @@ test("sampled: when p − q vanishes numerically the recovered token is drawn fr
 test("sampled: mismatched lengths are rejected", () => {
   const p = probs(0.5, 0.5);
   const random = new ScriptedRandom([]);
-  assert.throws(() => verifySampled({ draftTokens: [0], draftProbs: [null], targetProbs: [p], random }), RangeError);
-  assert.throws(() => verifySampled({ draftTokens: [0], draftProbs: [], targetProbs: [p, p], random }), RangeError);
   assert.throws(
-    () => verifySampled({ draftTokens: [0], draftProbs: [probs(1, 0, 0)], targetProbs: [p, p], random }),
+    () => verifySampled({ draftTokens: tokenIds(0), draftProbs: [null], targetProbs: [p], random }),
     RangeError,
   );
-  assert.throws(() => verifySampled({ draftTokens: [2], draftProbs: [null], targetProbs: [p, p], random }), RangeError);
+  assert.throws(
+    () => verifySampled({ draftTokens: tokenIds(0), draftProbs: [], targetProbs: [p, p], random }),
+    RangeError,
+  );
+  assert.throws(
+    () => verifySampled({ draftTokens: tokenIds(0), draftProbs: [probs(1, 0, 0)], targetProbs: [p, p], random }),
+    RangeError,
+  );
+  assert.throws(
+    () => verifySampled({ draftTokens: tokenIds(2), draftProbs: [null], targetProbs: [p, p], random }),
+    RangeError,
+  );
 });
 
 const NUM_TRIALS = 200_000;
@@ -208,7 +245,12 @@ test("a draft is accepted with probability min(1, p(x) / q(x))", () => {
   for (let draft = 0; draft < 4; draft += 1) {
     let numAccepted = 0;
     for (let trial = 0; trial < NUM_TRIALS; trial += 1) {
-      numAccepted += verifySampled({ draftTokens: [draft], draftProbs: [q], targetProbs: [p, p], random }).numAccepted;
+      numAccepted += verifySampled({
+        draftTokens: tokenIds(draft),
+        draftProbs: [q],
+        targetProbs: [p, p],
+        random,
+      }).numAccepted;
     }
     assertBinomial(numAccepted, NUM_TRIALS, Math.min(1, (p[draft] as number) / (q[draft] as number)), `draft ${draft}`);
   }
@@ -258,7 +300,7 @@ test("with a deterministic proposer, the first emitted token follows p exactly",
     const results: VerifyResult[] = [];
     for (let trial = 0; trial < NUM_TRIALS; trial += 1) {
       results.push(
-        verifySampled({ draftTokens: [draft, 0], draftProbs: [null, null], targetProbs: [P0, P1, P2], random }),
+        verifySampled({ draftTokens: tokenIds(draft, 0), draftProbs: [null, null], targetProbs: [P0, P1, P2], random }),
       );
     }
     assertFollows(histogram(results, 0, 6), P0, `draft ${draft}`);
@@ -278,13 +320,13 @@ test("the bonus token follows the last target distribution", () => {
   for (let trial = 0; trial < NUM_TRIALS; trial += 1) {
     alwaysAccepted.push(
       verifySampled({
-        draftTokens: [2, 3],
+        draftTokens: tokenIds(2, 3),
         draftProbs: [null, null],
         targetProbs: [probs(0, 0, 1, 0, 0, 0), probs(0, 0, 0, 1, 0, 0), P2],
         random,
       }),
     );
-    noDrafts.push(verifySampled({ draftTokens: [], draftProbs: [], targetProbs: [P2], random }));
+    noDrafts.push(verifySampled({ draftTokens: tokenIds(), draftProbs: [], targetProbs: [P2], random }));
   }
   assert.ok(alwaysAccepted.every((result) => result.kind === "bonus" && result.numAccepted === 2));
   assertFollows(histogram(alwaysAccepted, 2, 6), P2, "bonus after two drafts");

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { TokenId } from "../../../src/engine/engine.ts";
 import { SeededRandom } from "../../../src/engine/seeded-random.ts";
 import {
   argmax,
@@ -8,6 +7,7 @@ import {
   type TargetSamplingConfig,
   toDistribution,
 } from "../../../src/spec/target-distribution.ts";
+import { asTokenIds, tokenIds } from "../../helpers/ids.ts";
 
 const PLAIN: TargetSamplingConfig = {
   temperature: 1,
@@ -112,20 +112,20 @@ test("presence and frequency penalties subtract presence × [count > 0] + freque
   const penalties = { presencePenalty: 0.5, frequencyPenalty: 0.25 };
   // Token 0 appeared twice: 2 − (0.5 + 0.5) = 1; token 1 once: 1 − (0.5 + 0.25) = 0.25.
   const expected = normalized([Math.exp(1), Math.exp(0.25), 1, 1]);
-  assertProbs(toDistribution(logits, config(penalties), [0, 0, 1]), expected);
+  assertProbs(toDistribution(logits, config(penalties), tokenIds(0, 0, 1)), expected);
   assertProbs(toDistribution(logits, config(penalties), []), normalized([Math.exp(2), Math.exp(1), 1, 1]));
   assert.deepEqual(Array.from(logits), [2, 1, 0, 0], "the caller's logits are not modified");
   // Negative penalties encourage repetition.
   assertProbs(
-    toDistribution(Float32Array.from([0, 0]), config({ presencePenalty: -1, frequencyPenalty: 0 }), [1]),
+    toDistribution(Float32Array.from([0, 0]), config({ presencePenalty: -1, frequencyPenalty: 0 }), tokenIds(1)),
     normalized([1, Math.E]),
   );
 });
 
 test("penalties apply before greedy selection and before top-k", () => {
   const logits = Float32Array.from([1, 0.9, 0]);
-  assertProbs(toDistribution(logits, config({ temperature: 0, presencePenalty: 0.5 }), [0]), [0, 1, 0]);
-  assertProbs(toDistribution(logits, config({ topK: 1, presencePenalty: 0.5 }), [0]), [0, 1, 0]);
+  assertProbs(toDistribution(logits, config({ temperature: 0, presencePenalty: 0.5 }), tokenIds(0)), [0, 1, 0]);
+  assertProbs(toDistribution(logits, config({ topK: 1, presencePenalty: 0.5 }), tokenIds(0)), [0, 1, 0]);
 });
 
 test("every transform together: penalties, top-k, top-p, min-p, then temperature", () => {
@@ -135,7 +135,7 @@ test("every transform together: penalties, top-k, top-p, min-p, then temperature
   // Penalised weights 2, 6, 4, 3, 1.5, 1. Top-4: tokens 1, 2, 3, 0 with weights 6, 4, 3, 2 over 15.
   // Top-p 0.8: 6/15 = 0.4, 10/15 = 0.667, 13/15 = 0.867 ≥ 0.8 → tokens 1, 2, 3.
   // Min-p 0.45: keep weight ≥ 2.7 → tokens 1, 2, 3 again. T = 0.5 squares the weights: 36, 16, 9.
-  assertProbs(toDistribution(logits, sampling, [0]), normalized([0, 36, 16, 9, 0, 0]));
+  assertProbs(toDistribution(logits, sampling, tokenIds(0)), normalized([0, 36, 16, 9, 0, 0]));
 });
 
 test("−∞ logits get probability 0, and logits with no distribution are rejected", () => {
@@ -145,7 +145,7 @@ test("−∞ logits get probability 0, and logits with no distribution are rejec
   assert.throws(() => toDistribution(Float32Array.from([0, Infinity]), PLAIN, []), RangeError);
   assert.throws(() => toDistribution(new Float32Array(0), PLAIN, []), RangeError);
   assert.throws(
-    () => toDistribution(FOUR, config({ presencePenalty: 1 }), [4]),
+    () => toDistribution(FOUR, config({ presencePenalty: 1 }), tokenIds(4)),
     RangeError,
     "history token out of range",
   );
@@ -224,7 +224,9 @@ test("random configurations agree with a naive full-sort reference, including to
     // Small spreads make top-p need thousands of tokens; integer-ish logits make ties common.
     const spread = [0.01, 1, 8][trial % 3] as number;
     const logits = Float32Array.from({ length: vocabSize }, () => (Math.round(random.next() * 20) / 20) * spread);
-    const history = Array.from({ length: Math.floor(random.next() * 6) }, () => Math.floor(random.next() * vocabSize));
+    const history = asTokenIds(
+      Array.from({ length: Math.floor(random.next() * 6) }, () => Math.floor(random.next() * vocabSize)),
+    );
     const sampling: TargetSamplingConfig = {
       temperature: [0, 0.3, 1, 1.7][Math.floor(random.next() * 4)] as number,
       topK: random.next() < 0.5 ? 0 : 1 + Math.floor(random.next() * vocabSize),
@@ -286,7 +288,7 @@ test("a 256k vocabulary with top_k 40 needs no full sort: nothing longer than k 
   for (const overrides of [{}, { topP: 1, minP: 0 }, { topP: 0.5 }]) {
     let probs: Float32Array = new Float32Array(0);
     const lengths = sortedLengths(() => {
-      probs = toDistribution(logits, { ...sampling, ...overrides }, [1, 2, 3] as TokenId[]);
+      probs = toDistribution(logits, { ...sampling, ...overrides }, tokenIds(1, 2, 3));
     });
     assert.ok(
       lengths.every((length) => length <= 40),
