@@ -5,7 +5,7 @@
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../src/config/load-config.ts";
-import type { SamplingParams, TokenId } from "../src/engine/engine.ts";
+import { greedySampling, type SamplingParams, type TokenId } from "../src/engine/engine.ts";
 import { loadRuntime } from "../src/runtime.ts";
 import type { StepStats } from "../src/scheduler/engine-loop.ts";
 import type { RequestId } from "../src/scheduler/request.ts";
@@ -14,16 +14,7 @@ import { type Runtime, ServingState } from "../src/server/serving-state.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
-export const GREEDY: SamplingParams = {
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  seed: 1,
-  topLogprobs: null,
-};
+export const GREEDY: SamplingParams = greedySampling(1);
 
 export interface Loaded {
   readonly runtime: Runtime;

@@ -7,7 +7,7 @@
  *   npx tsx bench/kv-saved-prefixes.ts saved|resident|control [model.gguf]
  */
 
-import type { SamplingParams, SequenceId, TokenId } from "../src/engine/engine.ts";
+import { greedySampling, type SamplingParams, type SequenceId, type TokenId } from "../src/engine/engine.ts";
 import { LlamaEngine } from "../src/engine/llama-engine.ts";
 
 const mode = process.argv[2] ?? "control";
@@ -20,16 +20,7 @@ const engine = await LlamaEngine.load({
   batchSize: 512,
   gpu: "false",
 });
-const greedy: SamplingParams = {
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  seed: 1,
-  topLogprobs: null,
-};
+const greedy: SamplingParams = greedySampling(1);
 const rnd = (n: number, s: number) =>
   Array.from({ length: n }, (_, i) => (3 + ((i * 7919 + s * 104729) % 500)) as TokenId);
 async function decodeRun(seed: number): Promise<number> {

@@ -15,6 +15,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
+import { greedySampling } from "../src/engine/engine.ts";
 import type { FinishedOutput, RequestId } from "../src/scheduler/request.ts";
 import type { Runtime } from "../src/server/serving-state.ts";
 import { loadRuntimeWith } from "./harness.ts";
@@ -50,16 +51,7 @@ async function bareRun(runtime: Runtime, n: number): Promise<{ durationMs: numbe
             promptTokens: runtime.engine.tokenize(prompt, { addBos: true }),
             params: {
               maxTokens,
-              sampling: {
-                temperature: 0,
-                topP: 1,
-                topK: 0,
-                minP: 0,
-                presencePenalty: 0,
-                frequencyPenalty: 0,
-                seed: index,
-                topLogprobs: null,
-              },
+              sampling: greedySampling(index),
               stopStrings: [],
               stopTokens: [],
               ignoreEos: true,

@@ -26,6 +26,20 @@ export interface SamplingParams {
   readonly topLogprobs: number | null;
 }
 
+/** Argmax sampling with no penalties and no logprobs; `seed` only matters to what later reads the settings. */
+export function greedySampling(seed = 0): SamplingParams {
+  return {
+    temperature: 0,
+    topP: 1,
+    topK: 0,
+    minP: 0,
+    presencePenalty: 0,
+    frequencyPenalty: 0,
+    seed,
+    topLogprobs: null,
+  };
+}
+
 export interface TokenLogprob {
   readonly token: TokenId;
   readonly logprob: number;

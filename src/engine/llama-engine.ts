@@ -86,6 +86,8 @@ export class LlamaEngine implements Engine {
   }
 
   acquireSequence(sampling: SamplingParams, history: readonly TokenId[] = []): SequenceId | null {
+    // A sampler made on a disposed model would point into freed native memory.
+    if (this.isDisposed) throw new Error("engine is disposed");
     return this.sequences.acquire(sampling, history);
   }
 

@@ -9,7 +9,14 @@
  * that finds no free blocks simply gets no drafts in that step; llama.cpp never runs out of draft cells.
  */
 import { KvCacheManager } from "../cache/kv-cache-manager.ts";
-import type { Engine, SamplingParams, SequenceId, StepItem, TokenId } from "../engine/engine.ts";
+import {
+  type Engine,
+  greedySampling,
+  type SamplingParams,
+  type SequenceId,
+  type StepItem,
+  type TokenId,
+} from "../engine/engine.ts";
 import type { RequestId } from "../engine/ids.ts";
 import type { UniformSource } from "../engine/seeded-random.ts";
 import { argmax, sampleFrom, toDistribution } from "./target-distribution.ts";
@@ -174,16 +181,7 @@ export class DraftModel {
     let sequence = this.sequences.get(requestId) ?? null;
     if (sequence === null) {
       // The draft samples in TypeScript; its native sampler is never used.
-      const sequenceId = this.engine.acquireSequence({
-        temperature: 0,
-        topP: 1,
-        topK: 0,
-        minP: 0,
-        presencePenalty: 0,
-        frequencyPenalty: 0,
-        seed: 0,
-        topLogprobs: null,
-      });
+      const sequenceId = this.engine.acquireSequence(greedySampling());
       if (sequenceId === null) return null;
       sequence = { sequenceId, numComputed: 0 };
       this.sequences.set(requestId, sequence);

@@ -1,17 +1,8 @@
-import type { SamplingParams, TokenId } from "../../src/engine/engine.ts";
+import { greedySampling, type SamplingParams, type TokenId } from "../../src/engine/engine.ts";
 import { type FinishedOutput, type GenerationParams, type OutputDelta, Request } from "../../src/scheduler/request.ts";
 import { asRequestId } from "./ids.ts";
 
-export const GREEDY: SamplingParams = {
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  seed: 1,
-  topLogprobs: null,
-};
+export const GREEDY: SamplingParams = greedySampling(1);
 
 /** A sink that records everything, for assertions. */
 export class RecordingSink {

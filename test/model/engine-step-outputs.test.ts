@@ -9,23 +9,20 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import type { SamplingParams, SequenceId, StepItem, TokenId } from "../../src/engine/engine.ts";
+import {
+  greedySampling,
+  type SamplingParams,
+  type SequenceId,
+  type StepItem,
+  type TokenId,
+} from "../../src/engine/engine.ts";
 import { LlamaEngine } from "../../src/engine/llama-engine.ts";
 import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
 import { asTokenIds } from "../helpers/ids.ts";
 
 const NUM_SEQUENCES = 16;
 const NUM_GENERATED = 24;
-const GREEDY: SamplingParams = {
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  seed: 1,
-  topLogprobs: null,
-};
+const GREEDY: SamplingParams = greedySampling(1);
 
 let dir: string;
 let engine: LlamaEngine;

@@ -1,19 +1,10 @@
 import assert from "node:assert/strict";
 import test from "node:test";
-import type { SamplingParams, SequenceId } from "../../../src/engine/engine.ts";
+import { greedySampling, type SamplingParams, type SequenceId } from "../../../src/engine/engine.ts";
 import type { LlamaInternals, NativeContext, PatchedNativeContext } from "../../../src/engine/llama-internals.ts";
 import { LlamaSequences } from "../../../src/engine/llama-sequences.ts";
 
-const GREEDY: SamplingParams = {
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  seed: 0,
-  topLogprobs: null,
-};
+const GREEDY: SamplingParams = greedySampling();
 
 /** A native context that records cell removals and fails where a test tells it to. */
 function stubContext(): PatchedNativeContext & { removals: string[]; failSave: boolean; canRemove: boolean } {
