@@ -23,7 +23,6 @@ export interface StepPlan {
 }
 
 export class StepBudget {
-  private readonly maxNumTokens: number;
   private numTokensLeft: number;
   private numPrefillTokensLeft: number;
   /** Tokens left for newly admitted requests; null until the waiting pass starts. */
@@ -33,7 +32,6 @@ export class StepBudget {
 
   /** `maxNumPrefillTokens` applies only with `hasDecoders`; alone, prompts get the whole budget. */
   constructor(maxNumTokens: number, maxNumPrefillTokens: number | undefined, hasDecoders: boolean) {
-    this.maxNumTokens = maxNumTokens;
     this.numTokensLeft = maxNumTokens;
     this.numPrefillTokensLeft = hasDecoders ? (maxNumPrefillTokens ?? maxNumTokens) : maxNumTokens;
   }
@@ -95,18 +93,10 @@ export class StepBudget {
     );
     return {
       scheduled: [...this.items],
-      numTokens: this.maxNumTokens - this.numTokensUnused(),
+      // What the engine evaluates: a preemption during admission refunds tokens no admission can use any more.
+      numTokens: this.items.reduce((sum, entry) => sum + entry.item.tokens.length, 0),
       numPromptTokens,
       finished,
     };
-  }
-
-  /**
-   * What the step leaves unused. After admissions: what they left, plus what the running pass had beyond the prompt
-   * budget; tokens given back by a preemption during admission count only in that second part.
-   */
-  private numTokensUnused(): number {
-    if (this.numAdmitTokensLeft === null) return this.numTokensLeft;
-    return this.numAdmitTokensLeft + Math.max(0, this.numTokensLeft - this.numPrefillTokensLeft);
   }
 }

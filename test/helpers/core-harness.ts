@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 import type { FakeEngine } from "../../src/engine/fake-engine.ts";
 import type { CoreOutput } from "../../src/scheduler/core-output.ts";
 import { OutputProcessor, type RequestStats } from "../../src/scheduler/output-processor.ts";
@@ -53,6 +54,8 @@ export class CoreHarness {
     const scheduled = this.scheduler.schedule();
     this.deliver(scheduled.finished);
     this.scheduler.checkInvariants();
+    const numPlannedTokens = scheduled.scheduled.reduce((sum, entry) => sum + entry.item.tokens.length, 0);
+    assert.equal(scheduled.numTokens, numPlannedTokens, "a plan's token count is the tokens it carries");
     const plan = await this.scheduler.prepareDrafts(scheduled);
     if (plan.scheduled.length === 0) return null;
     const nowMs = this.engine.steps.length;
