@@ -7,7 +7,7 @@ import type { TokenId } from "../engine/engine.ts";
 import type { VerifyResult } from "../spec/rejection-sampler.ts";
 import { PENDING_DRAFT, type SpecRequest, type SpecStats, type Speculator } from "../spec/speculator.ts";
 import type { Request, RequestId } from "./request.ts";
-import type { ScheduledItem, StepPlan } from "./step-budget.ts";
+import { numTokensOf, type ScheduledItem, type StepPlan } from "./step-budget.ts";
 
 export interface SpeculationOptions {
   readonly speculator: Speculator | null;
@@ -79,7 +79,7 @@ export class Speculation {
         item: { ...entry.item, tokens: [...realTokens, ...drafts], returnLogits: 1 + drafts.length },
       };
     });
-    return { ...plan, scheduled, numTokens: scheduled.reduce((sum, entry) => sum + entry.item.tokens.length, 0) };
+    return { ...plan, scheduled, numTokens: numTokensOf(scheduled) };
   }
 
   /** The tokens the target's `logits` give after `drafts`: accepted drafts and one more; null without speculation. */

@@ -22,6 +22,11 @@ export interface StepPlan {
   readonly finished: readonly CoreOutput[];
 }
 
+/** The tokens a step carries: what the engine evaluates, drafts included. */
+export function numTokensOf(scheduled: readonly ScheduledItem[]): number {
+  return scheduled.reduce((sum, entry) => sum + entry.item.tokens.length, 0);
+}
+
 export class StepBudget {
   private numTokensLeft: number;
   private numPrefillTokensLeft: number;
@@ -93,8 +98,8 @@ export class StepBudget {
     );
     return {
       scheduled: [...this.items],
-      // What the engine evaluates: a preemption during admission refunds tokens no admission can use any more.
-      numTokens: this.items.reduce((sum, entry) => sum + entry.item.tokens.length, 0),
+      // Counted, not derived from the budgets: a preemption during admission refunds tokens no admission can use.
+      numTokens: numTokensOf(this.items),
       numPromptTokens,
       finished,
     };
