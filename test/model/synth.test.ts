@@ -13,7 +13,7 @@ import { getLlama, type Llama, LlamaCompletion, LlamaLogLevel, type LlamaModel }
 import { GGML_TYPE_ID } from "../../src/gguf/ggml-types.ts";
 import { type GgufHeader, readGgufHeader } from "../../src/gguf/gguf-reader.ts";
 import { findModelShape } from "../../src/gguf/model-shapes.ts";
-import { runSynthCommand } from "../../src/gguf/synth-command.ts";
+import { synth } from "../helpers/gguf-files.ts";
 import { greedyTokens } from "../helpers/greedy-tokens.ts";
 
 let dir: string;
@@ -31,13 +31,7 @@ after(async () => {
 
 async function synthesize(fileName: string, ...argv: string[]): Promise<string> {
   const path = join(dir, fileName);
-  let stderr = "";
-  const code = await runSynthCommand([...argv, "--out", path], {
-    stdout: () => undefined,
-    stderr: (text) => {
-      stderr += text;
-    },
-  });
+  const { code, stderr } = await synth(...argv, "--out", path);
   assert.equal(code, 0, stderr);
   return path;
 }

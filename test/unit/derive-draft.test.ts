@@ -9,9 +9,8 @@ import { ggmlTensorBytes, ggmlTypeByName, ggmlTypeInfo } from "../../src/gguf/gg
 import type { GgufKv } from "../../src/gguf/gguf-kv.ts";
 import { type GgufRawTensor, GgufRawWriter } from "../../src/gguf/gguf-raw-writer.ts";
 import { readGgufHeader, readGgufTensorBytes, readGgufTensorChunks } from "../../src/gguf/gguf-reader.ts";
-import { runSynthCommand } from "../../src/gguf/synth-command.ts";
 import { writeSyntheticModel } from "../../src/gguf/synthetic-model.ts";
-import { byteLengthOf, metadataValue, withoutKeys, withTempDir } from "../helpers/gguf-files.ts";
+import { byteLengthOf, metadataValue, synth, withoutKeys, withTempDir } from "../helpers/gguf-files.ts";
 
 /** Four layers, Q4_0 weights with Q8_0 and F32 tensors among them, a vocabulary of a few hundred tokens. */
 const SOURCE_SHAPE = {
@@ -248,20 +247,6 @@ test("per-layer metadata arrays, truncated files and metadata that would not cop
     assert.ok(!(await readdir(dir)).some((name) => name.startsWith("draft.gguf")));
   });
 });
-
-async function synth(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = "";
-  let stderr = "";
-  const code = await runSynthCommand(argv, {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-  });
-  return { code, stdout, stderr };
-}
 
 test("pagoda synth --derive-from writes the draft and says it shares the source's tokenizer", async () => {
   await withTempDir("derive-draft", async (dir) => {

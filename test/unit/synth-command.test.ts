@@ -6,29 +6,8 @@ import { readGgufFileInfo } from "node-llama-cpp";
 import { parseGgufHeader, readGgufHeader } from "../../src/gguf/gguf-reader.ts";
 import { GgufWriter } from "../../src/gguf/gguf-writer.ts";
 import { findModelShape } from "../../src/gguf/model-shapes.ts";
-import { runSynthCommand } from "../../src/gguf/synth-command.ts";
 import { syntheticModelSpec } from "../../src/gguf/synthetic-model.ts";
-import { withTempDir } from "../helpers/gguf-files.ts";
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function synth(...argv: string[]): Promise<Run> {
-  let stdout = "";
-  let stderr = "";
-  const code = await runSynthCommand(argv, {
-    stdout: (text) => {
-      stdout += text;
-    },
-    stderr: (text) => {
-      stderr += text;
-    },
-  });
-  return { code, stdout, stderr };
-}
+import { synth, withTempDir } from "../helpers/gguf-files.ts";
 
 test("--list prints every known shape with its dimensions", async () => {
   const { code, stdout, stderr } = await synth("--list");
