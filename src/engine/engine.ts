@@ -24,6 +24,22 @@ export interface SamplingParams {
   readonly seed: number;
   /** How many alternatives to report with each sampled token; null reports no logprobs at all. */
   readonly topLogprobs: number | null;
+  /**
+   * Added to these tokens' logits before anything else samples (OpenAI's `logit_bias`, −100…100). Absent or empty:
+   * no bias.
+   */
+  readonly logitBias?: ReadonlyMap<TokenId, number> | null;
+  /** The grammar every sampled token must keep the output inside; absent or null: unconstrained. */
+  readonly grammar?: GrammarConstraint | null;
+}
+
+/**
+ * A grammar in llama.cpp's GBNF with a `root` rule, already checked by pagoda's own parser (`src/constrain`):
+ * native code never parses text a request wrote directly. End-of-generation is sampled only where the grammar is
+ * complete.
+ */
+export interface GrammarConstraint {
+  readonly gbnf: string;
 }
 
 /** Argmax sampling with no penalties and no logprobs; `seed` only matters to what later reads the settings. */
@@ -140,6 +156,11 @@ export interface ServerEngine extends Tokenizer {
   readonly info: ModelInfo;
   renderChat(messages: readonly ChatMessage[]): RenderedChat;
   embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]>;
+  /**
+   * Compiles a grammar for this model's vocabulary (kept for the sequences that use it), throwing when the engine's
+   * own parser refuses it, so a request learns before it is queued.
+   */
+  prepareGrammar(grammar: GrammarConstraint): void;
 }
 
 /** What the scheduler and the engine loop drive: sequence slots, the KV cells they hold, and the batched step. */

@@ -10,6 +10,7 @@ import type {
   ChatMessage,
   EmbeddingResult,
   Engine,
+  GrammarConstraint,
   ModelInfo,
   RenderedChat,
   SamplingParams,
@@ -74,6 +75,8 @@ export class FakeEngine implements Engine {
   numSaves = 0;
   numRestores = 0;
   isDisposed = false;
+  /** The GBNF text of every `prepareGrammar` call, in order; the fake samples without grammars. */
+  readonly preparedGrammars: string[] = [];
 
   constructor(options: FakeEngineOptions = {}) {
     this.options = options;
@@ -118,6 +121,10 @@ export class FakeEngine implements Engine {
   renderChat(messages: readonly ChatMessage[]): RenderedChat {
     const text = `${messages.map((message) => `<${message.role}>${message.content}<end>`).join("")}<assistant>`;
     return { tokens: this.tokenize(text, { addBos: true }), stopStrings: ["<end>"], stopTokens: [] };
+  }
+
+  prepareGrammar(grammar: GrammarConstraint): void {
+    this.preparedGrammars.push(grammar.gbnf);
   }
 
   acquireSequence(sampling: SamplingParams, history: readonly TokenId[] = []): SequenceId | null {

@@ -11,6 +11,7 @@ import type {
   ChatMessage,
   EmbeddingResult,
   Engine,
+  GrammarConstraint,
   ModelInfo,
   RenderedChat,
   SamplingParams,
@@ -22,6 +23,7 @@ import type {
 } from "./engine.ts";
 import { LlamaEmbedder } from "./llama-embedder.ts";
 import type { LlamaEngineOptions } from "./llama-engine-options.ts";
+import { LlamaGrammars } from "./llama-grammars.ts";
 import type { NativeContext } from "./llama-internals.ts";
 import { LlamaSequences } from "./llama-sequences.ts";
 import { LlamaTokenizer } from "./llama-tokenizer.ts";
@@ -41,6 +43,7 @@ export class LlamaEngine implements Engine {
   private readonly sequences: LlamaSequences;
   private readonly runner: StepRunner;
   private readonly embedder: LlamaEmbedder;
+  private readonly grammars: LlamaGrammars;
   private isDisposed = false;
 
   private constructor({ llama, model, internals, native, options }: OpenedLlamaContext) {
@@ -49,10 +52,12 @@ export class LlamaEngine implements Engine {
     this.backend = llama.gpu === false ? "cpu" : llama.gpu;
     this.info = modelInfoOf(model, options);
     this.tokenizer = new LlamaTokenizer(model);
+    this.grammars = new LlamaGrammars(internals.grammars, (token) => this.tokenizer.isEndOfGeneration(token));
     this.sequences = new LlamaSequences(native, internals, {
       numSequences: options.numSequences,
       contextSize: options.contextSize,
       isKvShared: this.info.isKvShared,
+      grammars: this.grammars,
       onNativeLog: options.onNativeLog,
     });
     this.runner = new StepRunner(native, this.sequences, {
@@ -83,6 +88,11 @@ export class LlamaEngine implements Engine {
 
   renderChat(messages: readonly ChatMessage[]): RenderedChat {
     return this.tokenizer.renderChat(messages);
+  }
+
+  prepareGrammar(grammar: GrammarConstraint): void {
+    if (this.isDisposed) throw new Error("engine is disposed");
+    this.grammars.prepare(grammar);
   }
 
   acquireSequence(sampling: SamplingParams, history: readonly TokenId[] = []): SequenceId | null {

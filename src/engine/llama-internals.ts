@@ -25,6 +25,41 @@ export interface NativeSamplerConfig {
   repeatPenaltyTokens?: Uint32Array;
   repeatPenaltyPresencePenalty?: number;
   repeatPenaltyFrequencyPenalty?: number;
+  /** Logit biases as parallel arrays; a config without them drops the sampler's bias. */
+  tokenBiasKeys?: Uint32Array;
+  tokenBiasValues?: Float32Array;
+  /** The sequence's grammar state; a config without it detaches the grammar from the sampler. */
+  grammarEvaluationState?: NativeGrammarState;
+}
+
+/** llama.cpp's parsed GBNF (`AddonGrammar`): parsing happens in its constructor, which throws on a parse error. */
+export interface NativeGrammar {
+  readonly __nativeGrammar: never;
+}
+
+/**
+ * Where a sequence is in a grammar (`AddonGrammarEvaluationState`, a llama.cpp grammar sampler). The native sampler
+ * advances it after every token it samples, except end-of-generation tokens.
+ */
+export interface NativeGrammarState {
+  readonly __nativeGrammarState: never;
+}
+
+/** The grammar functions the addon offers beside the sampler. */
+export interface NativeGrammars {
+  /** Parses GBNF with `root` as the start rule; throws "Failed to parse grammar" when llama.cpp refuses it. */
+  create(gbnf: string): NativeGrammar;
+  /** A state at the start of the grammar. */
+  startState(grammar: NativeGrammar): NativeGrammarState;
+  /** An independent copy of a state. */
+  cloneState(state: NativeGrammarState): NativeGrammarState;
+  /**
+   * Advances a state by a token chosen outside the native sampler. Never pass an end-of-generation token: llama.cpp
+   * aborts the process when one meets an unfinished grammar. Throws when the grammar rejects the token.
+   */
+  accept(state: NativeGrammarState, token: number): void;
+  /** Whether the grammar accepts `token` next (end-of-generation only where the grammar is complete). */
+  canAccept(state: NativeGrammarState, token: number): boolean;
 }
 
 export interface NativeContextOptions {
@@ -76,12 +111,26 @@ interface NativeSamplerConstructor {
   new (model: unknown): NativeSampler;
 }
 
+interface NativeGrammarConstructor {
+  new (gbnf: string, options: { addonExports: unknown; rootRuleName: string }): NativeGrammar;
+}
+
+interface NativeGrammarStateConstructor {
+  new (modelOrState: unknown, grammar?: NativeGrammar): NativeGrammarState;
+}
+
+interface NativeSamplerStatics {
+  acceptGrammarEvaluationStateToken(state: NativeGrammarState, token: number): void;
+  canBeNextTokenForGrammarEvaluationState(state: NativeGrammarState, token: number): boolean;
+}
+
 interface NativeContextConstructor {
   new (model: unknown, options: NativeContextOptions): NativeContext;
 }
 
 export interface LlamaInternals {
   createSampler(): NativeSampler;
+  readonly grammars: NativeGrammars;
   /** A native context; call `init()` before use and `dispose()` before the model's. */
   createContext(options: NativeContextOptions): NativeContext;
   /** Whether the loaded addon carries pagoda's patch. */
@@ -108,7 +157,10 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /** Whether `value` has a function under every one of `names`, on itself or its prototype chain. */
 function hasMethods(value: unknown, names: readonly string[]): boolean {
-  return isRecord(value) && names.every((name) => typeof value[name] === "function");
+  // A class's static methods live on the constructor, a function.
+  if (!isRecord(value) && typeof value !== "function") return false;
+  const holder = value as Record<string, unknown>;
+  return names.every((name) => typeof holder[name] === "function");
 }
 
 export function isPatchedContext(context: NativeContext): context is PatchedNativeContext {
@@ -123,15 +175,34 @@ export function getInternals(model: LlamaModel): LlamaInternals {
   const bindings = isRecord(llama) ? llama._bindings : undefined;
   const samplerClass = isRecord(bindings) ? bindings.AddonSampler : undefined;
   const contextClass = isRecord(bindings) ? bindings.AddonContext : undefined;
+  const grammarClass = isRecord(bindings) ? bindings.AddonGrammar : undefined;
+  const grammarStateClass = isRecord(bindings) ? bindings.AddonGrammarEvaluationState : undefined;
   const prototype: unknown =
     typeof contextClass === "function" ? (contextClass as { prototype: unknown }).prototype : undefined;
-  if (nativeModel == null || typeof samplerClass !== "function" || !hasMethods(prototype, CONTEXT_METHODS)) {
+  if (
+    nativeModel == null ||
+    typeof samplerClass !== "function" ||
+    typeof grammarClass !== "function" ||
+    typeof grammarStateClass !== "function" ||
+    !hasMethods(samplerClass, ["acceptGrammarEvaluationStateToken", "canBeNextTokenForGrammarEvaluationState"]) ||
+    !hasMethods(prototype, CONTEXT_METHODS)
+  ) {
     throw new Error("node-llama-cpp internals differ from version 3.21.1, which pagoda is pinned to");
   }
   const Sampler = samplerClass as NativeSamplerConstructor;
   const Context = contextClass as NativeContextConstructor;
+  const Grammar = grammarClass as NativeGrammarConstructor;
+  const GrammarState = grammarStateClass as NativeGrammarStateConstructor;
+  const samplerStatics = samplerClass as unknown as NativeSamplerStatics;
   return {
     createSampler: () => new Sampler(nativeModel),
+    grammars: {
+      create: (gbnf) => new Grammar(gbnf, { addonExports: bindings, rootRuleName: "root" }),
+      startState: (grammar) => new GrammarState(nativeModel, grammar),
+      cloneState: (state) => new GrammarState(state),
+      accept: (state, token) => samplerStatics.acceptGrammarEvaluationStateToken(state, token),
+      canAccept: (state, token) => samplerStatics.canBeNextTokenForGrammarEvaluationState(state, token),
+    },
     createContext: (options) => new Context(nativeModel, options),
     isPatched: hasMethods(prototype, PATCH_METHODS),
   };

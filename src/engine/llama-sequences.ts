@@ -11,9 +11,11 @@ import {
   isPatchedContext,
   type LlamaInternals,
   type NativeContext,
+  type NativeGrammarState,
   type NativeSampler,
   type PatchedNativeContext,
 } from "./llama-internals.ts";
+import type { LlamaGrammars } from "./llama-grammars.ts";
 import type { NativeLogSink } from "./llama-loader.ts";
 import { nativeSamplerConfig } from "./native-sampler-config.ts";
 
@@ -23,6 +25,8 @@ export interface SequenceSlot {
   sampling: SamplingParams | null;
   /** Sampled tokens, for presence and frequency penalties. */
   history: TokenId[];
+  /** Where the output is in the request's grammar; the native sampler advances it. */
+  grammarState: NativeGrammarState | null;
   state: "free" | "active";
 }
 
@@ -31,6 +35,7 @@ export interface LlamaSequencesOptions {
   /** Most tokens of one sequence: every token it sampled counts for its penalties. */
   readonly contextSize: number;
   readonly isKvShared: boolean;
+  readonly grammars: LlamaGrammars;
   /** Told when llama.cpp refuses to drop cells (it may, for recurrent models), which no caller would see else. */
   readonly onNativeLog?: NativeLogSink;
 }
@@ -68,6 +73,7 @@ export class LlamaSequences {
       sampler: null,
       sampling: null,
       history: [],
+      grammarState: null,
       state: "free",
     }));
   }
@@ -76,9 +82,12 @@ export class LlamaSequences {
     this.flushDeferred();
     const slot = this.slots.find((candidate) => candidate.state === "free");
     if (slot === undefined) return null;
+    const grammar = sampling.grammar ?? null;
+    const grammarState = grammar === null ? null : this.options.grammars.stateAfter(grammar, history);
     const sampler = this.internals.createSampler();
-    sampler.applyConfig(nativeSamplerConfig(sampling, history, this.options.contextSize));
+    sampler.applyConfig(nativeSamplerConfig(sampling, history, this.options.contextSize, grammarState));
     slot.sampler = sampler;
+    slot.grammarState = grammarState;
     slot.sampling = sampling;
     slot.history = [...history];
     slot.state = "active";
@@ -231,5 +240,6 @@ function resetSlot(slot: SequenceSlot): void {
   slot.sampler = null;
   slot.sampling = null;
   slot.history = [];
+  slot.grammarState = null;
   slot.state = "free";
 }

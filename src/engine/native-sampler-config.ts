@@ -2,18 +2,20 @@
  * How a sequence's sampling settings map onto llama.cpp's sampler chain.
  */
 import type { SamplingParams, TokenId } from "./engine.ts";
-import type { NativeSamplerConfig } from "./llama-internals.ts";
+import type { NativeGrammarState, NativeSamplerConfig } from "./llama-internals.ts";
 import { seedAtPosition } from "./seeded-random.ts";
 
 /**
  * The native sampler's settings before sampling the token after `history` (the tokens generated so far). A sampled
  * token draws from a random stream seeded for its output position, so a sequence resumed on a new sampler after a
- * preemption continues exactly as it would have.
+ * preemption continues exactly as it would have. Every call carries the bias and the grammar state: a config without
+ * them would drop them from the sampler.
  */
 export function nativeSamplerConfig(
   sampling: SamplingParams,
   history: readonly TokenId[],
   penaltyWindow: number,
+  grammarState: NativeGrammarState | null,
 ): NativeSamplerConfig {
   const config: NativeSamplerConfig = {
     seed: sampling.temperature > 0 ? seedAtPosition(sampling.seed, history.length) : sampling.seed >>> 0,
@@ -32,6 +34,12 @@ export function nativeSamplerConfig(
     config.repeatPenaltyMaxTokens = penaltyWindow;
     config.repeatPenaltyTokens = Uint32Array.from(history);
   }
+  const bias = sampling.logitBias;
+  if (bias != null && bias.size > 0) {
+    config.tokenBiasKeys = Uint32Array.from(bias.keys());
+    config.tokenBiasValues = Float32Array.from(bias.values());
+  }
+  if (grammarState !== null) config.grammarEvaluationState = grammarState;
   return config;
 }
 

@@ -56,7 +56,7 @@ async function sampleItem(item: StepItem, logitIndex: number | null, options: Sa
   const sampler = slot.sampler;
   if (sampling === null || sampler === null) throw new Error(`sequence ${item.sequenceId} has no sampler`);
   if (isConfigPerToken(sampling))
-    sampler.applyConfig(nativeSamplerConfig(sampling, slot.history, options.penaltyWindow));
+    sampler.applyConfig(nativeSamplerConfig(sampling, slot.history, options.penaltyWindow, slot.grammarState));
   const wantsLogprobs = sampling.topLogprobs !== null;
   const [sampled, probabilities] = await options.native.sampleToken(logitIndex, sampler, wantsLogprobs);
   const token = sampled as TokenId;

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import test from "node:test";
 import { greedySampling, type SamplingParams, type SequenceId } from "../../../src/engine/engine.ts";
 import type { LlamaInternals, NativeContext, PatchedNativeContext } from "../../../src/engine/llama-internals.ts";
+import { LlamaGrammars } from "../../../src/engine/llama-grammars.ts";
 import { LlamaSequences } from "../../../src/engine/llama-sequences.ts";
 
 const GREEDY: SamplingParams = greedySampling();
@@ -40,10 +41,27 @@ const INTERNALS: LlamaInternals = {
   createSampler: () => ({ applyConfig: () => {}, dispose: () => {} }),
   createContext: (): NativeContext => stubContext(),
   isPatched: true,
+  grammars: {
+    create: () => {
+      throw new Error("these tests use no grammar");
+    },
+    startState: () => {
+      throw new Error("these tests use no grammar");
+    },
+    cloneState: (state) => state,
+    accept: () => {},
+    canAccept: () => true,
+  },
 };
 
 function sequences(native: NativeContext, onNativeLog?: (level: "error" | "warn", message: string) => void) {
-  return new LlamaSequences(native, INTERNALS, { numSequences: 3, contextSize: 64, isKvShared: true, onNativeLog });
+  return new LlamaSequences(native, INTERNALS, {
+    numSequences: 3,
+    contextSize: 64,
+    isKvShared: true,
+    grammars: new LlamaGrammars(INTERNALS.grammars, () => false),
+    onNativeLog,
+  });
 }
 
 test("a deferred save that fails still lets the releases after it run, and the step reports the failure", async () => {
