@@ -3,7 +3,7 @@
  * and a state per sequence, rebuilt for a resumed sequence by replaying the tokens it already generated.
  */
 import type { GrammarConstraint, TokenId } from "./engine.ts";
-import type { NativeGrammar, NativeGrammars, NativeGrammarState } from "./llama-internals.ts";
+import type { NativeGrammar, NativeGrammarState, NativeGrammars } from "./llama-internals.ts";
 
 /** Distinct grammars kept parsed; a request whose grammar was dropped parses it again. */
 export const DEFAULT_GRAMMAR_CACHE_SIZE = 64;

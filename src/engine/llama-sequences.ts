@@ -7,6 +7,7 @@
  */
 import { combinedFailure } from "./combined-failure.ts";
 import type { SamplingParams, SavedCells, SequenceId, TokenId } from "./engine.ts";
+import type { LlamaGrammars } from "./llama-grammars.ts";
 import {
   isPatchedContext,
   type LlamaInternals,
@@ -15,7 +16,6 @@ import {
   type NativeSampler,
   type PatchedNativeContext,
 } from "./llama-internals.ts";
-import type { LlamaGrammars } from "./llama-grammars.ts";
 import type { NativeLogSink } from "./llama-loader.ts";
 import { nativeSamplerConfig } from "./native-sampler-config.ts";
 

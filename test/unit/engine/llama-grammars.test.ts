@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import test from "node:test";
 import type { TokenId } from "../../../src/engine/engine.ts";
 import { LlamaGrammars, NativeGrammarError } from "../../../src/engine/llama-grammars.ts";
-import type { NativeGrammar, NativeGrammars, NativeGrammarState } from "../../../src/engine/llama-internals.ts";
+import type { NativeGrammar, NativeGrammarState, NativeGrammars } from "../../../src/engine/llama-internals.ts";
 import { tokenIds } from "../../helpers/ids.ts";
 
 /** Native grammars as records: which texts were parsed, and the tokens each state accepted. */

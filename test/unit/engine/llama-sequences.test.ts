@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import test from "node:test";
 import { greedySampling, type SamplingParams, type SequenceId } from "../../../src/engine/engine.ts";
-import type { LlamaInternals, NativeContext, PatchedNativeContext } from "../../../src/engine/llama-internals.ts";
 import { LlamaGrammars } from "../../../src/engine/llama-grammars.ts";
+import type { LlamaInternals, NativeContext, PatchedNativeContext } from "../../../src/engine/llama-internals.ts";
 import { LlamaSequences } from "../../../src/engine/llama-sequences.ts";
 
 const GREEDY: SamplingParams = greedySampling();
