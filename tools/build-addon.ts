@@ -2,7 +2,9 @@
  * Builds node-llama-cpp's native addon with pagoda's patch (patches/) and installs it over the prebuilt one.
  *
  * The patch adds what the stock addon cannot do: a KV pool shared by every sequence (`kvUnified`), zero-copy
- * prefix forks between sequences (`copySequenceCells`) and raw logits (`getLogits`). Only the addon's own sources
+ * prefix forks between sequences (`copySequenceCells`), raw logits (`getLogits`), a sequence's cells copied to host
+ * memory and back (`saveSequenceCells`/`restoreSequenceCells`) and a grammar state's mask over the whole vocabulary
+ * (`getGrammarMask`, for verifying speculative drafts of constrained requests). Only the addon's own sources
  * are compiled (about 15 s); it links against the llama.cpp libraries of the prebuilt package, so every backend
  * plugin that package ships (CPU variants, CUDA) keeps working. Everything comes from the installed npm packages:
  * the addon sources and llama.cpp's headers (from the git bundle node-llama-cpp carries), no network.

@@ -90,6 +90,12 @@ export interface StepOutput {
   readonly logprobs: SampledLogprobs | null;
   /** With `returnLogits`, one vocabulary-sized array per requested position, in order; else null. */
   readonly logits?: readonly Float32Array[] | null;
+  /**
+   * With `returnLogits` and a grammar, per logits row the tokens the grammar allows there (1) and rejects (0), the
+   * item's tokens before the row taken as generated; null without a grammar. Rows after a token the grammar rejects
+   * repeat the last mask: a verifier never reaches them.
+   */
+  readonly grammarMasks?: readonly Uint8Array[] | null;
 }
 
 export interface ModelInfo {
@@ -178,6 +184,11 @@ export interface SequenceEngine {
    * recorded for that sequence's penalties. Rejects only when the whole batch failed.
    */
   step(items: readonly StepItem[]): Promise<StepOutput[]>;
+  /**
+   * Records tokens chosen outside the native sampler (speculative verification): they count for the sequence's
+   * penalties and advance its grammar, up to the first end-of-generation token, which ends a constrained output.
+   */
+  acceptTokens(sequenceId: SequenceId, tokens: readonly TokenId[]): void;
   /** Ends the slot's request: drops its sampler and all its KV cells; the slot is free. Safe to call twice. */
   releaseSequence(sequenceId: SequenceId): void;
   /** Drops the sequence's KV cells from `fromPos` on. */

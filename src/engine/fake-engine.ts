@@ -123,6 +123,14 @@ export class FakeEngine implements Engine {
     return { tokens: this.tokenize(text, { addBos: true }), stopStrings: ["<end>"], stopTokens: [] };
   }
 
+  /** Tokens `acceptTokens` recorded, per sequence; the fake model does not depend on them. */
+  readonly acceptedTokens = new Map<SequenceId, TokenId[]>();
+
+  acceptTokens(sequenceId: SequenceId, tokens: readonly TokenId[]): void {
+    if (!this.sequences.has(sequenceId)) throw new Error(`sequence ${sequenceId} is not acquired`);
+    this.acceptedTokens.set(sequenceId, [...(this.acceptedTokens.get(sequenceId) ?? []), ...tokens]);
+  }
+
   prepareGrammar(grammar: GrammarConstraint): void {
     this.preparedGrammars.push(grammar.gbnf);
   }

@@ -24,7 +24,7 @@ import type {
 import { LlamaEmbedder } from "./llama-embedder.ts";
 import type { LlamaEngineOptions } from "./llama-engine-options.ts";
 import { LlamaGrammars } from "./llama-grammars.ts";
-import type { NativeContext } from "./llama-internals.ts";
+import { isPatchedContext, type NativeContext } from "./llama-internals.ts";
 import { LlamaSequences } from "./llama-sequences.ts";
 import { LlamaTokenizer } from "./llama-tokenizer.ts";
 import { modelInfoOf, type OpenedLlamaContext, openLlamaContext } from "./open-llama-context.ts";
@@ -52,7 +52,12 @@ export class LlamaEngine implements Engine {
     this.backend = llama.gpu === false ? "cpu" : llama.gpu;
     this.info = modelInfoOf(model, options);
     this.tokenizer = new LlamaTokenizer(model);
-    this.grammars = new LlamaGrammars(internals.grammars, (token) => this.tokenizer.isEndOfGeneration(token));
+    const patched = isPatchedContext(native) ? native : null;
+    this.grammars = new LlamaGrammars(internals.grammars, {
+      isEndOfGeneration: (token) => this.tokenizer.isEndOfGeneration(token),
+      vocabSize: this.info.vocabSize,
+      masker: patched === null ? null : (state, mask) => patched.getGrammarMask(state, mask),
+    });
     this.sequences = new LlamaSequences(native, internals, {
       numSequences: options.numSequences,
       contextSize: options.contextSize,
@@ -60,7 +65,7 @@ export class LlamaEngine implements Engine {
       grammars: this.grammars,
       onNativeLog: options.onNativeLog,
     });
-    this.runner = new StepRunner(native, this.sequences, {
+    this.runner = new StepRunner(native, this.sequences, this.grammars, {
       batchSize: options.batchSize,
       penaltyWindow: options.contextSize,
     });
@@ -108,6 +113,13 @@ export class LlamaEngine implements Engine {
   async step(items: readonly StepItem[]): Promise<StepOutput[]> {
     if (this.isDisposed) throw new Error("engine is disposed");
     return this.runner.run(items);
+  }
+
+  acceptTokens(sequenceId: SequenceId, tokens: readonly TokenId[]): void {
+    if (this.isDisposed) return;
+    const slot = this.sequences.inUse(sequenceId);
+    slot.history.push(...tokens);
+    if (slot.grammarState !== null) this.grammars.advance(slot.grammarState, tokens);
   }
 
   releaseSequence(sequenceId: SequenceId): void {

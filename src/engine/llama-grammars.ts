@@ -18,21 +18,33 @@ export class NativeGrammarError extends Error {
   }
 }
 
+/** Writes a state's allowed tokens into a vocabulary-sized mask (the patched addon's `getGrammarMask`). */
+export type GrammarMasker = (state: NativeGrammarState, mask: Uint8Array) => void;
+
+export interface LlamaGrammarsOptions {
+  readonly isEndOfGeneration: (token: TokenId) => boolean;
+  readonly vocabSize: number;
+  /** Null with the stock addon: no masks, so no speculative verification of constrained requests. */
+  readonly masker: GrammarMasker | null;
+  /** Defaults to `DEFAULT_GRAMMAR_CACHE_SIZE`. */
+  readonly capacity?: number;
+}
+
 export class LlamaGrammars {
   private readonly natives: NativeGrammars;
   private readonly isEndOfGeneration: (token: TokenId) => boolean;
+  private readonly vocabSize: number;
+  private readonly masker: GrammarMasker | null;
   private readonly capacity: number;
   /** By GBNF text, least recently used first (a Map keeps insertion order). */
   private readonly parsed = new Map<string, NativeGrammar>();
 
-  constructor(
-    natives: NativeGrammars,
-    isEndOfGeneration: (token: TokenId) => boolean,
-    capacity = DEFAULT_GRAMMAR_CACHE_SIZE,
-  ) {
+  constructor(natives: NativeGrammars, options: LlamaGrammarsOptions) {
     this.natives = natives;
-    this.isEndOfGeneration = isEndOfGeneration;
-    this.capacity = capacity;
+    this.isEndOfGeneration = options.isEndOfGeneration;
+    this.vocabSize = options.vocabSize;
+    this.masker = options.masker;
+    this.capacity = options.capacity ?? DEFAULT_GRAMMAR_CACHE_SIZE;
   }
 
   /** The parsed grammar, from the cache or parsed now; throws `NativeGrammarError` when llama.cpp refuses it. */
@@ -65,5 +77,43 @@ export class LlamaGrammars {
     const state = this.natives.startState(this.prepare(grammar));
     for (const token of history) if (!this.isEndOfGeneration(token)) this.natives.accept(state, token);
     return state;
+  }
+
+  /**
+   * Advances a state by tokens chosen outside the native sampler, up to the first end-of-generation token: the
+   * output ends there, and accepting one into an unfinished grammar would abort the process.
+   */
+  advance(state: NativeGrammarState, tokens: readonly TokenId[]): void {
+    for (const token of tokens) {
+      if (this.isEndOfGeneration(token)) return;
+      this.natives.accept(state, token);
+    }
+  }
+
+  /**
+   * Masks for `1 + drafts.length` logits rows: the first at `state`, each next one after one more draft token. A
+   * draft the grammar rejects (or an end-of-generation token) ends the walk; later rows repeat the last mask, since a
+   * verifier rejects that draft and never reads them. Null with the stock addon.
+   */
+  rowMasks(state: NativeGrammarState, drafts: readonly TokenId[]): Uint8Array[] | null {
+    const masker = this.masker;
+    if (masker === null) return null;
+    const first = new Uint8Array(this.vocabSize);
+    masker(state, first);
+    const masks = [first];
+    let walker: NativeGrammarState | null = drafts.length > 0 ? this.natives.cloneState(state) : null;
+    for (const draft of drafts) {
+      const previous = masks[masks.length - 1]!;
+      if (walker === null || previous[draft] !== 1 || this.isEndOfGeneration(draft)) {
+        walker = null;
+        masks.push(previous);
+        continue;
+      }
+      this.natives.accept(walker, draft);
+      const mask = new Uint8Array(this.vocabSize);
+      masker(walker, mask);
+      masks.push(mask);
+    }
+    return masks;
   }
 }

@@ -105,6 +105,8 @@ export interface PatchedNativeContext extends NativeContext {
   saveSequenceCells(sequenceId: number): Uint8Array;
   /** Replaces what the sequence holds by saved cells; false when the pool has no room (it then holds nothing). */
   restoreSequenceCells(sequenceId: number, cells: Uint8Array): boolean;
+  /** Writes 1 for every token the grammar state allows next and 0 for the rest; `mask` has the vocabulary's size. */
+  getGrammarMask(state: NativeGrammarState, mask: Uint8Array): void;
 }
 
 interface NativeSamplerConstructor {
@@ -149,7 +151,14 @@ const CONTEXT_METHODS = [
   "getSequenceKvCacheMinPosition",
   "getSequenceKvCacheMaxPosition",
 ];
-const PATCH_METHODS = ["copySequenceCells", "getLogits", "isKvUnified", "saveSequenceCells", "restoreSequenceCells"];
+const PATCH_METHODS = [
+  "copySequenceCells",
+  "getLogits",
+  "isKvUnified",
+  "saveSequenceCells",
+  "restoreSequenceCells",
+  "getGrammarMask",
+];
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;

@@ -4,6 +4,7 @@
  * library's dispatcher, fed one `evaluate()` per sequence, merges only N−1 of N sequences into a decode.
  */
 import type { StepItem, StepOutput } from "./engine.ts";
+import type { LlamaGrammars } from "./llama-grammars.ts";
 import { isPatchedContext, type NativeContext } from "./llama-internals.ts";
 import type { LlamaSequences } from "./llama-sequences.ts";
 import { sampleStep } from "./sample-step.ts";
@@ -26,11 +27,13 @@ interface BatchRows {
 export class StepRunner {
   private readonly native: NativeContext;
   private readonly sequences: LlamaSequences;
+  private readonly grammars: LlamaGrammars;
   private readonly options: StepRunnerOptions;
 
-  constructor(native: NativeContext, sequences: LlamaSequences, options: StepRunnerOptions) {
+  constructor(native: NativeContext, sequences: LlamaSequences, grammars: LlamaGrammars, options: StepRunnerOptions) {
     this.native = native;
     this.sequences = sequences;
+    this.grammars = grammars;
     this.options = options;
   }
 
@@ -48,9 +51,11 @@ export class StepRunner {
         slotOf: (sequenceId) => this.sequences.inUse(sequenceId),
         penaltyWindow: this.options.penaltyWindow,
       });
-      return outputs.map((output, index) =>
-        rawLogits[index] == null ? output : { ...output, logits: rawLogits[index] },
-      );
+      return outputs.map((output, index) => {
+        const logits = rawLogits[index];
+        if (logits == null) return output;
+        return { ...output, logits, grammarMasks: this.masksOf(items[index]!, logits.length) };
+      });
     });
   }
 
@@ -82,6 +87,13 @@ export class StepRunner {
       rawLogitIndexes.push(numRaw > 0 ? returned : new Uint32Array(0));
     }
     return { logitIndexes, rawLogitIndexes };
+  }
+
+  /** The grammar masks of an item's `numRows` logits rows: its last real token, then each draft after it. */
+  private masksOf(item: StepItem, numRows: number): Uint8Array[] | null {
+    const state = this.sequences.inUse(item.sequenceId).grammarState;
+    if (state === null) return null;
+    return this.grammars.rowMasks(state, item.tokens.slice(item.tokens.length - numRows + 1));
   }
 
   private readLogits(indexes: Uint32Array): Float32Array[] {

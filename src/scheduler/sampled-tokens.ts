@@ -18,11 +18,14 @@ export function sampledTokens(
   speculation: Speculation,
   engine: SequenceEngine,
 ): TokenId[] | null {
-  const verified = output.logits == null ? null : speculation.verify(request, drafts, output.logits);
+  const verified =
+    output.logits == null ? null : speculation.verify(request, drafts, output.logits, output.grammarMasks ?? null);
   if (verified === null) return output.token === null ? null : [output.token];
+  if (request.sequenceId === null) throw new Error(`request ${request.id} is running without a sequence`);
+  // Chosen here, not by the native sampler: the sequence's penalties and grammar learn them from us.
+  engine.acceptTokens(request.sequenceId, verified.tokens);
   request.numComputedTokens += verified.numAccepted;
   if (verified.numAccepted < drafts.length) {
-    if (request.sequenceId === null) throw new Error(`request ${request.id} is running without a sequence`);
     // Rejected drafts' cells go now; their blocks stay with the request, which grows into them.
     engine.truncateSequence(request.sequenceId, request.numComputedTokens);
   }

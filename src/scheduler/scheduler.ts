@@ -310,9 +310,11 @@ export class Scheduler {
       shouldSample,
     };
     // Under speculation the speculator samples, from the logits after the last real token and after each draft.
-    return shouldSample && this.speculation.isSpeculative(request)
-      ? { ...item, returnLogits: 1 + drafts.length }
-      : item;
+    const isVerified =
+      shouldSample &&
+      this.speculation.isSpeculative(request) &&
+      (drafts.length > 0 || !this.speculation.samplesNativelyWithoutDrafts(request));
+    return isVerified ? { ...item, returnLogits: 1 + drafts.length } : item;
   }
 
   private finishAborted(): CoreOutput[] {

@@ -36,6 +36,14 @@ export class Speculation {
   }
 
   /**
+   * Whether a speculating request's step without drafts samples natively: a constrained one does, since the native
+   * sampler checks its grammar for the sampled token alone, while verification needs the whole vocabulary's mask.
+   */
+  samplesNativelyWithoutDrafts(request: Request): boolean {
+    return request.params.sampling.grammar != null;
+  }
+
+  /**
    * Drafts for a decoding request, none when it does not speculate or they would not fit: the step's `budget`,
    * max_tokens and `maxRequestTokens` each keep room for the token verification adds.
    */
@@ -73,18 +81,25 @@ export class Speculation {
       if (!pending.includes(entry)) return entry;
       const drafts = drafted.get(entry.request.id) ?? [];
       const realTokens = entry.item.tokens.slice(0, entry.item.tokens.length - entry.drafts.length);
+      const { returnLogits: _planned, ...item } = entry.item;
+      const isNative = drafts.length === 0 && this.samplesNativelyWithoutDrafts(entry.request);
       return {
         ...entry,
         drafts,
-        item: { ...entry.item, tokens: [...realTokens, ...drafts], returnLogits: 1 + drafts.length },
+        item: { ...item, tokens: [...realTokens, ...drafts], ...(isNative ? {} : { returnLogits: 1 + drafts.length }) },
       };
     });
     return { ...plan, scheduled, numTokens: numTokensOf(scheduled) };
   }
 
   /** The tokens the target's `logits` give after `drafts`: accepted drafts and one more; null without speculation. */
-  verify(request: Request, drafts: readonly TokenId[], logits: readonly Float32Array[]): VerifyResult | null {
-    return this.speculator?.verify(specRequestOf(request), drafts, logits) ?? null;
+  verify(
+    request: Request,
+    drafts: readonly TokenId[],
+    logits: readonly Float32Array[],
+    masks: readonly Uint8Array[] | null,
+  ): VerifyResult | null {
+    return this.speculator?.verify(specRequestOf(request), drafts, logits, masks) ?? null;
   }
 
   /** A preempted request recomputes from scratch, and so does its draft sequence. */

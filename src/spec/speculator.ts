@@ -16,7 +16,14 @@ import type { DraftModel, Drafts } from "./draft-model.ts";
 import { proposeNgram } from "./ngram-proposer.ts";
 import { type VerifyResult, verifyBySampling, verifyGreedy, verifySampled } from "./rejection-sampler.ts";
 import { StepCostModel } from "./step-cost.ts";
-import { argmax, toDistribution } from "./target-distribution.ts";
+import {
+  applyBias,
+  argmax,
+  maskLogits,
+  type TargetSamplingConfig,
+  toConstrainedDistribution,
+  toDistribution,
+} from "./target-distribution.ts";
 
 export type SpecMode = "ngram" | "draft" | "off";
 
@@ -168,9 +175,26 @@ export class Speculator {
     return tokens;
   }
 
-  verify(request: SpecRequest, drafts: readonly TokenId[], logits: readonly Float32Array[]): VerifyResult {
+  /**
+   * `masks`: per logits row, the tokens the request's grammar allows there, or null without a grammar; the target
+   * distribution is then the one the native sampler draws from under that grammar.
+   */
+  verify(
+    request: SpecRequest,
+    drafts: readonly TokenId[],
+    logits: readonly Float32Array[],
+    masks: readonly Uint8Array[] | null = null,
+  ): VerifyResult {
     if (logits.length !== drafts.length + 1)
       throw new Error(`verification needs ${drafts.length + 1} logit rows, got ${logits.length}`);
+    if (masks !== null && masks.length !== logits.length)
+      throw new Error(`verification needs ${logits.length} grammar masks, got ${masks.length}`);
+    const distributionAt = (row: number, history: readonly TokenId[]): Float32Array => {
+      const mask = masks?.[row];
+      return mask === undefined
+        ? toDistribution(logits[row]!, sampling, history)
+        : toConstrainedDistribution(logits[row]!, sampling, history, mask);
+    };
     const state = this.stateOf(request);
     const sampling = request.sampling;
     const draftProbs = state.draftProbs;
@@ -179,15 +203,13 @@ export class Speculator {
     if (sampling.temperature <= 0 && sampling.presencePenalty === 0 && sampling.frequencyPenalty === 0) {
       result = verifyGreedy(
         drafts,
-        logits.map((row) => argmax(row)),
+        logits.map((row, index) => greedyArgmax(row, sampling, masks?.[index] ?? null)),
       );
     } else if (draftProbs !== null && draftProbs.length === drafts.length) {
       // Drafts drawn from the draft model's q: Leviathan/Chen acceptance min(1, p/q), residual on rejection.
       const history = [...request.outputTokens, ...drafts];
       const numOutput = request.outputTokens.length;
-      const targetProbs = logits.map((row, index) =>
-        toDistribution(row, sampling, history.slice(0, numOutput + index)),
-      );
+      const targetProbs = logits.map((_, index) => distributionAt(index, history.slice(0, numOutput + index)));
       result = verifySampled({ draftTokens: drafts, draftProbs, targetProbs, random: state.random });
     } else {
       // Position i's distribution sees the drafts before it as generated, as the non-speculative path would.
@@ -195,7 +217,7 @@ export class Speculator {
       const history = [...request.outputTokens, ...drafts];
       result = verifyBySampling(
         drafts,
-        (index) => toDistribution(logits[index]!, sampling, history.slice(0, numOutput + index)),
+        (index) => distributionAt(index, history.slice(0, numOutput + index)),
         (index) => uniformAt(sampling.seed, numOutput + index),
       );
     }
@@ -252,4 +274,10 @@ export class Speculator {
     }
     return state;
   }
+}
+
+/** The greedy sampler's token: the argmax after biases, among the tokens the grammar allows. */
+function greedyArgmax(logits: Float32Array, sampling: TargetSamplingConfig, mask: Uint8Array | null): TokenId {
+  const biased = applyBias(logits, sampling);
+  return argmax(mask === null ? biased : maskLogits(biased, mask));
 }

@@ -5,6 +5,7 @@
  * Order, as node-llama-cpp 3.21.1 builds its native chain (`AddonSampler::rebuildChainIfNeeded` in
  * `llama/addon/AddonSampler.cpp`, with the samplers' semantics from llama.cpp's `src/llama-sampler.cpp`):
  *
+ *   0. logit biases added (the `logit_bias` sampler, first in the chain);
  *   1. presence/frequency penalties on the logits (the `penalties` sampler with repeat penalty 1, over the whole
  *      generated history, as `native-sampler-config.ts` configures it);
  *   2. temperature ≤ 0: the greedy sampler, argmax of the penalised logits, and nothing below applies;
@@ -33,6 +34,8 @@ export interface TargetSamplingConfig {
   readonly minP: number;
   readonly presencePenalty: number;
   readonly frequencyPenalty: number;
+  /** Added to these tokens' logits first; absent or null: none. */
+  readonly logitBias?: ReadonlyMap<TokenId, number> | null;
 }
 
 /** Top-p first ranks only this many best tokens; llama.cpp starts at 256 too, since top-p rarely needs more. */
@@ -72,7 +75,7 @@ export function toDistribution(
   history: readonly TokenId[],
 ): Float32Array {
   const vocabSize = logits.length;
-  const penalized = applyPenalties(logits, config, history);
+  const penalized = applyPenalties(applyBias(logits, config), config, history);
   checkLogits(penalized);
   const probs = new Float32Array(vocabSize);
   if (!(config.temperature > 0)) {
@@ -124,6 +127,53 @@ export function sampleFrom(probs: Float32Array, u: number): TokenId {
     }
   }
   return lastPositive as TokenId;
+}
+
+/**
+ * The distribution the native sampler draws from under a grammar: it first samples as if unconstrained and keeps
+ * the token when the grammar allows it; otherwise it masks the logits and samples again with a fresh draw. So
+ * P(t) = q(t)·[t allowed] + (1 − Σ allowed q) · q_masked(t), where q is `toDistribution` of the logits and q_masked
+ * that of the logits with rejected tokens at −∞. Without top-k, top-p or min-p this equals q_masked; with them it
+ * is what the native sampler does, which is what speculation must reproduce. Greedy gives the masked argmax.
+ */
+export function toConstrainedDistribution(
+  logits: Float32Array,
+  config: TargetSamplingConfig,
+  history: readonly TokenId[],
+  allowed: Uint8Array,
+): Float32Array {
+  if (allowed.length !== logits.length)
+    throw new RangeError(`grammar mask covers ${allowed.length} tokens, logits ${logits.length}`);
+  const masked = maskLogits(logits, allowed);
+  const constrained = toDistribution(masked, config, history);
+  if (!(config.temperature > 0)) return constrained;
+  const free = toDistribution(logits, config, history);
+  let rejectedMass = 0;
+  for (let token = 0; token < free.length; token++) if (allowed[token] !== 1) rejectedMass += free[token] as number;
+  const probs = new Float32Array(logits.length);
+  for (let token = 0; token < probs.length; token++) {
+    const kept = allowed[token] === 1 ? (free[token] as number) : 0;
+    probs[token] = kept + rejectedMass * (constrained[token] as number);
+  }
+  return probs;
+}
+
+/** The logits with every token the grammar rejects at −∞. */
+export function maskLogits(logits: Float32Array, allowed: Uint8Array): Float32Array {
+  const masked = logits.slice();
+  for (let token = 0; token < masked.length; token++) if (allowed[token] !== 1) masked[token] = -Infinity;
+  return masked;
+}
+
+/** Logits with the request's biases added, rounded to float32 as the native sampler adds them. */
+export function applyBias(logits: Float32Array, config: TargetSamplingConfig): Float32Array {
+  const bias = config.logitBias;
+  if (bias == null || bias.size === 0) return logits;
+  const biased = logits.slice();
+  for (const [token, value] of bias) {
+    if (token >= 0 && token < biased.length) biased[token] = (biased[token] as number) + Math.fround(value);
+  }
+  return biased;
 }
 
 /**

@@ -34,6 +34,7 @@ function stubContext(): PatchedNativeContext & { removals: string[]; failSave: b
       return new Uint8Array(8);
     },
     restoreSequenceCells: () => true,
+    getGrammarMask: () => {},
   };
 }
 
@@ -59,7 +60,7 @@ function sequences(native: NativeContext, onNativeLog?: (level: "error" | "warn"
     numSequences: 3,
     contextSize: 64,
     isKvShared: true,
-    grammars: new LlamaGrammars(INTERNALS.grammars, () => false),
+    grammars: new LlamaGrammars(INTERNALS.grammars, { isEndOfGeneration: () => false, vocabSize: 8, masker: null }),
     onNativeLog,
   });
 }
