@@ -2,7 +2,11 @@
  * pagoda's own server-level counters under `pagoda_`: HTTP responses, refusals before the engine, engine faults
  * and request timeouts. They exist before a model is loaded.
  */
-import { Counter, type Registry } from "prom-client";
+import { Counter, Histogram, type Registry } from "prom-client";
+import { CONSTRAINT_KINDS, type ConstraintKind } from "../constrain/constraint-spec.ts";
+
+/** Grammar compile times span a cached-size JSON schema (0.1 ms) to the compile limits (seconds). */
+const COMPILE_SECONDS_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5];
 
 /** Why a request was refused before reaching the engine; each a label of `pagoda_requests_rejected_total`. */
 export const REJECTION_REASONS = ["queue_full", "rate_limited", "unauthorized", "limit_exceeded"] as const;
@@ -13,6 +17,8 @@ export class PagodaMetrics {
   private readonly rejected: Counter<"reason">;
   private readonly engineFaults: Counter;
   private readonly requestTimeouts: Counter;
+  private readonly constrained: Counter<"kind">;
+  private readonly compileSeconds: Histogram<"kind">;
 
   constructor(registry: Registry) {
     this.http = new Counter({
@@ -38,6 +44,20 @@ export class PagodaMetrics {
       help: "Generations stopped because they ran past --request-timeout-seconds.",
       registers: [registry],
     });
+    this.constrained = new Counter({
+      name: "pagoda_constrained_requests_total",
+      help: "Generation requests whose output follows a grammar, by what asked for it (json_object, json_schema, grammar, regex, choice).",
+      labelNames: ["kind"],
+      registers: [registry],
+    });
+    for (const kind of CONSTRAINT_KINDS) this.constrained.labels(kind).inc(0);
+    this.compileSeconds = new Histogram({
+      name: "pagoda_grammar_compile_seconds",
+      help: "Time to compile a request's constraint to a grammar, when it was not cached, by kind.",
+      labelNames: ["kind"],
+      buckets: COMPILE_SECONDS_BUCKETS,
+      registers: [registry],
+    });
   }
 
   observeHttpResponse(statusCode: number): void {
@@ -54,5 +74,11 @@ export class PagodaMetrics {
 
   observeRequestTimeout(): void {
     this.requestTimeouts.inc();
+  }
+
+  /** A constrained request; `compileMs` is null when its grammar came from the cache. */
+  observeConstraint(kind: ConstraintKind, compileMs: number | null): void {
+    this.constrained.labels(kind).inc();
+    if (compileMs !== null) this.compileSeconds.labels(kind).observe(compileMs / 1000);
   }
 }

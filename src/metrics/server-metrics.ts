@@ -4,6 +4,7 @@
  * loop and scheduler emit; the model's metrics appear once a model is attached.
  */
 import type { Registry } from "prom-client";
+import type { ConstraintKind } from "../constrain/constraint-spec.ts";
 import type { StepStats } from "../scheduler/engine-loop.ts";
 import type { RequestStats } from "../scheduler/scheduler.ts";
 import type { MetricsSource } from "./metrics-source.ts";
@@ -42,6 +43,11 @@ export class ServerMetrics {
   /** Once per HTTP generation request: its `n`. */
   observeRequestParams(params: { readonly n: number }): void {
     this.model?.observeRequestParams(params.n);
+  }
+
+  /** A constrained request; `compileMs` is null when its grammar came from the cache. */
+  observeConstraint(kind: ConstraintKind, compileMs: number | null): void {
+    this.pagoda.observeConstraint(kind, compileMs);
   }
 
   observeHttpResponse(statusCode: number): void {

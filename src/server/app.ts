@@ -6,6 +6,7 @@ import cors from "@fastify/cors";
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { Registry } from "prom-client";
+import { ConstraintCompiler } from "../constrain/constraint-compiler.ts";
 import { ServerMetrics } from "../metrics/server-metrics.ts";
 import { installAuth } from "./auth.ts";
 import { closeUnusedConnectionsOnClose } from "./connection-tracker.ts";
@@ -199,6 +200,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     serverSeed: deps.serverSeed ?? null,
     nextRequestOrdinal: () => ordinal++,
     metrics,
+    constraints: new ConstraintCompiler(),
     limits: deps.limits ?? DEFAULT_REQUEST_LIMITS,
     requestTimeoutMs: deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
   };

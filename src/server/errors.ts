@@ -25,6 +25,8 @@ export const ERROR_CATALOGUE = {
   PAGODA_ERR_INVALID_JSON: { statusCode: 400, type: "invalid_request_error", openAiCode: "invalid_json" },
   PAGODA_ERR_CONTEXT_LENGTH: { statusCode: 400, type: "invalid_request_error", openAiCode: "context_length_exceeded" },
   PAGODA_ERR_UNSUPPORTED: { statusCode: 400, type: "invalid_request_error", openAiCode: "unsupported_parameter" },
+  // A schema or grammar pagoda cannot enforce exactly, or one past its compile limits: refused, never loosened.
+  PAGODA_ERR_INVALID_CONSTRAINT: { statusCode: 400, type: "invalid_request_error", openAiCode: "invalid_constraint" },
   // The server's own limits (--max-n, --max-tokens-limit, --max-stop-length), worded and coded as OpenAI words its own.
   PAGODA_ERR_ABOVE_MAX_VALUE: { statusCode: 400, type: "invalid_request_error", openAiCode: "integer_above_max_value" },
   PAGODA_ERR_ABOVE_MAX_LENGTH: {

@@ -6,6 +6,7 @@ import { randomInt } from "node:crypto";
 import type { SamplingParams, TokenId } from "../engine/engine.ts";
 import type { GenerationParams } from "../scheduler/request.ts";
 import { PagodaError } from "./errors.ts";
+import { NO_OUTPUT_CONSTRAINTS, type OutputConstraints } from "./output-constraints.ts";
 
 /** OpenAI's default for `/v1/completions`. */
 export const DEFAULT_COMPLETION_MAX_TOKENS = 16;
@@ -37,12 +38,8 @@ export interface ChoiceParamsInput {
   readonly topLogprobs: number | null;
   readonly extraStopStrings?: readonly string[];
   readonly extraStopTokens?: readonly TokenId[];
-}
-
-export function rejectUnsupported(body: SamplingFields): void {
-  if (body.logit_bias != null && Object.keys(body.logit_bias).length > 0) {
-    throw new PagodaError("PAGODA_ERR_UNSUPPORTED", "logit_bias is not supported", { param: "logit_bias" });
-  }
+  /** The request's grammar and logit biases; defaults to none. */
+  readonly constraints?: OutputConstraints;
 }
 
 /** Enforces the context like vLLM: prompt plus requested tokens must fit, or the request is refused. */
@@ -70,10 +67,13 @@ export function toGenerationParams(input: ChoiceParamsInput): GenerationParams {
   const { body } = input;
   const stopStrings = body.stop == null ? [] : typeof body.stop === "string" ? [body.stop] : body.stop;
   const maxTokens = input.maxTokens ?? input.contextSize - input.numPromptTokens;
+  const constraints = input.constraints ?? NO_OUTPUT_CONSTRAINTS;
+  // A template's stop text could occur inside a constrained output; the grammar's end ends it instead.
+  const templateStops = constraints.grammar === null ? (input.extraStopStrings ?? []) : [];
   return {
     maxTokens,
-    sampling: toSamplingParams(input),
-    stopStrings: [...stopStrings.filter((stop) => stop.length > 0), ...(input.extraStopStrings ?? [])],
+    sampling: { ...toSamplingParams(input), logitBias: constraints.logitBias, grammar: constraints.grammar },
+    stopStrings: [...stopStrings.filter((stop) => stop.length > 0), ...templateStops],
     stopTokens: [...(input.extraStopTokens ?? [])],
     ignoreEos: body.ignore_eos ?? false,
     priority: body.priority ?? 0,

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
+import type { ConstraintCompiler } from "../constrain/constraint-compiler.ts";
 import type { ServerEngine, TokenId } from "../engine/engine.ts";
 import type { ServerMetrics } from "../metrics/server-metrics.ts";
 import { RequestDeadline } from "./deadline.ts";
@@ -16,6 +17,8 @@ export interface RouteOptions {
   /** Counts generation requests, so a server seed still gives every request its own stream. */
   readonly nextRequestOrdinal: () => number;
   readonly metrics: ServerMetrics;
+  /** Compiles and caches the requests' output constraints. */
+  readonly constraints: ConstraintCompiler;
   /** Defaults to `DEFAULT_REQUEST_LIMITS`. */
   readonly limits?: RequestLimits;
   /** How long a generation may run, queue time included; 0 = no limit. Defaults to 0. */

@@ -4,6 +4,7 @@
  * as vLLM does; known fields pagoda cannot honour are rejected in the route, never silently dropped.
  */
 import { z } from "zod";
+import { constraintFields } from "./constraint-fields.ts";
 
 const tokenId = z.number().int().min(0);
 // How many stop strings, how long, and how large n may be are the server's limits (request-limits.ts), checked
@@ -12,7 +13,8 @@ const stop = z.union([z.string(), z.array(z.string())]).nullish();
 
 /** Sampling fields shared by both generation routes. */
 const samplingFields = {
-  model: z.string().min(1),
+  // Optional, as in vLLM and llama-server: a request naming no model is served by the one this server serves.
+  model: z.string().min(1).nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().gt(0).max(1).nullish(),
   top_k: z.number().int().min(-1).nullish(),
@@ -30,6 +32,7 @@ const samplingFields = {
   // a negative priority would let any caller preempt everyone else.
   priority: z.int().min(0).max(1_000_000).nullish(),
   logit_bias: z.record(z.string(), z.number()).nullish(),
+  ...constraintFields,
 };
 
 export const CompletionRequestSchema = z.object({
@@ -64,7 +67,6 @@ export const ChatCompletionRequestSchema = z.object({
   max_completion_tokens: z.number().int().min(1).nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
-  response_format: z.object({ type: z.string() }).passthrough().nullish(),
   tools: z.array(z.unknown()).nullish(),
   tool_choice: z.unknown().optional(),
 });

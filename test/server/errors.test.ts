@@ -272,21 +272,6 @@ test("a prompt token id outside the vocabulary is a 400 naming the prompt", asyn
   }
 });
 
-test("logit_bias is refused rather than silently ignored, and an empty logit_bias is accepted", async () => {
-  for (const [url, body] of [
-    ["/v1/completions", { model: MODEL, prompt: "x", max_tokens: 1 }],
-    ["/v1/chat/completions", { model: MODEL, messages: HI, max_tokens: 1 }],
-  ] as const) {
-    assertError(await postJson(app, url, { ...body, logit_bias: { "50": 5 } }), {
-      status: 400,
-      type: "invalid_request_error",
-      code: "unsupported_parameter",
-      param: "logit_bias",
-    });
-    okJson(await postJson(app, url, { ...body, logit_bias: {} }));
-  }
-});
-
 test("a full queue answers 429 with Retry-After while queued requests are still served", async (t) => {
   const gate = new StepGate();
   const server = await startFakeServer({ numSequences: 1, beforeStep: gate.beforeStep }, { maxNumWaiting: 1 });

@@ -6,6 +6,7 @@ import { after, before, test } from "node:test";
 import Fastify, { type FastifyInstance } from "fastify";
 import { serializerCompiler, validatorCompiler } from "fastify-type-provider-zod";
 import { Registry } from "prom-client";
+import { ConstraintCompiler } from "../../src/constrain/constraint-compiler.ts";
 import { FakeEngine } from "../../src/engine/fake-engine.ts";
 import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
 import { ServerMetrics } from "../../src/metrics/server-metrics.ts";
@@ -51,7 +52,13 @@ async function startApp(planSource: PlanSource | null, isReady = true): Promise<
   installErrorHandlers(app);
   const serverMetrics = new ServerMetrics(new Registry());
   metrics.push(serverMetrics);
-  await app.register(planRoute, { serving, serverSeed: null, nextRequestOrdinal: () => 0, metrics: serverMetrics });
+  await app.register(planRoute, {
+    serving,
+    serverSeed: null,
+    nextRequestOrdinal: () => 0,
+    metrics: serverMetrics,
+    constraints: new ConstraintCompiler(),
+  });
   apps.push(app);
   return app;
 }

@@ -4,8 +4,9 @@ import { tokenTextAfter } from "../../scheduler/incremental-detokenizer.ts";
 import { collectChoices, streamChoices, sumCompletionTokens } from "../choice-stream.ts";
 import { PagodaError } from "../errors.ts";
 import type { ChoiceSpec } from "../generation.ts";
-import { checkContextLength, rejectUnsupported, toGenerationParams } from "../generation-params.ts";
+import { checkContextLength, toGenerationParams } from "../generation-params.ts";
 import { nowSeconds, type TokenText, toChatLogprobs, toOpenAiFinishReason, toUsage } from "../openai-format.ts";
+import { resolveOutputConstraints } from "../output-constraints.ts";
 import {
   checkGenerationLimits,
   checkMaxTokens,
@@ -29,6 +30,9 @@ export const chatCompletionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (
       requestedMaxTokens,
       body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens",
       limits,
+    );
+    const constraints = resolveOutputConstraints(body, runtime.engine, options.constraints, (kind, compileMs) =>
+      options.metrics.observeConstraint(kind, compileMs),
     );
     const rendered = runtime.engine.renderChat(toChatMessages(body.messages));
     const contextSize = runtime.engine.info.contextSize;
@@ -54,6 +58,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (
           topLogprobs,
           extraStopStrings: rendered.stopStrings,
           extraStopTokens: rendered.stopTokens,
+          constraints,
         }),
       }),
     );
@@ -137,14 +142,8 @@ export const chatCompletionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (
 };
 
 function rejectChatUnsupported(body: ChatCompletionRequest): void {
-  rejectUnsupported(body);
   if (body.tools != null && body.tools.length > 0 && body.tool_choice !== "none") {
     throw new PagodaError("PAGODA_ERR_UNSUPPORTED", "tools are not supported", { param: "tools" });
-  }
-  if (body.response_format != null && body.response_format.type !== "text") {
-    throw new PagodaError("PAGODA_ERR_UNSUPPORTED", `response_format ${body.response_format.type} is not supported`, {
-      param: "response_format",
-    });
   }
   if (body.top_logprobs != null && body.logprobs !== true) {
     throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "top_logprobs requires logprobs to be true", {

@@ -4,13 +4,9 @@ import { tokenTextAfter } from "../../scheduler/incremental-detokenizer.ts";
 import { collectChoices, streamChoices, sumCompletionTokens } from "../choice-stream.ts";
 import { PagodaError } from "../errors.ts";
 import type { ChoiceSpec } from "../generation.ts";
-import {
-  checkContextLength,
-  DEFAULT_COMPLETION_MAX_TOKENS,
-  rejectUnsupported,
-  toGenerationParams,
-} from "../generation-params.ts";
+import { checkContextLength, DEFAULT_COMPLETION_MAX_TOKENS, toGenerationParams } from "../generation-params.ts";
 import { nowSeconds, type TokenText, toCompletionLogprobs, toOpenAiFinishReason, toUsage } from "../openai-format.ts";
+import { resolveOutputConstraints } from "../output-constraints.ts";
 import {
   checkGenerationLimits,
   checkMaxTokens,
@@ -37,6 +33,9 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
     rejectCompletionUnsupported(body);
     checkGenerationLimits(body, limits);
     checkMaxTokens(body.max_tokens ?? null, "max_tokens", limits);
+    const constraints = resolveOutputConstraints(body, engine, options.constraints, (kind, compileMs) =>
+      options.metrics.observeConstraint(kind, compileMs),
+    );
     const prompts = toPrompts(engine, body.prompt);
     const n = body.n ?? 1;
     const maxTokens = body.max_tokens ?? defaultMaxTokens(DEFAULT_COMPLETION_MAX_TOKENS, limits);
@@ -55,6 +54,7 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
           serverSeed: options.serverSeed,
           requestOrdinal: ordinal,
           topLogprobs: body.logprobs ?? null,
+          constraints,
         });
         return { index, promptTokens: prompt.tokens, params };
       });
@@ -142,7 +142,6 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
 };
 
 function rejectCompletionUnsupported(body: CompletionRequest): void {
-  rejectUnsupported(body);
   if (body.suffix != null && body.suffix.length > 0) {
     throw new PagodaError("PAGODA_ERR_UNSUPPORTED", "suffix is not supported", { param: "suffix" });
   }
