@@ -2,7 +2,7 @@
  * Serving workloads against running OpenAI-compatible servers, side by side in one run:
  *
  *   npm run bench:workloads -- --target pagoda=http://127.0.0.1:8080 --target llama-server=http://127.0.0.1:8081
- *                              [--only decode,fill,chat,mixed,overload] [--users 1,8,16] [--repeats 3]
+ *                              [--only decode,fill,chat,mixed,overload,json] [--users 1,8,16] [--repeats 3]
  *                              [--max-tokens 128] [--fill-prompts 40] [--overload-users 64] [--out results.json]
  *
  * - decode: N users stream 128-token completions of short distinct prompts (ignore_eos, greedy).
@@ -13,12 +13,16 @@
  * - mixed: 12 users decode while 4 users send ~1,500-token prompts; the decoders' inter-token latency and the long
  *   prompts' time to first token.
  * - overload: many users at once (default 64), two requests each, against a pool that holds far fewer.
+ * - json: as many users as the most in --users stream completions constrained by one JSON schema (`json_schema`,
+ *   which pagoda and llama-server both read), greedy, until the grammar ends them; validPercent counts outputs that
+ *   parse and validate against the schema.
  *
  * Targets run one after another (never at once: they share the machine), in an order rotated every repeat; each
  * figure is the median over the repeats. Times are as a streaming client sees them.
  */
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { Ajv } from "ajv";
 import { type StreamTiming, timeStream } from "./load-probe.ts";
 import { percentileSummary } from "./load-stats.ts";
 
@@ -110,14 +114,15 @@ async function stream(
   route: "completions" | "chat",
   input: string | { role: string; content: string }[],
   numTokens: number,
+  extra: Record<string, unknown> = { ignore_eos: true },
 ): Promise<Outcome> {
   const body = {
     model: target.model,
     max_tokens: numTokens,
     temperature: 0,
-    ignore_eos: true,
     stream: true,
     stream_options: { include_usage: true },
+    ...extra,
     ...(route === "chat" ? { messages: input } : { prompt: input }),
   };
   try {
@@ -253,6 +258,39 @@ async function overload(target: Target, seed: number): Promise<Metrics> {
   return { completed: outcomes.length - errors.length, ...summarize(outcomes, startMs) };
 }
 
+/** A record of the kind extraction pipelines ask for: bounded strings, an enum, an integer range, a short array. */
+const JSON_WORKLOAD_SCHEMA = {
+  type: "object",
+  properties: {
+    name: { type: "string", maxLength: 40 },
+    kind: { enum: ["person", "place", "thing"] },
+    count: { type: "integer", minimum: 0, maximum: 1000 },
+    tags: { type: "array", items: { type: "string", maxLength: 16 }, maxItems: 4 },
+  },
+  required: ["name", "kind", "count", "tags"],
+  additionalProperties: false,
+};
+const isJsonWorkloadValid = new Ajv({ strict: false }).compile(JSON_WORKLOAD_SCHEMA);
+
+async function json(target: Target, numUsers: number, seed: number): Promise<Metrics> {
+  const startMs = performance.now();
+  const outcomes = await Promise.all(
+    Array.from({ length: numUsers }, (_, user) =>
+      stream(target, "completions", `${text(seed * 1000 + user, 32)}\nAs JSON:`, 256, {
+        json_schema: JSON_WORKLOAD_SCHEMA,
+      }),
+    ),
+  );
+  const valid = outcomes.filter((outcome) => {
+    try {
+      return outcome.timing !== null && isJsonWorkloadValid(JSON.parse(outcome.timing.text));
+    } catch {
+      return false;
+    }
+  });
+  return { ...summarize(outcomes, startMs), validPercent: Math.round((valid.length / outcomes.length) * 100) };
+}
+
 function rotated(repeat: number): Target[] {
   return targets.map((_, index) => targets[(index + repeat) % targets.length]!);
 }
@@ -270,6 +308,12 @@ for (let repeat = 0; repeat < repeats; repeat++) {
     if (only.has("mixed")) record("12 decoders + 4 long prompts", target, await mixed(target, repeat + 21));
     if (only.has("overload"))
       record(`overload, ${values["overload-users"]} users`, target, await overload(target, repeat + 31));
+    if (only.has("json"))
+      record(
+        `json_schema, ${Math.max(...userCounts)} users`,
+        target,
+        await json(target, Math.max(...userCounts), repeat + 41),
+      );
   }
 }
 // Filling the cache changes a server for good, so it runs once per target, after everything else.
