@@ -123,6 +123,8 @@ export class FakeEngine implements Engine {
     return { tokens: this.tokenize(text, { addBos: true }), stopStrings: ["<end>"], stopTokens: [] };
   }
 
+  /** The sampling settings of every `acquireSequence` call, in order. */
+  readonly acquiredSamplings: SamplingParams[] = [];
   /** Tokens `acceptTokens` recorded, per sequence; the fake model does not depend on them. */
   readonly acceptedTokens = new Map<SequenceId, TokenId[]>();
 
@@ -136,6 +138,7 @@ export class FakeEngine implements Engine {
   }
 
   acquireSequence(sampling: SamplingParams, history: readonly TokenId[] = []): SequenceId | null {
+    this.acquiredSamplings.push(sampling);
     for (let id = 0; id < this.info.numSequences; id++) {
       const sequenceId = id as SequenceId;
       if (!this.sequences.has(sequenceId)) {
