@@ -7,7 +7,13 @@
 import { createHash } from "node:crypto";
 import type { ConstraintKind, ConstraintSpec } from "./constraint-spec.ts";
 import { formatGbnf, GrammarError, parseGbnf } from "./gbnf/index.ts";
-import { JSON_OBJECT_GBNF, jsonSchemaToGbnf, regexToGbnf, SchemaError } from "./json-schema/index.ts";
+import {
+  DEFAULT_SCHEMA_LIMITS,
+  JSON_OBJECT_GBNF,
+  jsonSchemaToGbnf,
+  regexToGbnf,
+  SchemaError,
+} from "./json-schema/index.ts";
 
 /** Distinct constraints kept compiled. */
 export const DEFAULT_CONSTRAINT_CACHE_SIZE = 256;
@@ -46,6 +52,13 @@ export class ConstraintCompiler {
 
   /** The constraint's grammar; throws `ConstraintError` naming what cannot be enforced. */
   compile(spec: ConstraintSpec): CompiledConstraint {
+    // Hashing serializes the schema recursively: a document nested deeper than any schema may be is refused first.
+    if (spec.kind === "json_schema" && isDeeperThan(spec.schema, DEFAULT_SCHEMA_LIMITS.maxDocumentDepth)) {
+      throw new ConstraintError(
+        `${spec.param}: schema too large: nested deeper than ${DEFAULT_SCHEMA_LIMITS.maxDocumentDepth} levels`,
+        { code: "schema_too_large", param: spec.param },
+      );
+    }
     const key = hashOf(spec);
     const cached = this.outcomes.get(key);
     if (cached !== undefined) {
@@ -68,6 +81,18 @@ export class ConstraintCompiler {
 function resultOf(spec: ConstraintSpec, outcome: Outcome, compileMs: number, isCached: boolean): CompiledConstraint {
   if ("failure" in outcome) throw outcome.failure;
   return { kind: spec.kind, gbnf: outcome.gbnf, compileMs, isCached };
+}
+
+/** Whether a JSON value nests objects or arrays more than `maxDepth` deep; iterative, so any depth is safe. */
+function isDeeperThan(value: unknown, maxDepth: number): boolean {
+  const pending: [unknown, number][] = [[value, 0]];
+  while (pending.length > 0) {
+    const [current, depth] = pending.pop()!;
+    if (typeof current !== "object" || current === null) continue;
+    if (depth >= maxDepth) return true;
+    for (const child of Object.values(current)) pending.push([child, depth + 1]);
+  }
+  return false;
 }
 
 function hashOf(spec: ConstraintSpec): string {
