@@ -284,18 +284,18 @@ test("tools are refused as an unsupported parameter unless tool_choice is none",
   await chat({ tools: [], temperature: 0, max_tokens: 1 });
 });
 
-test("response_format json_object is refused while response_format text is accepted", async () => {
+test("a response_format of an unknown type is a 400 naming it, while text is accepted", async () => {
   assertError(
     await postJson(app, "/v1/chat/completions", {
       model: MODEL,
       messages: HI,
-      response_format: { type: "json_object" },
+      response_format: { type: "xml" },
     }),
     {
       status: 400,
       type: "invalid_request_error",
-      code: "unsupported_parameter",
-      param: "response_format",
+      code: null,
+      param: "response_format.type",
     },
   );
   await chat({ response_format: { type: "text" }, temperature: 0, max_tokens: 1 });

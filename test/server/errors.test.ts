@@ -69,7 +69,7 @@ const VALIDATION_CASES: ValidationCase[] = [
     param: "max_tokens",
   },
   { what: "n 0", url: "/v1/completions", body: { model: MODEL, prompt: "x", n: 0 }, param: "n" },
-  { what: "a missing model", url: "/v1/completions", body: { prompt: "x" }, param: "model" },
+  { what: "a model that is not a string", url: "/v1/completions", body: { model: 7, prompt: "x" }, param: "model" },
   { what: "a prompt of the wrong type", url: "/v1/completions", body: { model: MODEL, prompt: 42 }, param: "prompt" },
   { what: "top_p 0", url: "/v1/completions", body: { model: MODEL, prompt: "x", top_p: 0 }, param: "top_p" },
   { what: "a fractional seed", url: "/v1/completions", body: { model: MODEL, prompt: "x", seed: 1.5 }, param: "seed" },
