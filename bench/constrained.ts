@@ -1,6 +1,8 @@
 /**
- * Constrained against unconstrained decoding, side by side in one process: the same prompts, streams and token
- * counts, with and without a JSON-schema grammar, runs alternating, medians of tokens per second.
+ * Constrained against unconstrained decoding, side by side in one process: the same prompts and streams, with and
+ * without a JSON-schema grammar, runs alternating, medians of tokens per second. Constrained requests end where
+ * their grammar completes (as served requests do); each unconstrained request then generates exactly as many tokens
+ * as its constrained twin did, so both runs carry the same batches step by step.
  *
  *   npx tsx bench/constrained.ts                          stories260K (vocab 512, a trained model)
  *   npx tsx bench/constrained.ts --like qwen2.5-0.5b --vocab 32000      synthetic, random weights, Q8_0
@@ -15,9 +17,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ConstraintCompiler } from "../src/constrain/constraint-compiler.ts";
-import { greedySampling, type SamplingParams } from "../src/engine/engine.ts";
+import { greedySampling, type SamplingParams, type TokenId } from "../src/engine/engine.ts";
 import { runSynthCommand } from "../src/gguf/synth-command.ts";
-import { loadRuntimeWith, runAll } from "./harness.ts";
+import type { RequestId } from "../src/scheduler/request.ts";
+import type { Runtime } from "../src/server/serving-state.ts";
+import { loadRuntimeWith } from "./harness.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -60,6 +64,47 @@ async function modelPath(): Promise<{ file: string; label: string }> {
   return { file, label: `synthetic ${values.like} ${values.type}${vocab ? `, vocab ${vocab}` : ""} (random weights)` };
 }
 
+let numRuns = 0;
+
+/**
+ * Submits one request per entry of `maxTokens` at once; constrained ones stop where the grammar completes, plain ones
+ * run to their count. Returns each request's generated tokens and the wall time.
+ */
+async function runBatch(
+  runtime: Runtime,
+  prompt: readonly TokenId[],
+  maxTokens: readonly number[],
+  sampling: SamplingParams,
+): Promise<{ counts: number[]; durationMs: number }> {
+  const startMs = performance.now();
+  numRuns += 1;
+  const counts = await Promise.all(
+    maxTokens.map(
+      (limit, index) =>
+        new Promise<number>((resolve, reject) => {
+          const isAccepted = runtime.loop.submit({
+            id: `constrained-bench-${numRuns}-${index}` as RequestId,
+            promptTokens: prompt,
+            params: {
+              maxTokens: limit,
+              sampling,
+              stopStrings: [],
+              stopTokens: [],
+              ignoreEos: sampling.grammar == null,
+            },
+            sink: {
+              onDelta: () => {},
+              onFinish: (output) => (output.error === null ? resolve(output.numOutputTokens) : reject(output.error)),
+            },
+            arrivalAtMs: startMs,
+          });
+          if (!isAccepted) reject(new Error("queue full"));
+        }),
+    ),
+  );
+  return { counts, durationMs: performance.now() - startMs };
+}
+
 function median(numbers: readonly number[]): number {
   const sorted = [...numbers].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)] ?? 0;
@@ -88,15 +133,18 @@ async function main(): Promise<void> {
   const plain: SamplingParams = greedySampling(1);
   const constrained: SamplingParams = { ...plain, grammar };
   const prompt = engine.tokenize("Describe one thing as JSON:", { addBos: true });
-  const run = async (streams: number, sampling: SamplingParams): Promise<number> => {
-    const prompts = Array.from({ length: streams }, () => [...prompt]);
-    const { timings, durationMs } = await runAll(server.runtime, prompts, maxTokens, sampling);
-    const numTokens = timings.reduce((sum, timing) => sum + timing.numTokens, 0);
-    return (numTokens / durationMs) * 1000;
-  };
-  await run(maxStreams, plain);
-  await run(maxStreams, constrained);
-  console.log(`${label}, threads ${values.threads}, ${maxTokens} tokens per stream, median of ${repeats}, alternating`);
+  const tokPerS = ({ counts, durationMs }: { counts: number[]; durationMs: number }): number =>
+    (counts.reduce((sum, count) => sum + count, 0) / durationMs) * 1000;
+  // Greedy: every constrained run of a stream count generates the same tokens, so their counts are known up front.
+  const countsOf = new Map<number, number[]>();
+  for (const streams of levels) {
+    const warmUp = await runBatch(server.runtime, prompt, new Array<number>(streams).fill(maxTokens), constrained);
+    countsOf.set(streams, warmUp.counts);
+    await runBatch(server.runtime, prompt, warmUp.counts, plain);
+  }
+  console.log(
+    `${label}, threads ${values.threads}, at most ${maxTokens} tokens per stream (constrained: ${[...countsOf.values()].map((counts) => counts[0]).join("/")}), median of ${repeats}, alternating`,
+  );
   console.log(`grammar: ${compiled.gbnf.length} characters, compiled in ${compiled.compileMs.toFixed(2)} ms`);
   console.log("streams | unconstrained tok/s | constrained tok/s | constrained / unconstrained");
   for (const streams of levels) {
@@ -104,12 +152,15 @@ async function main(): Promise<void> {
     const bound: number[] = [];
     for (let repeat = 0; repeat < repeats; repeat++) {
       // Alternate which goes first, so drift in the machine's speed falls on both.
+      const counts = countsOf.get(streams) ?? [];
+      const runPlain = async () => free.push(tokPerS(await runBatch(server.runtime, prompt, counts, plain)));
+      const runBound = async () => bound.push(tokPerS(await runBatch(server.runtime, prompt, counts, constrained)));
       if (repeat % 2 === 0) {
-        free.push(await run(streams, plain));
-        bound.push(await run(streams, constrained));
+        await runPlain();
+        await runBound();
       } else {
-        bound.push(await run(streams, constrained));
-        free.push(await run(streams, plain));
+        await runBound();
+        await runPlain();
       }
     }
     const ratios = free.map((value, index) => (bound[index] ?? 0) / value);
