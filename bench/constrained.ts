@@ -12,7 +12,7 @@
  * first pick allowed, so every token pays a full-vocabulary grammar pass. That is the worst case, reported as such;
  * a trained model mostly picks allowed tokens.
  */
-import { access } from "node:fs/promises";
+import { access, mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -58,6 +58,7 @@ async function modelPath(): Promise<{ file: string; label: string }> {
   try {
     await access(file);
   } catch {
+    await mkdir(path.dirname(file), { recursive: true });
     const argv = ["--like", values.like, "--type", values.type, "--out", file, ...(vocab ? ["--vocab", vocab] : [])];
     if ((await runSynthCommand(argv)) !== 0) throw new Error(`pagoda synth ${argv.join(" ")} failed`);
   }

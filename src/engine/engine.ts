@@ -145,6 +145,17 @@ export interface EmbeddingResult {
   readonly numTokens: number;
 }
 
+/** Cumulative counts of the engine's sampling, for the metrics. */
+export interface SamplingCounters {
+  /** Wall time of the steps' sampling phases (after the decode), summed. */
+  readonly sampleMs: number;
+  /**
+   * Sampled tokens whose first pick the grammar rejected, so the grammar ran over the whole vocabulary (llama.cpp's
+   * sample-then-check fast path missed). Counted over every context of the process, draft models included.
+   */
+  readonly numGrammarFallbacks: number;
+}
+
 /** KV cells of positions [0, numTokens) of a sequence, copied to host memory by `saveCells`. */
 export interface SavedCells {
   readonly numTokens: number;
@@ -210,6 +221,7 @@ export interface SequenceEngine {
    */
   restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean;
   numFreeSequences(): number;
+  samplingCounters(): SamplingCounters;
 }
 
 export interface EngineLifecycle {

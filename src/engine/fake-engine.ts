@@ -13,6 +13,7 @@ import type {
   GrammarConstraint,
   ModelInfo,
   RenderedChat,
+  SamplingCounters,
   SamplingParams,
   SavedCells,
   SequenceId,
@@ -147,6 +148,10 @@ export class FakeEngine implements Engine {
       }
     }
     return null;
+  }
+
+  samplingCounters(): SamplingCounters {
+    return { sampleMs: 0, numGrammarFallbacks: 0 };
   }
 
   numFreeSequences(): number {

@@ -14,6 +14,7 @@ import type {
   GrammarConstraint,
   ModelInfo,
   RenderedChat,
+  SamplingCounters,
   SamplingParams,
   SavedCells,
   SequenceId,
@@ -104,6 +105,14 @@ export class LlamaEngine implements Engine {
     // A sampler made on a disposed model would point into freed native memory.
     if (this.isDisposed) throw new Error("engine is disposed");
     return this.sequences.acquire(sampling, history);
+  }
+
+  samplingCounters(): SamplingCounters {
+    const native = this.native;
+    return {
+      sampleMs: this.runner.sampleMs,
+      numGrammarFallbacks: isPatchedContext(native) && !this.isDisposed ? native.getGrammarFallbacks() : 0,
+    };
   }
 
   numFreeSequences(): number {

@@ -107,6 +107,8 @@ export interface PatchedNativeContext extends NativeContext {
   restoreSequenceCells(sequenceId: number, cells: Uint8Array): boolean;
   /** Writes 1 for every token the grammar state allows next and 0 for the rest; `mask` has the vocabulary's size. */
   getGrammarMask(state: NativeGrammarState, mask: Uint8Array): void;
+  /** Sampled tokens, over the whole process, whose grammar fell back to a full pass (the first pick was rejected). */
+  getGrammarFallbacks(): number;
 }
 
 interface NativeSamplerConstructor {
@@ -158,6 +160,7 @@ const PATCH_METHODS = [
   "saveSequenceCells",
   "restoreSequenceCells",
   "getGrammarMask",
+  "getGrammarFallbacks",
 ];
 
 function isRecord(value: unknown): value is Record<string, unknown> {

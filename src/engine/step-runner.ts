@@ -29,6 +29,8 @@ export class StepRunner {
   private readonly sequences: LlamaSequences;
   private readonly grammars: LlamaGrammars;
   private readonly options: StepRunnerOptions;
+  /** Wall time of every step's sampling, summed. */
+  sampleMs = 0;
 
   constructor(native: NativeContext, sequences: LlamaSequences, grammars: LlamaGrammars, options: StepRunnerOptions) {
     this.native = native;
@@ -46,10 +48,13 @@ export class StepRunner {
       if (numTokens > 0) await this.native.decodeBatch();
       // Raw logits are read on this thread before any sampler starts, so llama.cpp's lazy output reorder runs once.
       const rawLogits = rows.rawLogitIndexes.map((indexes) => (indexes.length === 0 ? null : this.readLogits(indexes)));
+      const sampleStartMs = performance.now();
       const outputs = await sampleStep(items, rows.logitIndexes, {
         native: this.native,
         slotOf: (sequenceId) => this.sequences.inUse(sequenceId),
         penaltyWindow: this.options.penaltyWindow,
+      }).finally(() => {
+        this.sampleMs += performance.now() - sampleStartMs;
       });
       return outputs.map((output, index) => {
         const logits = rawLogits[index];

@@ -12,6 +12,8 @@ const ENGINE_STEP_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.
 export class PagodaEngineMetrics {
   private readonly stepSeconds: Histogram;
   private readonly draftFailures: Counter;
+  private readonly sampleSeconds: Histogram;
+  private readonly grammarFallbacks: Counter;
 
   constructor(registry: Registry, source: MetricsSource) {
     new Gauge({
@@ -37,10 +39,23 @@ export class PagodaEngineMetrics {
       help: "Draft-model steps that failed; their drafts were dropped and the requests decoded on without them.",
       registers: [registry],
     });
+    this.sampleSeconds = new Histogram({
+      name: "pagoda_step_sampling_seconds",
+      help: "Wall time of one engine step's sampling, after its decode: every sequence's sampler, grammars included.",
+      buckets: ENGINE_STEP_BUCKETS,
+      registers: [registry],
+    });
+    this.grammarFallbacks = new Counter({
+      name: "pagoda_grammar_fallbacks_total",
+      help: "Sampled tokens whose grammar rejected the sampler's first pick, so the grammar ran over the whole vocabulary (the costly path of constrained decoding).",
+      registers: [registry],
+    });
   }
 
   observeStep(stats: StepStats, increments: StepIncrements): void {
     this.stepSeconds.observe(stats.durationMs / 1000);
     if (increments.numDraftFailures > 0) this.draftFailures.inc(increments.numDraftFailures);
+    this.sampleSeconds.observe(increments.sampleMs / 1000);
+    if (increments.numGrammarFallbacks > 0) this.grammarFallbacks.inc(increments.numGrammarFallbacks);
   }
 }

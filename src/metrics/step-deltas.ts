@@ -2,6 +2,7 @@
  * Turns the cumulative counts a step reports (the KV pool's and speculation's) into the increments Prometheus
  * counters take, once for every metric family that counts them.
  */
+import type { SamplingCounters } from "../engine/engine.ts";
 import type { StepStats } from "../scheduler/engine-loop.ts";
 import type { KvCacheState } from "../scheduler/scheduler.ts";
 import type { SpecStats } from "../spec/speculator.ts";
@@ -18,12 +19,16 @@ export interface StepIncrements {
   readonly numDraftFailures: number;
   /** Accepted tokens added per draft position (0-based). */
   readonly acceptedPerPosition: readonly number[];
+  /** The step's sampling time. */
+  readonly sampleMs: number;
+  readonly numGrammarFallbacks: number;
 }
 
 type KvCounts = Pick<KvCacheState, "prefixQueriedTokens" | "prefixHitTokens" | "numPreemptions">;
 
 export class StepDeltas {
   private lastKv: KvCounts = { prefixQueriedTokens: 0, prefixHitTokens: 0, numPreemptions: 0 };
+  private lastSampling: SamplingCounters = { sampleMs: 0, numGrammarFallbacks: 0 };
   private lastSpec: SpecStats = {
     numDrafts: 0,
     numDraftTokens: 0,
@@ -41,7 +46,13 @@ export class StepDeltas {
     const last = this.lastSpec;
     // A step without speculation keeps the last totals, so a later step with it counts from them.
     if (spec !== null) this.lastSpec = spec;
+    const sampling = stats.sampling;
+    const lastSampling = this.lastSampling;
+    this.lastSampling = sampling;
     return {
+      sampleMs: sampling.sampleMs - lastSampling.sampleMs,
+      // The native count is the process's: another engine (a draft model's) may add to it, never take away.
+      numGrammarFallbacks: Math.max(0, sampling.numGrammarFallbacks - lastSampling.numGrammarFallbacks),
       numPrefixQueriedTokens: kv.prefixQueriedTokens - lastKv.prefixQueriedTokens,
       numPrefixHitTokens: kv.prefixHitTokens - lastKv.prefixHitTokens,
       numPreemptions: kv.numPreemptions - lastKv.numPreemptions,

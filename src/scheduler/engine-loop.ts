@@ -6,7 +6,7 @@
  * deltas and a finish through their sink; every output of the scheduler goes through the processor, and a stop
  * string it finds finishes the request in the scheduler at once.
  */
-import type { SequenceEngine, Tokenizer } from "../engine/engine.ts";
+import type { SamplingCounters, SequenceEngine, Tokenizer } from "../engine/engine.ts";
 import type { SpecStats } from "../spec/speculator.ts";
 import type { CoreOutput } from "./core-output.ts";
 import { OutputProcessor, type RequestStats } from "./output-processor.ts";
@@ -31,6 +31,8 @@ export interface StepStats {
   readonly kvCache: KvCacheState;
   /** Speculative decoding's cumulative counts; null without speculation. */
   readonly spec: SpecStats | null;
+  /** The engine's cumulative sampling counts. */
+  readonly sampling: SamplingCounters;
 }
 
 export interface EngineLoopOptions {
@@ -236,6 +238,7 @@ export class EngineLoop {
       durationMs: this.now() - startedAtMs,
       kvCache: this.scheduler.kvCacheState(),
       spec: this.scheduler.specStats(),
+      sampling: this.engine.samplingCounters(),
     };
   }
 }

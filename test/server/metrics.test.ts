@@ -205,10 +205,23 @@ test("cumulative KV and speculation counts reach vLLM's and llama-server's count
   });
   const step = { numTokens: 3, numPromptTokens: 2, numGeneratedTokens: 1, numSequences: 2 };
   const counts = { numRunning: 1, numWaiting: 0, durationMs: 4 };
-  metrics.observeStep({ ...step, ...counts, kvCache: kvCache(16, 1), spec: spec(2, 6, 3, [2, 1], 1) });
+  const sampling = (sampleMs: number, numGrammarFallbacks: number) => ({ sampleMs, numGrammarFallbacks });
+  metrics.observeStep({
+    ...step,
+    ...counts,
+    kvCache: kvCache(16, 1),
+    spec: spec(2, 6, 3, [2, 1], 1),
+    sampling: sampling(1, 4),
+  });
   // A step without speculation keeps the totals, so the next one counts from them.
-  metrics.observeStep({ ...step, ...counts, kvCache: kvCache(16, 1), spec: null });
-  metrics.observeStep({ ...step, ...counts, kvCache: kvCache(48, 1), spec: spec(3, 10, 6, [3, 2, 1], 3) });
+  metrics.observeStep({ ...step, ...counts, kvCache: kvCache(16, 1), spec: null, sampling: sampling(3, 4) });
+  metrics.observeStep({
+    ...step,
+    ...counts,
+    kvCache: kvCache(48, 1),
+    spec: spec(3, 10, 6, [3, 2, 1], 3),
+    sampling: sampling(6, 11),
+  });
   const samples = parseExposition(await registry.metrics());
   const labels = 'model_name="m",engine="0"';
   assert.equal(samples.get(`vllm:prefix_cache_hits_total{${labels}}`), 48);
@@ -226,6 +239,9 @@ test("cumulative KV and speculation counts reach vLLM's and llama-server's count
   assert.equal(samples.get("pagoda_engine_step_seconds_count"), 3);
   assert.equal(samples.get('pagoda_kv_blocks{state="free"}'), 5);
   assert.equal(samples.get("pagoda_spec_draft_failures_total"), 3);
+  assert.equal(samples.get("pagoda_grammar_fallbacks_total"), 11);
+  assert.equal(samples.get("pagoda_step_sampling_seconds_count"), 3);
+  assert.equal(samples.get("pagoda_step_sampling_seconds_sum"), 0.006);
   metrics.dispose();
 });
 

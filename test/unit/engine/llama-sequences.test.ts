@@ -35,6 +35,7 @@ function stubContext(): PatchedNativeContext & { removals: string[]; failSave: b
     },
     restoreSequenceCells: () => true,
     getGrammarMask: () => {},
+    getGrammarFallbacks: () => 0,
   };
 }
 
