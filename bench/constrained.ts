@@ -21,6 +21,7 @@ import { greedySampling, type SamplingParams, type TokenId } from "../src/engine
 import { runSynthCommand } from "../src/gguf/synth-command.ts";
 import type { RequestId } from "../src/scheduler/request.ts";
 import type { Runtime } from "../src/server/serving-state.ts";
+import { EXTRACTION_SCHEMA } from "./extraction-schema.ts";
 import { loadRuntimeWith } from "./harness.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -37,19 +38,6 @@ const { values } = parseArgs({
     threads: { type: "string", default: "1" },
   },
 });
-
-/** A schema of the kind agents send: an object with bounded strings, an enum, an integer and an array. */
-const SCHEMA = {
-  type: "object",
-  properties: {
-    name: { type: "string", maxLength: 40 },
-    kind: { enum: ["person", "place", "thing"] },
-    count: { type: "integer", minimum: 0, maximum: 1000 },
-    tags: { type: "array", items: { type: "string", maxLength: 16 }, maxItems: 8 },
-  },
-  required: ["name", "kind", "count", "tags"],
-  additionalProperties: false,
-};
 
 async function modelPath(): Promise<{ file: string; label: string }> {
   if (values.like === undefined) return { file: values.model, label: path.basename(values.model) };
@@ -128,7 +116,11 @@ async function main(): Promise<void> {
     String(maxTokens + 64),
   ]);
   const engine = server.runtime.engine;
-  const compiled = new ConstraintCompiler().compile({ kind: "json_schema", schema: SCHEMA, param: "json_schema" });
+  const compiled = new ConstraintCompiler().compile({
+    kind: "json_schema",
+    schema: EXTRACTION_SCHEMA,
+    param: "json_schema",
+  });
   const grammar = { gbnf: compiled.gbnf };
   engine.prepareGrammar(grammar);
   const plain: SamplingParams = greedySampling(1);

@@ -23,6 +23,7 @@
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { Ajv } from "ajv";
+import { EXTRACTION_SCHEMA } from "./extraction-schema.ts";
 import { type StreamTiming, timeStream } from "./load-probe.ts";
 import { percentileSummary } from "./load-stats.ts";
 
@@ -258,26 +259,14 @@ async function overload(target: Target, seed: number): Promise<Metrics> {
   return { completed: outcomes.length - errors.length, ...summarize(outcomes, startMs) };
 }
 
-/** A record of the kind extraction pipelines ask for: bounded strings, an enum, an integer range, a short array. */
-const JSON_WORKLOAD_SCHEMA = {
-  type: "object",
-  properties: {
-    name: { type: "string", maxLength: 40 },
-    kind: { enum: ["person", "place", "thing"] },
-    count: { type: "integer", minimum: 0, maximum: 1000 },
-    tags: { type: "array", items: { type: "string", maxLength: 16 }, maxItems: 4 },
-  },
-  required: ["name", "kind", "count", "tags"],
-  additionalProperties: false,
-};
-const isJsonWorkloadValid = new Ajv({ strict: false }).compile(JSON_WORKLOAD_SCHEMA);
+const isJsonWorkloadValid = new Ajv({ strict: false }).compile(EXTRACTION_SCHEMA);
 
 async function json(target: Target, numUsers: number, seed: number): Promise<Metrics> {
   const startMs = performance.now();
   const outcomes = await Promise.all(
     Array.from({ length: numUsers }, (_, user) =>
       stream(target, "completions", `${text(seed * 1000 + user, 32)}\nAs JSON:`, 256, {
-        json_schema: JSON_WORKLOAD_SCHEMA,
+        json_schema: EXTRACTION_SCHEMA,
       }),
     ),
   );

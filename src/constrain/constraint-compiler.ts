@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import type { ConstraintKind, ConstraintSpec } from "./constraint-spec.ts";
 import { formatGbnf, GrammarError, parseGbnf } from "./gbnf/index.ts";
+import { gbnfLiteral } from "./json-schema/gbnf-builder.ts";
 import {
   DEFAULT_SCHEMA_LIMITS,
   JSON_OBJECT_GBNF,
@@ -132,21 +133,6 @@ function grammarOf(spec: ConstraintSpec): string {
 function choiceGbnf(choices: readonly string[]): string {
   const unique = [...new Set(choices)];
   return `root ::= ${unique.map(gbnfLiteral).join(" | ")}\n`;
-}
-
-/** A GBNF string literal: quotes, backslashes and control characters escaped, the rest as UTF-8. */
-export function gbnfLiteral(text: string): string {
-  let literal = '"';
-  for (const char of text) {
-    const code = char.codePointAt(0) ?? 0;
-    if (char === '"' || char === "\\") literal += `\\${char}`;
-    else if (char === "\n") literal += "\\n";
-    else if (char === "\r") literal += "\\r";
-    else if (char === "\t") literal += "\\t";
-    else if (code < 0x20 || code === 0x7f) literal += `\\x${code.toString(16).padStart(2, "0")}`;
-    else literal += char;
-  }
-  return `${literal}"`;
 }
 
 function toConstraintError(error: unknown, spec: ConstraintSpec): ConstraintError {

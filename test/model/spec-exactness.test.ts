@@ -24,15 +24,14 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import type { TokenId } from "../../src/engine/engine.ts";
+import { greedySampling } from "../../src/engine/engine.ts";
 import { deriveDraftModel } from "../../src/gguf/derive-draft.ts";
-import type { RequestId } from "../../src/scheduler/request.ts";
 import { compareGreedyText, type GreedyRun } from "../helpers/greedy-compare.ts";
+import { homogeneity } from "../helpers/homogeneity.ts";
 import { type ModelServer, STORIES_ID, STORIES_MODEL, startModelServer } from "../helpers/model-server.ts";
+import { sampleOutcomes } from "../helpers/sample-outcomes.ts";
 
 const N = 4000;
-/** Standard normal quantile for a one-sided 10⁻⁶. */
-const Z = 4.753;
 
 let dir: string;
 let plain: ModelServer;
@@ -107,77 +106,20 @@ test("greedy output with a differing draft model equals the target's, alone and 
 });
 
 /** Generated tokens 2 and 3 of N seeded requests at temperature 1, submitted straight to the engine loop. */
-async function sampleSecondAndThird(server: ModelServer, firstSeed: number): Promise<Map<string, number>> {
-  const prompt = server.runtime.engine.tokenize("Once upon a time", { addBos: true });
-  const histogram = new Map<string, number>();
-  const batch = 128;
-  for (let start = 0; start < N; start += batch) {
-    await Promise.all(
-      Array.from(
-        { length: Math.min(batch, N - start) },
-        (_, offset) =>
-          new Promise<void>((resolve, reject) => {
-            const tokens: TokenId[] = [];
-            const seed = firstSeed + start + offset;
-            const isAccepted = server.runtime.loop.submit({
-              id: `exact-${seed}` as RequestId,
-              promptTokens: prompt,
-              params: {
-                maxTokens: 3,
-                sampling: {
-                  temperature: 1,
-                  topP: 1,
-                  topK: 0,
-                  minP: 0,
-                  presencePenalty: 0,
-                  frequencyPenalty: 0,
-                  seed,
-                  topLogprobs: null,
-                },
-                stopStrings: [],
-                stopTokens: [],
-                ignoreEos: true,
-              },
-              sink: {
-                onDelta: (delta) => tokens.push(...delta.tokens),
-                onFinish: (output) => {
-                  if (output.finishReason !== "length" || tokens.length !== 3) {
-                    reject(output.error ?? new Error(`finished ${output.finishReason} after ${tokens.length} tokens`));
-                    return;
-                  }
-                  const key = `${tokens[1]},${tokens[2]}`;
-                  histogram.set(key, (histogram.get(key) ?? 0) + 1);
-                  resolve();
-                },
-              },
-              arrivalAtMs: performance.now(),
-            });
-            if (!isAccepted) reject(new Error("queue full"));
-          }),
-      ),
-    );
-  }
-  return histogram;
-}
-
-/** X² of two equal-size samples, with rare outcomes pooled, and its 1 − 10⁻⁶ threshold. */
-function homogeneity(a: Map<string, number>, b: Map<string, number>): { statistic: number; threshold: number } {
-  const cells: [number, number][] = [];
-  const pooled: [number, number] = [0, 0];
-  for (const key of new Set([...a.keys(), ...b.keys()])) {
-    const cell: [number, number] = [a.get(key) ?? 0, b.get(key) ?? 0];
-    if (cell[0] + cell[1] < 10) {
-      pooled[0] += cell[0];
-      pooled[1] += cell[1];
-    } else {
-      cells.push(cell);
-    }
-  }
-  if (pooled[0] + pooled[1] > 0) cells.push(pooled);
-  const statistic = cells.reduce((sum, [x, y]) => sum + (x - y) ** 2 / (x + y), 0);
-  const df = cells.length - 1;
-  const threshold = df * (1 - 2 / (9 * df) + Z * Math.sqrt(2 / (9 * df))) ** 3;
-  return { statistic, threshold };
+function sampleSecondAndThird(server: ModelServer, firstSeed: number): Promise<Map<string, number>> {
+  return sampleOutcomes(server, {
+    prompt: "Once upon a time",
+    firstSeed,
+    numRequests: N,
+    maxTokens: 3,
+    ignoreEos: true,
+    sampling: { ...greedySampling(), temperature: 1 },
+    outcomeOf: (tokens, finishReason) => {
+      if (finishReason !== "length" || tokens.length !== 3)
+        throw new Error(`finished ${finishReason} after ${tokens.length} tokens`);
+      return `${tokens[1]},${tokens[2]}`;
+    },
+  });
 }
 
 test("at temperature 1, tokens 2 and 3 under speculation follow the target's own distribution", async () => {

@@ -15,15 +15,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Ajv } from "ajv";
-import type { TokenId } from "../../src/engine/engine.ts";
+import { greedySampling } from "../../src/engine/engine.ts";
 import { deriveDraftModel } from "../../src/gguf/derive-draft.ts";
-import type { RequestId } from "../../src/scheduler/request.ts";
 import { compareGreedy, compareGreedyText, type GreedyRun } from "../helpers/greedy-compare.ts";
+import { homogeneity } from "../helpers/homogeneity.ts";
 import { type ModelServer, STORIES_ID, STORIES_MODEL, startModelServer } from "../helpers/model-server.ts";
+import { sampleOutcomes } from "../helpers/sample-outcomes.ts";
 
 const N = 4000;
-/** Standard normal quantile for a one-sided 10⁻⁶. */
-const Z = 4.753;
 
 const STORY_SCHEMA = {
   type: "object",
@@ -182,81 +181,18 @@ test("a seeded sampled constrained request repeats itself, with and without spec
 
 /** Generated tokens 2 and 3 of N seeded constrained requests at temperature 1, top-k 12, straight to the loop. */
 async function sampleSecondAndThird(server: ModelServer, firstSeed: number): Promise<Map<string, number>> {
-  const engine = server.runtime.engine;
-  const prompt = engine.tokenize("Once upon a time", { addBos: true });
   // Lower-case words: the model's favourite next token, ",", is rejected, so the native sampler resamples.
   const grammar = { gbnf: 'root ::= [a-z ]+ "."\n' };
-  engine.prepareGrammar(grammar);
-  const histogram = new Map<string, number>();
-  const batch = 128;
-  for (let start = 0; start < N; start += batch) {
-    await Promise.all(
-      Array.from(
-        { length: Math.min(batch, N - start) },
-        (_, offset) =>
-          new Promise<void>((resolve, reject) => {
-            const tokens: TokenId[] = [];
-            const seed = firstSeed + start + offset;
-            const isAccepted = server.runtime.loop.submit({
-              id: `constrained-${seed}` as RequestId,
-              promptTokens: prompt,
-              params: {
-                maxTokens: 3,
-                sampling: {
-                  temperature: 1,
-                  topP: 1,
-                  topK: 4,
-                  minP: 0,
-                  presencePenalty: 0,
-                  frequencyPenalty: 0,
-                  seed,
-                  topLogprobs: null,
-                  grammar,
-                },
-                stopStrings: [],
-                stopTokens: [],
-                ignoreEos: false,
-              },
-              sink: {
-                onDelta: (delta) => tokens.push(...delta.tokens),
-                onFinish: (output) => {
-                  if (output.error !== null) {
-                    reject(output.error);
-                    return;
-                  }
-                  const key = tokens.slice(1).join(",");
-                  histogram.set(key, (histogram.get(key) ?? 0) + 1);
-                  resolve();
-                },
-              },
-              arrivalAtMs: performance.now(),
-            });
-            if (!isAccepted) reject(new Error("queue full"));
-          }),
-      ),
-    );
-  }
-  return histogram;
-}
-
-/** X² of two equal-size samples, with rare outcomes pooled, and its 1 − 10⁻⁶ threshold. */
-function homogeneity(a: Map<string, number>, b: Map<string, number>): { statistic: number; threshold: number } {
-  const cells: [number, number][] = [];
-  const pooled: [number, number] = [0, 0];
-  for (const key of new Set([...a.keys(), ...b.keys()])) {
-    const cell: [number, number] = [a.get(key) ?? 0, b.get(key) ?? 0];
-    if (cell[0] + cell[1] < 10) {
-      pooled[0] += cell[0];
-      pooled[1] += cell[1];
-    } else {
-      cells.push(cell);
-    }
-  }
-  if (pooled[0] + pooled[1] > 0) cells.push(pooled);
-  const statistic = cells.reduce((sum, [x, y]) => sum + (x - y) ** 2 / (x + y), 0);
-  const df = cells.length - 1;
-  const threshold = df * (1 - 2 / (9 * df) + Z * Math.sqrt(2 / (9 * df))) ** 3;
-  return { statistic, threshold };
+  server.runtime.engine.prepareGrammar(grammar);
+  return sampleOutcomes(server, {
+    prompt: "Once upon a time",
+    firstSeed,
+    numRequests: N,
+    maxTokens: 3,
+    ignoreEos: false,
+    sampling: { ...greedySampling(), temperature: 1, topK: 12, grammar },
+    outcomeOf: (tokens) => tokens.slice(1).join(","),
+  });
 }
 
 test("at temperature 1 with top-k, constrained tokens 2 and 3 under speculation follow the native sampler's distribution", async () => {

@@ -6,6 +6,7 @@ import type { GbnfCharRange, GbnfElement } from "./gbnf-ast.ts";
 import { type GbnfScanner, isDigit } from "./gbnf-scanner.ts";
 import { GrammarError, locateOffset } from "./grammar-error.ts";
 
+/** `*`, `+`, `?`, `{m}`, `{m,}` or `{m,n}` and the space after it; refuses counts above the limit and n < m. */
 export function readRepetitionOperator(
   scanner: GbnfScanner,
   isNested: boolean,
@@ -57,6 +58,7 @@ export function readRepetitionOperator(
   return { min, max };
 }
 
+/** A `"…"` literal, escapes decoded. */
 export function readLiteral(scanner: GbnfScanner): string {
   const start = scanner.pos;
   scanner.pos++;
@@ -69,6 +71,7 @@ export function readLiteral(scanner: GbnfScanner): string {
   return stringFromCodePoints(codePoints);
 }
 
+/** A `[…]` or `[^…]` class; empty classes and reversed ranges are refused. */
 export function readCharClass(scanner: GbnfScanner): GbnfElement & { kind: "char-class" } {
   const start = scanner.pos;
   scanner.pos++;
