@@ -46,7 +46,7 @@ export class PagodaMetrics {
     });
     this.constrained = new Counter({
       name: "pagoda_constrained_requests_total",
-      help: "Generation requests whose output follows a grammar, by what asked for it (json_object, json_schema, grammar, regex, choice).",
+      help: "Generation requests whose output constraint compiled, by what asked for it (json_object, json_schema, grammar, regex, choice); counted before the request's other checks.",
       labelNames: ["kind"],
       registers: [registry],
     });
