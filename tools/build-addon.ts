@@ -3,11 +3,13 @@
  *
  * The patch adds what the stock addon cannot do: a KV pool shared by every sequence (`kvUnified`), zero-copy
  * prefix forks between sequences (`copySequenceCells`), raw logits (`getLogits`), a sequence's cells copied to host
- * memory and back (`saveSequenceCells`/`restoreSequenceCells`) and a grammar state's mask over the whole vocabulary
- * (`getGrammarMask`, for verifying speculative drafts of constrained requests). Only the addon's own sources
- * are compiled (about 15 s); it links against the llama.cpp libraries of the prebuilt package, so every backend
- * plugin that package ships (CPU variants, CUDA) keeps working. Everything comes from the installed npm packages:
- * the addon sources and llama.cpp's headers (from the git bundle node-llama-cpp carries), no network.
+ * memory and back (`saveSequenceCells`/`restoreSequenceCells`), a grammar state's mask over the whole vocabulary
+ * (`getGrammarMask`, for verifying speculative drafts of constrained requests) and, as a module function,
+ * llama.cpp's quantiser (`quantizeModel(inputPath, outputPath, fileTypeName, threads)`, for `pagoda synth --type
+ * q4_k_m|q6_k`; see src/engine/quantize-model.ts). Only the addon's own sources are compiled (about 15 s); it
+ * links against the llama.cpp libraries of the prebuilt package, so every backend plugin that package ships (CPU
+ * variants, CUDA) keeps working. Everything comes from the installed npm packages: the addon sources and
+ * llama.cpp's headers (from the git bundle node-llama-cpp carries), no network.
  *
  *   node --import tsx tools/build-addon.ts           build and install where missing or stale (npm's prepare step)
  *   node --import tsx tools/build-addon.ts --check   exit 1 unless the CPU addon is patched

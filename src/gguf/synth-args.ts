@@ -4,11 +4,21 @@ import { ENCODABLE_TYPES } from "./gguf-writer.ts";
 import { findModelShape, MODEL_SHAPES, type ModelShape } from "./model-shapes.ts";
 import type { SyntheticArchitecture, SyntheticModelOptions, SyntheticTensorType } from "./synthetic-model.ts";
 import { DEFAULT_PERTURBATION } from "./widen-ffn.ts";
+import { INTERMEDIATE_TYPE, QUANTIZED_SYNTH_TYPES, type QuantizedSynthType } from "./write-quantized-model.ts";
 
-const DEFAULT_TYPE: SyntheticTensorType = "Q4_0";
-const TYPES: Readonly<Record<string, SyntheticTensorType>> = Object.fromEntries(
-  ENCODABLE_TYPES.map((type) => [type.toLowerCase(), type]),
-);
+/** A --type: one pagoda's writer encodes, or a llama.cpp mix written at F16 and then quantized by llama.cpp. */
+type SynthType =
+  | { readonly tensorType: SyntheticTensorType; readonly quantizeTo: null }
+  | { readonly tensorType: typeof INTERMEDIATE_TYPE; readonly quantizeTo: QuantizedSynthType };
+
+const DEFAULT_TYPE: SynthType = { tensorType: "Q4_0", quantizeTo: null };
+const TYPES: Readonly<Record<string, SynthType>> = Object.fromEntries([
+  ...ENCODABLE_TYPES.map((type): [string, SynthType] => [type.toLowerCase(), { tensorType: type, quantizeTo: null }]),
+  ...QUANTIZED_SYNTH_TYPES.map((type): [string, SynthType] => [
+    type.toLowerCase(),
+    { tensorType: INTERMEDIATE_TYPE, quantizeTo: type },
+  ]),
+]);
 const ARCHITECTURES: readonly SyntheticArchitecture[] = ["llama", "qwen2"];
 
 /** Flags that set one numeric shape field; they override `--like`, or the small default shape without it. */
@@ -34,7 +44,10 @@ export class SynthUsageError extends Error {
 }
 
 export interface SynthRequest {
+  /** The model pagoda's writer produces: the whole file, or the F16 input of llama.cpp's quantiser. */
   options: SyntheticModelOptions;
+  /** The llama.cpp file type to quantize the written model to, or null to keep it as written. */
+  quantizeTo: QuantizedSynthType | null;
   like: ModelShape | null;
   out: string | null;
   isDryRun: boolean;
@@ -69,13 +82,14 @@ function parseRequest(values: Record<string, string | boolean | undefined>): Syn
       `--like: unknown shape "${likeName}"; known: ${MODEL_SHAPES.map((shape) => shape.name).join(", ")}`,
     );
   const typeText = typeof values.type === "string" ? values.type.toLowerCase() : undefined;
-  const tensorType = typeText === undefined ? DEFAULT_TYPE : TYPES[typeText];
-  if (tensorType === undefined)
+  const type = typeText === undefined ? DEFAULT_TYPE : TYPES[typeText];
+  if (type === undefined)
     throw new SynthUsageError(`--type must be one of ${Object.keys(TYPES).join(", ")}, got "${String(values.type)}"`);
   const architecture = values.arch as SyntheticArchitecture | undefined;
   if (architecture !== undefined && !ARCHITECTURES.includes(architecture))
     throw new SynthUsageError(`--arch must be one of ${ARCHITECTURES.join(", ")}, got "${architecture}"`);
 
+  const { tensorType, quantizeTo } = type;
   const options: SyntheticModelOptions = { ...(like ?? {}), tensorType };
   const overridden: string[] = [];
   for (const [flag, key] of Object.entries(DIMENSION_FLAGS)) {
@@ -99,14 +113,14 @@ function parseRequest(values: Record<string, string | boolean | undefined>): Syn
     const layers = overridden.length === 1 && overridden[0] === "layers" ? `-l${options.blockCount}` : null;
     // Anything beyond a layer count is not that model any more, so the name spells the shape out instead.
     if (overridden.length === 0 || layers !== null)
-      options.label = `${like.name}${layers ?? ""}-${tensorType.toLowerCase()}`;
+      options.label = `${like.name}${layers ?? ""}-${(quantizeTo ?? tensorType).toLowerCase()}`;
   }
 
   const out = typeof values.out === "string" ? values.out : null;
   const isDryRun = values["dry-run"] === true;
   if (out === null && !isDryRun)
     throw new SynthUsageError("--out <file.gguf> is required (or --dry-run to only print the plan)");
-  return { options, like, out, isDryRun };
+  return { options, quantizeTo, like, out, isDryRun };
 }
 
 function parseDeriveRequest(values: Record<string, string | boolean | undefined>): DeriveRequest {

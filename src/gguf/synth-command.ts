@@ -12,9 +12,16 @@ import {
   SynthUsageError,
   type WidenRequest,
 } from "./synth-args.ts";
-import { describeShapes, describeSynthPlan, describeTensors, withExactBytes } from "./synth-report.ts";
+import {
+  describeQuantizedResult,
+  describeShapes,
+  describeSynthPlan,
+  describeTensors,
+  withExactBytes,
+} from "./synth-report.ts";
 import { planSyntheticModel, type SyntheticModelPlan, writeSyntheticModel } from "./synthetic-model.ts";
 import { DEFAULT_PERTURBATION, widenFeedForward } from "./widen-ffn.ts";
+import { type ModelQuantizer, writeQuantizedSyntheticModel } from "./write-quantized-model.ts";
 
 /** Where the command prints; tests capture it, the CLI passes the process streams. */
 export interface SynthCommandIo {
@@ -32,7 +39,8 @@ const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 
 const USAGE = `Usage:
-  pagoda synth --like <shape> [--type q4_0|q8_0|f16|f32] [--layers N] [--seed N] (--out <file.gguf> | --dry-run)
+  pagoda synth --like <shape> [--type q4_0|q8_0|f16|f32|q4_k_m|q6_k] [--layers N] [--seed N]
+               (--out <file.gguf> | --dry-run)
   pagoda synth [--arch llama|qwen2] [--vocab N] [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N]
                [--ctx N] [--experts N --experts-used N] [--tied] [--type …] [--seed N] (--out <file.gguf> | --dry-run)
   pagoda synth --list
@@ -40,7 +48,9 @@ const USAGE = `Usage:
   pagoda synth --widen-from <model.gguf> --ffn N [--perturbation 0.02] [--seed N] --out <target.gguf>
 
 Writes a GGUF model with random weights: its output is meaningless. It is for measuring memory, load time and
-speed of a model shape without downloading the model. --type defaults to q4_0. --dry-run prints the tensors and
+speed of a model shape without downloading the model. --type defaults to q4_0. q4_k_m and q6_k are written at
+f16 to a temporary file beside the output, then quantized by llama.cpp's own quantiser (the patched addon, see
+npm run build:addon), which picks each tensor's type as llama-quantize does. --dry-run prints the tensors and
 the file size without writing. Dimension flags override the --like shape; without --like, unset dimensions
 come from a small default shape.
 
@@ -128,14 +138,50 @@ async function runWiden(request: WidenRequest, io: SynthCommandIo): Promise<numb
   }
 }
 
+/** Writes the model at F16 and has llama.cpp quantize it; `plan` is the F16 model's. */
+async function runQuantizedSynth(
+  request: SynthRequest,
+  plan: SyntheticModelPlan,
+  io: SynthCommandIo,
+  quantize: ModelQuantizer | null,
+): Promise<number> {
+  const out = request.out!;
+  const fileType = request.quantizeTo!;
+  if (quantize === null) {
+    io.stderr(`pagoda synth: --type ${fileType.toLowerCase()} needs llama.cpp's quantiser, which was not provided\n`);
+    return EXIT_FAILED;
+  }
+  try {
+    const result = await writeQuantizedSyntheticModel(
+      out,
+      request.options,
+      fileType,
+      quantize,
+      progressReporter(io, plan.fileBytes),
+    );
+    io.stdout(describeQuantizedResult(out, fileType, result));
+    return EXIT_OK;
+  } catch (error) {
+    io.stderr(`pagoda synth: could not write ${out}: ${error instanceof Error ? error.message : String(error)}\n`);
+    return EXIT_FAILED;
+  }
+}
+
 /** Prints the plan, then writes the model unless it is a dry run. */
-async function runSynth(request: SynthRequest, plan: SyntheticModelPlan, io: SynthCommandIo): Promise<number> {
-  io.stdout(describeSynthPlan(plan, request.like));
+async function runSynth(
+  request: SynthRequest,
+  plan: SyntheticModelPlan,
+  io: SynthCommandIo,
+  quantize: ModelQuantizer | null,
+): Promise<number> {
+  io.stdout(describeSynthPlan(plan, request.like, request.quantizeTo));
   if (request.isDryRun) {
+    if (request.quantizeTo !== null) io.stdout(`The ${plan.shape.tensorType} file llama.cpp would quantize:\n`);
     io.stdout(describeTensors(plan));
     if (request.out !== null) io.stdout(`Dry run: nothing written to ${request.out}.\n`);
     return EXIT_OK;
   }
+  if (request.quantizeTo !== null) return await runQuantizedSynth(request, plan, io, quantize);
   const out = request.out!;
   const startedMs = performance.now();
   try {
@@ -151,8 +197,16 @@ async function runSynth(request: SynthRequest, plan: SyntheticModelPlan, io: Syn
   return EXIT_OK;
 }
 
-/** Runs `pagoda synth` with the arguments after "synth"; resolves to the exit code (2 for bad arguments). */
-export async function runSynthCommand(argv: string[], io: SynthCommandIo = PROCESS_IO): Promise<number> {
+/**
+ * Runs `pagoda synth` with the arguments after "synth"; resolves to the exit code (2 for bad arguments). `quantize`
+ * is llama.cpp's quantiser, which --type q4_k_m and q6_k need; the caller passes it so this module stays free of
+ * native code.
+ */
+export async function runSynthCommand(
+  argv: string[],
+  io: SynthCommandIo = PROCESS_IO,
+  quantize: ModelQuantizer | null = null,
+): Promise<number> {
   let args: SynthArgs;
   let plan: SyntheticModelPlan | null = null;
   try {
@@ -178,6 +232,6 @@ export async function runSynthCommand(argv: string[], io: SynthCommandIo = PROCE
     case "derive":
       return await runDerive(args.request, io);
     case "synth":
-      return await runSynth(args.request, plan!, io);
+      return await runSynth(args.request, plan!, io, quantize);
   }
 }

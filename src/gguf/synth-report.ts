@@ -2,6 +2,7 @@
 import { formatBytes } from "./format-bytes.ts";
 import { MODEL_SHAPES, type ModelShape } from "./model-shapes.ts";
 import type { SyntheticModelPlan } from "./synthetic-model.ts";
+import type { QuantizedModelResult, QuantizedSynthType } from "./write-quantized-model.ts";
 
 function formatCount(count: number): string {
   const scaled = count >= 1e9 ? `${(count / 1e9).toFixed(2)} B` : count >= 1e6 ? `${(count / 1e6).toFixed(2)} M` : null;
@@ -14,8 +15,16 @@ export function withExactBytes(bytes: number): string {
   return bytes < 1024 ? rounded : `${rounded} (${bytes.toLocaleString("en-US")} bytes)`;
 }
 
-/** The banner that says the weights are random, then the shape, parameters and file size. */
-export function describeSynthPlan(plan: SyntheticModelPlan, like: ModelShape | null): string {
+/**
+ * The banner that says the weights are random, then the shape, parameters and file size. With `quantizeTo`, `plan`
+ * is the F16 model llama.cpp quantizes: the final tensor types and size are llama.cpp's to decide, so they are not
+ * predicted here but reported after the quantization by {@link describeQuantizedResult}.
+ */
+export function describeSynthPlan(
+  plan: SyntheticModelPlan,
+  like: ModelShape | null,
+  quantizeTo: QuantizedSynthType | null = null,
+): string {
   const s = plan.shape;
   const layers = like !== null && like.blockCount !== s.blockCount ? ` (${like.name} has ${like.blockCount})` : "";
   const moe = s.expertCount === 0 ? "" : `, ${s.expertCount} experts (${s.expertUsedCount} used)`;
@@ -33,9 +42,31 @@ export function describeSynthPlan(plan: SyntheticModelPlan, like: ModelShape | n
     `  shape       ${s.architecture}, vocab ${s.vocabSize}, dim ${s.embeddingLength}, layers ${s.blockCount}${layers}, ` +
       `heads ${s.headCount} (${s.headCountKv} kv), ffn ${s.feedForwardLength}${moe}, ctx ${s.contextLength}` +
       (s.tiedEmbeddings ? ", tied embeddings" : ""),
-    `  type        ${s.tensorType} (tensor types used: ${types})`,
+    quantizeTo === null
+      ? `  type        ${s.tensorType} (tensor types used: ${types})`
+      : `  type        ${quantizeTo}: written at ${s.tensorType} (${types}), then quantized by llama.cpp, which picks each tensor's type`,
     `  parameters  ${formatCount(plan.parameterCount)}${active}`,
-    `  file size   ${withExactBytes(plan.fileBytes)}`,
+    quantizeTo === null
+      ? `  file size   ${withExactBytes(plan.fileBytes)}`
+      : `  file size   known after quantization; the temporary ${s.tensorType} file is ${withExactBytes(plan.fileBytes)}`,
+    "",
+  ].join("\n");
+}
+
+/** What a quantized synthetic model turned out to be: its size, the time of each stage, the tensor types. */
+export function describeQuantizedResult(
+  out: string,
+  fileType: QuantizedSynthType,
+  result: QuantizedModelResult,
+): string {
+  const seconds = (ms: number): string => (ms / 1000).toFixed(1);
+  const types = [...result.tensorTypes].map(([type, count]) => `${type} ×${count}`).join(", ");
+  return [
+    `Wrote ${out} (${withExactBytes(result.fileBytes)}) in ${seconds(result.writeMs + result.quantizeMs)} s: ` +
+      `${result.intermediate.shape.tensorType} written in ${seconds(result.writeMs)} s, then llama.cpp loaded and ` +
+      `quantized it to ${fileType} in ${seconds(result.quantizeMs)} s.`,
+    `  tensor types  ${types}`,
+    "Remember: random weights, meaningless output.",
     "",
   ].join("\n");
 }

@@ -159,14 +159,15 @@ function resolveShape(options: SyntheticModelOptions): SyntheticModelShape {
   return shape;
 }
 
-function shapeLabel(shape: SyntheticModelShape): string {
+/** What follows "pagoda-synthetic-" in `general.name` by default: the shape spelled out, then the file type. */
+export function syntheticModelLabel(shape: SyntheticModelShape, fileTypeName: string = shape.tensorType): string {
   return (
     `v${shape.vocabSize}-d${shape.embeddingLength}-l${shape.blockCount}` +
     `-h${shape.headCount}-kv${shape.headCountKv}-ff${shape.feedForwardLength}` +
     (shape.architecture === "llama" ? "" : `-${shape.architecture}`) +
     (shape.expertCount === 0 ? "" : `-moe${shape.expertCount}x${shape.expertUsedCount}`) +
     (shape.tiedEmbeddings ? "-tied" : "") +
-    `-${shape.tensorType.toLowerCase()}`
+    `-${fileTypeName.toLowerCase()}`
   );
 }
 
@@ -229,7 +230,7 @@ export function syntheticModelSpec(options: SyntheticModelOptions = {}): {
   const seed = options.seed ?? 0;
   if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
   const spec = {
-    metadata: buildMetadata(shape, seed, options.label ?? shapeLabel(shape)),
+    metadata: buildMetadata(shape, seed, options.label ?? syntheticModelLabel(shape)),
     tensors: syntheticTensors(shape, seed),
   };
   return { shape, spec };
