@@ -111,3 +111,53 @@ test("a draft pool too small for some requests drafts for those that fit and nev
   assert.equal(stats.numDraftFailures, 0, "no draft step ran out of cells");
   assert.equal(draftModel.numUsedBlocks, 0);
 });
+
+test("a constrained request samples natively in steps without drafts, verifies drafts in TypeScript, and hands the engine every verified token", async () => {
+  const build = (speculator: Speculator | null) => {
+    const engine = new FakeEngine({ numSequences: 2, batchSize: 64, kvCacheTokens: 256, contextSize: 128 });
+    const scheduler = new Scheduler(engine, {
+      maxNumSequences: 1,
+      maxNumBatchedTokens: 64,
+      maxNumWaiting: 10,
+      blockSize: 4,
+      speculator,
+    });
+    const entry = makeRequest("constrained", repetitive(3), {
+      maxTokens: 30,
+      sampling: {
+        temperature: 0,
+        topP: 1,
+        topK: 0,
+        minP: 0,
+        presencePenalty: 0,
+        frequencyPenalty: 0,
+        seed: 1,
+        topLogprobs: null,
+        grammar: { gbnf: "root ::= [ -~]*\n" },
+      },
+    });
+    const core = new CoreHarness(engine, scheduler);
+    core.add(entry);
+    return { engine, core, entry };
+  };
+  const plain = build(null);
+  await plain.core.runUntilIdle();
+  const speculative = build(new Speculator({ maxDraft: 4, minNgram: 1, maxNgram: 3, isAdaptive: false }));
+  await speculative.core.runUntilIdle();
+  assert.deepEqual(speculative.entry.sink.tokens, plain.entry.sink.tokens);
+  const decodeItems = speculative.engine.steps.flat().filter((item) => item.shouldSample && item.startPos > 0);
+  const withDrafts = decodeItems.filter((item) => (item.returnLogits ?? 0) > 1);
+  const native = decodeItems.filter((item) => item.returnLogits === undefined);
+  assert.ok(withDrafts.length > 0, "drafts were verified");
+  assert.ok(native.length > 0, "steps without drafts sampled natively");
+  assert.ok(
+    decodeItems.every((item) => item.returnLogits === undefined || item.returnLogits > 1),
+    "no step verifies in TypeScript without drafts",
+  );
+  // Verified tokens reach the engine in output order; the last verification may run past max_tokens.
+  const accepted = [...speculative.engine.acceptedTokens.values()].flat();
+  const output = speculative.entry.sink.tokens;
+  let matched = 0;
+  for (const token of output) if (token === accepted[matched]) matched += 1;
+  assert.ok(accepted.length > 0 && matched >= accepted.length - 5, `${matched} of ${accepted.length} in order`);
+});
