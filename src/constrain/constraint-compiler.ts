@@ -9,7 +9,7 @@ import type { ConstraintKind, ConstraintSpec } from "./constraint-spec.ts";
 import { formatGbnf, GrammarError, parseGbnf } from "./gbnf/index.ts";
 import { gbnfLiteral } from "./json-schema/gbnf-builder.ts";
 import {
-  DEFAULT_SCHEMA_LIMITS,
+  checkSchemaDocument,
   JSON_OBJECT_GBNF,
   jsonSchemaToGbnf,
   regexToGbnf,
@@ -53,12 +53,13 @@ export class ConstraintCompiler {
 
   /** The constraint's grammar; throws `ConstraintError` naming what cannot be enforced. */
   compile(spec: ConstraintSpec): CompiledConstraint {
-    // Hashing serializes the schema recursively: a document nested deeper than any schema may be is refused first.
-    if (spec.kind === "json_schema" && isDeeperThan(spec.schema, DEFAULT_SCHEMA_LIMITS.maxDocumentDepth)) {
-      throw new ConstraintError(
-        `${spec.param}: schema too large: nested deeper than ${DEFAULT_SCHEMA_LIMITS.maxDocumentDepth} levels`,
-        { code: "schema_too_large", param: spec.param },
-      );
+    // Hashing serializes the schema recursively: a document too deep or too large is refused, without recursion, first.
+    if (spec.kind === "json_schema") {
+      try {
+        checkSchemaDocument(spec.schema);
+      } catch (error) {
+        throw toConstraintError(error, spec);
+      }
     }
     const key = hashOf(spec);
     const cached = this.outcomes.get(key);
@@ -82,18 +83,6 @@ export class ConstraintCompiler {
 function resultOf(spec: ConstraintSpec, outcome: Outcome, compileMs: number, isCached: boolean): CompiledConstraint {
   if ("failure" in outcome) throw outcome.failure;
   return { kind: spec.kind, gbnf: outcome.gbnf, compileMs, isCached };
-}
-
-/** Whether a JSON value nests objects or arrays more than `maxDepth` deep; iterative, so any depth is safe. */
-function isDeeperThan(value: unknown, maxDepth: number): boolean {
-  const pending: [unknown, number][] = [[value, 0]];
-  while (pending.length > 0) {
-    const [current, depth] = pending.pop()!;
-    if (typeof current !== "object" || current === null) continue;
-    if (depth >= maxDepth) return true;
-    for (const child of Object.values(current)) pending.push([child, depth + 1]);
-  }
-  return false;
 }
 
 function hashOf(spec: ConstraintSpec): string {

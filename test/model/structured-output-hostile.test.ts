@@ -116,6 +116,14 @@ test("objects nested 10,000 deep: a 400 naming the schema, in bounded time", asy
   await assertAlive();
 });
 
+test("an enum value nested 20,000 deep: a 400 naming the schema, in bounded time", async () => {
+  const value = `${"[".repeat(20_000)}1${"]".repeat(20_000)}`;
+  const outcome = await complete({}, `"json_schema":{"enum":[${value}]}`);
+  assertRefusedOrValid(outcome, "json_schema", null);
+  assert.equal(outcome.status, 400);
+  await assertAlive();
+});
+
 test("JSONSchemaBench's recursive allOf/$ref schema that crashes llama.cpp's converter is served or refused", async (t) => {
   const file = path.join(CORPUS, "Github_medium/o13135.json");
   if (!existsSync(file)) {

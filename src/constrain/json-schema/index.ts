@@ -1,4 +1,5 @@
 export {
+  checkSchemaDocument,
   JSON_OBJECT_GBNF,
   type JsonSchemaToGbnfOptions,
   jsonSchemaToGbnf,

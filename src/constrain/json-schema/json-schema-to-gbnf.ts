@@ -24,6 +24,14 @@ export function jsonSchemaToGbnf(schema: unknown, options: JsonSchemaToGbnfOptio
   return new SchemaCompiler(schema, new GbnfBuilder(limits), limits).compileRoot();
 }
 
+/**
+ * Throws the `SchemaError` `jsonSchemaToGbnf` would throw for a document too large or too deep, without converting
+ * it: for callers that walk the document recursively first (hashing it, say).
+ */
+export function checkSchemaDocument(schema: unknown, options: JsonSchemaToGbnfOptions = {}): void {
+  measureDocument(schema, resolveLimits(options.limits));
+}
+
 /** GBNF with a `root` rule for output matching `pattern` as a whole (vLLM's `structured_outputs.regex`). */
 export function regexToGbnf(pattern: string, options: JsonSchemaToGbnfOptions = {}): string {
   const limits = resolveLimits(options.limits);
@@ -39,7 +47,9 @@ export const JSON_OBJECT_GBNF: string = (() => {
 
 /**
  * Counts the document's values and depth without recursion, before anything else walks it: a hostile document
- * (10,000 levels deep, a million properties) is refused before any recursive code could overflow the stack.
+ * (10,000 levels deep, a million properties) is refused before any recursive code could overflow the stack. The
+ * values of `enum`, `const`, `default` and `examples` are data: they count for depth (they are serialized
+ * recursively too) but not as schema values.
  *
  * Also refuses a `$ref` below a subschema whose `$id` (draft 4: `id`) changes the base URI: there `#/...` means
  * that subschema, not the document, and pagoda resolves refs against the document only.
@@ -51,13 +61,14 @@ function measureDocument(schema: unknown, limits: SchemaLimits): void {
     readonly parent: Entry | null;
     readonly key: string;
     readonly isRebased: boolean;
+    readonly isData: boolean;
   }
-  const stack: Entry[] = [{ value: schema, depth: 1, parent: null, key: "", isRebased: false }];
+  const stack: Entry[] = [{ value: schema, depth: 1, parent: null, key: "", isRebased: false, isData: false }];
   let numNodes = 0;
   while (stack.length > 0) {
     const entry = stack.pop() as Entry;
-    const { value, depth } = entry;
-    if (++numNodes > limits.maxSchemaNodes) {
+    const { value, depth, isData } = entry;
+    if (!isData && ++numNodes > limits.maxSchemaNodes) {
       throw new SchemaError("schema_too_large", "maxSchemaNodes", "", `more than ${limits.maxSchemaNodes} values`);
     }
     if (depth > limits.maxDocumentDepth) {
@@ -69,6 +80,11 @@ function measureDocument(schema: unknown, limits: SchemaLimits): void {
       );
     }
     if (typeof value !== "object" || value === null) continue;
+    if (isData) {
+      for (const child of Object.values(value))
+        stack.push({ value: child, depth: depth + 1, parent: entry, key: "", isRebased: false, isData: true });
+      continue;
+    }
     const record = value as Record<string, unknown>;
     const rebases = depth > 1 && !Array.isArray(value) && (isRebasing(record.$id) || isRebasing(record.id));
     const isRebased = entry.isRebased || rebases;
@@ -81,9 +97,8 @@ function measureDocument(schema: unknown, limits: SchemaLimits): void {
       );
     }
     for (const [key, child] of Object.entries(value)) {
-      // Values of these keywords are data, not schemas.
-      if (key === "enum" || key === "const" || key === "default" || key === "examples") continue;
-      stack.push({ value: child, depth: depth + 1, parent: entry, key, isRebased });
+      const isDataKeyword = key === "enum" || key === "const" || key === "default" || key === "examples";
+      stack.push({ value: child, depth: depth + 1, parent: entry, key, isRebased, isData: isDataKeyword });
     }
   }
 }
