@@ -72,8 +72,7 @@ export class SchemaCompiler implements GrammarContext {
     }
   }
 
-  /** A GBNF expression for values satisfying `schema`. */
-  private compile(schema: unknown, pointer: string, depth: number): string {
+  private checkDepth(depth: number, pointer: string): void {
     if (depth > this.limits.maxCompileDepth) {
       throw new SchemaError(
         "schema_too_large",
@@ -82,6 +81,11 @@ export class SchemaCompiler implements GrammarContext {
         `nested deeper than ${this.limits.maxCompileDepth}`,
       );
     }
+  }
+
+  /** A GBNF expression for values satisfying `schema`. */
+  private compile(schema: unknown, pointer: string, depth: number): string {
+    this.checkDepth(depth, pointer);
     this.work(pointer);
     if (schema === true) return this.rules.value;
     if (schema === false) throw new SchemaError("invalid_schema", "false", pointer, "the schema false matches nothing");
@@ -114,14 +118,7 @@ export class SchemaCompiler implements GrammarContext {
   }
 
   private compileMerged(merged: MergedSchema, pointer: string, depth: number): string {
-    if (depth > this.limits.maxCompileDepth) {
-      throw new SchemaError(
-        "schema_too_large",
-        "maxCompileDepth",
-        pointer,
-        `nested deeper than ${this.limits.maxCompileDepth}`,
-      );
-    }
+    this.checkDepth(depth, pointer);
     if (merged.inlined.size === 0) return this.compileMergedBody(merged, pointer, depth);
     // A merge that followed a $ref inline can meet itself again below a container (a recursive type with extra
     // keywords): the same merge gets the same rule, as a $ref does.
