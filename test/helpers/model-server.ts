@@ -15,6 +15,18 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../
 export const STORIES_MODEL = path.resolve(repoRoot, "../shared/models/stories260K.gguf");
 export const STORIES_ID = "stories260K";
 
+/** Eight story openings the greedy-identity tests run, alone and together. */
+export const STORY_PROMPTS: readonly string[] = [
+  "Once upon a time",
+  "The little dog",
+  "Lily and Ben",
+  "One day, a big bird",
+  "Tom had a red ball",
+  "The sun was hot",
+  "Mom said to Sue",
+  "There was a tiny frog",
+];
+
 export interface ModelServer {
   readonly app: FastifyInstance;
   readonly runtime: LoadedRuntime;

@@ -10,7 +10,7 @@ import { after, before, test } from "node:test";
 import type { SequenceId } from "../../src/engine/engine.ts";
 import { LlamaEngine } from "../../src/engine/llama-engine.ts";
 import { compareGreedy, type GreedyRun } from "../helpers/greedy-compare.ts";
-import { type ModelServer, STORIES_ID, startModelServer } from "../helpers/model-server.ts";
+import { type ModelServer, STORIES_ID, STORY_PROMPTS, startModelServer } from "../helpers/model-server.ts";
 
 let small: ModelServer;
 let unshared: ModelServer;
@@ -54,16 +54,7 @@ async function greedy(server: ModelServer, prompt: string, maxTokens: number): P
   };
 }
 
-const PROMPTS = [
-  "Once upon a time",
-  "The little dog",
-  "Lily and Ben",
-  "One day, a big bird",
-  "Tom had a red ball",
-  "The sun was hot",
-  "Mom said to Sue",
-  "There was a tiny frog",
-];
+const PROMPTS = STORY_PROMPTS;
 
 test("8 requests needing 3.5x the pool all finish, preempted and resumed, each identical to its run alone", async () => {
   const alone: GreedyRun[] = [];

@@ -20,48 +20,27 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { greedySampling } from "../../src/engine/engine.ts";
-import { deriveDraftModel } from "../../src/gguf/derive-draft.ts";
+import { type DraftPair, startDraftPair } from "../helpers/draft-pair.ts";
 import { compareGreedyText, type GreedyRun } from "../helpers/greedy-compare.ts";
 import { homogeneity } from "../helpers/homogeneity.ts";
-import { type ModelServer, STORIES_ID, STORIES_MODEL, startModelServer } from "../helpers/model-server.ts";
+import { type ModelServer, STORIES_ID, STORY_PROMPTS } from "../helpers/model-server.ts";
 import { sampleOutcomes } from "../helpers/sample-outcomes.ts";
 
 const N = 4000;
 
-let dir: string;
 let plain: ModelServer;
 let speculative: ModelServer;
+let pair: DraftPair;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "pagoda-spec-exact-"));
-  const draftPath = join(dir, "stories-4-of-5.gguf");
-  await deriveDraftModel(STORIES_MODEL, draftPath, { keepLayers: 4 });
-  plain = await startModelServer(["--parallel", "16", "--ctx-size", "256"]);
-  speculative = await startModelServer([
-    "--parallel",
-    "16",
-    "--ctx-size",
-    "256",
-    "--spec-mode",
-    "draft",
-    "--draft-model",
-    draftPath,
-    "--draft-max",
-    "3",
-    "--spec-adaptive",
-    "false",
-  ]);
+  pair = await startDraftPair();
+  ({ plain, speculative } = pair);
 });
 
 after(async () => {
-  await plain?.close();
-  await speculative?.close();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  await pair?.close();
 });
 
 async function greedy(server: ModelServer, prompt: string, withLogprobs: boolean): Promise<GreedyRun> {
@@ -82,16 +61,7 @@ async function greedy(server: ModelServer, prompt: string, withLogprobs: boolean
 }
 
 test("greedy output with a differing draft model equals the target's, alone and with 8 concurrent requests", async () => {
-  const prompts = [
-    "Once upon a time",
-    "The little dog",
-    "Lily and Ben",
-    "One day, a big bird",
-    "Tom had a red ball",
-    "The sun was hot",
-    "Mom said to Sue",
-    "There was a tiny frog",
-  ];
+  const prompts = STORY_PROMPTS;
   const references = await Promise.all(prompts.map((prompt) => greedy(plain, prompt, true)));
   const alone = await greedy(speculative, prompts[0]!, false);
   assert.equal(compareGreedyText(alone.text, references[0]!, "alone"), "identical");

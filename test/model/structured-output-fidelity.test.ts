@@ -10,16 +10,13 @@
  */
 
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { Ajv } from "ajv";
 import { greedySampling } from "../../src/engine/engine.ts";
-import { deriveDraftModel } from "../../src/gguf/derive-draft.ts";
+import { type DraftPair, startDraftPair } from "../helpers/draft-pair.ts";
 import { compareGreedy, compareGreedyText, type GreedyRun } from "../helpers/greedy-compare.ts";
 import { homogeneity } from "../helpers/homogeneity.ts";
-import { type ModelServer, STORIES_ID, STORIES_MODEL, startModelServer } from "../helpers/model-server.ts";
+import { type ModelServer, STORIES_ID, STORY_PROMPTS, startModelServer } from "../helpers/model-server.ts";
 import { sampleOutcomes } from "../helpers/sample-outcomes.ts";
 
 const N = 4000;
@@ -37,41 +34,16 @@ const STORY_SCHEMA = {
 };
 const isStory = new Ajv({ strict: false }).compile(STORY_SCHEMA);
 
-const PROMPTS = [
-  "Once upon a time",
-  "The little dog",
-  "Lily and Ben",
-  "One day, a big bird",
-  "Tom had a red ball",
-  "The sun was hot",
-  "Mom said to Sue",
-  "There was a tiny frog",
-];
+const PROMPTS = STORY_PROMPTS;
 
-let dir: string;
+let pair: DraftPair;
 let plain: ModelServer;
 let speculative: ModelServer;
 let small: ModelServer;
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), "pagoda-constrained-"));
-  const draftPath = join(dir, "stories-4-of-5.gguf");
-  await deriveDraftModel(STORIES_MODEL, draftPath, { keepLayers: 4 });
-  plain = await startModelServer(["--parallel", "16", "--ctx-size", "256"]);
-  speculative = await startModelServer([
-    "--parallel",
-    "16",
-    "--ctx-size",
-    "256",
-    "--spec-mode",
-    "draft",
-    "--draft-model",
-    draftPath,
-    "--draft-max",
-    "3",
-    "--spec-adaptive",
-    "false",
-  ]);
+  pair = await startDraftPair();
+  ({ plain, speculative } = pair);
   // 16 blocks of 16 tokens for 8 requests that each grow to about 5 blocks: preemption.
   small = await startModelServer([
     "--parallel",
@@ -86,10 +58,8 @@ before(async () => {
 });
 
 after(async () => {
-  await plain?.close();
-  await speculative?.close();
+  await pair?.close();
   await small?.close();
-  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
 interface ConstrainedRun extends GreedyRun {
