@@ -310,11 +310,8 @@ export class Scheduler {
       shouldSample,
     };
     // Under speculation the speculator samples, from the logits after the last real token and after each draft.
-    const isVerified =
-      shouldSample &&
-      this.speculation.isSpeculative(request) &&
-      (drafts.length > 0 || !this.speculation.samplesNativelyWithoutDrafts(request));
-    return isVerified ? { ...item, returnLogits: 1 + drafts.length } : item;
+    const returnLogits = shouldSample ? this.speculation.logitsToReturn(request, drafts.length) : null;
+    return returnLogits === null ? item : { ...item, returnLogits };
   }
 
   private finishAborted(): CoreOutput[] {

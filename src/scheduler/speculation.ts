@@ -36,11 +36,14 @@ export class Speculation {
   }
 
   /**
-   * Whether a speculating request's step without drafts samples natively: a constrained one does, since the native
-   * sampler checks its grammar for the sampled token alone, while verification needs the whole vocabulary's mask.
+   * How many logits rows a sampling step of `request` carrying `numDrafts` drafts returns for verification, or null
+   * when it samples natively. A constrained request's step without drafts samples natively: the native sampler checks
+   * its grammar for the sampled token alone, while verification needs the whole vocabulary's mask.
    */
-  samplesNativelyWithoutDrafts(request: Request): boolean {
-    return request.params.sampling.grammar != null;
+  logitsToReturn(request: Request, numDrafts: number): number | null {
+    if (!this.isSpeculative(request)) return null;
+    if (numDrafts === 0 && request.params.sampling.grammar != null) return null;
+    return 1 + numDrafts;
   }
 
   /**
@@ -82,11 +85,11 @@ export class Speculation {
       const drafts = drafted.get(entry.request.id) ?? [];
       const realTokens = entry.item.tokens.slice(0, entry.item.tokens.length - entry.drafts.length);
       const { returnLogits: _planned, ...item } = entry.item;
-      const isNative = drafts.length === 0 && this.samplesNativelyWithoutDrafts(entry.request);
+      const returnLogits = this.logitsToReturn(entry.request, drafts.length);
       return {
         ...entry,
         drafts,
-        item: { ...item, tokens: [...realTokens, ...drafts], ...(isNative ? {} : { returnLogits: 1 + drafts.length }) },
+        item: { ...item, tokens: [...realTokens, ...drafts], ...(returnLogits === null ? {} : { returnLogits }) },
       };
     });
     return { ...plan, scheduled, numTokens: numTokensOf(scheduled) };

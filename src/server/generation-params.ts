@@ -22,7 +22,6 @@ export interface SamplingFields {
   stop?: string | string[] | null;
   ignore_eos?: boolean | null;
   priority?: number | null;
-  logit_bias?: Record<string, number> | null;
 }
 
 export interface ChoiceParamsInput {
