@@ -19,10 +19,9 @@ import { parseArgs } from "node:util";
 import { ConstraintCompiler } from "../src/constrain/constraint-compiler.ts";
 import { greedySampling, type SamplingParams, type TokenId } from "../src/engine/engine.ts";
 import { runSynthCommand } from "../src/gguf/synth-command.ts";
-import type { RequestId } from "../src/scheduler/request.ts";
 import type { Runtime } from "../src/server/serving-state.ts";
 import { EXTRACTION_SCHEMA } from "./extraction-schema.ts";
-import { loadRuntimeWith } from "./harness.ts";
+import { loadRuntimeWith, runAll } from "./harness.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -53,8 +52,6 @@ async function modelPath(): Promise<{ file: string; label: string }> {
   return { file, label: `synthetic ${values.like} ${values.type}${vocab ? `, vocab ${vocab}` : ""} (random weights)` };
 }
 
-let numRuns = 0;
-
 /**
  * Submits one request per entry of `maxTokens` at once; constrained ones stop where the grammar completes, plain ones
  * run to their count. Returns each request's generated tokens and the wall time.
@@ -65,33 +62,9 @@ async function runBatch(
   maxTokens: readonly number[],
   sampling: SamplingParams,
 ): Promise<{ counts: number[]; durationMs: number }> {
-  const startMs = performance.now();
-  numRuns += 1;
-  const counts = await Promise.all(
-    maxTokens.map(
-      (limit, index) =>
-        new Promise<number>((resolve, reject) => {
-          const isAccepted = runtime.loop.submit({
-            id: `constrained-bench-${numRuns}-${index}` as RequestId,
-            promptTokens: prompt,
-            params: {
-              maxTokens: limit,
-              sampling,
-              stopStrings: [],
-              stopTokens: [],
-              ignoreEos: sampling.grammar == null,
-            },
-            sink: {
-              onDelta: () => {},
-              onFinish: (output) => (output.error === null ? resolve(output.numOutputTokens) : reject(output.error)),
-            },
-            arrivalAtMs: startMs,
-          });
-          if (!isAccepted) reject(new Error("queue full"));
-        }),
-    ),
-  );
-  return { counts, durationMs: performance.now() - startMs };
+  const prompts = maxTokens.map(() => [...prompt]);
+  const { timings, durationMs } = await runAll(runtime, prompts, maxTokens, sampling, sampling.grammar == null);
+  return { counts: timings.map((timing) => timing.numTokens), durationMs };
 }
 
 function median(numbers: readonly number[]): number {

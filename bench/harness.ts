@@ -51,12 +51,16 @@ export interface Timing {
   readonly tokens: TokenId[];
 }
 
-/** Submits every prompt at once to the engine loop; resolves when all finished with `length`. */
+/**
+ * Submits every prompt at once to the engine loop; resolves when all finished with `length` (with `ignoreEos`, the
+ * default) or with `length` or `stop`. `maxTokens` is one limit for all, or one per prompt.
+ */
 export async function runAll(
   runtime: Runtime,
   prompts: readonly TokenId[][],
-  maxTokens: number,
+  maxTokens: number | readonly number[],
   sampling: SamplingParams = GREEDY,
+  ignoreEos = true,
 ): Promise<{ timings: Timing[]; durationMs: number }> {
   const startMs = performance.now();
   const timings = await Promise.all(
@@ -68,14 +72,20 @@ export async function runAll(
           const isAccepted = runtime.loop.submit({
             id: `bench-${index}-${startMs}` as RequestId,
             promptTokens: tokens,
-            params: { maxTokens, sampling, stopStrings: [], stopTokens: [], ignoreEos: true },
+            params: {
+              maxTokens: typeof maxTokens === "number" ? maxTokens : (maxTokens[index] ?? 0),
+              sampling,
+              stopStrings: [],
+              stopTokens: [],
+              ignoreEos,
+            },
             sink: {
               onDelta: (delta) => {
                 if (firstTokenMs < 0) firstTokenMs = performance.now() - startMs;
                 generated.push(...delta.tokens);
               },
               onFinish: (output) =>
-                output.finishReason === "length"
+                output.finishReason === "length" || (!ignoreEos && output.finishReason === "stop")
                   ? resolve({ firstTokenMs, numTokens: output.numOutputTokens, tokens: generated })
                   : reject(output.error ?? new Error(output.finishReason)),
             },
