@@ -46,14 +46,14 @@ export class PagodaMetrics {
     });
     this.constrained = new Counter({
       name: "pagoda_constrained_requests_total",
-      help: "Generation requests whose output constraint compiled, by what asked for it (json_object, json_schema, grammar, regex, choice); counted before the request's other checks.",
+      help: "Generation requests whose output follows a grammar, by what asked for it (json_object, json_schema, grammar, regex, choice).",
       labelNames: ["kind"],
       registers: [registry],
     });
     for (const kind of CONSTRAINT_KINDS) this.constrained.labels(kind).inc(0);
     this.compileSeconds = new Histogram({
       name: "pagoda_grammar_compile_seconds",
-      help: "Time to compile a request's constraint to a grammar, when it was not cached, by kind.",
+      help: "Time to compile a generation request's constraint to a grammar, when it was not cached, by kind.",
       labelNames: ["kind"],
       buckets: COMPILE_SECONDS_BUCKETS,
       registers: [registry],

@@ -3,7 +3,7 @@
  * biases, checked and compiled before the request is queued, so every refusal is a 400 that names the field.
  */
 
-import { type ConstraintCompiler, ConstraintError } from "../constrain/constraint-compiler.ts";
+import { type CompiledConstraint, type ConstraintCompiler, ConstraintError } from "../constrain/constraint-compiler.ts";
 import type { ConstraintKind } from "../constrain/constraint-spec.ts";
 import type { GrammarConstraint, ServerEngine, TokenId } from "../engine/engine.ts";
 import { type ConstraintFields, constraintOf } from "./constraint-fields.ts";
@@ -15,10 +15,12 @@ const MAX_LOGIT_BIAS = 100;
 export interface OutputConstraints {
   readonly kind: ConstraintKind | null;
   readonly grammar: GrammarConstraint | null;
+  /** How long compiling the grammar took; null without a grammar or when it came from the cache. */
+  readonly compileMs: number | null;
   readonly logitBias: ReadonlyMap<TokenId, number> | null;
 }
 
-export const NO_OUTPUT_CONSTRAINTS: OutputConstraints = { kind: null, grammar: null, logitBias: null };
+export const NO_OUTPUT_CONSTRAINTS: OutputConstraints = { kind: null, grammar: null, compileMs: null, logitBias: null };
 
 export interface ConstraintBody extends ConstraintFields {
   logit_bias?: Record<string, number> | null;
@@ -26,30 +28,24 @@ export interface ConstraintBody extends ConstraintFields {
   ignore_eos?: boolean | null;
 }
 
-/** Told once per constrained request, with the compile time when it was not cached. */
-export type ConstraintObserver = (kind: ConstraintKind, compileMs: number | null) => void;
-
 export function resolveOutputConstraints(
   body: ConstraintBody,
   engine: ServerEngine,
   compiler: ConstraintCompiler,
-  observe?: ConstraintObserver,
 ): OutputConstraints {
   const logitBias = logitBiasOf(body.logit_bias ?? null, engine.info.vocabSize);
   const spec = constraintOf(body);
-  if (spec === null) return { kind: null, grammar: null, logitBias };
+  if (spec === null) return { ...NO_OUTPUT_CONSTRAINTS, logitBias };
   rejectConflicts(body, spec.param);
-  let gbnf: string;
+  let compiled: CompiledConstraint;
   try {
-    const compiled = compiler.compile(spec);
-    observe?.(spec.kind, compiled.isCached ? null : compiled.compileMs);
-    gbnf = compiled.gbnf;
+    compiled = compiler.compile(spec);
   } catch (error) {
     if (error instanceof ConstraintError)
       throw new PagodaError("PAGODA_ERR_INVALID_CONSTRAINT", error.message, { param: error.param, cause: error });
     throw error;
   }
-  const grammar = { gbnf };
+  const grammar = { gbnf: compiled.gbnf };
   try {
     engine.prepareGrammar(grammar);
   } catch (error) {
@@ -58,7 +54,7 @@ export function resolveOutputConstraints(
       cause: error,
     });
   }
-  return { kind: spec.kind, grammar, logitBias };
+  return { kind: spec.kind, grammar, compileMs: compiled.isCached ? null : compiled.compileMs, logitBias };
 }
 
 /**

@@ -5,6 +5,7 @@ import type { ServerMetrics } from "../metrics/server-metrics.ts";
 import { RequestDeadline } from "./deadline.ts";
 import { PagodaError } from "./errors.ts";
 import { type ChoiceSpec, Generation } from "./generation.ts";
+import { NO_OUTPUT_CONSTRAINTS, type OutputConstraints } from "./output-constraints.ts";
 import type { RequestLimits } from "./request-limits.ts";
 import type { Runtime, ServingState } from "./serving-state.ts";
 import { onClientGone } from "./sse.ts";
@@ -42,9 +43,11 @@ export function startGeneration(
   choices: readonly ChoiceSpec[],
   n: number,
   options: RouteOptions,
+  constraints: OutputConstraints = NO_OUTPUT_CONSTRAINTS,
 ): StartedGeneration {
   const generation = Generation.start(runtime.loop, choices);
   options.metrics.observeRequestParams({ n });
+  if (constraints.kind !== null) options.metrics.observeConstraint(constraints.kind, constraints.compileMs);
   request.generation = generation;
   onClientGone(request, reply, () => generation.abort());
   const deadline = new RequestDeadline(options.requestTimeoutMs ?? 0);

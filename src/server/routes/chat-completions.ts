@@ -31,9 +31,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (
       body.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens",
       limits,
     );
-    const constraints = resolveOutputConstraints(body, runtime.engine, options.constraints, (kind, compileMs) =>
-      options.metrics.observeConstraint(kind, compileMs),
-    );
+    const constraints = resolveOutputConstraints(body, runtime.engine, options.constraints);
     const rendered = runtime.engine.renderChat(toChatMessages(body.messages));
     const contextSize = runtime.engine.info.contextSize;
     checkPromptTokens(rendered.tokens.length, "messages", limits);
@@ -62,7 +60,15 @@ export const chatCompletionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (
         }),
       }),
     );
-    const { generation, deadline } = startGeneration(request, reply, runtime, choices, body.n ?? 1, options);
+    const { generation, deadline } = startGeneration(
+      request,
+      reply,
+      runtime,
+      choices,
+      body.n ?? 1,
+      options,
+      constraints,
+    );
     try {
       const base = {
         id: `chatcmpl-${generation.id}`,

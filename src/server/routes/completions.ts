@@ -33,9 +33,7 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
     rejectCompletionUnsupported(body);
     checkGenerationLimits(body, limits);
     checkMaxTokens(body.max_tokens ?? null, "max_tokens", limits);
-    const constraints = resolveOutputConstraints(body, engine, options.constraints, (kind, compileMs) =>
-      options.metrics.observeConstraint(kind, compileMs),
-    );
+    const constraints = resolveOutputConstraints(body, engine, options.constraints);
     const prompts = toPrompts(engine, body.prompt);
     const n = body.n ?? 1;
     const maxTokens = body.max_tokens ?? defaultMaxTokens(DEFAULT_COMPLETION_MAX_TOKENS, limits);
@@ -60,7 +58,7 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
       });
     });
     const numPromptTokens = prompts.reduce((sum, prompt) => sum + prompt.tokens.length, 0);
-    const { generation, deadline } = startGeneration(request, reply, runtime, choices, n, options);
+    const { generation, deadline } = startGeneration(request, reply, runtime, choices, n, options, constraints);
     try {
       const promptOf = (index: number): Prompt | undefined => prompts[Math.floor(index / n)];
       const echoes = choices.map((choice) => (body.echo === true ? (promptOf(choice.index)?.text ?? "") : ""));
