@@ -58,8 +58,6 @@ export interface NativeGrammars {
    * aborts the process when one meets an unfinished grammar. Throws when the grammar rejects the token.
    */
   accept(state: NativeGrammarState, token: number): void;
-  /** Whether the grammar accepts `token` next (end-of-generation only where the grammar is complete). */
-  canAccept(state: NativeGrammarState, token: number): boolean;
 }
 
 export interface NativeContextOptions {
@@ -125,7 +123,6 @@ interface NativeGrammarStateConstructor {
 
 interface NativeSamplerStatics {
   acceptGrammarEvaluationStateToken(state: NativeGrammarState, token: number): void;
-  canBeNextTokenForGrammarEvaluationState(state: NativeGrammarState, token: number): boolean;
 }
 
 interface NativeContextConstructor {
@@ -196,7 +193,7 @@ export function getInternals(model: LlamaModel): LlamaInternals {
     typeof samplerClass !== "function" ||
     typeof grammarClass !== "function" ||
     typeof grammarStateClass !== "function" ||
-    !hasMethods(samplerClass, ["acceptGrammarEvaluationStateToken", "canBeNextTokenForGrammarEvaluationState"]) ||
+    !hasMethods(samplerClass, ["acceptGrammarEvaluationStateToken"]) ||
     !hasMethods(prototype, CONTEXT_METHODS)
   ) {
     throw new Error("node-llama-cpp internals differ from version 3.21.1, which pagoda is pinned to");
@@ -213,7 +210,6 @@ export function getInternals(model: LlamaModel): LlamaInternals {
       startState: (grammar) => new GrammarState(nativeModel, grammar),
       cloneState: (state) => new GrammarState(state),
       accept: (state, token) => samplerStatics.acceptGrammarEvaluationStateToken(state, token),
-      canAccept: (state, token) => samplerStatics.canBeNextTokenForGrammarEvaluationState(state, token),
     },
     createContext: (options) => new Context(nativeModel, options),
     isPatched: hasMethods(prototype, PATCH_METHODS),

@@ -27,7 +27,6 @@ function recordingNatives() {
     accept(state, token) {
       (state as unknown as { accepted: number[] }).accepted.push(token);
     },
-    canAccept: () => true,
   };
   return { natives, parsed, states };
 }

@@ -52,7 +52,6 @@ const INTERNALS: LlamaInternals = {
     },
     cloneState: (state) => state,
     accept: () => {},
-    canAccept: () => true,
   },
 };
 
