@@ -9,20 +9,9 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import { parseGbnf, sampleGbnf } from "../../src/constrain/gbnf/index.ts";
 import { jsonSchemaToGbnf, SchemaError } from "../../src/constrain/json-schema/index.ts";
+import { mulberry32 } from "./mulberry32.ts";
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => void;
-
-/** A small seeded PRNG (mulberry32), so every run samples the same strings. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** ajv for the draft `schema` declares (2020-12, 2019-09, else draft-07), strict mode off; null if it cannot compile. */
 export function compileValidator(schema: unknown): ValidateFunction | null {
@@ -114,7 +103,7 @@ export function checkSchema(schema: unknown, options: { samples: number; seed: n
     return { outcome: "crashed", error, compileMs };
   }
   const validate = compileValidator(schema);
-  const random = seededRandom(options.seed);
+  const random = mulberry32(options.seed);
   const invalid: InvalidSample[] = [];
   const samples: string[] = [];
   let numUnfinished = 0;

@@ -4,18 +4,7 @@ import { type BlockHash, hashBlock, type KvBlock } from "../../../src/cache/bloc
 import { KvCacheManager } from "../../../src/cache/kv-cache-manager.ts";
 import type { RequestId, TokenId } from "../../../src/engine/ids.ts";
 import { asRequestId, asTokenId, asTokenIds } from "../../helpers/ids.ts";
-
-/** mulberry32: a tiny seeded PRNG, so a failure replays exactly. */
-function makeRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../../helpers/mulberry32.ts";
 
 /** Runs `mutate`, then checks every pool and request invariant. */
 function checked<T>(manager: KvCacheManager, mutate: () => T): T {
@@ -57,7 +46,7 @@ interface RandomRunCounts {
  * write into blocks its request holds alone.
  */
 function runRandomOperations(options: RandomRunOptions): RandomRunCounts {
-  const random = makeRandom(options.seed);
+  const random = mulberry32(options.seed);
   const int = (low: number, high: number): number => low + Math.floor(random() * (high - low + 1));
   /** A token of an 8-token vocabulary. */
   const token = (): TokenId => asTokenId(int(0, 7));

@@ -75,14 +75,3 @@ export const ALL_FIXTURES: Readonly<Record<string, string>> = {
   list: LIST_GBNF,
   mixed: MIXED_GBNF,
 };
-
-/** A small seeded PRNG (mulberry32) returning numbers in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let state = seed | 0;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
 import { GrammarError, matchesGbnf, parseGbnf, sampleGbnf } from "../../../src/constrain/gbnf/index.ts";
+import { mulberry32 } from "../../helpers/mulberry32.ts";
 import { grammarArbitrary } from "./gbnf-arbitrary.ts";
-import { ALL_FIXTURES, ARITHMETIC_GBNF, CHESS_GBNF, JSON_GBNF, MIXED_GBNF, mulberry32 } from "./gbnf-fixtures.ts";
+import { ALL_FIXTURES, ARITHMETIC_GBNF, CHESS_GBNF, JSON_GBNF, MIXED_GBNF } from "./gbnf-fixtures.ts";
 
 test("the JSON grammar accepts exactly the JSON texts it describes", () => {
   const json = parseGbnf(JSON_GBNF);

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import fc from "fast-check";
 import { HERMES_SYNTAX, LLAMA3_SYNTAX } from "../../../src/tools/call-syntax.ts";
 import { ToolCallParser } from "../../../src/tools/tool-call-parser.ts";
-import { seededRandom } from "../../helpers/schema-soundness.ts";
+import { mulberry32 } from "../../helpers/mulberry32.ts";
 import { mergeEvents, runParser, splitAt } from "./parser-harness.ts";
 import { RECORDED_OUTPUTS } from "./recorded-outputs.ts";
 
@@ -23,7 +23,7 @@ for (const recorded of RECORDED_OUTPUTS) {
     const text = recorded.output;
     const splits: string[][] = [Array.from(text.split(""))];
     for (let at = 0; at <= text.length; at++) splits.push(splitAt(text, at));
-    const random = seededRandom(text.length);
+    const random = mulberry32(text.length);
     for (let round = 0; round < 40; round++) {
       const boundaries = Array.from({ length: 1 + Math.floor(random() * 6) }, () =>
         Math.floor(random() * (text.length + 1)),

@@ -8,7 +8,8 @@ import { GENERIC_SYNTAX, HERMES_SYNTAX, LLAMA3_SYNTAX } from "../../../src/tools
 import type { ToolDefinition } from "../../../src/tools/tool-definition.ts";
 import { ToolError } from "../../../src/tools/tool-error.ts";
 import { buildToolGrammar } from "../../../src/tools/tool-grammar.ts";
-import { compileValidator, seededRandom } from "../../helpers/schema-soundness.ts";
+import { mulberry32 } from "../../helpers/mulberry32.ts";
+import { compileValidator } from "../../helpers/schema-soundness.ts";
 import { runParser } from "./parser-harness.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -73,7 +74,7 @@ function checkTools(tools: readonly ToolDefinition[], random: () => number) {
 test("every 10th Glaiveai2K schema as tool parameters yields calls that parse back and validate", {
   skip: SKIP,
 }, (t) => {
-  const random = seededRandom(2024);
+  const random = mulberry32(2024);
   const invalid: string[] = [];
   let numRefused = 0;
   let numConverted = 0;
@@ -102,7 +103,7 @@ test("every 10th Glaiveai2K schema as tool parameters yields calls that parse ba
 });
 
 test("pairs of Glaiveai2K schemas share one grammar without their rules colliding", { skip: SKIP }, (t) => {
-  const random = seededRandom(7);
+  const random = mulberry32(7);
   const tools = corpusTools();
   const invalid: string[] = [];
   let numPairs = 0;

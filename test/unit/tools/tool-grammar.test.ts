@@ -5,7 +5,8 @@ import { GENERIC_SYNTAX, HERMES_SYNTAX, LLAMA3_SYNTAX, type ToolCallSyntax } fro
 import type { ToolDefinition } from "../../../src/tools/tool-definition.ts";
 import { ToolError } from "../../../src/tools/tool-error.ts";
 import { buildToolGrammar, type ToolGrammar, type ToolGrammarChoice } from "../../../src/tools/tool-grammar.ts";
-import { compileValidator, seededRandom } from "../../helpers/schema-soundness.ts";
+import { mulberry32 } from "../../helpers/mulberry32.ts";
+import { compileValidator } from "../../helpers/schema-soundness.ts";
 import { runParser } from "./parser-harness.ts";
 
 const WEATHER: ToolDefinition = {
@@ -168,7 +169,7 @@ test("the Llama 3 auto grammars follow the opening of a call at the start, or <|
 
 test("calls sampled from every syntax's grammars parse back and their arguments validate", () => {
   const validators = new Map(TOOLS.map((tool) => [tool.name, compileValidator(tool.parameters ?? { type: "object" })]));
-  const random = seededRandom(11);
+  const random = mulberry32(11);
   let numChecked = 0;
   for (const syntax of [HERMES_SYNTAX, LLAMA3_SYNTAX, GENERIC_SYNTAX]) {
     for (const choice of ["required", { name: "save_tree" }, "auto"] as const) {
