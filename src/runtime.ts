@@ -76,6 +76,7 @@ export async function loadRuntime(
     batchSize: Math.max(config.batchSize, config.parallel),
     gpu: config.gpu,
     flashAttention: config.flashAttn,
+    chatTemplate: config.chatTemplate ?? null,
     onNativeLog: (level, message) => {
       if (!isPoolSizeWarning(message)) log[level]({ source: "llama.cpp" }, message.trim());
     },

@@ -44,6 +44,14 @@ export const ConfigSchema = z
       .describe(
         "Model id reported by /v1/models and accepted in requests. Defaults to the model file name without extension.",
       ),
+    chatTemplate: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Chat template: a Jinja template file, or a built-in name (chatML, llama3.1, qwen, …) for a GGUF whose " +
+          "template is missing or lacks tool calling. Defaults to the GGUF's own.",
+      ),
     modelsDir: z
       .string()
       .min(1)

@@ -31,6 +31,19 @@ export interface SamplingParams {
   readonly logitBias?: ReadonlyMap<TokenId, number> | null;
   /** The grammar every sampled token must keep the output inside; absent or null: unconstrained. */
   readonly grammar?: GrammarConstraint | null;
+  /**
+   * A grammar that starts later (`tool_choice: "auto"`): the output is free until one of these triggers appears,
+   * and from then on the trigger's grammar constrains what follows it. Ignored when `grammar` is set.
+   */
+  readonly grammarTriggers?: readonly GrammarTrigger[] | null;
+}
+
+/** Where a lazy grammar starts: `text` in the output (at its start only, after blanks, if so marked). */
+export interface GrammarTrigger {
+  readonly text: string;
+  readonly isAtStartOnly: boolean;
+  /** Constrains the output after `text`. */
+  readonly grammar: GrammarConstraint;
 }
 
 /**
@@ -123,6 +136,8 @@ export interface ModelInfo {
   readonly bosToken: TokenId | null;
   /** Whether the context runs attention with flash attention (it changes the compute buffer). */
   readonly isFlashAttention: boolean;
+  /** The tool-call syntax the chat template teaches; null when it has none pagoda knows. */
+  readonly toolSyntax: ChatToolSyntax | null;
 }
 
 export type ChatRole = "system" | "developer" | "user" | "assistant" | "tool";
@@ -130,7 +145,33 @@ export type ChatRole = "system" | "developer" | "user" | "assistant" | "tool";
 export interface ChatMessage {
   readonly role: ChatRole;
   readonly content: string;
+  /** An assistant message's tool calls. */
+  readonly toolCalls?: readonly ChatToolCall[];
+  /** A `tool` message: the call it answers. */
+  readonly toolCallId?: string;
 }
+
+export interface ChatToolCall {
+  readonly id: string;
+  readonly name: string;
+  /** The arguments as JSON text, as the model wrote them. */
+  readonly arguments: string;
+}
+
+/** A function the model may call, as the chat template presents it. */
+export interface ChatTool {
+  readonly name: string;
+  readonly description?: string;
+  /** A JSON schema of the arguments object. */
+  readonly parameters?: unknown;
+}
+
+/**
+ * How the model's chat template writes a tool call, when pagoda can read and force that syntax: Hermes-style
+ * `<tool_call>` blocks (Qwen2.5, Hermes) or Llama 3.1's bare `{"name", "parameters"}` object. Null: the template
+ * has no tool syntax pagoda knows.
+ */
+export type ChatToolSyntax = "hermes" | "llama3";
 
 export interface RenderedChat {
   readonly tokens: TokenId[];
@@ -171,7 +212,11 @@ export interface Tokenizer {
 /** What the HTTP routes use of a model: its facts, its tokenizer, its chat template and embeddings; never a step. */
 export interface ServerEngine extends Tokenizer {
   readonly info: ModelInfo;
-  renderChat(messages: readonly ChatMessage[]): RenderedChat;
+  /**
+   * Renders through the model's own template; `tools` are offered only when the template has a tool syntax
+   * (`info.toolSyntax`). Every tool call in `messages` must be answered by a later `tool` message.
+   */
+  renderChat(messages: readonly ChatMessage[], tools?: readonly ChatTool[] | null): RenderedChat;
   embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]>;
   /**
    * Compiles a grammar for this model's vocabulary (kept for the sequences that use it), throwing when the engine's

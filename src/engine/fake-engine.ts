@@ -8,6 +8,8 @@
  */
 import type {
   ChatMessage,
+  ChatTool,
+  ChatToolSyntax,
   EmbeddingResult,
   Engine,
   GrammarConstraint,
@@ -49,6 +51,8 @@ export interface FakeEngineOptions {
   readonly eosAfter?: number;
   /** Awaited before every step; lets a test hold the loop at a known point. */
   readonly beforeStep?: (stepIndex: number) => Promise<void>;
+  /** The tool-call syntax its "template" claims. Defaults to null. */
+  readonly toolSyntax?: ChatToolSyntax | null;
 }
 
 interface FakeSavedCells extends SavedCells {
@@ -93,6 +97,7 @@ export class FakeEngine implements Engine {
       embeddingSize: 8,
       bosToken: FAKE_BOS,
       isFlashAttention: false,
+      toolSyntax: options.toolSyntax ?? null,
     };
     this.cellTokens = new Array<TokenId>(this.info.kvCacheTokens).fill(fakeToken(0));
     this.cellHolders = new Array<number>(this.info.kvCacheTokens).fill(0);
@@ -119,7 +124,14 @@ export class FakeEngine implements Engine {
     return token === FAKE_EOS;
   }
 
-  renderChat(messages: readonly ChatMessage[]): RenderedChat {
+  /** The tool lists `renderChat` was given, in order. */
+  readonly renderedTools: (readonly ChatTool[] | null)[] = [];
+  /** The messages `renderChat` was given, in order. */
+  readonly renderedMessages: (readonly ChatMessage[])[] = [];
+
+  renderChat(messages: readonly ChatMessage[], tools: readonly ChatTool[] | null = null): RenderedChat {
+    this.renderedMessages.push(messages);
+    this.renderedTools.push(tools);
     const text = `${messages.map((message) => `<${message.role}>${message.content}<end>`).join("")}<assistant>`;
     return { tokens: this.tokenize(text, { addBos: true }), stopStrings: ["<end>"], stopTokens: [] };
   }

@@ -25,6 +25,8 @@ export interface LlamaEngineOptions {
   readonly gpu: GpuOption;
   /** "auto" is on for GPU backends and off on CPU. Defaults to "auto". */
   readonly flashAttention?: FlashAttentionOption;
+  /** A Jinja template file or a built-in template name; null or absent takes the GGUF's. */
+  readonly chatTemplate?: string | null;
   /** Receives llama.cpp's own log lines at warn level and above. */
   readonly onNativeLog?: (level: "error" | "warn", message: string) => void;
   /** Receives the model's load progress, 0 to 1. */

@@ -9,6 +9,7 @@ import type { LlamaModel } from "node-llama-cpp";
 import { combinedFailure } from "./combined-failure.ts";
 import type {
   ChatMessage,
+  ChatTool,
   EmbeddingResult,
   Engine,
   GrammarConstraint,
@@ -22,6 +23,7 @@ import type {
   StepOutput,
   TokenId,
 } from "./engine.ts";
+import { GrammarFollower } from "./grammar-follower.ts";
 import { LlamaEmbedder } from "./llama-embedder.ts";
 import type { LlamaEngineOptions } from "./llama-engine-options.ts";
 import { LlamaGrammars } from "./llama-grammars.ts";
@@ -45,31 +47,44 @@ export class LlamaEngine implements Engine {
   private readonly runner: StepRunner;
   private readonly embedder: LlamaEmbedder;
   private readonly grammars: LlamaGrammars;
+  private readonly follower: GrammarFollower;
   private isDisposed = false;
 
   private constructor({ llama, model, internals, native, options }: OpenedLlamaContext) {
     this.model = model;
     this.native = native;
     this.backend = llama.gpu === false ? "cpu" : llama.gpu;
-    this.info = modelInfoOf(model, options);
-    this.tokenizer = new LlamaTokenizer(model);
+    this.tokenizer = new LlamaTokenizer(model, options.chatTemplate ?? null);
+    this.info = { ...modelInfoOf(model, options), toolSyntax: this.tokenizer.toolSyntax };
     const patched = isPatchedContext(native) ? native : null;
     this.grammars = new LlamaGrammars(internals.grammars, {
       isEndOfGeneration: (token) => this.tokenizer.isEndOfGeneration(token),
       vocabSize: this.info.vocabSize,
       masker: patched === null ? null : (state, mask) => patched.getGrammarMask(state, mask),
     });
+    this.follower = new GrammarFollower({
+      grammars: this.grammars,
+      isEndOfGeneration: (token) => this.tokenizer.isEndOfGeneration(token),
+      pieceOf: (previous, token) => this.tokenizer.pieceAfter(previous, token),
+      tokensOf: (text) => this.tokenizer.tokensSpelling(text),
+      penaltyWindow: options.contextSize,
+    });
     this.sequences = new LlamaSequences(native, internals, {
       numSequences: options.numSequences,
       contextSize: options.contextSize,
       isKvShared: this.info.isKvShared,
-      grammars: this.grammars,
+      grammars: this.follower,
       onNativeLog: options.onNativeLog,
     });
-    this.runner = new StepRunner(native, this.sequences, this.grammars, {
-      batchSize: options.batchSize,
-      penaltyWindow: options.contextSize,
-    });
+    this.runner = new StepRunner(
+      native,
+      this.sequences,
+      { parsed: this.grammars, follower: this.follower },
+      {
+        batchSize: options.batchSize,
+        penaltyWindow: options.contextSize,
+      },
+    );
     this.embedder = new LlamaEmbedder(model, {
       contextSize: Math.min(this.info.contextSize, this.info.trainContextSize),
       threads: options.threads,
@@ -92,8 +107,8 @@ export class LlamaEngine implements Engine {
     return this.tokenizer.isEndOfGeneration(token);
   }
 
-  renderChat(messages: readonly ChatMessage[]): RenderedChat {
-    return this.tokenizer.renderChat(messages);
+  renderChat(messages: readonly ChatMessage[], tools: readonly ChatTool[] | null = null): RenderedChat {
+    return this.tokenizer.renderChat(messages, tools);
   }
 
   prepareGrammar(grammar: GrammarConstraint): void {
@@ -127,8 +142,9 @@ export class LlamaEngine implements Engine {
   acceptTokens(sequenceId: SequenceId, tokens: readonly TokenId[]): void {
     if (this.isDisposed) return;
     const slot = this.sequences.inUse(sequenceId);
+    const previous = slot.history.at(-1) ?? null;
     slot.history.push(...tokens);
-    if (slot.grammarState !== null) this.grammars.advance(slot.grammarState, tokens);
+    this.follower.follow(slot, tokens, previous, false);
   }
 
   releaseSequence(sequenceId: SequenceId): void {

@@ -7,7 +7,7 @@
  */
 import { combinedFailure } from "./combined-failure.ts";
 import type { SamplingParams, SavedCells, SequenceId, TokenId } from "./engine.ts";
-import type { LlamaGrammars } from "./llama-grammars.ts";
+import type { GrammarFollower } from "./grammar-follower.ts";
 import {
   isPatchedContext,
   type LlamaInternals,
@@ -18,6 +18,7 @@ import {
 } from "./llama-internals.ts";
 import type { NativeLogSink } from "./llama-loader.ts";
 import { nativeSamplerConfig } from "./native-sampler-config.ts";
+import type { TriggerWatch } from "./trigger-watch.ts";
 
 export interface SequenceSlot {
   readonly id: SequenceId;
@@ -27,6 +28,8 @@ export interface SequenceSlot {
   history: TokenId[];
   /** Where the output is in the request's grammar; the native sampler advances it. */
   grammarState: NativeGrammarState | null;
+  /** A lazy grammar's watch for its trigger, until the trigger appears. */
+  triggerWatch: TriggerWatch | null;
   state: "free" | "active";
 }
 
@@ -35,7 +38,7 @@ export interface LlamaSequencesOptions {
   /** Most tokens of one sequence: every token it sampled counts for its penalties. */
   readonly contextSize: number;
   readonly isKvShared: boolean;
-  readonly grammars: LlamaGrammars;
+  readonly grammars: GrammarFollower;
   /** Told when llama.cpp refuses to drop cells (it may, for recurrent models), which no caller would see else. */
   readonly onNativeLog?: NativeLogSink;
 }
@@ -74,6 +77,7 @@ export class LlamaSequences {
       sampling: null,
       history: [],
       grammarState: null,
+      triggerWatch: null,
       state: "free",
     }));
   }
@@ -82,15 +86,13 @@ export class LlamaSequences {
     this.flushDeferred();
     const slot = this.slots.find((candidate) => candidate.state === "free");
     if (slot === undefined) return null;
-    const grammar = sampling.grammar ?? null;
-    const grammarState = grammar === null ? null : this.options.grammars.stateAfter(grammar, history);
-    const sampler = this.internals.createSampler();
-    sampler.applyConfig(nativeSamplerConfig(sampling, history, this.options.contextSize, grammarState));
-    slot.sampler = sampler;
-    slot.grammarState = grammarState;
     slot.sampling = sampling;
     slot.history = [...history];
     slot.state = "active";
+    this.options.grammars.start(slot, history);
+    const sampler = this.internals.createSampler();
+    sampler.applyConfig(nativeSamplerConfig(sampling, history, this.options.contextSize, slot.grammarState));
+    slot.sampler = sampler;
     return slot.id;
   }
 
@@ -241,5 +243,6 @@ function resetSlot(slot: SequenceSlot): void {
   slot.sampling = null;
   slot.history = [];
   slot.grammarState = null;
+  slot.triggerWatch = null;
   slot.state = "free";
 }

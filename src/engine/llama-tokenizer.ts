@@ -1,22 +1,21 @@
 /**
  * The model's tokenizer and chat template, in the engine seam's plain token ids.
  */
-import {
-  type ChatHistoryItem,
-  type ChatWrapper,
-  type LlamaModel,
-  resolveChatWrapper,
-  type Token,
-} from "node-llama-cpp";
-import type { ChatMessage, RenderedChat, TokenId } from "./engine.ts";
+import type { ChatWrapper, LlamaModel, Token } from "node-llama-cpp";
+import { chatWrapperFor, toChatHistory, toChatModelFunctions, toolSyntaxOf } from "./chat-template.ts";
+import type { ChatMessage, ChatTool, ChatToolSyntax, RenderedChat, TokenId } from "./engine.ts";
 
 export class LlamaTokenizer {
   private readonly model: LlamaModel;
   private readonly chatWrapper: ChatWrapper;
+  /** The tool-call syntax the chat template teaches, when pagoda knows it. */
+  readonly toolSyntax: ChatToolSyntax | null;
 
-  constructor(model: LlamaModel) {
+  /** `chatTemplate`: see `chatWrapperFor`; null takes the GGUF's. */
+  constructor(model: LlamaModel, chatTemplate: string | null = null) {
     this.model = model;
-    this.chatWrapper = resolveChatWrapper(model);
+    this.chatWrapper = chatWrapperFor(model, chatTemplate);
+    this.toolSyntax = toolSyntaxOf(this.chatWrapper);
   }
 
   tokenize(text: string, options: { addBos?: boolean } = {}): TokenId[] {
@@ -32,19 +31,40 @@ export class LlamaTokenizer {
     return this.model.detokenize(asTokens(tokens), false);
   }
 
+  /**
+   * The text `token` adds after `previous`: decoded as a pair, so a character split across the two is whole in
+   * one of them, and a SentencePiece word-start space is kept.
+   */
+  pieceAfter(previous: TokenId | null, token: TokenId): string {
+    if (previous === null) return this.detokenize([token]);
+    const before = this.detokenize([previous]);
+    const both = this.detokenize([previous, token]);
+    return both.startsWith(before) ? both.slice(before.length) : this.detokenize([token]);
+  }
+
+  /**
+   * Tokens that spell exactly `text`, for feeding text to a grammar; null when the tokenizer's tokens do not (a
+   * SentencePiece tokenizer may add a leading space, which is tried without).
+   */
+  tokensSpelling(text: string): TokenId[] | null {
+    const tokens = this.tokenize(text);
+    if (this.detokenize(tokens) === text) return tokens;
+    const spaced = this.tokenize(`\n${text}`);
+    const newline = this.tokenize("\n");
+    const rest = spaced.slice(newline.length);
+    return this.detokenize(rest) === text ? rest : null;
+  }
+
   isEndOfGeneration(token: TokenId): boolean {
     return this.model.isEogToken(asToken(token));
   }
 
   /** The prompt for the model's next turn, and what ends that turn in this template. */
-  renderChat(messages: readonly ChatMessage[]): RenderedChat {
-    const chatHistory: ChatHistoryItem[] = messages.map((message): ChatHistoryItem => {
-      if (message.role === "system" || message.role === "developer") return { type: "system", text: message.content };
-      if (message.role === "assistant") return { type: "model", response: [message.content] };
-      return { type: "user", text: message.content };
-    });
-    chatHistory.push({ type: "model", response: [] });
-    const state = this.chatWrapper.generateContextState({ chatHistory });
+  renderChat(messages: readonly ChatMessage[], tools: readonly ChatTool[] | null = null): RenderedChat {
+    const chatHistory = toChatHistory(messages);
+    const availableFunctions =
+      tools !== null && tools.length > 0 && this.toolSyntax !== null ? toChatModelFunctions(tools) : undefined;
+    const state = this.chatWrapper.generateContextState({ chatHistory, availableFunctions });
     const stopStrings: string[] = [];
     const stopTokens: TokenId[] = [];
     for (const trigger of state.stopGenerationTriggers) {

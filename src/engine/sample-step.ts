@@ -14,6 +14,8 @@ export interface SampleStepOptions {
   readonly slotOf: (sequenceId: SequenceId) => SequenceSlot;
   /** Most tokens of one sequence: every token it sampled counts for its penalties. */
   readonly penaltyWindow: number;
+  /** Told of each sampled token once it is in the slot's history (lazy grammars start from the output text). */
+  readonly onSampled: (slot: SequenceSlot, token: TokenId) => void;
 }
 
 /**
@@ -62,6 +64,7 @@ async function sampleItem(item: StepItem, logitIndex: number | null, options: Sa
   const token = sampled as TokenId;
   if (token < 0) return noToken(item.sequenceId);
   slot.history.push(token);
+  options.onSampled(slot, token);
   const logprobs = wantsLogprobs ? toSampledLogprobs(token, probabilities ?? [], sampling.topLogprobs ?? 0) : null;
   return { sequenceId: item.sequenceId, token, logprobs };
 }

@@ -4,6 +4,7 @@
  * library's dispatcher, fed one `evaluate()` per sequence, merges only N−1 of N sequences into a decode.
  */
 import type { StepItem, StepOutput } from "./engine.ts";
+import type { GrammarFollower } from "./grammar-follower.ts";
 import type { LlamaGrammars } from "./llama-grammars.ts";
 import { isPatchedContext, type NativeContext } from "./llama-internals.ts";
 import type { LlamaSequences } from "./llama-sequences.ts";
@@ -28,14 +29,21 @@ export class StepRunner {
   private readonly native: NativeContext;
   private readonly sequences: LlamaSequences;
   private readonly grammars: LlamaGrammars;
+  private readonly follower: GrammarFollower;
   private readonly options: StepRunnerOptions;
   /** Wall time of every step's sampling, summed. */
   sampleMs = 0;
 
-  constructor(native: NativeContext, sequences: LlamaSequences, grammars: LlamaGrammars, options: StepRunnerOptions) {
+  constructor(
+    native: NativeContext,
+    sequences: LlamaSequences,
+    grammars: { readonly parsed: LlamaGrammars; readonly follower: GrammarFollower },
+    options: StepRunnerOptions,
+  ) {
     this.native = native;
     this.sequences = sequences;
-    this.grammars = grammars;
+    this.grammars = grammars.parsed;
+    this.follower = grammars.follower;
     this.options = options;
   }
 
@@ -53,6 +61,7 @@ export class StepRunner {
         native: this.native,
         slotOf: (sequenceId) => this.sequences.inUse(sequenceId),
         penaltyWindow: this.options.penaltyWindow,
+        onSampled: (slot, token) => this.follower.follow(slot, [token], slot.history.at(-2) ?? null, true),
       }).finally(() => {
         this.sampleMs += performance.now() - sampleStartMs;
       });

@@ -12,6 +12,10 @@ const COMPILE_SECONDS_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 
 export const REJECTION_REASONS = ["queue_full", "rate_limited", "unauthorized", "limit_exceeded"] as const;
 export type RejectionReason = (typeof REJECTION_REASONS)[number];
 
+/** `tool_choice` as `pagoda_tool_requests_total` labels it. */
+export const TOOL_CHOICE_KINDS = ["auto", "required", "named"] as const;
+export type ToolChoiceKind = (typeof TOOL_CHOICE_KINDS)[number];
+
 export class PagodaMetrics {
   private readonly http: Counter<"code">;
   private readonly rejected: Counter<"reason">;
@@ -19,6 +23,9 @@ export class PagodaMetrics {
   private readonly requestTimeouts: Counter;
   private readonly constrained: Counter<"kind">;
   private readonly compileSeconds: Histogram<"kind">;
+  private readonly toolRequests: Counter<"tool_choice">;
+  private readonly toolCalls: Counter;
+  private readonly toolParseFailures: Counter;
 
   constructor(registry: Registry) {
     this.http = new Counter({
@@ -58,6 +65,23 @@ export class PagodaMetrics {
       buckets: COMPILE_SECONDS_BUCKETS,
       registers: [registry],
     });
+    this.toolRequests = new Counter({
+      name: "pagoda_tool_requests_total",
+      help: "Chat requests offering tools the model may call, by tool_choice (auto, required, named); none is not counted.",
+      labelNames: ["tool_choice"],
+      registers: [registry],
+    });
+    for (const kind of TOOL_CHOICE_KINDS) this.toolRequests.labels(kind).inc(0);
+    this.toolCalls = new Counter({
+      name: "pagoda_tool_calls_total",
+      help: "Tool calls returned to clients.",
+      registers: [registry],
+    });
+    this.toolParseFailures = new Counter({
+      name: "pagoda_tool_parse_failures_total",
+      help: "Choices whose tool call could not be read (usually cut by max_tokens); their text is returned as content.",
+      registers: [registry],
+    });
   }
 
   observeHttpResponse(statusCode: number): void {
@@ -74,6 +98,16 @@ export class PagodaMetrics {
 
   observeRequestTimeout(): void {
     this.requestTimeouts.inc();
+  }
+
+  observeToolRequest(kind: ToolChoiceKind): void {
+    this.toolRequests.labels(kind).inc();
+  }
+
+  /** One choice's output, read for calls. */
+  observeToolOutput(numCalls: number, isParseFailure: boolean): void {
+    if (numCalls > 0) this.toolCalls.inc(numCalls);
+    if (isParseFailure) this.toolParseFailures.inc();
   }
 
   /** A constrained request; `compileMs` is null when its grammar came from the cache. */

@@ -9,7 +9,7 @@ import type { StepStats } from "../scheduler/engine-loop.ts";
 import type { RequestStats } from "../scheduler/scheduler.ts";
 import type { MetricsSource } from "./metrics-source.ts";
 import { ModelMetrics } from "./model-metrics.ts";
-import { PagodaMetrics, type RejectionReason } from "./pagoda-metrics.ts";
+import { PagodaMetrics, type RejectionReason, type ToolChoiceKind } from "./pagoda-metrics.ts";
 import { ProcessMetrics } from "./process-metrics.ts";
 
 export type { MetricsSource } from "./metrics-source.ts";
@@ -48,6 +48,14 @@ export class ServerMetrics {
   /** A constrained request; `compileMs` is null when its grammar came from the cache. */
   observeConstraint(kind: ConstraintKind, compileMs: number | null): void {
     this.pagoda.observeConstraint(kind, compileMs);
+  }
+
+  observeToolRequest(kind: ToolChoiceKind): void {
+    this.pagoda.observeToolRequest(kind);
+  }
+
+  observeToolOutput(numCalls: number, isParseFailure: boolean): void {
+    this.pagoda.observeToolOutput(numCalls, isParseFailure);
   }
 
   observeHttpResponse(statusCode: number): void {

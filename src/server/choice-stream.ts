@@ -10,9 +10,10 @@ import { type OpenAiFinishReason, toOpenAiFinishReason } from "./openai-format.t
 import type { EventStream } from "./sse.ts";
 
 export interface ChunkBuilders {
-  /** The chunk carrying a delta, or null when there is nothing to send (text held back, no logprobs asked). */
-  delta(index: number, delta: OutputDelta): unknown;
-  finish(index: number, reason: OpenAiFinishReason): unknown;
+  /** The chunks carrying a delta; none when there is nothing to send (text held back, no logprobs asked). */
+  delta(index: number, delta: OutputDelta): readonly unknown[];
+  /** The chunks that end a choice, the one with its `finish_reason` last. */
+  finish(index: number, reason: OpenAiFinishReason): readonly unknown[];
 }
 
 /** A request failed by the server itself (e.g. at shutdown) carries its own coded error; anything else is the engine. */
@@ -48,8 +49,7 @@ export async function streamChoices(
   let numCompletionTokens = 0;
   for await (const event of generation) {
     if (event.kind === "delta") {
-      const chunk = builders.delta(event.index, event.delta);
-      if (chunk !== null) await stream.send(chunk);
+      for (const chunk of builders.delta(event.index, event.delta)) await stream.send(chunk);
       continue;
     }
     numCompletionTokens += event.output.numOutputTokens;
@@ -59,7 +59,8 @@ export async function streamChoices(
       await stream.send(toErrorBody(failure));
       continue;
     }
-    await stream.send(builders.finish(event.index, toOpenAiFinishReason(event.output.finishReason)));
+    for (const chunk of builders.finish(event.index, toOpenAiFinishReason(event.output.finishReason)))
+      await stream.send(chunk);
   }
   return numCompletionTokens;
 }

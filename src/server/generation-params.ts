@@ -71,7 +71,12 @@ export function toGenerationParams(input: ChoiceParamsInput): GenerationParams {
   const templateStops = constraints.grammar === null ? (input.extraStopStrings ?? []) : [];
   return {
     maxTokens,
-    sampling: { ...toSamplingParams(input), logitBias: constraints.logitBias, grammar: constraints.grammar },
+    sampling: {
+      ...toSamplingParams(input),
+      logitBias: constraints.logitBias,
+      grammar: constraints.grammar,
+      grammarTriggers: constraints.grammarTriggers,
+    },
     stopStrings: [...stopStrings.filter((stop) => stop.length > 0), ...templateStops],
     stopTokens: [...(input.extraStopTokens ?? [])],
     ignoreEos: body.ignore_eos ?? false,

@@ -5,7 +5,7 @@
 import type { SampledLogprobs, TokenId } from "../engine/engine.ts";
 import type { FinishReason } from "../scheduler/request.ts";
 
-export type OpenAiFinishReason = "stop" | "length";
+export type OpenAiFinishReason = "stop" | "length" | "tool_calls";
 
 /** JSON has no -Infinity; vLLM reports impossible tokens with this floor too. */
 const MIN_LOGPROB = -9999;

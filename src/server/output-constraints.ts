@@ -5,7 +5,7 @@
 
 import { type CompiledConstraint, type ConstraintCompiler, ConstraintError } from "../constrain/constraint-compiler.ts";
 import type { ConstraintKind } from "../constrain/constraint-spec.ts";
-import type { GrammarConstraint, ServerEngine, TokenId } from "../engine/engine.ts";
+import type { GrammarConstraint, GrammarTrigger, ServerEngine, TokenId } from "../engine/engine.ts";
 import { type ConstraintFields, constraintOf } from "./constraint-fields.ts";
 import { PagodaError } from "./errors.ts";
 
@@ -15,12 +15,20 @@ const MAX_LOGIT_BIAS = 100;
 export interface OutputConstraints {
   readonly kind: ConstraintKind | null;
   readonly grammar: GrammarConstraint | null;
+  /** A grammar that starts at a trigger in the output (tool calls under `tool_choice: "auto"`). */
+  readonly grammarTriggers: readonly GrammarTrigger[] | null;
   /** How long compiling the grammar took; null without a grammar or when it came from the cache. */
   readonly compileMs: number | null;
   readonly logitBias: ReadonlyMap<TokenId, number> | null;
 }
 
-export const NO_OUTPUT_CONSTRAINTS: OutputConstraints = { kind: null, grammar: null, compileMs: null, logitBias: null };
+export const NO_OUTPUT_CONSTRAINTS: OutputConstraints = {
+  kind: null,
+  grammar: null,
+  grammarTriggers: null,
+  compileMs: null,
+  logitBias: null,
+};
 
 export interface ConstraintBody extends ConstraintFields {
   logit_bias?: Record<string, number> | null;
@@ -54,14 +62,20 @@ export function resolveOutputConstraints(
       cause: error,
     });
   }
-  return { kind: spec.kind, grammar, compileMs: compiled.isCached ? null : compiled.compileMs, logitBias };
+  return {
+    kind: spec.kind,
+    grammar,
+    grammarTriggers: null,
+    compileMs: compiled.isCached ? null : compiled.compileMs,
+    logitBias,
+  };
 }
 
 /**
  * A stop string could end the output inside the grammar, and ignore_eos would run past its end: the output ends
  * exactly where the grammar is complete.
  */
-function rejectConflicts(body: ConstraintBody, param: string): void {
+export function rejectConflicts(body: ConstraintBody, param: string): void {
   const stop = body.stop;
   if (stop != null && (typeof stop === "string" ? stop.length > 0 : stop.some((item) => item.length > 0))) {
     throw new PagodaError(

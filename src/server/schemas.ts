@@ -54,11 +54,41 @@ export type CompletionRequest = z.infer<typeof CompletionRequestSchema>;
 const textPart = z.object({ type: z.literal("text"), text: z.string() });
 const contentPart = z.object({ type: z.string() }).passthrough();
 
+/** An assistant's call as OpenAI sends it back in the history; `arguments` is JSON text. */
+const messageToolCall = z.object({
+  id: z.string().min(1).max(256),
+  type: z.literal("function").optional(),
+  function: z.object({ name: z.string().min(1), arguments: z.string() }),
+});
+
 const chatMessage = z.object({
   role: z.enum(["system", "developer", "user", "assistant", "tool"]),
   content: z.union([z.string(), z.array(z.union([textPart, contentPart]))]).nullish(),
   name: z.string().nullish(),
+  tool_calls: z.array(messageToolCall).nullish(),
+  tool_call_id: z.string().nullish(),
 });
+
+/**
+ * `tools[i]`: the type is checked by the route, so a custom tool gets a 400 naming it rather than a schema error;
+ * `parameters` is a JSON schema, checked by the tool grammar's converter.
+ */
+const tool = z.object({
+  type: z.string(),
+  function: z
+    .object({
+      name: z.string(),
+      description: z.string().nullish(),
+      parameters: z.unknown().optional(),
+      strict: z.boolean().nullish(),
+    })
+    .optional(),
+});
+
+const toolChoice = z.union([
+  z.enum(["none", "auto", "required"]),
+  z.object({ type: z.literal("function"), function: z.object({ name: z.string() }) }),
+]);
 
 export const ChatCompletionRequestSchema = z.object({
   ...samplingFields,
@@ -67,8 +97,9 @@ export const ChatCompletionRequestSchema = z.object({
   max_completion_tokens: z.number().int().min(1).nullish(),
   logprobs: z.boolean().nullish(),
   top_logprobs: z.number().int().min(0).max(20).nullish(),
-  tools: z.array(z.unknown()).nullish(),
-  tool_choice: z.unknown().optional(),
+  tools: z.array(tool).nullish(),
+  tool_choice: toolChoice.nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
 });
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
 

@@ -272,18 +272,6 @@ test("without max_tokens a chat completion runs until EOS and finishes with stop
   assert.equal(eosServer.engine.numAcquiredSequences, 0);
 });
 
-test("tools are refused as an unsupported parameter unless tool_choice is none", async () => {
-  const tools = [{ type: "function", function: { name: "lookup", parameters: { type: "object", properties: {} } } }];
-  assertError(await postJson(app, "/v1/chat/completions", { model: MODEL, messages: HI, tools }), {
-    status: 400,
-    type: "invalid_request_error",
-    code: "unsupported_parameter",
-    param: "tools",
-  });
-  await chat({ tools, tool_choice: "none", temperature: 0, max_tokens: 1 });
-  await chat({ tools: [], temperature: 0, max_tokens: 1 });
-});
-
 test("a response_format of an unknown type is a 400 naming it, while text is accepted", async () => {
   assertError(
     await postJson(app, "/v1/chat/completions", {

@@ -89,7 +89,7 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
           stream,
           {
             delta: (index, { text, tokens, logprobs }) => {
-              if (text.length === 0 && !wantsLogprobs) return null;
+              if (text.length === 0 && !wantsLogprobs) return [];
               const offset = offsets[index] ?? 0;
               const chunkLogprobs = wantsLogprobs
                 ? toCompletionLogprobs(tokens, logprobs, tokenText, offset, previous[index] ?? null)
@@ -97,12 +97,11 @@ export const completionsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app,
               // Offsets count token text, not streamed text: a held-back stop-string prefix streams later.
               offsets[index] = offset + (chunkLogprobs?.tokens.join("").length ?? text.length);
               previous[index] = tokens.at(-1) ?? previous[index] ?? null;
-              return { ...chunk, choices: [{ index, text, logprobs: chunkLogprobs, finish_reason: null }] };
+              return [{ ...chunk, choices: [{ index, text, logprobs: chunkLogprobs, finish_reason: null }] }];
             },
-            finish: (index, reason) => ({
-              ...chunk,
-              choices: [{ index, text: "", logprobs: null, finish_reason: reason }],
-            }),
+            finish: (index, reason) => [
+              { ...chunk, choices: [{ index, text: "", logprobs: null, finish_reason: reason }] },
+            ],
           },
           deadline,
         );

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import test from "node:test";
 import { greedySampling, type SamplingParams, type SequenceId } from "../../../src/engine/engine.ts";
+import { GrammarFollower } from "../../../src/engine/grammar-follower.ts";
 import { LlamaGrammars } from "../../../src/engine/llama-grammars.ts";
 import type { LlamaInternals, NativeContext, PatchedNativeContext } from "../../../src/engine/llama-internals.ts";
 import { LlamaSequences } from "../../../src/engine/llama-sequences.ts";
@@ -60,7 +61,13 @@ function sequences(native: NativeContext, onNativeLog?: (level: "error" | "warn"
     numSequences: 3,
     contextSize: 64,
     isKvShared: true,
-    grammars: new LlamaGrammars(INTERNALS.grammars, { isEndOfGeneration: () => false, vocabSize: 8, masker: null }),
+    grammars: new GrammarFollower({
+      grammars: new LlamaGrammars(INTERNALS.grammars, { isEndOfGeneration: () => false, vocabSize: 8, masker: null }),
+      isEndOfGeneration: () => false,
+      pieceOf: () => "",
+      tokensOf: () => [],
+      penaltyWindow: 64,
+    }),
     onNativeLog,
   });
 }
