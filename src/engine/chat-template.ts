@@ -28,7 +28,7 @@ export class ChatTemplateError extends Error {
  * (`chatML`, `llama3.1`, `qwen`, …) or a path to a Jinja template file.
  */
 export function chatWrapperFor(model: LlamaModel, template: string | null): ChatWrapper {
-  if (template === null) return resolveChatWrapper(model);
+  if (template === null) return withToolSyntax(model, resolveChatWrapper(model));
   const builtIn = specializedChatWrapperTypeNames.find(
     (name): name is SpecializedChatWrapperTypeName => name === template,
   );
@@ -44,6 +44,21 @@ export function chatWrapperFor(model: LlamaModel, template: string | null): Chat
     );
   }
   return new JinjaTemplateChatWrapper({ template: text, tokenizer: model.tokenizer });
+}
+
+/**
+ * node-llama-cpp prefers its own wrapper when the GGUF's Jinja template renders like one, and some of its own teach a
+ * call syntax of their own (Llama 3.1's `<function=…>`) where the template teaches JSON calls: for tool calling the
+ * template's own syntax wins, so its wrapper is taken when it has one pagoda knows.
+ */
+function withToolSyntax(model: LlamaModel, resolved: ChatWrapper): ChatWrapper {
+  if (toolSyntaxOf(resolved) !== null || model.fileInfo.metadata.tokenizer?.chat_template == null) return resolved;
+  try {
+    const jinja = resolveChatWrapper(model, { type: "jinjaTemplate", warningLogs: false });
+    return toolSyntaxOf(jinja) === null ? resolved : jinja;
+  } catch {
+    return resolved;
+  }
 }
 
 /** The call syntax a wrapper teaches, when it is one pagoda reads and forces. */
@@ -117,10 +132,12 @@ function parseArguments(text: string): unknown {
   }
 }
 
-/** The text of a wrapper setting: a string, or LlamaText's JSON (strings and special-token texts). */
+/** The text of a wrapper setting: a string, a LlamaText (its `values`), or a special-token text (its `value`). */
 function plainText(value: unknown): string {
   if (typeof value === "string") return value;
   if (Array.isArray(value)) return value.map(plainText).join("");
-  if (typeof value === "object" && value !== null && "value" in value) return String(value.value);
+  if (typeof value !== "object" || value === null) return "";
+  if ("values" in value) return plainText(value.values);
+  if ("value" in value) return String(value.value);
   return "";
 }

@@ -6,7 +6,7 @@
  */
 import type { SyntheticModelShape } from "./synthetic-model.ts";
 
-export interface ModelShape extends Omit<SyntheticModelShape, "tensorType"> {
+export interface ModelShape extends Omit<SyntheticModelShape, "tensorType" | "chatTemplate"> {
   /** The name `pagoda synth --like` takes. */
   name: string;
   /** The model whose config the numbers come from. */

@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { ENCODABLE_TYPES } from "./gguf-writer.ts";
 import { findModelShape, MODEL_SHAPES, type ModelShape } from "./model-shapes.ts";
+import { SYNTHETIC_CHAT_TEMPLATES, type SyntheticChatTemplate } from "./synthetic-chat-templates.ts";
 import type { SyntheticArchitecture, SyntheticModelOptions, SyntheticTensorType } from "./synthetic-model.ts";
 import { DEFAULT_PERTURBATION } from "./widen-ffn.ts";
 import { INTERMEDIATE_TYPE, QUANTIZED_SYNTH_TYPES, type QuantizedSynthType } from "./write-quantized-model.ts";
@@ -35,7 +36,16 @@ const DIMENSION_FLAGS = {
 } as const satisfies Record<string, keyof SyntheticModelOptions>;
 
 /** Flags that describe a synthetic model, so they make no sense when deriving a draft from a real one. */
-const SYNTH_ONLY_FLAGS = ["like", "type", "arch", "tied", "seed", "dry-run", ...Object.keys(DIMENSION_FLAGS)];
+const SYNTH_ONLY_FLAGS = [
+  "like",
+  "type",
+  "arch",
+  "tied",
+  "chat-template",
+  "seed",
+  "dry-run",
+  ...Object.keys(DIMENSION_FLAGS),
+];
 
 /** Bad arguments: reported with the usage and exit code 2. */
 export class SynthUsageError extends Error {
@@ -88,6 +98,11 @@ function parseRequest(values: Record<string, string | boolean | undefined>): Syn
   const architecture = values.arch as SyntheticArchitecture | undefined;
   if (architecture !== undefined && !ARCHITECTURES.includes(architecture))
     throw new SynthUsageError(`--arch must be one of ${ARCHITECTURES.join(", ")}, got "${architecture}"`);
+  const chatTemplate = values["chat-template"] as SyntheticChatTemplate | undefined;
+  if (chatTemplate !== undefined && !SYNTHETIC_CHAT_TEMPLATES.includes(chatTemplate))
+    throw new SynthUsageError(
+      `--chat-template must be one of ${SYNTHETIC_CHAT_TEMPLATES.join(", ")}, got "${chatTemplate}"`,
+    );
 
   const { tensorType, quantizeTo } = type;
   const options: SyntheticModelOptions = { ...(like ?? {}), tensorType };
@@ -109,11 +124,14 @@ function parseRequest(values: Record<string, string | boolean | undefined>): Syn
   // Turning experts off without saying how many are used should just work.
   if (options.expertCount === 0 && values["experts-used"] === undefined) options.expertUsedCount = 0;
   if (typeof values.seed === "string") options.seed = parseInteger("seed", values.seed, 0);
+  // Not a shape override: the template changes no tensor, so a --like model keeps its name, with the template added.
+  if (chatTemplate !== undefined) options.chatTemplate = chatTemplate;
   if (like !== null) {
     const layers = overridden.length === 1 && overridden[0] === "layers" ? `-l${options.blockCount}` : null;
+    const template = chatTemplate === undefined || chatTemplate === "chatml" ? "" : `-${chatTemplate}`;
     // Anything beyond a layer count is not that model any more, so the name spells the shape out instead.
     if (overridden.length === 0 || layers !== null)
-      options.label = `${like.name}${layers ?? ""}-${(quantizeTo ?? tensorType).toLowerCase()}`;
+      options.label = `${like.name}${layers ?? ""}${template}-${(quantizeTo ?? tensorType).toLowerCase()}`;
   }
 
   const out = typeof values.out === "string" ? values.out : null;
@@ -180,6 +198,7 @@ const SYNTH_FLAGS = {
   seed: { type: "string" },
   arch: { type: "string" },
   tied: { type: "boolean" },
+  "chat-template": { type: "string" },
   list: { type: "boolean" },
   "derive-from": { type: "string" },
   "keep-layers": { type: "string" },

@@ -39,10 +39,11 @@ const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
 
 const USAGE = `Usage:
-  pagoda synth --like <shape> [--type q4_0|q8_0|f16|f32|q4_k_m|q6_k] [--layers N] [--seed N]
+  pagoda synth --like <shape> [--type q4_0|q8_0|f16|f32|q4_k_m|q6_k] [--layers N] [--chat-template …] [--seed N]
                (--out <file.gguf> | --dry-run)
   pagoda synth [--arch llama|qwen2] [--vocab N] [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N]
-               [--ctx N] [--experts N --experts-used N] [--tied] [--type …] [--seed N] (--out <file.gguf> | --dry-run)
+               [--ctx N] [--experts N --experts-used N] [--tied] [--type …] [--seed N]
+               [--chat-template chatml|hermes-tools|llama3-tools] (--out <file.gguf> | --dry-run)
   pagoda synth --list
   pagoda synth --derive-from <model.gguf> --keep-layers N --out <draft.gguf>
   pagoda synth --widen-from <model.gguf> --ffn N [--perturbation 0.02] [--seed N] --out <target.gguf>
@@ -53,6 +54,10 @@ f16 to a temporary file beside the output, then quantized by llama.cpp's own qua
 npm run build:addon), which picks each tensor's type as llama-quantize does. --dry-run prints the tensors and
 the file size without writing. Dimension flags override the --like shape; without --like, unset dimensions
 come from a small default shape.
+
+--chat-template picks the model's chat template: chatml (the default) has no tools; hermes-tools calls tools
+in <tool_call> blocks as Qwen2.5 and Hermes do (adding <tool_call> and </tool_call> to the vocabulary), and
+llama3-tools answers a call with a bare {"name": …, "parameters": …} as Llama 3.1 does.
 
 --derive-from writes no random weights: it copies the first N transformer blocks of a real model, with its
 tokenizer, embeddings and output head, as a draft model for speculative decoding with that model.

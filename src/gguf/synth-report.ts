@@ -42,6 +42,7 @@ export function describeSynthPlan(
     `  shape       ${s.architecture}, vocab ${s.vocabSize}, dim ${s.embeddingLength}, layers ${s.blockCount}${layers}, ` +
       `heads ${s.headCount} (${s.headCountKv} kv), ffn ${s.feedForwardLength}${moe}, ctx ${s.contextLength}` +
       (s.tiedEmbeddings ? ", tied embeddings" : ""),
+    ...(s.chatTemplate === "chatml" ? [] : [`  template    ${s.chatTemplate} (ChatML turns with tool calling)`]),
     quantizeTo === null
       ? `  type        ${s.tensorType} (tensor types used: ${types})`
       : `  type        ${quantizeTo}: written at ${s.tensorType} (${types}), then quantized by llama.cpp, which picks each tensor's type`,

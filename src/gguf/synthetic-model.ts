@@ -1,8 +1,13 @@
 import type { GgufKv } from "./gguf-kv.ts";
 import { ENCODABLE_TYPES, type EncodableTypeName, type GgufSpec, GgufWriter } from "./gguf-writer.ts";
 import { QUANT_BLOCK_SIZE } from "./quantize.ts";
+import {
+  SYNTHETIC_CHAT_TEMPLATES,
+  type SyntheticChatTemplate,
+  syntheticChatTemplate,
+} from "./synthetic-chat-templates.ts";
 import { syntheticTensors } from "./synthetic-tensors.ts";
-import { buildSyntheticVocabulary, MIN_SYNTHETIC_VOCAB_SIZE, SYNTHETIC_CHAT_TEMPLATE } from "./synthetic-vocabulary.ts";
+import { buildSyntheticVocabulary, MIN_SYNTHETIC_VOCAB_SIZE } from "./synthetic-vocabulary.ts";
 
 /** Shape and encoding of a synthetic llama model. */
 export interface SyntheticLlamaShape {
@@ -64,6 +69,12 @@ export interface SyntheticModelShape extends Omit<SyntheticLlamaShape, "tensorTy
    * some tensors at Q8_0 (see the policy below). Defaults to "F16".
    */
   tensorType: SyntheticTensorType;
+  /**
+   * `tokenizer.chat_template`: plain ChatML, or ChatML with tool calling in Qwen2.5/Hermes style (`<tool_call>`
+   * blocks; adds `<tool_call>` and `</tool_call>` to the vocabulary) or Llama 3.1 style (bare JSON calls).
+   * Defaults to "chatml".
+   */
+  chatTemplate: SyntheticChatTemplate;
 }
 
 export interface SyntheticModelOptions extends Partial<SyntheticModelShape> {
@@ -108,6 +119,7 @@ const MODEL_DEFAULTS: Readonly<SyntheticModelShape> = Object.freeze({
   ropeFreqBase: 10000,
   rmsNormEpsilon: 1e-5,
   tiedEmbeddings: false,
+  chatTemplate: "chatml",
 });
 
 function resolveShape(options: SyntheticModelOptions): SyntheticModelShape {
@@ -126,8 +138,10 @@ function resolveShape(options: SyntheticModelOptions): SyntheticModelShape {
   for (const key of positive)
     if (!Number.isSafeInteger(shape[key]) || shape[key] < 1)
       throw new RangeError(`${key} must be a positive integer, got ${shape[key]}`);
-  if (shape.vocabSize < MIN_SYNTHETIC_VOCAB_SIZE)
-    throw new RangeError(`vocabSize must be at least ${MIN_SYNTHETIC_VOCAB_SIZE}`);
+  if (!SYNTHETIC_CHAT_TEMPLATES.includes(shape.chatTemplate))
+    throw new RangeError(`unsupported chatTemplate ${String(shape.chatTemplate)}`);
+  const minVocabSize = MIN_SYNTHETIC_VOCAB_SIZE + syntheticChatTemplate(shape.chatTemplate).userDefinedTokens.length;
+  if (shape.vocabSize < minVocabSize) throw new RangeError(`vocabSize must be at least ${minVocabSize}`);
   if (shape.embeddingLength % shape.headCount !== 0)
     throw new RangeError("embeddingLength must be divisible by headCount");
   if (shape.headCount % shape.headCountKv !== 0) throw new RangeError("headCountKv must divide headCount");
@@ -167,12 +181,14 @@ export function syntheticModelLabel(shape: SyntheticModelShape, fileTypeName: st
     (shape.architecture === "llama" ? "" : `-${shape.architecture}`) +
     (shape.expertCount === 0 ? "" : `-moe${shape.expertCount}x${shape.expertUsedCount}`) +
     (shape.tiedEmbeddings ? "-tied" : "") +
+    (shape.chatTemplate === "chatml" ? "" : `-${shape.chatTemplate}`) +
     `-${fileTypeName.toLowerCase()}`
   );
 }
 
 function buildMetadata(shape: SyntheticModelShape, seed: number, label: string): GgufKv[] {
-  const vocabulary = buildSyntheticVocabulary(shape.vocabSize);
+  const chatTemplate = syntheticChatTemplate(shape.chatTemplate);
+  const vocabulary = buildSyntheticVocabulary(shape.vocabSize, chatTemplate.userDefinedTokens);
   const imEnd = vocabulary.tokens.indexOf("<|im_end|>");
   const arch = shape.architecture;
   const experts: GgufKv[] =
@@ -214,7 +230,7 @@ function buildMetadata(shape: SyntheticModelShape, seed: number, label: string):
     { key: "tokenizer.ggml.eot_token_id", type: "uint32", value: imEnd },
     { key: "tokenizer.ggml.add_bos_token", type: "bool", value: true },
     { key: "tokenizer.ggml.add_eos_token", type: "bool", value: false },
-    { key: "tokenizer.chat_template", type: "string", value: SYNTHETIC_CHAT_TEMPLATE },
+    { key: "tokenizer.chat_template", type: "string", value: chatTemplate.text },
   ];
 }
 

@@ -1,10 +1,11 @@
 /**
  * A SentencePiece vocabulary for synthetic models: control tokens, the 256 byte-fallback tokens, letters, common
- * words with all their prefixes, letter pairs, then filler pieces up to any size, and two chat markers last.
- * Any text tokenizes (unknown characters fall back to bytes), whatever the vocabulary size.
+ * words with all their prefixes, letter pairs, then filler pieces up to any size, any user-defined tokens a chat
+ * template needs, and two chat markers last. Any text tokenizes (unknown characters fall back to bytes), whatever
+ * the vocabulary size.
  */
 
-const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, byte: 6 } as const;
+const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, byte: 6 } as const;
 const SPACE = "\u2581";
 const CHAT_MARKERS = ["<|im_start|>", "<|im_end|>"] as const;
 
@@ -59,10 +60,18 @@ export interface SyntheticVocabulary {
   types: number[];
 }
 
-/** Token texts, scores and types for `vocabSize` tokens (at least {@link MIN_SYNTHETIC_VOCAB_SIZE}). */
-export function buildSyntheticVocabulary(vocabSize: number): SyntheticVocabulary {
-  if (!Number.isSafeInteger(vocabSize) || vocabSize < MIN_SYNTHETIC_VOCAB_SIZE)
-    throw new RangeError(`vocabSize must be at least ${MIN_SYNTHETIC_VOCAB_SIZE}`);
+/**
+ * Token texts, scores and types for `vocabSize` tokens (at least {@link MIN_SYNTHETIC_VOCAB_SIZE} plus the
+ * user-defined tokens). User-defined tokens (such as `<tool_call>`) take the place of the last filler pieces:
+ * llama.cpp splits them out of any text and detokenizes them as text, unlike the control-type chat markers.
+ */
+export function buildSyntheticVocabulary(
+  vocabSize: number,
+  userDefinedTokens: readonly string[] = [],
+): SyntheticVocabulary {
+  const minimum = MIN_SYNTHETIC_VOCAB_SIZE + userDefinedTokens.length;
+  if (!Number.isSafeInteger(vocabSize) || vocabSize < minimum)
+    throw new RangeError(`vocabSize must be at least ${minimum}`);
   const tokens = ["<unk>", "<s>", "</s>"];
   const types: number[] = [TOKEN_TYPE.unknown, TOKEN_TYPE.control, TOKEN_TYPE.control];
   for (let byte = 0; byte < 256; byte++) {
@@ -70,12 +79,18 @@ export function buildSyntheticVocabulary(vocabSize: number): SyntheticVocabulary
     types.push(TOKEN_TYPE.byte);
   }
   const scores = tokens.map(() => 0);
-  const pieces = normalPieces(vocabSize - tokens.length - CHAT_MARKERS.length);
+  const pieces = normalPieces(vocabSize - tokens.length - userDefinedTokens.length - CHAT_MARKERS.length);
   pieces.forEach((piece, index) => {
     tokens.push(piece);
     types.push(TOKEN_TYPE.normal);
     scores.push(-index);
   });
+  for (const token of userDefinedTokens) {
+    if (tokens.includes(token)) throw new RangeError(`user-defined token ${token} is already a piece`);
+    tokens.push(token);
+    types.push(TOKEN_TYPE.userDefined);
+    scores.push(0);
+  }
   // Chat markers go last so ids 0..258 keep the standard SentencePiece byte-fallback layout.
   for (const marker of CHAT_MARKERS) {
     tokens.push(marker);
