@@ -2,8 +2,11 @@
  * JSONSchemaBench through the real model: every schema of the chosen splits is sent as `json_schema` to a pagoda it
  * starts on stories260K, greedy, and tallied: refused with a 400 naming why, generated and valid (ajv), ran into
  * max_tokens, invalid (must be 0), other failures (must be 0). The model tests run a sample of the same.
+ * `--as-tool` sends each schema as a tool's parameters with a named tool_choice on /v1/chat/completions instead,
+ * and validates the call's arguments.
  *
  *   npm run bench:schema-generation -- [--split Glaiveai2K ...] [--max-tokens 768] [--concurrency 8] [--stride 1]
+ *                                      [--as-tool]
  */
 import { readdirSync } from "node:fs";
 import path from "node:path";
@@ -22,6 +25,7 @@ const { values } = parseArgs({
     "max-tokens": { type: "string", default: "768" },
     concurrency: { type: "string", default: "8" },
     stride: { type: "string", default: "1" },
+    "as-tool": { type: "boolean", default: false },
   },
 });
 
@@ -40,7 +44,11 @@ const server = await loadRuntimeWith(
   ],
   { listen: true },
 );
-console.log(`${path.basename(values.model)}, greedy, max_tokens ${values["max-tokens"]}, ${concurrency} at a time`);
+const asTool = values["as-tool"] === true;
+console.log(
+  `${path.basename(values.model)}, greedy, max_tokens ${values["max-tokens"]}, ${concurrency} at a time, ` +
+    (asTool ? "each schema as a tool's parameters (named tool_choice)" : "each schema as json_schema"),
+);
 console.log(
   "| split | schemas | refused (400) | valid | ajv cannot compile (parsed only) | max_tokens first | invalid | other failures | minutes |",
 );
@@ -56,6 +64,7 @@ for (const split of splits) {
     baseUrl: server.baseUrl ?? "",
     maxTokens: Number(values["max-tokens"]),
     concurrency,
+    asTool,
   });
   console.log(
     `| ${split} | ${tally.numSchemas} | ${tally.numRefused} | ${tally.numValid} | ${tally.numUnchecked} | ${tally.numLength} | ${tally.invalid.length} | ${tally.failures.length} | ${(tally.durationMs / 60_000).toFixed(1)} |`,

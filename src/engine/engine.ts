@@ -195,6 +195,11 @@ export interface SamplingCounters {
    * sample-then-check fast path missed). Counted over every context of the process, draft models included.
    */
   readonly numGrammarFallbacks: number;
+  /**
+   * Lazy grammars whose trigger appeared but which could not take the text after it (see `GrammarFollower`); the
+   * sequence went on unconstrained.
+   */
+  readonly numTriggerFailures: number;
 }
 
 /** KV cells of positions [0, numTokens) of a sequence, copied to host memory by `saveCells`. */

@@ -163,7 +163,7 @@ export class FakeEngine implements Engine {
   }
 
   samplingCounters(): SamplingCounters {
-    return { sampleMs: 0, numGrammarFallbacks: 0 };
+    return { sampleMs: 0, numGrammarFallbacks: 0, numTriggerFailures: 0 };
   }
 
   numFreeSequences(): number {

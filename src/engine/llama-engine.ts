@@ -127,6 +127,7 @@ export class LlamaEngine implements Engine {
     return {
       sampleMs: this.runner.sampleMs,
       numGrammarFallbacks: isPatchedContext(native) && !this.isDisposed ? native.getGrammarFallbacks() : 0,
+      numTriggerFailures: this.follower.numTriggerFailures,
     };
   }
 

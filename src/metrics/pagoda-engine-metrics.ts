@@ -14,6 +14,7 @@ export class PagodaEngineMetrics {
   private readonly draftFailures: Counter;
   private readonly sampleSeconds: Histogram;
   private readonly grammarFallbacks: Counter;
+  private readonly triggerFailures: Counter;
 
   constructor(registry: Registry, source: MetricsSource) {
     new Gauge({
@@ -50,6 +51,11 @@ export class PagodaEngineMetrics {
       help: "Sampled tokens whose grammar rejected the sampler's first pick, so the grammar ran over the whole vocabulary (the costly path of constrained decoding).",
       registers: [registry],
     });
+    this.triggerFailures = new Counter({
+      name: "pagoda_grammar_trigger_failures_total",
+      help: "Tool calls under tool_choice auto whose grammar could not start at its trigger, so the call ran unconstrained.",
+      registers: [registry],
+    });
   }
 
   observeStep(stats: StepStats, increments: StepIncrements): void {
@@ -57,5 +63,6 @@ export class PagodaEngineMetrics {
     if (increments.numDraftFailures > 0) this.draftFailures.inc(increments.numDraftFailures);
     this.sampleSeconds.observe(increments.sampleMs / 1000);
     if (increments.numGrammarFallbacks > 0) this.grammarFallbacks.inc(increments.numGrammarFallbacks);
+    if (increments.numTriggerFailures > 0) this.triggerFailures.inc(increments.numTriggerFailures);
   }
 }

@@ -22,13 +22,14 @@ export interface StepIncrements {
   /** The step's sampling time. */
   readonly sampleMs: number;
   readonly numGrammarFallbacks: number;
+  readonly numTriggerFailures: number;
 }
 
 type KvCounts = Pick<KvCacheState, "prefixQueriedTokens" | "prefixHitTokens" | "numPreemptions">;
 
 export class StepDeltas {
   private lastKv: KvCounts = { prefixQueriedTokens: 0, prefixHitTokens: 0, numPreemptions: 0 };
-  private lastSampling: SamplingCounters = { sampleMs: 0, numGrammarFallbacks: 0 };
+  private lastSampling: SamplingCounters = { sampleMs: 0, numGrammarFallbacks: 0, numTriggerFailures: 0 };
   private lastSpec: SpecStats = {
     numDrafts: 0,
     numDraftTokens: 0,
@@ -53,6 +54,7 @@ export class StepDeltas {
       sampleMs: sampling.sampleMs - lastSampling.sampleMs,
       // The native count is the process's: another engine (a draft model's) may add to it, never take away.
       numGrammarFallbacks: Math.max(0, sampling.numGrammarFallbacks - lastSampling.numGrammarFallbacks),
+      numTriggerFailures: sampling.numTriggerFailures - lastSampling.numTriggerFailures,
       numPrefixQueriedTokens: kv.prefixQueriedTokens - lastKv.prefixQueriedTokens,
       numPrefixHitTokens: kv.prefixHitTokens - lastKv.prefixHitTokens,
       numPreemptions: kv.numPreemptions - lastKv.numPreemptions,

@@ -125,19 +125,21 @@ function cachedToolGrammar(
   return built;
 }
 
+/** A schema refusal says which keyword and where, as the constraint fields' refusals do. */
 function toPagodaError(error: ToolError): PagodaError {
-  const where =
-    error.keyword === null ? "" : ` (keyword ${error.keyword}${error.pointer === null ? "" : ` at ${error.pointer}`})`;
-  const code =
+  const isSchemaRefusal =
     error.code === "PAGODA_ERR_TOOL_INVALID_PARAMETERS" ||
     error.code === "PAGODA_ERR_TOOL_UNSUPPORTED_SCHEMA" ||
-    error.code === "PAGODA_ERR_TOOL_LIMIT"
-      ? "PAGODA_ERR_INVALID_CONSTRAINT"
-      : "PAGODA_ERR_INVALID_REQUEST";
-  return new PagodaError(code, `${error.message}${error.message.includes(where) ? "" : where}`, {
-    param: error.param,
-    cause: error,
-  });
+    error.code === "PAGODA_ERR_TOOL_LIMIT";
+  const where =
+    error.keyword === null || error.message.includes(`keyword "${error.keyword}"`)
+      ? ""
+      : ` (keyword "${error.keyword}"${error.pointer === null ? "" : ` at ${error.pointer}`})`;
+  return new PagodaError(
+    isSchemaRefusal ? "PAGODA_ERR_INVALID_CONSTRAINT" : "PAGODA_ERR_INVALID_REQUEST",
+    `${error.message}${where}`,
+    { param: error.param, cause: error },
+  );
 }
 
 function prepare(engine: ServerEngine, grammar: GrammarConstraint): void {

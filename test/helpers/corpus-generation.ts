@@ -30,6 +30,77 @@ export interface GenerationOptions {
   /** Requests in flight at once. */
   readonly concurrency: number;
   readonly prompt?: string;
+  /**
+   * Send each schema as a tool's `parameters` with a named `tool_choice` on /v1/chat/completions, and validate the
+   * call's arguments, instead of `json_schema` on /v1/completions.
+   */
+  readonly asTool?: boolean;
+}
+
+interface Answer {
+  readonly status: number;
+  readonly error?: { message: string; code: string | null };
+  /** The generated JSON text, and whether the output ended by itself. */
+  readonly text?: string;
+  readonly isFinished?: boolean;
+}
+
+/** One schema's request, as `json_schema` or as a tool. */
+async function ask(schema: unknown, name: string, options: GenerationOptions): Promise<Answer> {
+  if (options.asTool !== true) {
+    const response = await fetch(`${options.baseUrl}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        prompt: options.prompt ?? "Here is the answer as JSON:",
+        max_tokens: options.maxTokens,
+        temperature: 0,
+        json_schema: schema,
+      }),
+    });
+    const body = (await response.json()) as {
+      error?: { message: string; code: string | null };
+      choices?: { text: string; finish_reason: string }[];
+    };
+    const choice = body.choices?.[0];
+    return {
+      status: response.status,
+      ...(body.error === undefined ? {} : { error: body.error }),
+      ...(choice === undefined ? {} : { text: choice.text, isFinished: choice.finish_reason === "stop" }),
+    };
+  }
+  const toolName = name
+    .replace(/\.json$/, "")
+    .replace(/[^a-zA-Z0-9_-]/g, "_")
+    .slice(0, 64);
+  const response = await fetch(`${options.baseUrl}/v1/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      messages: [{ role: "user", content: options.prompt ?? "Call the function." }],
+      tools: [{ type: "function", function: { name: toolName, parameters: schema } }],
+      tool_choice: { type: "function", function: { name: toolName } },
+      parallel_tool_calls: false,
+      max_tokens: options.maxTokens,
+      temperature: 0,
+    }),
+  });
+  const body = (await response.json()) as {
+    error?: { message: string; code: string | null };
+    choices?: { message: { tool_calls?: { function: { arguments: string } }[] }; finish_reason: string }[];
+  };
+  const choice = body.choices?.[0];
+  const calls = choice?.message.tool_calls ?? [];
+  return {
+    status: response.status,
+    ...(body.error === undefined ? {} : { error: body.error }),
+    ...(choice === undefined
+      ? {}
+      : {
+          text: calls[0]?.function.arguments ?? "",
+          isFinished: choice.finish_reason === "tool_calls" && calls.length === 1,
+        }),
+  };
 }
 
 /** Sends every schema file and tallies the answers. */
@@ -50,35 +121,22 @@ export async function generateForSchemas(
       const file = files[next++]!;
       const name = path.basename(file);
       const schema: unknown = JSON.parse(readFileSync(file, "utf8"));
-      const response = await fetch(`${options.baseUrl}/v1/completions`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({
-          prompt: options.prompt ?? "Here is the answer as JSON:",
-          max_tokens: options.maxTokens,
-          temperature: 0,
-          json_schema: schema,
-        }),
-      });
-      const body = (await response.json()) as {
-        error?: { message: string; code: string | null };
-        choices?: { text: string; finish_reason: string }[];
-      };
-      if (response.status === 400 && body.error?.code === "invalid_constraint") {
+      const answer = await ask(schema, name, options);
+      if (answer.status === 400 && answer.error?.code === "invalid_constraint") {
         // A refusal names what it refused: a keyword and where, or the limit it hit.
-        if (/(keyword "[^"]+"|too large \([^)]+\)|unresolvable "[^"]+") at \//.test(body.error.message)) numRefused++;
-        else failures.push(`${name}: refusal without a place: ${body.error.message}`);
+        if (/(keyword "[^"]+"|too large \([^)]+\)|unresolvable "[^"]+") at \//.test(answer.error.message)) numRefused++;
+        else failures.push(`${name}: refusal without a place: ${answer.error.message}`);
         continue;
       }
-      const choice = body.choices?.[0];
-      if (response.status !== 200 || choice === undefined) {
-        failures.push(`${name}: HTTP ${response.status} ${JSON.stringify(body).slice(0, 300)}`);
+      if (answer.status !== 200 || answer.text === undefined) {
+        failures.push(`${name}: HTTP ${answer.status} ${JSON.stringify(answer.error).slice(0, 300)}`);
         continue;
       }
-      if (choice.finish_reason !== "stop") {
+      if (answer.isFinished !== true) {
         numLength++;
         continue;
       }
+      const choice = { text: answer.text };
       let value: unknown;
       try {
         value = JSON.parse(choice.text);

@@ -205,7 +205,11 @@ test("cumulative KV and speculation counts reach vLLM's and llama-server's count
   });
   const step = { numTokens: 3, numPromptTokens: 2, numGeneratedTokens: 1, numSequences: 2 };
   const counts = { numRunning: 1, numWaiting: 0, durationMs: 4 };
-  const sampling = (sampleMs: number, numGrammarFallbacks: number) => ({ sampleMs, numGrammarFallbacks });
+  const sampling = (sampleMs: number, numGrammarFallbacks: number) => ({
+    sampleMs,
+    numGrammarFallbacks,
+    numTriggerFailures: numGrammarFallbacks > 4 ? 2 : 0,
+  });
   metrics.observeStep({
     ...step,
     ...counts,
@@ -225,6 +229,7 @@ test("cumulative KV and speculation counts reach vLLM's and llama-server's count
   const samples = parseExposition(await registry.metrics());
   const labels = 'model_name="m",engine="0"';
   assert.equal(samples.get(`vllm:prefix_cache_hits_total{${labels}}`), 48);
+  assert.equal(samples.get("pagoda_grammar_trigger_failures_total"), 2);
   assert.equal(samples.get(`vllm:prefix_cache_queries_total{${labels}}`), 96);
   assert.equal(samples.get(`vllm:num_preemptions_total{${labels}}`), 1);
   assert.equal(samples.get(`vllm:spec_decode_num_drafts_total{${labels}}`), 3);

@@ -171,3 +171,21 @@ test("a template without a tool syntax reads calls and results as the generic JS
     { role: "user", content: '{"tool_response":{"id":"call_1","content":"sunny"}}' },
   ]);
 });
+
+test("tool requests are counted by tool_choice; tool_choice none is not", async () => {
+  const server = await startFakeServer({ contextSize: 2048, toolSyntax: "hermes" });
+  try {
+    okJson(await chat(server, { tools: [WEATHER] }));
+    okJson(await chat(server, { tools: [WEATHER], tool_choice: "required" }));
+    okJson(await chat(server, { tools: [WEATHER], tool_choice: "required" }));
+    okJson(await chat(server, { tools: [WEATHER], tool_choice: "none" }));
+    const metrics = (await server.app.inject({ method: "GET", url: "/metrics" })).body;
+    assert.match(metrics, /^pagoda_tool_requests_total\{tool_choice="auto"\} 1$/m);
+    assert.match(metrics, /^pagoda_tool_requests_total\{tool_choice="required"\} 2$/m);
+    assert.match(metrics, /^pagoda_tool_requests_total\{tool_choice="named"\} 0$/m);
+    // The fake model writes no call: each choice is read for calls and none is found.
+    assert.match(metrics, /^pagoda_tool_calls_total 0$/m);
+  } finally {
+    await server.app.close();
+  }
+});
