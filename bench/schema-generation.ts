@@ -40,7 +40,8 @@ const server = await loadRuntimeWith(
     "--parallel",
     String(concurrency),
     "--ctx-size",
-    String(Number(values["max-tokens"]) + 64),
+    // A tool's schema is in the prompt, described to the model; a json_schema prompt is one line.
+    String(Number(values["max-tokens"]) + (values["as-tool"] === true ? 2048 : 64)),
   ],
   { listen: true },
 );
