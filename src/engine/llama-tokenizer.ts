@@ -55,6 +55,11 @@ export class LlamaTokenizer {
     return this.detokenize(rest) === text ? rest : null;
   }
 
+  /** A token with no text of its own in the output (a control token such as `<|im_end|>`). */
+  private isSpecialToken(token: Token): boolean {
+    return this.model.detokenize([token], false) === "" && this.model.detokenize([token], true) !== "";
+  }
+
   isEndOfGeneration(token: TokenId): boolean {
     return this.model.isEogToken(asToken(token));
   }
@@ -69,8 +74,16 @@ export class LlamaTokenizer {
     const stopTokens: TokenId[] = [];
     for (const trigger of state.stopGenerationTriggers) {
       const triggerTokens = trigger.tokenize(this.model.tokenizer);
+      const first = triggerTokens[0];
+      if (first === undefined) continue;
+      // A trigger that starts with a special token (`<|im_end|>` and the newline after it) ends at that token: the
+      // output text never shows special tokens, so the text of the rest alone would stop ordinary output.
+      if (this.isSpecialToken(first)) {
+        stopTokens.push(fromToken(first));
+        continue;
+      }
+      if (triggerTokens.length === 1) stopTokens.push(fromToken(first));
       const text = this.model.detokenize(triggerTokens, false);
-      if (triggerTokens.length === 1 && triggerTokens[0] !== undefined) stopTokens.push(...fromTokens(triggerTokens));
       if (text.length > 0) stopStrings.push(text);
     }
     return { tokens: fromTokens(state.contextText.tokenize(this.model.tokenizer)), stopStrings, stopTokens };

@@ -2,7 +2,9 @@
  * A choice's output read for tool calls, as OpenAI shapes them: streamed, one delta per event (content; a call's
  * header with `index`, `id`, `type` and `function.name`; then its `function.arguments` fragments), so no client has
  * to merge a header and its arguments from one delta; collected, `message.content` (null when only calls) and
- * `message.tool_calls`. A call that cannot be read is never hidden: its text is returned as content.
+ * `message.tool_calls`. Nothing is hidden, and both forms say the same: a call cut short (by `max_tokens`) after its
+ * name is returned with the arguments written so far, as OpenAI returns it; output that never became a call is
+ * returned as content.
  */
 import { randomBytes } from "node:crypto";
 import { type ToolCallEvent, ToolCallParser, type ToolCallSyntax } from "../tools/index.ts";
@@ -27,12 +29,15 @@ export interface MessageToolCall {
 export interface ToolCallMessage {
   readonly content: string | null;
   readonly toolCalls: readonly MessageToolCall[];
+  /** Every call was read whole. */
+  readonly isComplete: boolean;
   readonly parseFailure: string | null;
 }
 
 export class ToolCallOutput {
   private readonly parser: ToolCallParser;
-  private readonly ids: string[] = [];
+  /** Per call index, from its header on: the id sent and the arguments sent so far. */
+  private readonly started: { readonly id: string; readonly name: string; arguments: string }[] = [];
   /** All output text, returned as content when a call cannot be read. */
   private text = "";
   private numContentChars = 0;
@@ -48,27 +53,28 @@ export class ToolCallOutput {
     return this.parser.push(text).map((event) => this.toDelta(event));
   }
 
-  /** The last deltas; after a parse failure, the output not yet sent as content. */
+  /** The last deltas; after a parse failure before any call started, the output not yet sent as content. */
   finish(): ToolCallDelta[] {
     const { events, result } = this.parser.finish();
     const deltas = events.map((event) => this.toDelta(event));
-    const calls = result.calls.map(
-      (call, index): MessageToolCall => ({
-        id: this.ids[index] ?? newCallId(),
+    const toolCalls = this.started.map(
+      (call): MessageToolCall => ({
+        id: call.id,
         type: "function",
         function: { name: call.name, arguments: call.arguments },
       }),
     );
-    if (result.parseFailure !== null) {
+    if (result.parseFailure !== null && toolCalls.length === 0) {
       const unread = this.text.slice(this.numContentChars);
-      if (calls.length === 0 && unread.length > 0) deltas.push({ content: unread });
+      if (unread.length > 0) deltas.push({ content: unread });
+      this.message = { content: this.text, toolCalls, isComplete: false, parseFailure: result.parseFailure };
+    } else {
       this.message = {
-        content: calls.length === 0 ? this.text : result.content,
-        toolCalls: calls,
+        content: result.content,
+        toolCalls,
+        isComplete: result.parseFailure === null,
         parseFailure: result.parseFailure,
       };
-    } else {
-      this.message = { content: result.content, toolCalls: calls, parseFailure: null };
     }
     return deltas;
   }
@@ -79,9 +85,10 @@ export class ToolCallOutput {
     return this.message;
   }
 
-  /** A choice that made calls finished to hand them over, unless `max_tokens` cut it. */
+  /** A choice whose calls were all read whole ended to hand them over, unless `max_tokens` cut it. */
   finishReason(reason: OpenAiFinishReason): OpenAiFinishReason {
-    return reason === "stop" && this.result.toolCalls.length > 0 ? "tool_calls" : reason;
+    const { toolCalls, isComplete } = this.result;
+    return reason === "stop" && toolCalls.length > 0 && isComplete ? "tool_calls" : reason;
   }
 
   private toDelta(event: ToolCallEvent): ToolCallDelta {
@@ -91,11 +98,13 @@ export class ToolCallOutput {
     }
     if (event.type === "callStart") {
       const id = newCallId();
-      this.ids[event.index] = id;
+      this.started[event.index] = { id, name: event.name, arguments: "" };
       return {
         tool_calls: [{ index: event.index, id, type: "function", function: { name: event.name, arguments: "" } }],
       };
     }
+    const call = this.started[event.index];
+    if (call !== undefined) call.arguments += event.text;
     return { tool_calls: [{ index: event.index, function: { arguments: event.text } }] };
   }
 }

@@ -1,6 +1,6 @@
 /**
- * GBNF for `tool_choice`: for `required` and a named function, the whole output is one call (or, with
- * `parallel_tool_calls`, one to `maxCalls` calls) written exactly as the syntax's template writes it, each call's
+ * GBNF for `tool_choice`: for a named function, the whole output is one call to it; for `required`, one call (or,
+ * with `parallel_tool_calls`, one to `maxCalls` calls) written exactly as the syntax's template writes it, each call's
  * arguments constrained by its tool's `parameters` through `jsonSchemaToGbnf`; for `auto`, lazy grammars that take
  * over from a trigger on, leaving the text before it free.
  *
@@ -73,8 +73,11 @@ export function buildToolGrammar(
   const maxChars = options.maxGrammarChars ?? DEFAULT_MAX_TOOL_GRAMMAR_CHARS;
   const maxRules = options.maxRules ?? DEFAULT_MAX_TOOL_GRAMMAR_RULES;
   const selected = selectTools(tools, choice);
+  // A named choice asks for that call, once, as OpenAI and vLLM answer it.
   const maxCalls =
-    options.isParallel === false || !syntax.canCallInParallel ? 1 : (options.maxCalls ?? DEFAULT_MAX_CALLS);
+    typeof choice === "object" || options.isParallel === false || !syntax.canCallInParallel
+      ? 1
+      : (options.maxCalls ?? DEFAULT_MAX_CALLS);
   if (!Number.isSafeInteger(maxCalls) || maxCalls < 1) throw new RangeError(`maxCalls must be a positive integer`);
 
   const ruleSet = new GbnfRuleSet();

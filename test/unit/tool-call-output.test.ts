@@ -33,19 +33,44 @@ test("text without calls is content, and the finish reason stays", () => {
   const output = new ToolCallOutput(HERMES_SYNTAX, ["get_weather"]);
   const deltas = run(output, ["Hello ", "<tool", " there"]);
   assert.equal(deltas.map((delta) => delta.content ?? "").join(""), "Hello <tool there");
-  assert.deepEqual(output.result, { content: "Hello <tool there", toolCalls: [], parseFailure: null });
+  assert.deepEqual(output.result, {
+    content: "Hello <tool there",
+    toolCalls: [],
+    isComplete: true,
+    parseFailure: null,
+  });
   assert.equal(output.finishReason("stop"), "stop");
 });
 
-test("a call cut short is not hidden: with no call read, all the output is content", () => {
+test("a call cut short after its name is returned with the arguments written so far, streamed or not", () => {
   const output = new ToolCallOutput(GENERIC_SYNTAX, ["get_weather"]);
-  const text = '{"tool_calls": [{"name": "get_weather", "arguments": {"ci';
+  const whole = '{"name": "get_weather", "arguments": {"city": "Oslo"}}';
+  const deltas = run(output, [`{"tool_calls": [${whole}, {"name": "get_weather", "arguments": {"ci`]);
+  const calls = output.result.toolCalls;
+  assert.deepEqual(
+    calls.map((call) => call.function.arguments),
+    ['{"city":"Oslo"}', '{"ci'],
+  );
+  assert.equal(output.result.content, null);
+  assert.equal(output.result.isComplete, false);
+  assert.equal(output.finishReason("length"), "length");
+  assert.equal(output.finishReason("stop"), "stop");
+  for (const [index, call] of calls.entries()) {
+    const streamed = deltas.map((delta) => delta.tool_calls?.find((entry) => entry.index === index));
+    assert.equal(streamed.map((entry) => entry?.function.arguments ?? "").join(""), call.function.arguments);
+    assert.equal(streamed.find((entry) => entry?.id !== undefined)?.id, call.id);
+  }
+  assert.equal(deltas.map((delta) => delta.content ?? "").join(""), "");
+});
+
+test("output cut before any call's name is all content, streamed or not", () => {
+  const output = new ToolCallOutput(GENERIC_SYNTAX, ["get_weather"]);
+  const text = '{"tool_calls": [{"na';
   const deltas = run(output, [text]);
   assert.equal(output.result.toolCalls.length, 0);
   assert.equal(output.result.content, text);
   assert.notEqual(output.result.parseFailure, null);
-  const streamed = deltas.map((delta) => delta.content ?? "").join("");
-  assert.equal(streamed, text);
+  assert.equal(deltas.map((delta) => delta.content ?? "").join(""), text);
 });
 
 test("a call to a tool that was not offered is a parse failure, returned as content", () => {

@@ -111,9 +111,11 @@ test("without parallel calls the grammar admits exactly one call", () => {
   assert.ok(!matchesGbnf(grammar, hermes(weatherCall('{"city": "Oslo"}'), weatherCall('{"city": "Rome"}'))));
 });
 
-test("a named choice admits calls to that function only", () => {
+test("a named choice admits one call, to that function only", () => {
   const grammar = full(TOOLS, HERMES_SYNTAX, { name: "get-time" });
   assert.ok(matchesGbnf(grammar, hermes('{"name": "get-time", "arguments": {}}')));
+  const twice = hermes('{"name": "get-time", "arguments": {}}', '{"name": "get-time", "arguments": {}}');
+  assert.ok(!matchesGbnf(grammar, twice));
   assert.ok(!matchesGbnf(grammar, hermes(weatherCall('{"city": "Oslo"}'))));
   assert.ok(!matchesGbnf(grammar, hermes('{"name": "get-time", "arguments": {"tz": "UTC"}}')));
 });
