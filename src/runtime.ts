@@ -77,6 +77,8 @@ export async function loadRuntime(
     gpu: config.gpu,
     flashAttention: config.flashAttn,
     chatTemplate: config.chatTemplate ?? null,
+    embeddingSequences: config.embeddingParallel,
+    ...(config.pooling === undefined ? {} : { pooling: config.pooling }),
     onNativeLog: (level, message) => {
       if (!isPoolSizeWarning(message)) log[level]({ source: "llama.cpp" }, message.trim());
     },

@@ -14,6 +14,12 @@ export const FLASH_ATTENTION_MODES = ["auto", "on", "off"] as const;
 /** Speculative decoding modes accepted by `specMode`. */
 export const SPEC_MODES = ["off", "ngram", "draft"] as const;
 
+/** Embedding poolings accepted by `pooling` (llama.cpp's, as the engine's `Pooling`). */
+export const POOLINGS = ["mean", "cls", "last", "rank"] as const;
+
+/** Inputs embedded in one decode by default, as llama-server is benchmarked (`--embeddings -np 32`). */
+const DEFAULT_EMBEDDING_PARALLEL = 32;
+
 /** KV cache layouts accepted by `kvLayout`. */
 export const KV_LAYOUTS = ["shared", "slabs"] as const;
 
@@ -52,6 +58,19 @@ export const ConfigSchema = z
         "Chat template: a Jinja template file, or a built-in name (chatML, llama3.1, qwen, …) for a GGUF whose " +
           "template is missing or lacks tool calling. Defaults to the GGUF's own.",
       ),
+    pooling: z
+      .enum(POOLINGS)
+      .optional()
+      .describe(
+        "How /v1/embeddings pools a sequence's token vectors: mean, cls, last or rank. Defaults to the GGUF's " +
+          "pooling, or last for a generative model.",
+      ),
+    embeddingParallel: z
+      .int()
+      .min(1)
+      .max(256)
+      .default(DEFAULT_EMBEDDING_PARALLEL)
+      .describe("Embedding inputs, from any requests, computed together in one decode."),
     modelsDir: z
       .string()
       .min(1)

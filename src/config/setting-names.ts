@@ -24,6 +24,8 @@ export const SETTING_NAMES: Readonly<Record<ConfigKey, SettingNames>> = {
   model: { flag: "model", env: "PAGODA_MODEL" },
   modelAlias: { flag: "model-alias", env: "PAGODA_MODEL_ALIAS" },
   chatTemplate: { flag: "chat-template", env: "PAGODA_CHAT_TEMPLATE" },
+  pooling: { flag: "pooling", env: "PAGODA_POOLING" },
+  embeddingParallel: { flag: "embedding-parallel", env: "PAGODA_EMBEDDING_PARALLEL" },
   modelsDir: { flag: "models-dir", env: "PAGODA_MODELS_DIR" },
   cacheDir: { flag: "cache-dir", env: "PAGODA_CACHE_DIR" },
   host: { flag: "host", env: "PAGODA_HOST" },

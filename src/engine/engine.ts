@@ -222,7 +222,11 @@ export interface ServerEngine extends Tokenizer {
    * (`info.toolSyntax`). Every tool call in `messages` must be answered by a later `tool` message.
    */
   renderChat(messages: readonly ChatMessage[], tools?: readonly ChatTool[] | null): RenderedChat;
-  embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]>;
+  /**
+   * One pooled vector per input, as the model computes it (not normalised). An abort drops the inputs not yet
+   * embedded and rejects with the signal's reason.
+   */
+  embed(inputs: readonly (readonly TokenId[])[], signal?: AbortSignal): Promise<EmbeddingResult[]>;
   /**
    * Compiles a grammar for this model's vocabulary (kept for the sequences that use it), throwing when the engine's
    * own parser refuses it, so a request learns before it is queued.

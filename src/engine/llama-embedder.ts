@@ -1,33 +1,51 @@
 /**
- * Embeddings through node-llama-cpp's own embedding context, created on first use. That context has one sequence
- * (`llama_get_embeddings_seq(ctx, 0)`), so calls run one after another.
+ * Embeddings, on a context of their own created on first use. With the patched addon that is a pooling context of
+ * many sequences behind an `EmbeddingBatcher`, so concurrent requests share decodes; with the stock addon it is
+ * node-llama-cpp's one-sequence embedding context (`llama_get_embeddings_seq(ctx, 0)`), one input after another.
  */
 import type { LlamaEmbeddingContext, LlamaModel } from "node-llama-cpp";
+import { EmbeddingBatcher } from "./embedding-batcher.ts";
 import type { EmbeddingResult, TokenId } from "./engine.ts";
+import type { LlamaInternals } from "./llama-internals.ts";
+import { LlamaPoolingContext, type Pooling } from "./llama-pooling-context.ts";
 import { asTokens } from "./llama-tokenizer.ts";
 
 export interface LlamaEmbedderOptions {
+  /** Most tokens of one input, and of one decode. */
   readonly contextSize: number;
   readonly threads: number;
+  /** Inputs embedded together in one decode. */
+  readonly maxSequences: number;
+  readonly flashAttention: boolean;
+  readonly pooling: Pooling;
 }
+
+type Backend =
+  | { readonly kind: "batched"; readonly context: LlamaPoolingContext; readonly batcher: EmbeddingBatcher }
+  | { readonly kind: "single"; readonly context: LlamaEmbeddingContext };
 
 export class LlamaEmbedder {
   private readonly model: LlamaModel;
+  private readonly internals: LlamaInternals;
   private readonly options: LlamaEmbedderOptions;
-  private context: Promise<LlamaEmbeddingContext> | null = null;
+  private backend: Promise<Backend> | null = null;
+  /** Orders the stock context's calls; the batcher orders its own. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(model: LlamaModel, options: LlamaEmbedderOptions) {
+  constructor(model: LlamaModel, internals: LlamaInternals, options: LlamaEmbedderOptions) {
     this.model = model;
+    this.internals = internals;
     this.options = options;
   }
 
-  async embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]> {
+  async embed(inputs: readonly (readonly TokenId[])[], signal?: AbortSignal): Promise<EmbeddingResult[]> {
+    const backend = await this.getBackend();
+    if (backend.kind === "batched") return backend.batcher.embed(inputs, signal);
     const run = this.queue.then(async () => {
-      const context = await this.getContext();
       const results: EmbeddingResult[] = [];
       for (const tokens of inputs) {
-        const embedding = await context.getEmbeddingFor(asTokens(tokens));
+        signal?.throwIfAborted();
+        const embedding = await backend.context.getEmbeddingFor(asTokens(tokens));
         results.push({ embedding: [...embedding.vector], numTokens: tokens.length });
       }
       return results;
@@ -38,29 +56,49 @@ export class LlamaEmbedder {
   }
 
   async dispose(): Promise<void> {
-    const context = this.context;
-    this.context = null;
+    const backend = this.backend;
+    this.backend = null;
     // A context that failed to be created holds nothing; the embed call that awaited it got the failure.
-    if (context !== null)
-      await context.then(
-        (created) => created.dispose(),
+    if (backend !== null)
+      await backend.then(
+        (created) => created.context.dispose(),
         () => undefined,
       );
   }
 
-  private getContext(): Promise<LlamaEmbeddingContext> {
-    if (this.context === null) {
-      const context = this.model.createEmbeddingContext({
-        contextSize: this.options.contextSize,
-        threads: this.options.threads,
-      });
-      this.context = context;
-      // A failed creation is retried on the next request rather than cached forever; the caller awaiting `context`
-      // gets the failure. A newer context (after a dispose) stays.
-      context.catch(() => {
-        if (this.context === context) this.context = null;
+  private getBackend(): Promise<Backend> {
+    if (this.backend === null) {
+      const backend = this.openBackend();
+      this.backend = backend;
+      // A failed creation is retried on the next request rather than cached forever; the caller awaiting it gets
+      // the failure. A newer backend (after a dispose) stays.
+      backend.catch(() => {
+        if (this.backend === backend) this.backend = null;
       });
     }
-    return this.context;
+    return this.backend;
+  }
+
+  private async openBackend(): Promise<Backend> {
+    const options = this.options;
+    const pooling = await LlamaPoolingContext.open(this.internals, {
+      maxSequences: options.maxSequences,
+      maxBatchTokens: options.contextSize,
+      threads: options.threads,
+      flashAttention: options.flashAttention,
+      pooling: options.pooling,
+    });
+    if (pooling !== null) {
+      const batcher = new EmbeddingBatcher(pooling, {
+        maxSequences: options.maxSequences,
+        maxBatchTokens: options.contextSize,
+      });
+      return { kind: "batched", context: pooling, batcher };
+    }
+    const context = await this.model.createEmbeddingContext({
+      contextSize: options.contextSize,
+      threads: options.threads,
+    });
+    return { kind: "single", context };
   }
 }

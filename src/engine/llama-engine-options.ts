@@ -3,6 +3,10 @@
  * carries pagoda's patch.
  */
 import type { GpuOption } from "./llama-loader.ts";
+import type { Pooling } from "./llama-pooling-context.ts";
+
+/** Inputs embedded together in one decode, as llama-server benchmarks are run (`--embeddings -np 32`). */
+export const DEFAULT_EMBEDDING_SEQUENCES = 32;
 
 export type FlashAttentionOption = "auto" | "on" | "off";
 /** "shared": one KV pool for all sequences (needs the patched addon); "slabs": `contextSize` cells per sequence. */
@@ -25,6 +29,10 @@ export interface LlamaEngineOptions {
   readonly gpu: GpuOption;
   /** "auto" is on for GPU backends and off on CPU. Defaults to "auto". */
   readonly flashAttention?: FlashAttentionOption;
+  /** Inputs embedded in one decode of the embedding context. Defaults to 32. */
+  readonly embeddingSequences?: number;
+  /** How embeddings pool token vectors; defaults to the GGUF's pooling, or `last` for a generative model. */
+  readonly pooling?: Pooling;
   /** A Jinja template file or a built-in template name; null or absent takes the GGUF's. */
   readonly chatTemplate?: string | null;
   /** Receives llama.cpp's own log lines at warn level and above. */

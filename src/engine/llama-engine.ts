@@ -25,9 +25,10 @@ import type {
 } from "./engine.ts";
 import { GrammarFollower } from "./grammar-follower.ts";
 import { LlamaEmbedder } from "./llama-embedder.ts";
-import type { LlamaEngineOptions } from "./llama-engine-options.ts";
+import { DEFAULT_EMBEDDING_SEQUENCES, type LlamaEngineOptions } from "./llama-engine-options.ts";
 import { LlamaGrammars } from "./llama-grammars.ts";
 import { isPatchedContext, type NativeContext } from "./llama-internals.ts";
+import { modelPooling } from "./llama-pooling-context.ts";
 import { LlamaSequences } from "./llama-sequences.ts";
 import { LlamaTokenizer } from "./llama-tokenizer.ts";
 import { modelInfoOf, type OpenedLlamaContext, openLlamaContext } from "./open-llama-context.ts";
@@ -85,9 +86,12 @@ export class LlamaEngine implements Engine {
         penaltyWindow: options.contextSize,
       },
     );
-    this.embedder = new LlamaEmbedder(model, {
+    this.embedder = new LlamaEmbedder(model, internals, {
       contextSize: Math.min(this.info.contextSize, this.info.trainContextSize),
       threads: options.threads,
+      maxSequences: options.embeddingSequences ?? DEFAULT_EMBEDDING_SEQUENCES,
+      flashAttention: options.flashAttention,
+      pooling: options.pooling ?? modelPooling(model),
     });
   }
 
@@ -178,8 +182,8 @@ export class LlamaEngine implements Engine {
     return this.sequences.positionsOf(sequenceId);
   }
 
-  async embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]> {
-    return this.embedder.embed(inputs);
+  async embed(inputs: readonly (readonly TokenId[])[], signal?: AbortSignal): Promise<EmbeddingResult[]> {
+    return this.embedder.embed(inputs, signal);
   }
 
   async dispose(): Promise<void> {

@@ -69,6 +69,10 @@ export interface NativeContextOptions {
   readonly flashAttention: boolean;
   /** One pool for every sequence; honoured by the patched addon only. */
   readonly kvUnified: boolean;
+  /** A context that computes embeddings rather than logits. */
+  readonly embeddings?: boolean;
+  /** llama.cpp's `llama_pooling_type` for an embedding context, overriding the model's; patched addon only. */
+  readonly poolingType?: number;
 }
 
 export interface NativeContext {
@@ -107,6 +111,10 @@ export interface PatchedNativeContext extends NativeContext {
   getGrammarMask(state: NativeGrammarState, mask: Uint8Array): void;
   /** Sampled tokens, over the whole process, whose grammar fell back to a full pass (the first pick was rejected). */
   getGrammarFallbacks(): number;
+  /** An embedding context's pooled vector of one sequence after a decode. */
+  getSequenceEmbedding(sequenceId: number): Float32Array;
+  /** The `llama_pooling_type` the context settled on. */
+  getPoolingType(): number;
 }
 
 interface NativeSamplerConstructor {
@@ -158,6 +166,8 @@ const PATCH_METHODS = [
   "restoreSequenceCells",
   "getGrammarMask",
   "getGrammarFallbacks",
+  "getSequenceEmbedding",
+  "getPoolingType",
 ];
 
 function isRecord(value: unknown): value is Record<string, unknown> {

@@ -113,6 +113,10 @@ export const EmbeddingRequestSchema = z.object({
   ]),
   encoding_format: z.enum(["float", "base64"]).nullish(),
   dimensions: z.number().int().min(1).nullish(),
+  // llama-server's: -1 raw, 0 max-abs scaled to int16, 1 taxicab, 2 Euclidean (the default), p > 2 the p-norm.
+  embd_normalize: z.number().int().min(-1).max(64).nullish(),
+  // vLLM's: false returns the raw vectors.
+  normalize: z.boolean().nullish(),
   user: z.string().nullish(),
 });
 export type EmbeddingRequest = z.infer<typeof EmbeddingRequestSchema>;

@@ -27,10 +27,12 @@ async function embed(body: Record<string, unknown>): Promise<Json> {
 }
 
 /** The FakeEngine's own embedding of some tokens, as the oracle for what the route returns. */
+/** The engine's vector at unit length, as the route returns it by default. */
 async function expectedEmbedding(tokens: number[]): Promise<number[]> {
   const [result] = await engine.embed([asTokenIds(tokens)]);
   assert.ok(result !== undefined);
-  return result.embedding;
+  const scale = 1 / result.embedding.reduce((sum, value) => sum + Math.abs(value) ** 2, 0) ** (1 / 2);
+  return result.embedding.map((value) => value * scale);
 }
 
 function decodeBase64Floats(base64: string): number[] {
@@ -50,6 +52,19 @@ test("a string input returns one float embedding of the model's size with usage 
     usage: { prompt_tokens: 6, total_tokens: 6 },
   });
   assert.deepEqual(await embed({ input: "hello", encoding_format: "float" }), body, "float is the default encoding");
+});
+
+test("vectors are unit length unless embd_normalize or normalize asks otherwise", async () => {
+  const [raw] = await engine.embed([asTokenIds(HELLO_TOKENS)]);
+  const unit = await embed({ input: "hello" });
+  assert.ok(Math.abs(Math.hypot(...unit.data[0].embedding) - 1) < 1e-12);
+  for (const fields of [{ embd_normalize: -1 }, { normalize: false }]) {
+    assert.deepEqual((await embed({ input: "hello", ...fields })).data[0].embedding, raw?.embedding);
+  }
+  const taxicab = (await embed({ input: "hello", embd_normalize: 1 })).data[0].embedding as number[];
+  assert.ok(Math.abs(taxicab.reduce((sum, value) => sum + Math.abs(value), 0) - 1) < 1e-12);
+  const int16 = (await embed({ input: "hello", embd_normalize: 0 })).data[0].embedding as number[];
+  assert.ok(Math.abs(Math.max(...int16.map(Math.abs)) - 32760) < 1e-9);
 });
 
 test("base64 encoding carries the same vector as little-endian float32", async () => {

@@ -3,10 +3,11 @@ import { PagodaError } from "../errors.ts";
 import { checkPromptTokens, DEFAULT_REQUEST_LIMITS } from "../request-limits.ts";
 import { checkTokenIds, type RouteOptions, requireModel } from "../route-context.ts";
 import { type EmbeddingRequest, EmbeddingRequestSchema } from "../schemas.ts";
+import { onClientGone } from "../sse.ts";
 
 export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
   const limits = options.limits ?? DEFAULT_REQUEST_LIMITS;
-  app.post("/v1/embeddings", { schema: { body: EmbeddingRequestSchema } }, async (request) => {
+  app.post("/v1/embeddings", { schema: { body: EmbeddingRequestSchema } }, async (request, reply) => {
     const body = request.body;
     const runtime = requireModel(options.serving, body.model);
     const engine = runtime.engine;
@@ -40,7 +41,13 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
         );
       }
     });
-    const results = await engine.embed(tokenized);
+    const aborted = new AbortController();
+    onClientGone(request, reply, () => aborted.abort(new Error("the client went away")));
+    const norm = body.embd_normalize ?? (body.normalize === false ? -1 : 2);
+    const results = (await engine.embed(tokenized, aborted.signal)).map((result) => ({
+      ...result,
+      embedding: normalized(result.embedding, norm),
+    }));
     const isBase64 = body.encoding_format === "base64";
     const numTokens = results.reduce((sum, result) => sum + result.numTokens, 0);
     return {
@@ -67,4 +74,21 @@ function toInputs(input: EmbeddingRequest["input"]): (string | number[])[] {
 function toBase64(embedding: readonly number[]): string {
   const floats = Float32Array.from(embedding);
   return Buffer.from(floats.buffer, floats.byteOffset, floats.byteLength).toString("base64");
+}
+
+/**
+ * llama-server's `embd_normalize`: unit Euclidean length by default, as OpenAI's, vLLM's and llama-server's vectors
+ * are, so a dot product is the cosine. A zero vector stays zero.
+ */
+export function normalized(embedding: readonly number[], norm: number): number[] {
+  if (norm < 0) return [...embedding];
+  let scale: number;
+  if (norm === 0) {
+    const maxAbs = embedding.reduce((max, value) => Math.max(max, Math.abs(value)), 0);
+    scale = maxAbs === 0 ? 0 : 32760 / maxAbs;
+  } else {
+    const sum = embedding.reduce((total, value) => total + Math.abs(value) ** norm, 0);
+    scale = sum === 0 ? 0 : 1 / sum ** (1 / norm);
+  }
+  return embedding.map((value) => value * scale);
 }

@@ -37,6 +37,8 @@ function stubContext(): PatchedNativeContext & { removals: string[]; failSave: b
     restoreSequenceCells: () => true,
     getGrammarMask: () => {},
     getGrammarFallbacks: () => 0,
+    getSequenceEmbedding: () => new Float32Array(0),
+    getPoolingType: () => 0,
   };
 }
 
