@@ -186,6 +186,10 @@ export class CellHolders<Block extends HeldBlock> {
 
   private planFork(prefix: readonly Block[]): ForkPlan<Block> {
     const numBySequences = this.numLeadingHeldBySequences(prefix, 0);
+    // A restore writes fresh cells for every block of the saved copy from position 0: blocks a running sequence
+    // holds would then live twice in the pool, once as counted, so a prefix that starts held is forked, never
+    // restored. (Seen as llama.cpp finding no KV slot for a step the block count said fits.)
+    if (numBySequences > 0) return { saved: null, numSavedBlocks: 0, numBlocks: numBySequences };
     let best: SavedPrefix<Block> | null = null;
     let bestCovered = numBySequences;
     // Counting the pool's free cells walks every held block, so it waits for a copy that would be chosen.

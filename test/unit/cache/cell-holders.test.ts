@@ -88,6 +88,20 @@ test("a running sequence that holds the prefix is forked from without a copy, ev
   holders.checkInvariants(chain);
 });
 
+test("a prefix whose first blocks a running sequence holds is forked from it, never restored over them", () => {
+  const { ops, holders } = setup();
+  const chain = blocks(4);
+  holders.onAllocated(seq(0), chain);
+  holders.release(seq(0), true);
+  holders.fork(seq(1), chain.slice(0, 2));
+  // A 4-block copy is saved, but sequence 1 holds blocks 0 and 1: restoring the copy would put their cells in the
+  // pool twice while the blocks count once.
+  assert.equal(holders.numForkable(chain), 2);
+  holders.fork(seq(2), chain.slice(0, 2));
+  assert.deepEqual(ops.calls.slice(-1), ["share 1->2 0..8"]);
+  holders.checkInvariants(chain);
+});
+
 test("blocks other holders keep already are not saved again, and the blocks after the cached ones are uncached", () => {
   const { ops, holders, uncached } = setup();
   const chain = blocks(3);
