@@ -1,0 +1,122 @@
+/**
+ * Embedding throughput side by side: inputs per second at several concurrencies against running OpenAI-compatible
+ * servers (pagoda, llama-server `--embeddings`), runs interleaved target by target, medians over rounds, each
+ * target's ratio to the first. Every request carries one input, as RAG ingestion clients send them in parallel.
+ * The vectors are compared too: the mean and least cosine between the first target's and each other's, for the
+ * same inputs (both at unit length).
+ *
+ *   npm run bench:embeddings -- --target pagoda=http://127.0.0.1:8080 --target llama-server=http://127.0.0.1:8081
+ *                               [--concurrency 1,8,32] [--inputs 256] [--rounds 3]
+ */
+import { parseArgs } from "node:util";
+import { firstModel } from "./load-target.ts";
+
+const { values } = parseArgs({
+  options: {
+    target: { type: "string", multiple: true },
+    concurrency: { type: "string", default: "1,8,32" },
+    inputs: { type: "string", default: "256" },
+    rounds: { type: "string", default: "3" },
+  },
+});
+
+const targets = (values.target ?? []).map((entry) => {
+  const at = entry.indexOf("=");
+  if (at < 0) throw new Error(`--target ${entry}: expected name=url`);
+  return { name: entry.slice(0, at), url: entry.slice(at + 1).replace(/\/$/, "") };
+});
+if (targets.length === 0) throw new Error("give at least one --target name=url");
+const concurrencies = values.concurrency.split(",").map(Number);
+const numInputs = Number(values.inputs);
+const numRounds = Number(values.rounds);
+
+const SUBJECTS = ["cat", "dog", "bird", "frog", "girl", "boy", "tree", "ball"];
+/** Inputs of 10 to 40 words, like short chunks, each different. */
+const inputs = Array.from(
+  { length: numInputs },
+  (_, i) =>
+    Array.from({ length: 10 + (i % 31) }, (_, w) => SUBJECTS[(i * 7 + w * 3) % SUBJECTS.length]).join(" ") + ` ${i}.`,
+);
+
+async function embedOne(url: string, model: string, input: string): Promise<number[]> {
+  const response = await fetch(`${url}/v1/embeddings`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ model, input, encoding_format: "float" }),
+  });
+  if (!response.ok) throw new Error(`${url} answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
+  const body = (await response.json()) as { data: { embedding: number[] }[] };
+  return body.data[0]?.embedding ?? [];
+}
+
+/** Inputs per second for all inputs sent by `concurrency` workers, one input per request. */
+async function run(url: string, model: string, concurrency: number): Promise<number> {
+  let next = 0;
+  const startMs = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < inputs.length) await embedOne(url, model, inputs[next++] ?? "");
+    }),
+  );
+  return inputs.length / ((performance.now() - startMs) / 1000);
+}
+
+function median(samples: readonly number[]): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+}
+
+function unit(vector: readonly number[]): number[] {
+  const norm = Math.hypot(...vector);
+  return vector.map((value) => value / norm);
+}
+
+const models = await Promise.all(targets.map((target) => firstModel(target.url, {})));
+// Warm-up: every target loads its embedding context before timing.
+await Promise.all(targets.map((target, index) => embedOne(target.url, models[index] ?? "", "warm up")));
+
+console.log(`${numInputs} inputs of 10-40 words, one per request, ${numRounds} interleaved rounds, medians`);
+console.log(
+  `| concurrency | ${targets.map((target) => `${target.name} inputs/s`).join(" | ")} | ${targets
+    .slice(1)
+    .map((target) => `${target.name} / ${targets[0]?.name}`)
+    .join(" | ")} |`,
+);
+console.log(
+  `| ---: | ${targets.map(() => "---:").join(" | ")} | ${targets
+    .slice(1)
+    .map(() => "---:")
+    .join(" | ")} |`,
+);
+for (const concurrency of concurrencies) {
+  const samples = targets.map((): number[] => []);
+  for (let round = 0; round < numRounds; round++) {
+    for (const [index, target] of targets.entries())
+      samples[index]?.push(await run(target.url, models[index] ?? "", concurrency));
+  }
+  const medians = samples.map(median);
+  const first = medians[0] ?? 1;
+  console.log(
+    `| ${concurrency} | ${medians.map((value) => value.toFixed(1)).join(" | ")} | ${medians
+      .slice(1)
+      .map((value) => `${(value / first).toFixed(2)}×`)
+      .join(" | ")} |`,
+  );
+}
+
+const sample = inputs.slice(0, 32);
+const reference = await Promise.all(sample.map((input) => embedOne(targets[0]?.url ?? "", models[0] ?? "", input)));
+for (const [index, target] of targets.entries()) {
+  if (index === 0) continue;
+  const cosines = await Promise.all(
+    sample.map(async (input, i) => {
+      const a = unit(reference[i] ?? []);
+      const b = unit(await embedOne(target.url, models[index] ?? "", input));
+      return a.reduce((sum, value, dim) => sum + value * (b[dim] ?? 0), 0);
+    }),
+  );
+  console.log(
+    `cosine ${targets[0]?.name} vs ${target.name} over ${sample.length} inputs: mean ${(cosines.reduce((s, c) => s + c, 0) / cosines.length).toFixed(6)}, least ${Math.min(...cosines).toFixed(6)}`,
+  );
+}
