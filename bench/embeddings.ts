@@ -30,12 +30,23 @@ const concurrencies = values.concurrency.split(",").map(Number);
 const numInputs = Number(values.inputs);
 const numRounds = Number(values.rounds);
 
-const SUBJECTS = ["cat", "dog", "bird", "frog", "girl", "boy", "tree", "ball"];
-/** Inputs of 10 to 40 words, like short chunks, each different. */
-const inputs = Array.from(
-  { length: numInputs },
-  (_, i) =>
-    Array.from({ length: 10 + (i % 31) }, (_, w) => SUBJECTS[(i * 7 + w * 3) % SUBJECTS.length]).join(" ") + ` ${i}.`,
+const WORDS = (
+  "the a girl boy cat dog bird frog tree ball sun park mom dad friend happy sad big little red blue saw went " +
+  "played ran jumped found said wanted looked liked was had and then one day with in on to of her his they"
+).split(" ");
+/**
+ * Inputs of 10 to 40 seeded-random words, like short chunks: no two share more than a word or two of prefix, so
+ * neither server's prompt cache (llama-server reuses a slot's cached prefix) turns the run into cache hits.
+ */
+let seed = 12345;
+const random = (): number => {
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+};
+const inputs = Array.from({ length: numInputs }, (_, i) =>
+  Array.from({ length: 10 + (i % 31) }, () => WORDS[Math.floor(random() * WORDS.length)]).join(" "),
 );
 
 async function embedOne(url: string, model: string, input: string): Promise<number[]> {
@@ -76,7 +87,9 @@ const models = await Promise.all(targets.map((target) => firstModel(target.url, 
 // Warm-up: every target loads its embedding context before timing.
 await Promise.all(targets.map((target, index) => embedOne(target.url, models[index] ?? "", "warm up")));
 
-console.log(`${numInputs} inputs of 10-40 words, one per request, ${numRounds} interleaved rounds, medians`);
+console.log(
+  `${numInputs} distinct inputs of 10-40 random words, one per request, ${numRounds} interleaved rounds, medians`,
+);
 console.log(
   `| concurrency | ${targets.map((target) => `${target.name} inputs/s`).join(" | ")} | ${targets
     .slice(1)

@@ -78,6 +78,7 @@ export async function loadRuntime(
     flashAttention: config.flashAttn,
     chatTemplate: config.chatTemplate ?? null,
     embeddingSequences: config.embeddingParallel,
+    embeddingKvLayout: embeddingKvLayout(modelInfo, Math.min(ctxSize, config.ctxSize), config.embeddingParallel),
     ...(config.pooling === undefined ? {} : { pooling: config.pooling }),
     onNativeLog: (level, message) => {
       if (!isPoolSizeWarning(message)) log[level]({ source: "llama.cpp" }, message.trim());
@@ -252,6 +253,30 @@ function resolveKvCacheTokens(config: Config, model: GgufModelInfo | null, log: 
     "KV pool sized from the memory budget",
   );
   return kvCacheTokens;
+}
+
+/** The embedding context gets llama-server's slab per sequence when that costs at most this much KV memory. */
+const EMBEDDING_SLABS_MAX_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Slabs keep each input's attention to its own cells, which decides the speed of small models; a model whose slabs
+ * would cost more than `EMBEDDING_SLABS_MAX_BYTES` (a 7B model's 32 × 2048 cells are gigabytes) shares one pool of a
+ * batch's cells, where its matrix products dominate anyway.
+ */
+function embeddingKvLayout(model: GgufModelInfo | null, ctxSize: number, numSequences: number): "slabs" | "pool" {
+  if (model === null) return "pool";
+  try {
+    const { kvBytesPerToken } = planMemory(model, {
+      ctxSize,
+      parallel: 1,
+      batchSize: ctxSize,
+      kvType: "f16",
+      kvCacheTokens: null,
+    });
+    return kvBytesPerToken * ctxSize * numSequences <= EMBEDDING_SLABS_MAX_BYTES ? "slabs" : "pool";
+  } catch {
+    return "pool";
+  }
 }
 
 /** Logs load progress in quarters: enough to see a large model move, without a line per tensor. */

@@ -18,6 +18,7 @@ export interface LlamaEmbedderOptions {
   readonly maxSequences: number;
   readonly flashAttention: boolean;
   readonly pooling: Pooling;
+  readonly kvLayout: "slabs" | "pool";
 }
 
 type Backend =
@@ -87,6 +88,7 @@ export class LlamaEmbedder {
       threads: options.threads,
       flashAttention: options.flashAttention,
       pooling: options.pooling,
+      kvLayout: options.kvLayout,
     });
     if (pooling !== null) {
       const batcher = new EmbeddingBatcher(pooling, {

@@ -92,6 +92,7 @@ export class LlamaEngine implements Engine {
       maxSequences: options.embeddingSequences ?? DEFAULT_EMBEDDING_SEQUENCES,
       flashAttention: options.flashAttention,
       pooling: options.pooling ?? modelPooling(model),
+      kvLayout: options.embeddingKvLayout ?? "pool",
     });
   }
 
