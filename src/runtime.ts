@@ -78,6 +78,8 @@ export async function loadRuntime(
     flashAttention: config.flashAttn,
     chatTemplate: config.chatTemplate ?? null,
     embeddingSequences: config.embeddingParallel,
+    // As many inputs as the queue's requests would fill decodes with.
+    maxWaitingEmbeddingInputs: config.maxQueuedRequests * config.embeddingParallel,
     embeddingKvLayout: embeddingKvLayout(modelInfo, Math.min(ctxSize, config.ctxSize), config.embeddingParallel),
     ...(config.pooling === undefined ? {} : { pooling: config.pooling }),
     onNativeLog: (level, message) => {

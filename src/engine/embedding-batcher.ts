@@ -18,6 +18,13 @@ export interface EmbeddingBatcherOptions {
   readonly maxSequences: number;
   /** Most tokens of one decode, and so of one input. */
   readonly maxBatchTokens: number;
+  /** Most inputs waiting; a request that would pass it is refused whole with `EmbeddingQueueFullError`. */
+  readonly maxWaitingInputs?: number;
+}
+
+/** The batcher's queue is full: the server is at capacity for embeddings (a 429 to the client). */
+export class EmbeddingQueueFullError extends Error {
+  override readonly name = "EmbeddingQueueFullError";
 }
 
 interface PendingRequest {
@@ -60,6 +67,12 @@ export class EmbeddingBatcher {
       );
     }
     if (inputs.length === 0) return Promise.resolve([]);
+    const maxWaiting = this.options.maxWaitingInputs ?? Number.POSITIVE_INFINITY;
+    if (this.waiting.length > 0 && this.waiting.length + inputs.length > maxWaiting) {
+      return Promise.reject(
+        new EmbeddingQueueFullError(`${this.waiting.length} embedding inputs are waiting; the limit is ${maxWaiting}`),
+      );
+    }
     return new Promise<EmbeddingResult[]>((resolve, reject) => {
       const request: PendingRequest = {
         results: new Array(inputs.length),

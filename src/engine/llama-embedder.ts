@@ -19,6 +19,8 @@ export interface LlamaEmbedderOptions {
   readonly flashAttention: boolean;
   readonly pooling: Pooling;
   readonly kvLayout: "slabs" | "pool";
+  /** Most inputs waiting before requests are refused (`EmbeddingQueueFullError`). */
+  readonly maxWaitingInputs: number;
 }
 
 type Backend =
@@ -94,6 +96,7 @@ export class LlamaEmbedder {
       const batcher = new EmbeddingBatcher(pooling, {
         maxSequences: options.maxSequences,
         maxBatchTokens: options.contextSize,
+        maxWaitingInputs: options.maxWaitingInputs,
       });
       return { kind: "batched", context: pooling, batcher };
     }

@@ -31,6 +31,8 @@ export interface LlamaEngineOptions {
   readonly flashAttention?: FlashAttentionOption;
   /** Inputs embedded in one decode of the embedding context. Defaults to 32. */
   readonly embeddingSequences?: number;
+  /** Embedding inputs waiting before requests are refused. Defaults to 8,192. */
+  readonly maxWaitingEmbeddingInputs?: number;
   /** The embedding context's KV: see `LlamaPoolingContextOptions.kvLayout`. Defaults to "pool", the smaller. */
   readonly embeddingKvLayout?: "slabs" | "pool";
   /** How embeddings pool token vectors; defaults to the GGUF's pooling, or `last` for a generative model. */

@@ -93,6 +93,7 @@ export class LlamaEngine implements Engine {
       flashAttention: options.flashAttention,
       pooling: options.pooling ?? modelPooling(model),
       kvLayout: options.embeddingKvLayout ?? "pool",
+      maxWaitingInputs: options.maxWaitingEmbeddingInputs ?? 8192,
     });
   }
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { FastifyInstance } from "fastify";
+import { EmbeddingQueueFullError } from "../../src/engine/embedding-batcher.ts";
 import type { FakeEngine } from "../../src/engine/fake-engine.ts";
 import { FAKE_MODEL_ID, startFakeServer } from "../helpers/fake-server.ts";
 import { asTokenIds } from "../helpers/ids.ts";
@@ -228,4 +229,18 @@ test("tokenize without text, detokenize with an unknown token and an unknown mod
 
 test("no sequence is held after the embedding and tokenizer requests", () => {
   assert.equal(engine.numAcquiredSequences, 0);
+});
+
+test("a full embedding queue is a 429 with Retry-After, in OpenAI's envelope", async () => {
+  const original = engine.embed.bind(engine);
+  engine.embed = async () => {
+    throw new EmbeddingQueueFullError("8192 embedding inputs are waiting; the limit is 8192");
+  };
+  try {
+    const response = await postJson(app, "/v1/embeddings", { model: MODEL, input: "hello" });
+    assertError(response, { status: 429, type: "rate_limit_error", code: "queue_full" });
+    assert.equal(response.headers["retry-after"], "1");
+  } finally {
+    engine.embed = original;
+  }
 });

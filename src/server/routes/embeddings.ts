@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
+import { EmbeddingQueueFullError } from "../../engine/embedding-batcher.ts";
 import { PagodaError } from "../errors.ts";
 import { checkPromptTokens, DEFAULT_REQUEST_LIMITS } from "../request-limits.ts";
 import { checkTokenIds, type RouteOptions, requireModel } from "../route-context.ts";
@@ -44,7 +45,16 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
     const aborted = new AbortController();
     onClientGone(request, reply, () => aborted.abort(new Error("the client went away")));
     const norm = body.embd_normalize ?? (body.normalize === false ? -1 : 2);
-    const results = (await engine.embed(tokenized, aborted.signal)).map((result) => ({
+    const embedded = await engine.embed(tokenized, aborted.signal).catch((error: unknown) => {
+      if (error instanceof EmbeddingQueueFullError) {
+        throw new PagodaError("PAGODA_ERR_QUEUE_FULL", "The server is at capacity for embeddings; retry later", {
+          retryAfterSeconds: 1,
+          cause: error,
+        });
+      }
+      throw error;
+    });
+    const results = embedded.map((result) => ({
       ...result,
       embedding: normalized(result.embedding, norm),
     }));

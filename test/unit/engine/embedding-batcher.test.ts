@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { EmbeddingBatcher, type PoolingContext } from "../../../src/engine/embedding-batcher.ts";
+import {
+  EmbeddingBatcher,
+  EmbeddingQueueFullError,
+  type PoolingContext,
+} from "../../../src/engine/embedding-batcher.ts";
 import type { TokenId } from "../../../src/engine/engine.ts";
 
 /** Pools by summing token ids; records each decode's inputs; can be held and failed. */
@@ -83,4 +87,18 @@ test("an abort drops the request's waiting inputs and rejects it; inputs out of 
   assert.deepEqual(pooling.decodes, [[tokens(1)]]);
   await assert.rejects(batcher.embed([tokens(1, 2, 3, 4, 5)]), RangeError);
   await assert.rejects(batcher.embed([tokens()]), RangeError);
+});
+
+test("a request that would pass the waiting limit is refused whole, and one alone is always taken", async () => {
+  const pooling = new FakePooling();
+  let release: () => void = () => {};
+  pooling.gate = new Promise((resolve) => {
+    release = resolve;
+  });
+  const batcher = new EmbeddingBatcher(pooling, { maxSequences: 1, maxBatchTokens: 4, maxWaitingInputs: 2 });
+  const big = batcher.embed([tokens(1), tokens(2), tokens(3)]);
+  await assert.rejects(batcher.embed([tokens(4)]), EmbeddingQueueFullError);
+  release();
+  assert.equal((await big).length, 3);
+  assert.equal((await batcher.embed([tokens(5), tokens(6)])).length, 2);
 });
