@@ -51,7 +51,7 @@ export interface AppDeps {
   readonly shutdownGraceMs?: number;
   /** Keys clients must send as `Authorization: Bearer <key>`. Defaults to none: an open server. */
   readonly apiKeys?: readonly string[];
-  /** Require a key on /metrics as well (/health is always public). Defaults to false. */
+  /** Require a key on /metrics and /metrics/router as well (/health and /livez are always public). Defaults to false. */
   readonly isMetricsAuthRequired?: boolean;
   /** Origins browsers may call from (CORS); "*" allows any. Defaults to none: CORS off. */
   readonly corsOrigins?: readonly string[];
@@ -71,7 +71,7 @@ export interface AppDeps {
 const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
 
 /** After the grace period, how long the last frames may take to reach slow clients before connections are cut. */
-const FINAL_WRITE_MS = 5_000;
+export const FINAL_WRITE_MS = 5_000;
 
 const DEFAULT_BODY_LIMIT_BYTES = 8 * 1024 * 1024;
 
@@ -89,9 +89,26 @@ const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 72_000;
 const HEADERS_TIMEOUT_MS = 30_000;
 const RECEIVE_REQUEST_TIMEOUT_MS = 120_000;
 
-/** Answered without an API key: liveness probes and (unless isMetricsAuthRequired) Prometheus. */
+/**
+ * Answered without an API key: the readiness and liveness probes (kubelet sends no token) and, unless
+ * isMetricsAuthRequired, Prometheus and the GIE endpoint picker, which scrape /metrics without one.
+ */
 const HEALTH_ROUTE = "/health";
+const LIVENESS_ROUTE = "/livez";
 const METRICS_ROUTE = "/metrics";
+
+/**
+ * Only the gauges a load-aware router reads (llm-d's endpoint picker, `vllm` engine profile), for scraping every
+ * 50 ms: the whole exposition costs the event loop about ten times as much per scrape, most of it in histograms
+ * the router never reads.
+ */
+const ROUTER_METRICS_ROUTE = "/metrics/router";
+const ROUTER_METRIC_NAMES = [
+  "vllm:num_requests_waiting",
+  "vllm:num_requests_running",
+  "vllm:kv_cache_usage_perc",
+  "vllm:cache_config_info",
+];
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
@@ -166,10 +183,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (deps.serving.status === "closing" || deps.serving.status === "failed") void reply.header("connection", "close");
     return payload;
   });
-  const publicRoutes = deps.isMetricsAuthRequired === true ? [HEALTH_ROUTE] : [HEALTH_ROUTE, METRICS_ROUTE];
+  const probeRoutes = [HEALTH_ROUTE, LIVENESS_ROUTE];
+  const metricsRoutes = [METRICS_ROUTE, ROUTER_METRICS_ROUTE];
+  const publicRoutes = deps.isMetricsAuthRequired === true ? probeRoutes : [...probeRoutes, ...metricsRoutes];
   installAuth(app, { keys: deps.apiKeys ?? [], publicRoutes });
   if (deps.rateLimit != null && deps.rateLimit.maxRequests > 0) {
-    await registerRateLimit(app, { ...deps.rateLimit, exemptRoutes: [HEALTH_ROUTE, METRICS_ROUTE] });
+    await registerRateLimit(app, { ...deps.rateLimit, exemptRoutes: [...probeRoutes, ...metricsRoutes] });
   }
   // One line per request; prompts and outputs are never logged at info.
   app.addHook("onResponse", async (request, reply) => {
@@ -207,6 +226,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get(METRICS_ROUTE, async (_request, reply) =>
     reply.header("content-type", registry.contentType).send(await registry.metrics()),
   );
+  // Before the model is loaded these gauges do not exist yet, as in the whole exposition.
+  app.get(ROUTER_METRICS_ROUTE, async (_request, reply) => {
+    const families = await Promise.all(
+      ROUTER_METRIC_NAMES.filter((name) => registry.getSingleMetric(name) !== undefined).map((name) =>
+        registry.getSingleMetricAsString(name),
+      ),
+    );
+    return reply.header("content-type", registry.contentType).send(`${families.join("\n\n")}\n`);
+  });
   await app.register(modelsRoute, routeOptions);
   await app.register(completionsRoute, routeOptions);
   await app.register(chatCompletionsRoute, routeOptions);

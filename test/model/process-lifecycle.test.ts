@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { once } from "node:events";
+import { get } from "node:http";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { test } from "node:test";
@@ -104,6 +105,16 @@ test("with --port 0 the ready line names the port actually bound", async (t) => 
   assert.equal(await server.exited, 0);
 });
 
+/** The status of one GET on a fresh connection, as the kubelet probes. */
+function probeStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (response) => {
+      response.resume();
+      response.on("end", () => resolve(response.statusCode ?? 0));
+    }).on("error", reject);
+  });
+}
+
 /** The last JSON frame before [DONE] of a finished SSE text. */
 function lastFrame(text: string): { choices?: { finish_reason: string | null }[]; error?: { code?: string } } {
   assert.ok(text.endsWith("data: [DONE]\n\n"), text.slice(-200));
@@ -117,12 +128,18 @@ function lastFrame(text: string): { choices?: { finish_reason: string | null }[]
   };
 }
 
-test("SIGTERM during 8 running streams lets all 8 finish cleanly with [DONE], then the process exits 0", async (t) => {
+test("SIGTERM during 8 running streams turns readiness 503, keeps liveness 200, lets all 8 finish cleanly with [DONE], then exits 0", async (t) => {
   const server = await startProcess(t, ["--shutdown-grace", "60", "--parallel", "8"]);
   const streams = await Promise.all(
     Array.from({ length: 8 }, (_, index) => openStream(server.url, { max_tokens: 300 + index * 10 })),
   );
   server.child.kill("SIGTERM");
+  // The signal is handled asynchronously: readiness turns 503 within a few requests, while liveness stays 200.
+  let readiness = 200;
+  for (let attempt = 0; attempt < 1000 && readiness === 200; attempt++)
+    readiness = await probeStatus(`${server.url}/health`);
+  assert.equal(readiness, 503, "readiness fails once the drain starts");
+  assert.equal(await probeStatus(`${server.url}/livez`), 200, "liveness holds during the drain");
   const texts = await Promise.all(streams.map(async (stream) => stream.first + (await stream.rest())));
   for (const text of texts) {
     const finish = lastFrame(text);

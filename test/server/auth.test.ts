@@ -80,14 +80,15 @@ test("every API route requires the key, and so do unknown routes, so probing can
   }
 });
 
-test("/health and /metrics stay public by default", async (t) => {
+test("/health, /livez and /metrics stay public by default", async (t) => {
   const { app } = await startWithKeys(t);
   assert.equal((await app.inject({ method: "GET", url: "/health" })).statusCode, 200);
+  assert.equal((await app.inject({ method: "GET", url: "/livez" })).statusCode, 200);
   const metrics = await app.inject({ method: "GET", url: "/metrics" });
   assert.equal(metrics.statusCode, 200);
 });
 
-test("with metrics auth /metrics needs a key while /health stays public", async (t) => {
+test("with metrics auth /metrics needs a key while /health and /livez stay public", async (t) => {
   const { app } = await startWithKeys(t, { isMetricsAuthRequired: true });
   assertError(await app.inject({ method: "GET", url: "/metrics" }), {
     status: 401,
@@ -99,6 +100,7 @@ test("with metrics auth /metrics needs a key while /health stays public", async 
     200,
   );
   assert.equal((await app.inject({ method: "GET", url: "/health" })).statusCode, 200);
+  assert.equal((await app.inject({ method: "GET", url: "/livez" })).statusCode, 200);
 });
 
 test("refused keys are counted as unauthorized rejections", async (t) => {

@@ -32,12 +32,13 @@ test("past the limit a client gets 429 rate_limit_exceeded of type requests with
   );
 });
 
-test("every route shares one budget per client, but /health and /metrics are never limited", async (t) => {
+test("every route shares one budget per client, but /health, /livez and /metrics are never limited", async (t) => {
   const { app } = await start(t);
   okJson(await app.inject({ method: "GET", url: "/v1/models" }));
   okJson(await postJson(app, "/tokenize", { prompt: "x" }));
   for (let i = 0; i < 5; i++) {
     assert.equal((await app.inject({ method: "GET", url: "/health" })).statusCode, 200);
+    assert.equal((await app.inject({ method: "GET", url: "/livez" })).statusCode, 200);
     assert.equal((await app.inject({ method: "GET", url: "/metrics" })).statusCode, 200);
   }
   assertError(await postJson(app, "/v1/completions", COMPLETION), {

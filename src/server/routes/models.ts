@@ -23,9 +23,18 @@ export const modelsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, opti
     toModel(requireModel(options.serving, request.params.model)),
   );
 
+  // Readiness: 503 while the model loads and while the server drains, so balancers send new work elsewhere.
   app.get("/health", async (_request, reply) => {
     const status = options.serving.status;
     if (status === "ready") return { status: "ok" };
     return reply.status(503).header("retry-after", "5").send({ status });
+  });
+
+  // Liveness: the process answers. It stays 200 while loading and draining, where /health is 503, because a
+  // liveness probe that fails restarts the container: on /health it would kill a long model load or the streams a
+  // drain is finishing. Only a failed server (dead engine, failed load) is not alive; it is exiting anyway.
+  app.get("/livez", async (_request, reply) => {
+    const status = options.serving.status;
+    return reply.status(status === "failed" ? 503 : 200).send({ status });
   });
 };

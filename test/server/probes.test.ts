@@ -1,0 +1,76 @@
+/**
+ * The Kubernetes probes: /health is readiness (503 while loading and while draining, so no new work arrives) and
+ * /livez is liveness (200 in both, so the kubelet never restarts a pod that is loading a model or finishing its
+ * streams). Probed over a real socket during the drain, as the kubelet does: inject refuses requests once Fastify
+ * is closing. That a stream running across the close finishes within the grace is shutdown.test.ts's.
+ */
+import assert from "node:assert/strict";
+import { get } from "node:http";
+import type { AddressInfo } from "node:net";
+import { test } from "node:test";
+import { buildApp } from "../../src/server/app.ts";
+import { ServingState } from "../../src/server/serving-state.ts";
+import { FAKE_MODEL_ID, startFakeServer } from "../helpers/fake-server.ts";
+import { postJson, StepGate } from "./support.ts";
+
+/** One GET on a fresh connection, as the kubelet probes (no keep-alive: a closing server drops idle sockets). */
+function probe(baseUrl: string, path: string): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    get(`${baseUrl}${path}`, { agent: false }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on("data", (chunk: Buffer) => chunks.push(chunk));
+      response.on("end", () =>
+        resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString("utf8")) }),
+      );
+    }).on("error", reject);
+  });
+}
+
+test("while the model loads /livez is 200 and /health is 503", async (t) => {
+  const serving = new ServingState();
+  const app = await buildApp({ serving, apiKeys: ["secret"] });
+  t.after(() => app.close());
+  const live = await app.inject({ method: "GET", url: "/livez" });
+  assert.equal(live.statusCode, 200);
+  assert.deepEqual(JSON.parse(live.body), { status: "loading" });
+  const ready = await app.inject({ method: "GET", url: "/health" });
+  assert.equal(ready.statusCode, 503);
+  assert.deepEqual(JSON.parse(ready.body), { status: "loading" });
+});
+
+test("while a closing server drains a stream, /livez stays 200 and /health is 503 on the same port", async (t) => {
+  const gate = new StepGate();
+  const server = await startFakeServer({ beforeStep: gate.beforeStep }, { shutdownGraceMs: 60_000 });
+  t.after(() => gate.releaseAll());
+  await server.app.listen({ host: "127.0.0.1", port: 0 });
+  const baseUrl = `http://127.0.0.1:${(server.app.server.address() as AddressInfo).port}`;
+  assert.deepEqual(await probe(baseUrl, "/livez"), { status: 200, body: { status: "ready" } });
+  assert.deepEqual(await probe(baseUrl, "/health"), { status: 200, body: { status: "ok" } });
+
+  const hold = gate.holdAt(2);
+  const streamed = postJson(server.app, "/v1/completions", {
+    model: FAKE_MODEL_ID,
+    prompt: "hello",
+    max_tokens: 20,
+    stream: true,
+  });
+  await hold.reached;
+  // What main's SIGTERM handler calls.
+  const closed = server.app.close();
+  assert.deepEqual(await probe(baseUrl, "/livez"), { status: 200, body: { status: "closing" } });
+  assert.deepEqual(await probe(baseUrl, "/health"), { status: 503, body: { status: "closing" } });
+  hold.release();
+  assert.equal((await streamed).statusCode, 200);
+  await closed;
+});
+
+test("a failed server is not alive: /livez and /health are 503", async (t) => {
+  const serving = new ServingState();
+  serving.markFailed();
+  const app = await buildApp({ serving });
+  t.after(() => app.close());
+  const live = await app.inject({ method: "GET", url: "/livez" });
+  assert.equal(live.statusCode, 503);
+  assert.deepEqual(JSON.parse(live.body), { status: "failed" });
+  assert.equal((await app.inject({ method: "GET", url: "/health" })).statusCode, 503);
+});
