@@ -24,16 +24,30 @@ export interface Loaded {
   close(): Promise<void>;
 }
 
+export interface LoadOptions {
+  /** Listen on a free loopback port. Defaults to false. */
+  readonly listen?: boolean;
+  /** Feed every step and finished request to the app's metrics, as `npm start` does. Defaults to false. */
+  readonly isObservingMetrics?: boolean;
+}
+
 /**
  * A runtime as `npm start` would build it from `flags`, quiet and on the CPU; every step's stats recorded. With
  * `listen`, its HTTP server listens on a free loopback port.
  */
-export async function loadRuntimeWith(flags: string[], options: { readonly listen?: boolean } = {}): Promise<Loaded> {
+export async function loadRuntimeWith(flags: string[], options: LoadOptions = {}): Promise<Loaded> {
   const config = loadConfig({ argv: ["--gpu", "false", "--log-level", "silent", ...flags], env: {}, cwd: repoRoot });
   const steps: StepStats[] = [];
   const serving = new ServingState();
   const app = await buildApp({ serving });
-  const runtime = await loadRuntime(config, app.log, { onStep: (stats) => steps.push(stats) });
+  const isObserving = options.isObservingMetrics === true;
+  const runtime = await loadRuntime(config, app.log, {
+    onStep: (stats) => {
+      steps.push(stats);
+      if (isObserving) app.serverMetrics.observeStep(stats);
+    },
+    ...(isObserving ? { onRequestFinished: (stats) => app.serverMetrics.observeRequest(stats) } : {}),
+  });
   serving.markReady(runtime);
   let baseUrl: string | null = null;
   if (options.listen === true) {

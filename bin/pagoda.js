@@ -18,7 +18,10 @@ function newestSourceMs(dir) {
   return newest;
 }
 
-const isCompiledFresh = existsSync(compiled) && statSync(compiled).mtimeMs >= newestSourceMs(path.join(root, "src"));
+// Without src/ (the container images ship only dist/) there is nothing newer to run.
+const sourceDir = path.join(root, "src");
+const isCompiledFresh =
+  existsSync(compiled) && (!existsSync(sourceDir) || statSync(compiled).mtimeMs >= newestSourceMs(sourceDir));
 if (isCompiledFresh) {
   await import(pathToFileURL(compiled).href);
 } else {

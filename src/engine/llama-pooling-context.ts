@@ -47,7 +47,8 @@ export class LlamaPoolingContext implements PoolingContext {
     if (!internals.isPatched) return null;
     const native = internals.createContext({
       // Every decode's inputs fit at once; sequences are emptied after each decode.
-      contextSize: options.kvLayout === "slabs" ? options.maxBatchTokens * options.maxSequences : options.maxBatchTokens,
+      contextSize:
+        options.kvLayout === "slabs" ? options.maxBatchTokens * options.maxSequences : options.maxBatchTokens,
       batchSize: options.maxBatchTokens,
       sequences: options.maxSequences,
       threads: options.threads,
