@@ -138,6 +138,11 @@ export interface ModelInfo {
   readonly isFlashAttention: boolean;
   /** The tool-call syntax the chat template teaches; null when it has none pagoda knows. */
   readonly toolSyntax: ChatToolSyntax | null;
+  /**
+   * How `embed` pools a sequence: "rank" makes it a reranker, whose vector is its classifier head's outputs for a
+   * (query, document) input.
+   */
+  readonly pooling: "mean" | "cls" | "last" | "rank";
 }
 
 export type ChatRole = "system" | "developer" | "user" | "assistant" | "tool";
@@ -222,6 +227,11 @@ export interface ServerEngine extends Tokenizer {
    * (`info.toolSyntax`). Every tool call in `messages` must be answered by a later `tool` message.
    */
   renderChat(messages: readonly ChatMessage[], tools?: readonly ChatTool[] | null): RenderedChat;
+  /**
+   * A reranker's input for one (query, document) pair, as llama.cpp's server builds it: the GGUF's rerank template
+   * with `{query}` and `{document}` filled in, else BOS, query, EOS, SEP, document, EOS as the vocabulary adds them.
+   */
+  rerankInput(query: string, document: string): TokenId[];
   /**
    * One pooled vector per input, as the model computes it (not normalised). An abort drops the inputs not yet
    * embedded and rejects with the signal's reason.

@@ -53,6 +53,8 @@ export interface FakeEngineOptions {
   readonly beforeStep?: (stepIndex: number) => Promise<void>;
   /** The tool-call syntax its "template" claims. Defaults to null. */
   readonly toolSyntax?: ChatToolSyntax | null;
+  /** Its embeddings' pooling; "rank" makes it a reranker. Defaults to "last". */
+  readonly pooling?: "mean" | "cls" | "last" | "rank";
 }
 
 interface FakeSavedCells extends SavedCells {
@@ -98,6 +100,7 @@ export class FakeEngine implements Engine {
       bosToken: FAKE_BOS,
       isFlashAttention: false,
       toolSyntax: options.toolSyntax ?? null,
+      pooling: options.pooling ?? "last",
     };
     this.cellTokens = new Array<TokenId>(this.info.kvCacheTokens).fill(fakeToken(0));
     this.cellHolders = new Array<number>(this.info.kvCacheTokens).fill(0);
@@ -122,6 +125,11 @@ export class FakeEngine implements Engine {
 
   isEndOfGeneration(token: TokenId): boolean {
     return token === FAKE_EOS;
+  }
+
+  /** Query, separator (EOS), document: the fake's vocabulary has no SEP. */
+  rerankInput(query: string, document: string): TokenId[] {
+    return [...this.tokenize(query, { addBos: true }), FAKE_EOS, ...this.tokenize(document)];
   }
 
   /** The tool lists `renderChat` was given, in order. */

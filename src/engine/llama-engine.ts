@@ -56,7 +56,11 @@ export class LlamaEngine implements Engine {
     this.native = native;
     this.backend = llama.gpu === false ? "cpu" : llama.gpu;
     this.tokenizer = new LlamaTokenizer(model, options.chatTemplate ?? null);
-    this.info = { ...modelInfoOf(model, options), toolSyntax: this.tokenizer.toolSyntax };
+    this.info = {
+      ...modelInfoOf(model, options),
+      toolSyntax: this.tokenizer.toolSyntax,
+      pooling: options.pooling ?? modelPooling(model),
+    };
     const patched = isPatchedContext(native) ? native : null;
     this.grammars = new LlamaGrammars(internals.grammars, {
       isEndOfGeneration: (token) => this.tokenizer.isEndOfGeneration(token),
@@ -91,7 +95,7 @@ export class LlamaEngine implements Engine {
       threads: options.threads,
       maxSequences: options.embeddingSequences ?? DEFAULT_EMBEDDING_SEQUENCES,
       flashAttention: options.flashAttention,
-      pooling: options.pooling ?? modelPooling(model),
+      pooling: this.info.pooling,
       kvLayout: options.embeddingKvLayout ?? "pool",
       maxWaitingInputs: options.maxWaitingEmbeddingInputs ?? 8192,
     });
@@ -115,6 +119,10 @@ export class LlamaEngine implements Engine {
 
   renderChat(messages: readonly ChatMessage[], tools: readonly ChatTool[] | null = null): RenderedChat {
     return this.tokenizer.renderChat(messages, tools);
+  }
+
+  rerankInput(query: string, document: string): TokenId[] {
+    return this.tokenizer.rerankInput(query, document);
   }
 
   prepareGrammar(grammar: GrammarConstraint): void {

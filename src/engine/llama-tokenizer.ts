@@ -31,6 +31,41 @@ export class LlamaTokenizer {
     return this.model.detokenize(asTokens(tokens), false);
   }
 
+  /** See `ServerEngine.rerankInput`; follows llama.cpp's server (`format_prompt_rerank`). */
+  rerankInput(query: string, document: string): TokenId[] {
+    const template = this.rerankTemplate();
+    if (template !== null) {
+      // The template's markers are special tokens; the query and document are text and may not spell any.
+      const [before, between, after] = splitTemplate(template);
+      return fromTokens([
+        ...this.model.tokenize(before, true),
+        ...this.model.tokenize(query, false),
+        ...this.model.tokenize(between, true),
+        ...this.model.tokenize(document, false),
+        ...this.model.tokenize(after, true),
+      ]);
+    }
+    const tokens = this.model.tokens;
+    const eos = tokens.eos ?? tokens.sep;
+    const metadata = this.model.fileInfo.metadata.tokenizer?.ggml as { add_sep_token?: unknown } | undefined;
+    const ids: Token[] = [];
+    if (tokens.shouldPrependBosToken && tokens.bos !== null) ids.push(tokens.bos);
+    ids.push(...this.model.tokenize(query, false));
+    if (tokens.shouldAppendEosToken && eos !== null) ids.push(eos);
+    if (metadata?.add_sep_token === true && tokens.sep !== null) ids.push(tokens.sep);
+    ids.push(...this.model.tokenize(document, false));
+    if (tokens.shouldAppendEosToken && eos !== null) ids.push(eos);
+    return fromTokens(ids);
+  }
+
+  private rerankTemplate(): string | null {
+    const tokenizer: Record<string, unknown> = this.model.fileInfo.metadata.tokenizer ?? {};
+    const template = tokenizer["chat_template.rerank"];
+    return typeof template === "string" && template.includes("{query}") && template.includes("{document}")
+      ? template
+      : null;
+  }
+
   /**
    * The text `token` adds after `previous`: decoded as a pair, so a character split across the two is whole in
    * one of them, and a SentencePiece word-start space is kept.
@@ -88,6 +123,18 @@ export class LlamaTokenizer {
     }
     return { tokens: fromTokens(state.contextText.tokenize(this.model.tokenizer)), stopStrings, stopTokens };
   }
+}
+
+/** A rerank template around its `{query}` and `{document}` (query first, as llama.cpp's templates have them). */
+function splitTemplate(template: string): [string, string, string] {
+  const queryAt = template.indexOf("{query}");
+  const documentAt = template.indexOf("{document}");
+  if (documentAt < queryAt) throw new Error("a rerank template must put {query} before {document}");
+  return [
+    template.slice(0, queryAt),
+    template.slice(queryAt + "{query}".length, documentAt),
+    template.slice(documentAt + "{document}".length),
+  ];
 }
 
 /**

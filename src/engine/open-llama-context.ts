@@ -67,7 +67,10 @@ async function throwAfter(failure: unknown, cleanup: () => Promise<void>): Promi
 }
 
 /** What the engine seam reports about the model and the context it got. */
-export function modelInfoOf(model: LlamaModel, options: ResolvedLlamaEngineOptions): Omit<ModelInfo, "toolSyntax"> {
+export function modelInfoOf(
+  model: LlamaModel,
+  options: ResolvedLlamaEngineOptions,
+): Omit<ModelInfo, "toolSyntax" | "pooling"> {
   return {
     name: model.fileInfo.metadata.general?.name ?? "model",
     vocabSize: vocabSizeOf(model),

@@ -21,6 +21,7 @@ import { completionsRoute } from "./routes/completions.ts";
 import { embeddingsRoute } from "./routes/embeddings.ts";
 import { modelsRoute } from "./routes/models.ts";
 import { planRoute } from "./routes/plan.ts";
+import { rerankRoute } from "./routes/rerank.ts";
 import { tokenizeRoute } from "./routes/tokenize.ts";
 import type { ServingState } from "./serving-state.ts";
 
@@ -45,7 +46,7 @@ export interface AppDeps {
   readonly serverSeed?: number | null;
   /** Defaults to 8 MiB: a 128k-token prompt is about half a megabyte of JSON. */
   readonly bodyLimitBytes?: number;
-  /** Serve `/v1/embeddings`. Defaults to true. */
+  /** Serve `/v1/embeddings` and the rerank routes. Defaults to true. */
   readonly isEmbeddingsEnabled?: boolean;
   /** How long a close lets running requests finish before failing them with 503. Defaults to 30 s. */
   readonly shutdownGraceMs?: number;
@@ -240,7 +241,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(chatCompletionsRoute, routeOptions);
   await app.register(tokenizeRoute, routeOptions);
   await app.register(planRoute, routeOptions);
-  if (deps.isEmbeddingsEnabled !== false) await app.register(embeddingsRoute, routeOptions);
+  if (deps.isEmbeddingsEnabled !== false) {
+    await app.register(embeddingsRoute, routeOptions);
+    await app.register(rerankRoute, routeOptions);
+  }
 
   // New requests get 503 from here on; running ones may finish within the grace period, then the rest fail with
   // 503 (an error frame on streams), which also ends every open SSE stream before the server closes.
