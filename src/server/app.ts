@@ -191,11 +191,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (deps.rateLimit != null && deps.rateLimit.maxRequests > 0) {
     await registerRateLimit(app, { ...deps.rateLimit, exemptRoutes: [...probeRoutes, ...metricsRoutes] });
   }
-  // One line per request; prompts and outputs are never logged at info.
+  // One line per request; prompts and outputs are never logged at info. Probes and scrapes that succeed log at
+  // debug: an endpoint picker scraping every 50 ms would otherwise write 72,000 lines an hour per pod.
+  const quietRoutes = new Set([...probeRoutes, ...metricsRoutes]);
   app.addHook("onResponse", async (request, reply) => {
     metrics.observeHttpResponse(reply.statusCode);
     const generation = request.generation;
-    request.log.info(
+    const isQuiet = reply.statusCode < 400 && quietRoutes.has(request.routeOptions.url ?? "");
+    (isQuiet ? request.log.debug : request.log.info).call(
+      request.log,
       {
         method: request.method,
         url: request.url,

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { get } from "node:http";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
+import { pino } from "pino";
 import { buildApp } from "../../src/server/app.ts";
 import { ServingState } from "../../src/server/serving-state.ts";
 import { FAKE_MODEL_ID, startFakeServer } from "../helpers/fake-server.ts";
@@ -73,4 +74,21 @@ test("a failed server is not alive: /livez and /health are 503", async (t) => {
   assert.equal(live.statusCode, 503);
   assert.deepEqual(JSON.parse(live.body), { status: "failed" });
   assert.equal((await app.inject({ method: "GET", url: "/health" })).statusCode, 503);
+});
+
+test("successful probes and scrapes log at debug, other requests at info", async () => {
+  const lines: { level: number; url?: string; msg?: string }[] = [];
+  const logger = pino(
+    { level: "info" },
+    { write: (line: string) => lines.push(JSON.parse(line) as { level: number; url?: string }) },
+  );
+  const { app } = await startFakeServer({}, { logger });
+  try {
+    for (const url of ["/health", "/livez", "/metrics", "/metrics/router", "/v1/models"])
+      await app.inject({ method: "GET", url });
+    const logged = lines.filter((line) => line.msg === "request completed").map((line) => line.url);
+    assert.deepEqual(logged, ["/v1/models"]);
+  } finally {
+    await app.close();
+  }
 });
