@@ -12,6 +12,10 @@ const COMPILE_SECONDS_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 
 export const REJECTION_REASONS = ["queue_full", "rate_limited", "unauthorized", "limit_exceeded"] as const;
 export type RejectionReason = (typeof REJECTION_REASONS)[number];
 
+/** Routes that embed through the pooling context, as `pagoda_pooled_*_total` label them. */
+export const POOLED_ROUTES = ["embeddings", "rerank"] as const;
+export type PooledRoute = (typeof POOLED_ROUTES)[number];
+
 /** `tool_choice` as `pagoda_tool_requests_total` labels it. */
 export const TOOL_CHOICE_KINDS = ["auto", "required", "named"] as const;
 export type ToolChoiceKind = (typeof TOOL_CHOICE_KINDS)[number];
@@ -26,6 +30,8 @@ export class PagodaMetrics {
   private readonly toolRequests: Counter<"tool_choice">;
   private readonly toolCalls: Counter;
   private readonly toolParseFailures: Counter;
+  private readonly pooledInputs: Counter<"route">;
+  private readonly pooledTokens: Counter<"route">;
 
   constructor(registry: Registry) {
     this.http = new Counter({
@@ -77,6 +83,22 @@ export class PagodaMetrics {
       help: "Tool calls returned to clients.",
       registers: [registry],
     });
+    this.pooledInputs = new Counter({
+      name: "pagoda_pooled_inputs_total",
+      help: "Inputs embedded by the pooling context, by route (embeddings; rerank, one per query and document pair).",
+      labelNames: ["route"],
+      registers: [registry],
+    });
+    this.pooledTokens = new Counter({
+      name: "pagoda_pooled_tokens_total",
+      help: "Tokens of the inputs embedded by the pooling context, by route.",
+      labelNames: ["route"],
+      registers: [registry],
+    });
+    for (const route of POOLED_ROUTES) {
+      this.pooledInputs.labels(route).inc(0);
+      this.pooledTokens.labels(route).inc(0);
+    }
     this.toolParseFailures = new Counter({
       name: "pagoda_tool_parse_failures_total",
       help: "Choices whose tool call could not be read (usually cut by max_tokens); their text is returned as content.",
@@ -102,6 +124,12 @@ export class PagodaMetrics {
 
   observeToolRequest(kind: ToolChoiceKind): void {
     this.toolRequests.labels(kind).inc();
+  }
+
+  /** Inputs a route had the pooling context embed. */
+  observePooled(route: PooledRoute, numInputs: number, numTokens: number): void {
+    this.pooledInputs.labels(route).inc(numInputs);
+    this.pooledTokens.labels(route).inc(numTokens);
   }
 
   /** One choice's output, read for calls. */

@@ -9,7 +9,7 @@ import type { StepStats } from "../scheduler/engine-loop.ts";
 import type { RequestStats } from "../scheduler/scheduler.ts";
 import type { MetricsSource } from "./metrics-source.ts";
 import { ModelMetrics } from "./model-metrics.ts";
-import { PagodaMetrics, type RejectionReason, type ToolChoiceKind } from "./pagoda-metrics.ts";
+import { PagodaMetrics, type PooledRoute, type RejectionReason, type ToolChoiceKind } from "./pagoda-metrics.ts";
 import { ProcessMetrics } from "./process-metrics.ts";
 
 export type { MetricsSource } from "./metrics-source.ts";
@@ -52,6 +52,10 @@ export class ServerMetrics {
 
   observeToolRequest(kind: ToolChoiceKind): void {
     this.pagoda.observeToolRequest(kind);
+  }
+
+  observePooled(route: PooledRoute, numInputs: number, numTokens: number): void {
+    this.pagoda.observePooled(route, numInputs, numTokens);
   }
 
   observeToolOutput(numCalls: number, isParseFailure: boolean): void {

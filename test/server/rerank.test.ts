@@ -111,6 +111,17 @@ test("refusals: not a reranker, no documents, both documents and texts, unknown 
   );
 });
 
+test("pooled inputs and tokens are counted by route", async () => {
+  const before = await reranker.app.inject({ method: "GET", url: "/metrics" });
+  const count = (text: string, route: string) =>
+    Number(new RegExp(`^pagoda_pooled_inputs_total\\{route="${route}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? "NaN");
+  okJson(await postJson(reranker.app, "/v1/rerank", { query: QUERY, documents: DOCUMENTS }));
+  okJson(await postJson(reranker.app, "/v1/embeddings", { model: FAKE_MODEL_ID, input: ["a", "b"] }));
+  const after = (await reranker.app.inject({ method: "GET", url: "/metrics" })).body;
+  assert.equal(count(after, "rerank") - count(before.body, "rerank"), DOCUMENTS.length);
+  assert.equal(count(after, "embeddings") - count(before.body, "embeddings"), 2);
+});
+
 test("relevance is the sigmoid of one logit and the first label's softmax probability of several", () => {
   assert.equal(relevance([0]), 0.5);
   assert.ok(Math.abs(relevance([2]) - 1 / (1 + Math.exp(-2))) < 1e-15);

@@ -60,6 +60,7 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
     }));
     const isBase64 = body.encoding_format === "base64";
     const numTokens = results.reduce((sum, result) => sum + result.numTokens, 0);
+    options.metrics.observePooled("embeddings", results.length, numTokens);
     return {
       object: "list" as const,
       data: results.map((result, index) => ({

@@ -16,7 +16,7 @@ import { z } from "zod";
 import { EmbeddingQueueFullError } from "../../engine/embedding-batcher.ts";
 import type { ServerEngine, TokenId } from "../../engine/engine.ts";
 import { PagodaError } from "../errors.ts";
-import { checkPromptTokens, DEFAULT_REQUEST_LIMITS, type RequestLimits } from "../request-limits.ts";
+import { checkPromptTokens, DEFAULT_REQUEST_LIMITS } from "../request-limits.ts";
 import { type RouteOptions, requireModel } from "../route-context.ts";
 import { onClientGone } from "../sse.ts";
 
@@ -50,7 +50,6 @@ interface Scored {
 }
 
 export const rerankRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
-  const limits = options.limits ?? DEFAULT_REQUEST_LIMITS;
   const rerank = (style: "v1" | "v2") =>
     app.post(
       style === "v2" ? "/v2/rerank" : "/v1/rerank",
@@ -74,7 +73,7 @@ export const rerankRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, opti
     const body = request.body;
     const runtime = requireModel(options.serving, body.model);
     const documents = typeof body.text_2 === "string" ? [body.text_2] : body.text_2;
-    const scored = await scorePairs(runtime.engine, body.text_1, documents, limits, request, reply);
+    const scored = await scorePairs(runtime.engine, body.text_1, documents, options, request, reply);
     const numTokens = scored.reduce((sum, item) => sum + item.numTokens, 0);
     return {
       id: `score-${randomUUID().replaceAll("-", "")}`,
@@ -95,7 +94,7 @@ export const rerankRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, opti
       throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "send documents or texts, not both", { param: "texts" });
     }
     const texts = body.texts ?? (body.documents ?? []).map((item) => (typeof item === "string" ? item : item.text));
-    return scorePairs(runtime.engine, body.query, texts, limits, request, reply);
+    return scorePairs(runtime.engine, body.query, texts, options, request, reply);
   }
 
   function answer(body: RerankRequest, style: "v1" | "v2", scored: readonly Scored[]) {
@@ -122,7 +121,7 @@ async function scorePairs(
   engine: ServerEngine,
   query: string,
   documents: readonly string[],
-  limits: RequestLimits,
+  options: RouteOptions,
   request: Parameters<typeof onClientGone>[0],
   reply: Parameters<typeof onClientGone>[1],
 ): Promise<Scored[]> {
@@ -136,6 +135,7 @@ async function scorePairs(
   if (documents.length === 0) {
     throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "documents must not be empty", { param: "documents" });
   }
+  const limits = options.limits ?? DEFAULT_REQUEST_LIMITS;
   const limit = Math.min(engine.info.contextSize, engine.info.trainContextSize);
   const inputs = documents.map((text, index): TokenId[] => {
     const tokens = engine.rerankInput(query, text);
@@ -160,6 +160,11 @@ async function scorePairs(
     }
     throw error;
   });
+  options.metrics.observePooled(
+    "rerank",
+    outputs.length,
+    outputs.reduce((sum, output) => sum + output.numTokens, 0),
+  );
   return outputs.map((output, index) => {
     const head = output.embedding;
     const raw = head[0] ?? Number.NaN;
