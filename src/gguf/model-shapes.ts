@@ -2,11 +2,17 @@
  * Shapes of well-known models, so a synthetic model can have a real model's tensor sizes, and with them its memory
  * footprint, without downloading it. The numbers are the published Hugging Face configs; only the vocabulary is
  * synthetic (a byte-fallback SentencePiece vocabulary of the same size), and Qwen2.5 keeps the qwen2 architecture
- * with its q/k/v biases.
+ * with its q/k/v biases. Embedding and rerank models are in their own table (retrieval-shapes.ts).
  */
+import { RETRIEVAL_SHAPES } from "./retrieval-shapes.ts";
 import type { SyntheticModelShape } from "./synthetic-model.ts";
 
-export interface ModelShape extends Omit<SyntheticModelShape, "tensorType" | "chatTemplate"> {
+/** Fields whose defaults follow from the architecture, so a row states them only where the model departs. */
+type OptionalFields = "headLength" | "pooling" | "classifierLabels" | "tokenTypeCount";
+
+export interface ModelShape
+  extends Omit<SyntheticModelShape, "tensorType" | "chatTemplate" | OptionalFields>,
+    Partial<Pick<SyntheticModelShape, OptionalFields>> {
   /** The name `pagoda synth --like` takes. */
   name: string;
   /** The model whose config the numbers come from. */
@@ -125,8 +131,13 @@ export const MODEL_SHAPES: readonly ModelShape[] = Object.freeze(
   ).map((shape): ModelShape => Object.freeze(shape)),
 );
 
-/** The shape called `name` (case-insensitive), or null. */
+/** The shape called `name` (case-insensitive) in either table, or null. */
 export function findModelShape(name: string): ModelShape | null {
   const wanted = name.toLowerCase();
-  return MODEL_SHAPES.find((shape) => shape.name === wanted) ?? null;
+  return [...MODEL_SHAPES, ...RETRIEVAL_SHAPES].find((shape) => shape.name === wanted) ?? null;
+}
+
+/** Every name `--like` takes. */
+export function modelShapeNames(): string[] {
+  return [...MODEL_SHAPES, ...RETRIEVAL_SHAPES].map((shape) => shape.name);
 }

@@ -1,9 +1,14 @@
 /** The arguments of `pagoda synth`, parsed into what to do: write a synthetic model, derive a draft or a wider target. */
 import { parseArgs } from "node:util";
 import { ENCODABLE_TYPES } from "./gguf-writer.ts";
-import { findModelShape, MODEL_SHAPES, type ModelShape } from "./model-shapes.ts";
+import { findModelShape, type ModelShape, modelShapeNames } from "./model-shapes.ts";
 import { SYNTHETIC_CHAT_TEMPLATES, type SyntheticChatTemplate } from "./synthetic-chat-templates.ts";
-import type { SyntheticArchitecture, SyntheticModelOptions, SyntheticTensorType } from "./synthetic-model.ts";
+import {
+  SYNTHETIC_ARCHITECTURES,
+  type SyntheticArchitecture,
+  type SyntheticModelOptions,
+  type SyntheticTensorType,
+} from "./synthetic-model.ts";
 import { DEFAULT_PERTURBATION } from "./widen-ffn.ts";
 import { INTERMEDIATE_TYPE, QUANTIZED_SYNTH_TYPES, type QuantizedSynthType } from "./write-quantized-model.ts";
 
@@ -20,7 +25,6 @@ const TYPES: Readonly<Record<string, SynthType>> = Object.fromEntries([
     { tensorType: INTERMEDIATE_TYPE, quantizeTo: type },
   ]),
 ]);
-const ARCHITECTURES: readonly SyntheticArchitecture[] = ["llama", "qwen2"];
 
 /** Flags that set one numeric shape field; they override `--like`, or the small default shape without it. */
 const DIMENSION_FLAGS = {
@@ -88,16 +92,14 @@ function parseRequest(values: Record<string, string | boolean | undefined>): Syn
   const likeName = typeof values.like === "string" ? values.like : undefined;
   const like = likeName === undefined ? null : findModelShape(likeName);
   if (likeName !== undefined && like === null)
-    throw new SynthUsageError(
-      `--like: unknown shape "${likeName}"; known: ${MODEL_SHAPES.map((shape) => shape.name).join(", ")}`,
-    );
+    throw new SynthUsageError(`--like: unknown shape "${likeName}"; known: ${modelShapeNames().join(", ")}`);
   const typeText = typeof values.type === "string" ? values.type.toLowerCase() : undefined;
   const type = typeText === undefined ? DEFAULT_TYPE : TYPES[typeText];
   if (type === undefined)
     throw new SynthUsageError(`--type must be one of ${Object.keys(TYPES).join(", ")}, got "${String(values.type)}"`);
   const architecture = values.arch as SyntheticArchitecture | undefined;
-  if (architecture !== undefined && !ARCHITECTURES.includes(architecture))
-    throw new SynthUsageError(`--arch must be one of ${ARCHITECTURES.join(", ")}, got "${architecture}"`);
+  if (architecture !== undefined && !SYNTHETIC_ARCHITECTURES.includes(architecture))
+    throw new SynthUsageError(`--arch must be one of ${SYNTHETIC_ARCHITECTURES.join(", ")}, got "${architecture}"`);
   const chatTemplate = values["chat-template"] as SyntheticChatTemplate | undefined;
   if (chatTemplate !== undefined && !SYNTHETIC_CHAT_TEMPLATES.includes(chatTemplate))
     throw new SynthUsageError(

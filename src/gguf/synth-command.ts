@@ -41,7 +41,7 @@ const EXIT_USAGE = 2;
 const USAGE = `Usage:
   pagoda synth --like <shape> [--type q4_0|q8_0|f16|f32|q4_k_m|q6_k] [--layers N] [--chat-template …] [--seed N]
                (--out <file.gguf> | --dry-run)
-  pagoda synth [--arch llama|qwen2] [--vocab N] [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N]
+  pagoda synth [--arch llama|qwen2|qwen3|bert] [--vocab N] [--dim N] [--layers N] [--heads N] [--kv-heads N] [--ffn N]
                [--ctx N] [--experts N --experts-used N] [--tied] [--type …] [--seed N]
                [--chat-template chatml|hermes-tools|llama3-tools] (--out <file.gguf> | --dry-run)
   pagoda synth --list
@@ -54,6 +54,12 @@ f16 to a temporary file beside the output, then quantized by llama.cpp's own qua
 npm run build:addon), which picks each tensor's type as llama-quantize does. --dry-run prints the tensors and
 the file size without writing. Dimension flags override the --like shape; without --like, unset dimensions
 come from a small default shape.
+
+Embedding and rerank shapes (see --list) write a bert encoder with a WordPiece vocabulary and a pooling type
+(mean, or cls for bge-small-en-v1.5), a bert cross-encoder with a classification head (cls, cls.output; rank
+pooling), or a Qwen3-style reranker: qwen3 with a two-output cls.output ("yes", "no"), rank pooling and the rerank
+prompt template llama-server reads (tokenizer.chat_template.rerank). --arch bert without --like writes a mean-pooled
+encoder of the default shape.
 
 --chat-template picks the model's chat template: chatml (the default) has no tools; hermes-tools calls tools
 in <tool_call> blocks as Qwen2.5 and Hermes do (adding <tool_call> and </tool_call> to the vocabulary), and

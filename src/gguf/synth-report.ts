@@ -1,6 +1,7 @@
 /** What `pagoda synth` prints about a model: its shape, parameters and size, its tensors, the known shapes. */
 import { formatBytes } from "./format-bytes.ts";
 import { MODEL_SHAPES, type ModelShape } from "./model-shapes.ts";
+import { RETRIEVAL_SHAPES } from "./retrieval-shapes.ts";
 import type { SyntheticModelPlan } from "./synthetic-model.ts";
 import type { QuantizedModelResult, QuantizedSynthType } from "./write-quantized-model.ts";
 
@@ -28,6 +29,7 @@ export function describeSynthPlan(
   const s = plan.shape;
   const layers = like !== null && like.blockCount !== s.blockCount ? ` (${like.name} has ${like.blockCount})` : "";
   const moe = s.expertCount === 0 ? "" : `, ${s.expertCount} experts (${s.expertUsedCount} used)`;
+  const headLength = s.headLength * s.headCount === s.embeddingLength ? "" : ` of ${s.headLength}`;
   const types = [...new Set(plan.tensors.map((tensor) => tensor.type))].join(", ");
   const active =
     plan.activeParameterCount === plan.parameterCount
@@ -40,8 +42,16 @@ export function describeSynthPlan(
       ? []
       : [`  like        ${like.name} (${like.source}); the vocabulary is synthetic, of the same size`]),
     `  shape       ${s.architecture}, vocab ${s.vocabSize}, dim ${s.embeddingLength}, layers ${s.blockCount}${layers}, ` +
-      `heads ${s.headCount} (${s.headCountKv} kv), ffn ${s.feedForwardLength}${moe}, ctx ${s.contextLength}` +
-      (s.tiedEmbeddings ? ", tied embeddings" : ""),
+      `heads ${s.headCount} (${s.headCountKv} kv)${headLength}, ffn ${s.feedForwardLength}${moe}, ` +
+      `ctx ${s.contextLength}${s.tiedEmbeddings ? ", tied embeddings" : ""}`,
+    ...(s.pooling === "none"
+      ? []
+      : [
+          `  pooling     ${s.pooling}` +
+            (s.classifierLabels.length === 0
+              ? ""
+              : `, classification head with ${s.classifierLabels.length} output(s): ${s.classifierLabels.join(", ")}`),
+        ]),
     ...(s.chatTemplate === "chatml" ? [] : [`  template    ${s.chatTemplate} (ChatML turns with tool calling)`]),
     quantizeTo === null
       ? `  type        ${s.tensorType} (tensor types used: ${types})`
@@ -80,32 +90,63 @@ export function describeTensors(plan: SyntheticModelPlan): string {
     const dims = `[${tensor.dims.join(", ")}]`;
     return `  ${tensor.name.padEnd(nameWidth)}  ${tensor.type.padEnd(4)}  ${dims.padEnd(24)}  ${withExactBytes(tensor.byteLength)}`;
   });
-  if (plan.shape.blockCount > 1) lines.push(`  blk.1 … blk.${plan.shape.blockCount - 1}: the same as blk.0`);
+  // Right after block 0, as a classification head written after the blocks follows them.
+  const afterBlock0 = shown.map((tensor) => tensor.name.startsWith("blk.0.")).lastIndexOf(true) + 1;
+  if (plan.shape.blockCount > 1)
+    lines.splice(afterBlock0, 0, `  blk.1 … blk.${plan.shape.blockCount - 1}: the same as blk.0`);
   return `Tensors (${plan.tensors.length}):\n${lines.join("\n")}\n`;
 }
 
-export function describeShapes(): string {
-  const header = ["name", "arch", "vocab", "dim", "layers", "heads", "kv", "ffn", "experts", "ctx", "source"];
-  const rows = MODEL_SHAPES.map((shape) =>
-    [
-      shape.name,
-      shape.architecture,
-      shape.vocabSize,
-      shape.embeddingLength,
-      shape.blockCount,
-      shape.headCount,
-      shape.headCountKv,
-      shape.feedForwardLength,
-      shape.expertCount === 0 ? "-" : `${shape.expertCount}/${shape.expertUsedCount}`,
-      shape.contextLength,
-      shape.source,
-    ].map(String),
-  );
+/** Rows of cells as columns padded to their widest cell. */
+function formatTable(header: string[], rows: string[][]): string[] {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: string[]): string =>
     cells
       .map((cell, column) => cell.padEnd(widths[column]!))
       .join("  ")
       .trimEnd();
-  return `${[line(header), ...rows.map(line)].join("\n")}\n`;
+  return [line(header), ...rows.map(line)];
+}
+
+/** The --like tables: generative models, then embedding and rerank models with their pooling and head. */
+export function describeShapes(): string {
+  const generative = formatTable(
+    ["name", "arch", "vocab", "dim", "layers", "heads", "kv", "ffn", "experts", "ctx", "source"],
+    MODEL_SHAPES.map((shape) =>
+      [
+        shape.name,
+        shape.architecture,
+        shape.vocabSize,
+        shape.embeddingLength,
+        shape.blockCount,
+        shape.headCount,
+        shape.headCountKv,
+        shape.feedForwardLength,
+        shape.expertCount === 0 ? "-" : `${shape.expertCount}/${shape.expertUsedCount}`,
+        shape.contextLength,
+        shape.source,
+      ].map(String),
+    ),
+  );
+  const retrieval = formatTable(
+    ["name", "arch", "vocab", "dim", "layers", "heads", "kv", "head", "ffn", "ctx", "pooling", "outputs", "source"],
+    RETRIEVAL_SHAPES.map((shape) =>
+      [
+        shape.name,
+        shape.architecture,
+        shape.vocabSize,
+        shape.embeddingLength,
+        shape.blockCount,
+        shape.headCount,
+        shape.headCountKv,
+        shape.headLength ?? shape.embeddingLength / shape.headCount,
+        shape.feedForwardLength,
+        shape.contextLength,
+        shape.pooling ?? "-",
+        shape.classifierLabels === undefined ? "-" : shape.classifierLabels.join("/"),
+        shape.source,
+      ].map(String),
+    ),
+  );
+  return `${[...generative, "", "Embedding and rerank models:", ...retrieval].join("\n")}\n`;
 }

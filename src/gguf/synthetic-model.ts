@@ -1,13 +1,12 @@
-import type { GgufKv } from "./gguf-kv.ts";
-import { ENCODABLE_TYPES, type EncodableTypeName, type GgufSpec, GgufWriter } from "./gguf-writer.ts";
-import { QUANT_BLOCK_SIZE } from "./quantize.ts";
-import {
-  SYNTHETIC_CHAT_TEMPLATES,
-  type SyntheticChatTemplate,
-  syntheticChatTemplate,
-} from "./synthetic-chat-templates.ts";
+import { type EncodableTypeName, type GgufSpec, GgufWriter } from "./gguf-writer.ts";
+import { bertMetadata, bertTensors } from "./synthetic-bert.ts";
+import type { SyntheticChatTemplate } from "./synthetic-chat-templates.ts";
+import { decoderMetadata } from "./synthetic-metadata.ts";
+import { DEFAULT_SYNTHETIC_SHAPE, resolveSyntheticShape } from "./synthetic-shape.ts";
 import { syntheticTensors } from "./synthetic-tensors.ts";
-import { buildSyntheticVocabulary, MIN_SYNTHETIC_VOCAB_SIZE } from "./synthetic-vocabulary.ts";
+
+export { LLAMA_FILE_TYPE } from "./synthetic-metadata.ts";
+export { DEFAULT_SYNTHETIC_SHAPE, SYNTHETIC_ARCHITECTURES } from "./synthetic-shape.ts";
 
 /** Shape and encoding of a synthetic llama model. */
 export interface SyntheticLlamaShape {
@@ -34,35 +33,30 @@ export interface SyntheticLlamaOptions extends Partial<SyntheticLlamaShape> {
   seed?: number;
 }
 
-/** A model of a few MB that loads and generates quickly on a CPU. */
-export const DEFAULT_SYNTHETIC_SHAPE: Readonly<SyntheticLlamaShape> = Object.freeze({
-  vocabSize: 2048,
-  embeddingLength: 128,
-  blockCount: 4,
-  headCount: 4,
-  headCountKv: 2,
-  feedForwardLength: 384,
-  contextLength: 2048,
-  tensorType: "F16",
-});
-
-export type SyntheticArchitecture = "llama" | "qwen2";
+/**
+ * `general.architecture`. llama and qwen2 are decoders; qwen3 is Qwen3's decoder (q/k norms, no q/k/v biases), which
+ * with a classification head is a Qwen3-style reranker; bert is an encoder for embeddings, or with a head a
+ * cross-encoder reranker.
+ */
+export type SyntheticArchitecture = "llama" | "qwen2" | "qwen3" | "bert";
 /** A synthetic model can be of any type the writer encodes. */
 export type SyntheticTensorType = EncodableTypeName;
+/** `<arch>.pooling_type`, as llama.cpp names its pooling types; "none" writes no key. */
+export type SyntheticPooling = "none" | "mean" | "cls" | "last" | "rank";
 
 /** Everything that decides a synthetic model's tensors and metadata. */
 export interface SyntheticModelShape extends Omit<SyntheticLlamaShape, "tensorType"> {
-  /** `general.architecture`; "qwen2" adds q/k/v projection biases and cannot be MoE. Defaults to "llama". */
+  /** `general.architecture`; "qwen2" adds q/k/v projection biases; only "llama" can be MoE. Defaults to "llama". */
   architecture: SyntheticArchitecture;
   /** Experts per layer of a Mixtral-style MoE model; 0 means a dense FFN. Defaults to 0. */
   expertCount: number;
   /** Experts each token is routed to; 0 exactly when `expertCount` is 0. Defaults to 0. */
   expertUsedCount: number;
-  /** RoPE base frequency. Defaults to 10000. */
+  /** RoPE base frequency; bert has no RoPE and ignores it. Defaults to 10000. */
   ropeFreqBase: number;
-  /** RMS norm epsilon. Defaults to 1e-5. */
+  /** Norm epsilon: of the RMS norms in a decoder, of the layer norms in bert. Defaults to 1e-5, 1e-12 for bert. */
   rmsNormEpsilon: number;
-  /** The output projection reuses token_embd, so there is no output.weight. Defaults to false. */
+  /** The output projection reuses token_embd, so there is no output.weight; bert has no output. Defaults to false. */
   tiedEmbeddings: boolean;
   /**
    * The file type. Norms, biases and the MoE router are always F32, as converters write them; Q4_0 files keep
@@ -71,10 +65,31 @@ export interface SyntheticModelShape extends Omit<SyntheticLlamaShape, "tensorTy
   tensorType: SyntheticTensorType;
   /**
    * `tokenizer.chat_template`: plain ChatML, or ChatML with tool calling in Qwen2.5/Hermes style (`<tool_call>`
-   * blocks; adds `<tool_call>` and `</tool_call>` to the vocabulary) or Llama 3.1 style (bare JSON calls).
-   * Defaults to "chatml".
+   * blocks; adds `<tool_call>` and `</tool_call>` to the vocabulary) or Llama 3.1 style (bare JSON calls). bert
+   * carries no chat template, so only the default is accepted there. Defaults to "chatml".
    */
   chatTemplate: SyntheticChatTemplate;
+  /**
+   * Size of one attention head. Only qwen3 may set it apart from `embeddingLength / headCount`, as Qwen3 does
+   * (Qwen3-0.6B: 16 heads of 128 on 1024 dims). Defaults to `embeddingLength / headCount`.
+   */
+  headLength: number;
+  /**
+   * How an embedding context pools token vectors (`<arch>.pooling_type`). Defaults to "rank" with a classification
+   * head, else "mean" for bert and "none" for the decoders.
+   */
+  pooling: SyntheticPooling;
+  /**
+   * Labels of a classification head, one per output (`<arch>.classifier.output_labels`); empty for none. Only bert
+   * (a dense+tanh layer, then the output projection) and qwen3 (the output projection alone, a rerank template
+   * added) carry one; llama.cpp rejects the extra tensors in llama and qwen2 files. Defaults to none.
+   */
+  classifierLabels: readonly string[];
+  /**
+   * Rows of bert's token type (segment) embeddings: 2 for BERT, 1 for XLM-RoBERTa; the decoders have none. Defaults to
+   * 2 for bert, 0 otherwise.
+   */
+  tokenTypeCount: number;
 }
 
 export interface SyntheticModelOptions extends Partial<SyntheticModelShape> {
@@ -103,135 +118,20 @@ export interface SyntheticModelPlan {
   fileBytes: number;
 }
 
-/** llama.cpp's `general.file_type` ids (LLAMA_FTYPE_ALL_F32, MOSTLY_F16, MOSTLY_Q4_0, MOSTLY_Q8_0). */
-export const LLAMA_FILE_TYPE: Readonly<Record<SyntheticTensorType, number>> = Object.freeze({
-  F32: 0,
-  F16: 1,
-  Q4_0: 2,
-  Q8_0: 7,
-});
-
-const MODEL_DEFAULTS: Readonly<SyntheticModelShape> = Object.freeze({
-  ...DEFAULT_SYNTHETIC_SHAPE,
-  architecture: "llama",
-  expertCount: 0,
-  expertUsedCount: 0,
-  ropeFreqBase: 10000,
-  rmsNormEpsilon: 1e-5,
-  tiedEmbeddings: false,
-  chatTemplate: "chatml",
-});
-
-function resolveShape(options: SyntheticModelOptions): SyntheticModelShape {
-  const shape = { ...MODEL_DEFAULTS };
-  for (const key of Object.keys(MODEL_DEFAULTS) as (keyof SyntheticModelShape)[])
-    if (options[key] !== undefined) (shape as Record<keyof SyntheticModelShape, unknown>)[key] = options[key];
-  const positive = [
-    "vocabSize",
-    "embeddingLength",
-    "blockCount",
-    "headCount",
-    "headCountKv",
-    "feedForwardLength",
-    "contextLength",
-  ] as const;
-  for (const key of positive)
-    if (!Number.isSafeInteger(shape[key]) || shape[key] < 1)
-      throw new RangeError(`${key} must be a positive integer, got ${shape[key]}`);
-  if (!SYNTHETIC_CHAT_TEMPLATES.includes(shape.chatTemplate))
-    throw new RangeError(`unsupported chatTemplate ${String(shape.chatTemplate)}`);
-  const minVocabSize = MIN_SYNTHETIC_VOCAB_SIZE + syntheticChatTemplate(shape.chatTemplate).userDefinedTokens.length;
-  if (shape.vocabSize < minVocabSize) throw new RangeError(`vocabSize must be at least ${minVocabSize}`);
-  if (shape.embeddingLength % shape.headCount !== 0)
-    throw new RangeError("embeddingLength must be divisible by headCount");
-  if (shape.headCount % shape.headCountKv !== 0) throw new RangeError("headCountKv must divide headCount");
-  if (!ENCODABLE_TYPES.includes(shape.tensorType))
-    throw new RangeError(`unsupported tensorType ${String(shape.tensorType)}`);
-  if (shape.tensorType === "Q8_0" || shape.tensorType === "Q4_0") {
-    // Quantized blocks run along rows; rows are embeddingLength long, or feedForwardLength for ffn_down.
-    if (shape.embeddingLength % QUANT_BLOCK_SIZE !== 0 || shape.feedForwardLength % QUANT_BLOCK_SIZE !== 0)
-      throw new RangeError(
-        `${shape.tensorType} needs embeddingLength and feedForwardLength to be multiples of ${QUANT_BLOCK_SIZE}`,
-      );
-  }
-  if (shape.architecture !== "llama" && shape.architecture !== "qwen2")
-    throw new RangeError(`unsupported architecture ${String(shape.architecture)}`);
-  if (!Number.isSafeInteger(shape.expertCount) || shape.expertCount < 0)
-    throw new RangeError(`expertCount must be a non-negative integer, got ${shape.expertCount}`);
-  const [minUsed, maxUsed] = shape.expertCount === 0 ? [0, 0] : [1, shape.expertCount];
-  if (
-    !Number.isSafeInteger(shape.expertUsedCount) ||
-    shape.expertUsedCount < minUsed ||
-    shape.expertUsedCount > maxUsed
-  )
-    throw new RangeError(`expertUsedCount must be between ${minUsed} and ${maxUsed}, got ${shape.expertUsedCount}`);
-  if (shape.expertCount > 0 && shape.architecture !== "llama")
-    throw new RangeError("MoE models use the llama architecture (Mixtral's layout)");
-  for (const key of ["ropeFreqBase", "rmsNormEpsilon"] as const)
-    if (!Number.isFinite(shape[key]) || shape[key] <= 0)
-      throw new RangeError(`${key} must be a positive number, got ${shape[key]}`);
-  return shape;
-}
-
 /** What follows "pagoda-synthetic-" in `general.name` by default: the shape spelled out, then the file type. */
 export function syntheticModelLabel(shape: SyntheticModelShape, fileTypeName: string = shape.tensorType): string {
+  const headLength = shape.headLength * shape.headCount === shape.embeddingLength ? "" : `-hd${shape.headLength}`;
+  const head = shape.classifierLabels.length === 0 ? "" : `${shape.classifierLabels.length}`;
   return (
     `v${shape.vocabSize}-d${shape.embeddingLength}-l${shape.blockCount}` +
-    `-h${shape.headCount}-kv${shape.headCountKv}-ff${shape.feedForwardLength}` +
+    `-h${shape.headCount}-kv${shape.headCountKv}${headLength}-ff${shape.feedForwardLength}` +
     (shape.architecture === "llama" ? "" : `-${shape.architecture}`) +
     (shape.expertCount === 0 ? "" : `-moe${shape.expertCount}x${shape.expertUsedCount}`) +
     (shape.tiedEmbeddings ? "-tied" : "") +
+    (shape.pooling === "none" ? "" : `-${shape.pooling}${head}`) +
     (shape.chatTemplate === "chatml" ? "" : `-${shape.chatTemplate}`) +
     `-${fileTypeName.toLowerCase()}`
   );
-}
-
-function buildMetadata(shape: SyntheticModelShape, seed: number, label: string): GgufKv[] {
-  const chatTemplate = syntheticChatTemplate(shape.chatTemplate);
-  const vocabulary = buildSyntheticVocabulary(shape.vocabSize, chatTemplate.userDefinedTokens);
-  const imEnd = vocabulary.tokens.indexOf("<|im_end|>");
-  const arch = shape.architecture;
-  const experts: GgufKv[] =
-    shape.expertCount === 0
-      ? []
-      : [
-          { key: `${arch}.expert_count`, type: "uint32", value: shape.expertCount },
-          { key: `${arch}.expert_used_count`, type: "uint32", value: shape.expertUsedCount },
-        ];
-  return [
-    { key: "general.architecture", type: "string", value: arch },
-    { key: "general.name", type: "string", value: `pagoda-synthetic-${label}` },
-    {
-      key: "general.description",
-      type: "string",
-      value:
-        `Synthetic test model: all weights are random (seed ${seed}), so its output is meaningless. ` +
-        "It exists only to exercise loading, tokenization and generation.",
-    },
-    { key: "general.file_type", type: "uint32", value: LLAMA_FILE_TYPE[shape.tensorType] },
-    { key: `${arch}.vocab_size`, type: "uint32", value: shape.vocabSize },
-    { key: `${arch}.context_length`, type: "uint32", value: shape.contextLength },
-    { key: `${arch}.embedding_length`, type: "uint32", value: shape.embeddingLength },
-    { key: `${arch}.block_count`, type: "uint32", value: shape.blockCount },
-    { key: `${arch}.feed_forward_length`, type: "uint32", value: shape.feedForwardLength },
-    { key: `${arch}.attention.head_count`, type: "uint32", value: shape.headCount },
-    { key: `${arch}.attention.head_count_kv`, type: "uint32", value: shape.headCountKv },
-    ...experts,
-    { key: `${arch}.rope.dimension_count`, type: "uint32", value: shape.embeddingLength / shape.headCount },
-    { key: `${arch}.rope.freq_base`, type: "float32", value: shape.ropeFreqBase },
-    { key: `${arch}.attention.layer_norm_rms_epsilon`, type: "float32", value: shape.rmsNormEpsilon },
-    { key: "tokenizer.ggml.model", type: "string", value: "llama" },
-    { key: "tokenizer.ggml.tokens", type: "array", itemType: "string", value: vocabulary.tokens },
-    { key: "tokenizer.ggml.scores", type: "array", itemType: "float32", value: vocabulary.scores },
-    { key: "tokenizer.ggml.token_type", type: "array", itemType: "int32", value: vocabulary.types },
-    { key: "tokenizer.ggml.unknown_token_id", type: "uint32", value: 0 },
-    { key: "tokenizer.ggml.bos_token_id", type: "uint32", value: 1 },
-    { key: "tokenizer.ggml.eos_token_id", type: "uint32", value: 2 },
-    { key: "tokenizer.ggml.eot_token_id", type: "uint32", value: imEnd },
-    { key: "tokenizer.ggml.add_bos_token", type: "bool", value: true },
-    { key: "tokenizer.ggml.add_eos_token", type: "bool", value: false },
-    { key: "tokenizer.chat_template", type: "string", value: chatTemplate.text },
-  ];
 }
 
 /**
@@ -242,13 +142,14 @@ export function syntheticModelSpec(options: SyntheticModelOptions = {}): {
   shape: SyntheticModelShape;
   spec: GgufSpec;
 } {
-  const shape = resolveShape(options);
+  const shape = resolveSyntheticShape(options);
   const seed = options.seed ?? 0;
   if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be an integer, got ${seed}`);
-  const spec = {
-    metadata: buildMetadata(shape, seed, options.label ?? syntheticModelLabel(shape)),
-    tensors: syntheticTensors(shape, seed),
-  };
+  const label = options.label ?? syntheticModelLabel(shape);
+  const spec =
+    shape.architecture === "bert"
+      ? { metadata: bertMetadata(shape, seed, label), tensors: bertTensors(shape, seed) }
+      : { metadata: decoderMetadata(shape, seed, label), tensors: syntheticTensors(shape, seed) };
   return { shape, spec };
 }
 
@@ -281,8 +182,9 @@ export function planSyntheticModel(options: SyntheticModelOptions = {}): Synthet
 }
 
 /**
- * Writes a GGUF with random weights and a byte-fallback SentencePiece vocabulary, streaming tensor by tensor so
- * memory stays at a few MB beyond the vocabulary whatever the model size. `onProgress` gets the bytes written so far.
+ * Writes a GGUF with random weights and a synthetic vocabulary (byte-fallback SentencePiece; WordPiece for bert),
+ * streaming tensor by tensor so memory stays at a few MB beyond the vocabulary whatever the model size. `onProgress`
+ * gets the bytes written so far.
  */
 export async function writeSyntheticModel(
   path: string,

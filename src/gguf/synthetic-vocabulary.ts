@@ -19,7 +19,8 @@ export const SYNTHETIC_CHAT_TEMPLATE =
   "{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
-const COMMON_WORDS = (
+/** Words a synthetic vocabulary holds whole, so that test prompts tokenize into few tokens. */
+export const COMMON_WORDS = (
   "the of and to a in is you that it he was for on are as with his they I at be this have from or one had by " +
   "word but not what all were we when your can said there use an each which she do how their if will up other " +
   "about out many then them these so some her would make like him into time has look two more write go see " +
