@@ -143,6 +143,11 @@ export interface ModelInfo {
    * (query, document) input.
    */
   readonly pooling: "mean" | "cls" | "last" | "rank";
+  /**
+   * What a reranker's head outputs: logits, or probabilities (llama.cpp applies a softmax inside Qwen3 rerankers,
+   * whose two outputs are then P(yes) and P(no)).
+   */
+  readonly rankOutput: "logits" | "probabilities";
 }
 
 export type ChatRole = "system" | "developer" | "user" | "assistant" | "tool";

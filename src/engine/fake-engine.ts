@@ -101,6 +101,7 @@ export class FakeEngine implements Engine {
       isFlashAttention: false,
       toolSyntax: options.toolSyntax ?? null,
       pooling: options.pooling ?? "last",
+      rankOutput: "logits",
     };
     this.cellTokens = new Array<TokenId>(this.info.kvCacheTokens).fill(fakeToken(0));
     this.cellHolders = new Array<number>(this.info.kvCacheTokens).fill(0);

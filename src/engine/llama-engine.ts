@@ -37,6 +37,9 @@ import { StepRunner } from "./step-runner.ts";
 export type { FlashAttentionOption, KvLayout, LlamaEngineOptions } from "./llama-engine-options.ts";
 export type { GpuOption } from "./llama-loader.ts";
 
+/** Architectures whose rank pooling ends in a softmax inside llama.cpp's graph (`build_pooling`). */
+const RANK_SOFTMAX_ARCHITECTURES: readonly string[] = ["qwen3", "qwen3vl"];
+
 export class LlamaEngine implements Engine {
   readonly info: ModelInfo;
   /** "cpu", or the GPU backend node-llama-cpp loaded. */
@@ -60,6 +63,9 @@ export class LlamaEngine implements Engine {
       ...modelInfoOf(model, options),
       toolSyntax: this.tokenizer.toolSyntax,
       pooling: options.pooling ?? modelPooling(model),
+      rankOutput: RANK_SOFTMAX_ARCHITECTURES.includes(model.fileInfo.metadata.general?.architecture ?? "")
+        ? "probabilities"
+        : "logits",
     };
     const patched = isPatchedContext(native) ? native : null;
     this.grammars = new LlamaGrammars(internals.grammars, {

@@ -70,7 +70,7 @@ async function throwAfter(failure: unknown, cleanup: () => Promise<void>): Promi
 export function modelInfoOf(
   model: LlamaModel,
   options: ResolvedLlamaEngineOptions,
-): Omit<ModelInfo, "toolSyntax" | "pooling"> {
+): Omit<ModelInfo, "toolSyntax" | "pooling" | "rankOutput"> {
   return {
     name: model.fileInfo.metadata.general?.name ?? "model",
     vocabSize: vocabSizeOf(model),

@@ -29,7 +29,7 @@ after(async () => {
 async function expectedScores(): Promise<number[]> {
   const inputs = DOCUMENTS.map((text) => reranker.engine.rerankInput(QUERY, text));
   const outputs = await reranker.engine.embed(inputs);
-  return outputs.map((output) => relevance(output.embedding));
+  return outputs.map((output) => relevance(output.embedding, "logits"));
 }
 
 test("/v1/rerank answers Jina's and Cohere v1's shape: sorted, top_n, documents returned by default", async () => {
@@ -122,9 +122,10 @@ test("pooled inputs and tokens are counted by route", async () => {
   assert.equal(count(after, "embeddings") - count(before.body, "embeddings"), 2);
 });
 
-test("relevance is the sigmoid of one logit and the first label's softmax probability of several", () => {
-  assert.equal(relevance([0]), 0.5);
-  assert.ok(Math.abs(relevance([2]) - 1 / (1 + Math.exp(-2))) < 1e-15);
-  assert.ok(Math.abs(relevance([1, 1]) - 0.5) < 1e-15);
-  assert.ok(Math.abs(relevance([Math.log(3), 0]) - 0.75) < 1e-12);
+test("relevance is the sigmoid of one logit, the first label's softmax probability of several, or the probability given", () => {
+  assert.equal(relevance([0], "logits"), 0.5);
+  assert.ok(Math.abs(relevance([2], "logits") - 1 / (1 + Math.exp(-2))) < 1e-15);
+  assert.ok(Math.abs(relevance([1, 1], "logits") - 0.5) < 1e-15);
+  assert.ok(Math.abs(relevance([Math.log(3), 0], "logits") - 0.75) < 1e-12);
+  assert.equal(relevance([0.8, 0.2], "probabilities"), 0.8);
 });

@@ -7,8 +7,8 @@
  * - `/v2/rerank`: Cohere v2's (`return_documents` default false);
  * - `/rerank` with `texts`: TEI's (`raw_scores`, `return_text`), answered as a bare array of `{index, score}`;
  * - `/v1/score`: vLLM's (`text_1` against each of `text_2`), in input order.
- * Scores are in [0, 1]: the sigmoid of a one-logit head, or for a two-label head (Qwen3-style yes/no) the softmax
- * probability of the first label. `raw_scores` returns the head's first output as llama-server does.
+ * Scores are in [0, 1]: the sigmoid of a one-logit head, the softmax probability of the first of several logits, or
+ * a Qwen3 reranker's P(yes) as llama.cpp outputs it. `raw_scores` returns the head's first output as llama-server does.
  */
 import { randomUUID } from "node:crypto";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
@@ -168,12 +168,16 @@ async function scorePairs(
   return outputs.map((output, index) => {
     const head = output.embedding;
     const raw = head[0] ?? Number.NaN;
-    return { index, raw, score: relevance(head), numTokens: output.numTokens };
+    return { index, raw, score: relevance(head, engine.info.rankOutput), numTokens: output.numTokens };
   });
 }
 
-/** One logit: its sigmoid. Several labels: the softmax probability of the first (a Qwen3-style reranker's "yes"). */
-export function relevance(head: readonly number[]): number {
+/**
+ * The first label's probability: as output when the head outputs probabilities (a Qwen3 reranker's P(yes)), the
+ * sigmoid of one logit, or the softmax probability of the first of several logits.
+ */
+export function relevance(head: readonly number[], output: "logits" | "probabilities"): number {
+  if (output === "probabilities") return head[0] ?? 0;
   if (head.length <= 1) return 1 / (1 + Math.exp(-(head[0] ?? 0)));
   const max = Math.max(...head);
   const total = head.reduce((sum, value) => sum + Math.exp(value - max), 0);
