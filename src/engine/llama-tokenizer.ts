@@ -35,15 +35,10 @@ export class LlamaTokenizer {
   rerankInput(query: string, document: string): TokenId[] {
     const template = this.rerankTemplate();
     if (template !== null) {
-      // The template's markers are special tokens; the query and document are text and may not spell any.
-      const [before, between, after] = splitTemplate(template);
-      return fromTokens([
-        ...this.model.tokenize(before, true),
-        ...this.model.tokenize(query, false),
-        ...this.model.tokenize(between, true),
-        ...this.model.tokenize(document, false),
-        ...this.model.tokenize(after, true),
-      ]);
+      // As llama.cpp's server: substituted, then tokenized whole with special tokens parsed, so the boundaries merge
+      // as there (tokenizing the pieces apart changed a Qwen3 reranker's score by 0.09).
+      const prompt = template.replaceAll("{query}", query).replaceAll("{document}", document);
+      return fromTokens(this.model.tokenize(prompt, true));
     }
     const tokens = this.model.tokens;
     const eos = tokens.eos ?? tokens.sep;
@@ -123,18 +118,6 @@ export class LlamaTokenizer {
     }
     return { tokens: fromTokens(state.contextText.tokenize(this.model.tokenizer)), stopStrings, stopTokens };
   }
-}
-
-/** A rerank template around its `{query}` and `{document}` (query first, as llama.cpp's templates have them). */
-function splitTemplate(template: string): [string, string, string] {
-  const queryAt = template.indexOf("{query}");
-  const documentAt = template.indexOf("{document}");
-  if (documentAt < queryAt) throw new Error("a rerank template must put {query} before {document}");
-  return [
-    template.slice(0, queryAt),
-    template.slice(queryAt + "{query}".length, documentAt),
-    template.slice(documentAt + "{document}".length),
-  ];
 }
 
 /**
