@@ -10,6 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import { firstModel } from "./load-target.ts";
+import { randomWords } from "./random-words.ts";
 
 const { values } = parseArgs({
   options: {
@@ -30,24 +31,9 @@ const concurrencies = values.concurrency.split(",").map(Number);
 const numInputs = Number(values.inputs);
 const numRounds = Number(values.rounds);
 
-const WORDS = (
-  "the a girl boy cat dog bird frog tree ball sun park mom dad friend happy sad big little red blue saw went " +
-  "played ran jumped found said wanted looked liked was had and then one day with in on to of her his they"
-).split(" ");
-/**
- * Inputs of 10 to 40 seeded-random words, like short chunks: no two share more than a word or two of prefix, so
- * neither server's prompt cache (llama-server reuses a slot's cached prefix) turns the run into cache hits.
- */
-let seed = 12345;
-const random = (): number => {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
-const inputs = Array.from({ length: numInputs }, (_, i) =>
-  Array.from({ length: 10 + (i % 31) }, () => WORDS[Math.floor(random() * WORDS.length)]).join(" "),
-);
+/** Inputs of 10 to 40 seeded-random words, like short chunks. */
+const sentence = randomWords(12345);
+const inputs = Array.from({ length: numInputs }, (_, i) => sentence(10 + (i % 31)));
 
 async function embedOne(url: string, model: string, input: string): Promise<number[]> {
   const response = await fetch(`${url}/v1/embeddings`, {

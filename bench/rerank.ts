@@ -9,6 +9,7 @@
  *                           [--concurrency 1,4] [--requests 8] [--rounds 3]
  */
 import { parseArgs } from "node:util";
+import { randomWords } from "./random-words.ts";
 
 const { values } = parseArgs({
   options: {
@@ -25,19 +26,7 @@ const targets = (values.target ?? []).map((entry) => {
 });
 if (targets.length === 0) throw new Error("give at least one --target name=url");
 
-const WORDS = (
-  "the a girl boy cat dog bird frog tree ball sun park mom dad friend happy sad big little red blue saw went " +
-  "played ran jumped found said wanted looked liked was had and then one day with in on to of her his they"
-).split(" ");
-let seed = 777;
-const random = (): number => {
-  seed = (seed + 0x6d2b79f5) | 0;
-  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-};
-const sentence = (words: number): string =>
-  Array.from({ length: words }, () => WORDS[Math.floor(random() * WORDS.length)]).join(" ");
+const sentence = randomWords(777);
 const numRequests = Number(values.requests);
 const requests = Array.from({ length: numRequests }, () => ({
   query: sentence(8),

@@ -1,10 +1,9 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import { EmbeddingQueueFullError } from "../../engine/embedding-batcher.ts";
 import { PagodaError } from "../errors.ts";
+import { embedPooled } from "../pooled-inputs.ts";
 import { checkPromptTokens, DEFAULT_REQUEST_LIMITS } from "../request-limits.ts";
 import { checkTokenIds, type RouteOptions, requireModel } from "../route-context.ts";
 import { type EmbeddingRequest, EmbeddingRequestSchema } from "../schemas.ts";
-import { onClientGone } from "../sse.ts";
 
 export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
   const limits = options.limits ?? DEFAULT_REQUEST_LIMITS;
@@ -42,25 +41,14 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
         );
       }
     });
-    const aborted = new AbortController();
-    onClientGone(request, reply, () => aborted.abort(new Error("the client went away")));
     const norm = body.embd_normalize ?? (body.normalize === false ? -1 : 2);
-    const embedded = await engine.embed(tokenized, aborted.signal).catch((error: unknown) => {
-      if (error instanceof EmbeddingQueueFullError) {
-        throw new PagodaError("PAGODA_ERR_QUEUE_FULL", "The server is at capacity for embeddings; retry later", {
-          retryAfterSeconds: 1,
-          cause: error,
-        });
-      }
-      throw error;
-    });
+    const embedded = await embedPooled(engine, tokenized, "embeddings", { request, reply, options });
     const results = embedded.map((result) => ({
       ...result,
       embedding: normalized(result.embedding, norm),
     }));
     const isBase64 = body.encoding_format === "base64";
     const numTokens = results.reduce((sum, result) => sum + result.numTokens, 0);
-    options.metrics.observePooled("embeddings", results.length, numTokens);
     return {
       object: "list" as const,
       data: results.map((result, index) => ({

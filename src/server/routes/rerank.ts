@@ -11,14 +11,14 @@
  * a Qwen3 reranker's P(yes) as llama.cpp outputs it. `raw_scores` returns the head's first output as llama-server does.
  */
 import { randomUUID } from "node:crypto";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import { EmbeddingQueueFullError } from "../../engine/embedding-batcher.ts";
 import type { ServerEngine, TokenId } from "../../engine/engine.ts";
 import { PagodaError } from "../errors.ts";
+import { embedPooled } from "../pooled-inputs.ts";
 import { checkPromptTokens, DEFAULT_REQUEST_LIMITS } from "../request-limits.ts";
 import { type RouteOptions, requireModel } from "../route-context.ts";
-import { onClientGone } from "../sse.ts";
 
 /** Cohere's limit on documents per request. */
 const MAX_DOCUMENTS = 1000;
@@ -84,11 +84,7 @@ export const rerankRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, opti
     };
   });
 
-  async function score(
-    body: RerankRequest,
-    request: Parameters<typeof onClientGone>[0],
-    reply: Parameters<typeof onClientGone>[1],
-  ): Promise<Scored[]> {
+  async function score(body: RerankRequest, request: FastifyRequest, reply: FastifyReply): Promise<Scored[]> {
     const runtime = requireModel(options.serving, body.model);
     if (body.documents !== undefined && body.texts !== undefined) {
       throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "send documents or texts, not both", { param: "texts" });
@@ -122,8 +118,8 @@ async function scorePairs(
   query: string,
   documents: readonly string[],
   options: RouteOptions,
-  request: Parameters<typeof onClientGone>[0],
-  reply: Parameters<typeof onClientGone>[1],
+  request: FastifyRequest,
+  reply: FastifyReply,
 ): Promise<Scored[]> {
   if (engine.info.pooling !== "rank") {
     throw new PagodaError(
@@ -149,22 +145,7 @@ async function scorePairs(
     }
     return tokens;
   });
-  const aborted = new AbortController();
-  onClientGone(request, reply, () => aborted.abort(new Error("the client went away")));
-  const outputs = await engine.embed(inputs, aborted.signal).catch((error: unknown) => {
-    if (error instanceof EmbeddingQueueFullError) {
-      throw new PagodaError("PAGODA_ERR_QUEUE_FULL", "The server is at capacity for reranking; retry later", {
-        retryAfterSeconds: 1,
-        cause: error,
-      });
-    }
-    throw error;
-  });
-  options.metrics.observePooled(
-    "rerank",
-    outputs.length,
-    outputs.reduce((sum, output) => sum + output.numTokens, 0),
-  );
+  const outputs = await embedPooled(engine, inputs, "rerank", { request, reply, options });
   return outputs.map((output, index) => {
     const head = output.embedding;
     const raw = head[0] ?? Number.NaN;
