@@ -11,6 +11,7 @@
 import { parseArgs } from "node:util";
 import { firstModel } from "./load-target.ts";
 import { randomWords } from "./random-words.ts";
+import { parseTargets, printRateTable, ratePerSecond } from "./side-by-side.ts";
 
 const { values } = parseArgs({
   options: {
@@ -21,12 +22,7 @@ const { values } = parseArgs({
   },
 });
 
-const targets = (values.target ?? []).map((entry) => {
-  const at = entry.indexOf("=");
-  if (at < 0) throw new Error(`--target ${entry}: expected name=url`);
-  return { name: entry.slice(0, at), url: entry.slice(at + 1).replace(/\/$/, "") };
-});
-if (targets.length === 0) throw new Error("give at least one --target name=url");
+const targets = parseTargets(values.target ?? []);
 const concurrencies = values.concurrency.split(",").map(Number);
 const numInputs = Number(values.inputs);
 const numRounds = Number(values.rounds);
@@ -46,24 +42,6 @@ async function embedOne(url: string, model: string, input: string): Promise<numb
   return body.data[0]?.embedding ?? [];
 }
 
-/** Inputs per second for all inputs sent by `concurrency` workers, one input per request. */
-async function run(url: string, model: string, concurrency: number): Promise<number> {
-  let next = 0;
-  const startMs = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < inputs.length) await embedOne(url, model, inputs[next++] ?? "");
-    }),
-  );
-  return inputs.length / ((performance.now() - startMs) / 1000);
-}
-
-function median(samples: readonly number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-}
-
 function unit(vector: readonly number[]): number[] {
   const norm = Math.hypot(...vector);
   return vector.map((value) => value / norm);
@@ -76,33 +54,18 @@ await Promise.all(targets.map((target, index) => embedOne(target.url, models[ind
 console.log(
   `${numInputs} distinct inputs of 10-40 random words, one per request, ${numRounds} interleaved rounds, medians`,
 );
-console.log(
-  `| concurrency | ${targets.map((target) => `${target.name} inputs/s`).join(" | ")} | ${targets
-    .slice(1)
-    .map((target) => `${target.name} / ${targets[0]?.name}`)
-    .join(" | ")} |`,
-);
-console.log(
-  `| ---: | ${targets.map(() => "---:").join(" | ")} | ${targets
-    .slice(1)
-    .map(() => "---:")
-    .join(" | ")} |`,
-);
-for (const concurrency of concurrencies) {
-  const samples = targets.map((): number[] => []);
-  for (let round = 0; round < numRounds; round++) {
-    for (const [index, target] of targets.entries())
-      samples[index]?.push(await run(target.url, models[index] ?? "", concurrency));
-  }
-  const medians = samples.map(median);
-  const first = medians[0] ?? 1;
-  console.log(
-    `| ${concurrency} | ${medians.map((value) => value.toFixed(1)).join(" | ")} | ${medians
-      .slice(1)
-      .map((value) => `${(value / first).toFixed(2)}×`)
-      .join(" | ")} |`,
-  );
-}
+await printRateTable({
+  targets,
+  levelName: "concurrency",
+  levels: concurrencies,
+  rounds: numRounds,
+  unit: "inputs/s",
+  // One input per request.
+  run: (target, index, concurrency) =>
+    ratePerSecond(inputs.length, concurrency, async (i) => {
+      await embedOne(target.url, models[index] ?? "", inputs[i] ?? "");
+    }),
+});
 
 const sample = inputs.slice(0, 32);
 const reference = await Promise.all(sample.map((input) => embedOne(targets[0]?.url ?? "", models[0] ?? "", input)));
@@ -116,6 +79,6 @@ for (const [index, target] of targets.entries()) {
     }),
   );
   console.log(
-    `cosine ${targets[0]?.name} vs ${target.name} over ${sample.length} inputs: mean ${(cosines.reduce((s, c) => s + c, 0) / cosines.length).toFixed(6)}, least ${Math.min(...cosines).toFixed(6)}`,
+    `cosine ${targets[0]?.label} vs ${target.label} over ${sample.length} inputs: mean ${(cosines.reduce((s, c) => s + c, 0) / cosines.length).toFixed(6)}, least ${Math.min(...cosines).toFixed(6)}`,
   );
 }

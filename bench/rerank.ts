@@ -10,6 +10,7 @@
  */
 import { parseArgs } from "node:util";
 import { randomWords } from "./random-words.ts";
+import { parseTargets, printRateTable, ratePerSecond } from "./side-by-side.ts";
 
 const { values } = parseArgs({
   options: {
@@ -19,12 +20,7 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "3" },
   },
 });
-const targets = (values.target ?? []).map((entry) => {
-  const at = entry.indexOf("=");
-  if (at < 0) throw new Error(`--target ${entry}: expected name=url`);
-  return { name: entry.slice(0, at), url: entry.slice(at + 1).replace(/\/$/, "") };
-});
-if (targets.length === 0) throw new Error("give at least one --target name=url");
+const targets = parseTargets(values.target ?? []);
 
 const sentence = randomWords(777);
 const numRequests = Number(values.requests);
@@ -43,55 +39,23 @@ async function rerank(url: string, query: string, documents: readonly string[], 
   return (await response.json()) as { index: number; score: number }[];
 }
 
-async function run(url: string, concurrency: number): Promise<number> {
-  let next = 0;
-  const startMs = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < requests.length) {
-        const request = requests[next++]!;
-        await rerank(url, request.query, request.documents, false);
-      }
-    }),
-  );
-  return (requests.length * 100) / ((performance.now() - startMs) / 1000);
-}
-
-function median(samples: readonly number[]): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-}
-
 await Promise.all(targets.map((target) => rerank(target.url, "warm up", ["warm up"], false)));
 console.log(
   `${numRequests} requests of 1 query and 100 distinct documents, ${values.rounds} interleaved rounds, medians`,
 );
-console.log(
-  `| concurrency | ${targets.map((target) => `${target.name} docs/s`).join(" | ")} | ${targets
-    .slice(1)
-    .map((target) => `${target.name} / ${targets[0]?.name}`)
-    .join(" | ")} |`,
-);
-console.log(
-  `| ---: | ${targets.map(() => "---:").join(" | ")} | ${targets
-    .slice(1)
-    .map(() => "---:")
-    .join(" | ")} |`,
-);
-for (const concurrency of values.concurrency.split(",").map(Number)) {
-  const samples = targets.map((): number[] => []);
-  for (let round = 0; round < Number(values.rounds); round++) {
-    for (const [index, target] of targets.entries()) samples[index]?.push(await run(target.url, concurrency));
-  }
-  const medians = samples.map(median);
-  console.log(
-    `| ${concurrency} | ${medians.map((value) => value.toFixed(1)).join(" | ")} | ${medians
-      .slice(1)
-      .map((value) => `${(value / (medians[0] ?? 1)).toFixed(2)}×`)
-      .join(" | ")} |`,
-  );
-}
+await printRateTable({
+  targets,
+  levelName: "concurrency",
+  levels: values.concurrency.split(",").map(Number),
+  rounds: Number(values.rounds),
+  unit: "docs/s",
+  run: async (target, _index, concurrency) =>
+    100 *
+    (await ratePerSecond(requests.length, concurrency, async (i) => {
+      const request = requests[i]!;
+      await rerank(target.url, request.query, request.documents, false);
+    })),
+});
 
 const sample = requests[0]!;
 const reference = new Map(
@@ -101,6 +65,6 @@ for (const target of targets.slice(1)) {
   const other = await rerank(target.url, sample.query, sample.documents, true);
   const largest = Math.max(...other.map((r) => Math.abs(r.score - (reference.get(r.index) ?? Number.NaN))));
   console.log(
-    `raw scores ${targets[0]?.name} vs ${target.name} over 100 pairs: largest |Δ| ${largest.toExponential(2)}`,
+    `raw scores ${targets[0]?.label} vs ${target.label} over 100 pairs: largest |Δ| ${largest.toExponential(2)}`,
   );
 }

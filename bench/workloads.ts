@@ -26,6 +26,7 @@ import { Ajv } from "ajv";
 import { EXTRACTION_SCHEMA } from "./extraction-schema.ts";
 import { type StreamTiming, timeStream } from "./load-probe.ts";
 import { percentileSummary } from "./load-stats.ts";
+import { parseTargets } from "./side-by-side.ts";
 
 const { values } = parseArgs({
   options: {
@@ -47,12 +48,7 @@ interface Target {
   model: string;
 }
 
-const targets: Target[] = values.target.map((spec) => {
-  const at = spec.indexOf("=");
-  if (at < 1) throw new Error(`--target label=url, got ${spec}`);
-  return { label: spec.slice(0, at), url: spec.slice(at + 1).replace(/\/$/, ""), model: "" };
-});
-if (targets.length === 0) throw new Error("give at least one --target label=url");
+const targets: Target[] = parseTargets(values.target).map((target) => ({ ...target, model: "" }));
 const repeats = Number(values.repeats);
 const maxTokens = Number(values["max-tokens"]);
 const HEADERS = { "content-type": "application/json" };
