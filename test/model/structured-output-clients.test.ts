@@ -10,12 +10,10 @@ import { after, before, test } from "node:test";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { ChatOpenAI } from "@langchain/openai";
 import { generateObject } from "ai";
-import { Ajv } from "ajv";
-import { Ajv2020 } from "ajv/dist/2020.js";
-import formats from "ajv-formats";
 import OpenAI from "openai";
 import { zodResponseFormat } from "openai/helpers/zod";
 import { z } from "zod";
+import { assertSatisfies } from "../helpers/client-schemas.ts";
 import { type ModelServer, STORIES_ID, startModelServer } from "../helpers/model-server.ts";
 
 let server: ModelServer;
@@ -41,27 +39,6 @@ function recordingFetch(): { fetch: typeof fetch; bodies: JsonRecord[] } {
     return fetch(input, init);
   };
   return { fetch: recording, bodies };
-}
-
-const ajv07 = new Ajv({ strict: false, allErrors: true });
-const ajv2020 = new Ajv2020({ strict: false, allErrors: true });
-// ajv-formats is CommonJS: its default import is either the plugin or its exports object; both carry `default`.
-formats.default(ajv07);
-formats.default(ajv2020);
-
-/**
- * Asserts the value satisfies the JSON schema, formats included, in the dialect its `$schema` names: draft-07 from
- * `openai`'s and the AI SDK's zod converters, 2020-12 from LangChain's.
- */
-function assertSatisfies(schema: unknown, value: unknown): void {
-  assert.ok(typeof schema === "object" && schema !== null, "the client sent a schema object");
-  const is2020 = (schema as JsonRecord).$schema === "https://json-schema.org/draft/2020-12/schema";
-  const ajv = is2020 ? ajv2020 : ajv07;
-  const validate = ajv.compile(schema);
-  assert.ok(
-    validate(value),
-    `${JSON.stringify(value)} does not satisfy the schema: ${ajv.errorsText(validate.errors)}`,
-  );
 }
 
 function openAiClient(recording: typeof fetch): OpenAI {

@@ -15,12 +15,11 @@ import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { tool as langChainTool } from "@langchain/core/tools";
 import { ChatOpenAI } from "@langchain/openai";
 import { generateText, streamText, tool } from "ai";
-import { Ajv } from "ajv";
-import { Ajv2020 } from "ajv/dist/2020.js";
 import OpenAI from "openai";
 import { zodFunction } from "openai/helpers/zod";
 import type { ChatCompletionChunk, ChatCompletionFunctionTool } from "openai/resources/chat/completions";
 import { z } from "zod";
+import { assertSatisfies } from "../helpers/client-schemas.ts";
 import { type ModelServer, STORIES_ID, startModelServer } from "../helpers/model-server.ts";
 import { assertMatchesSchema } from "../helpers/openapi.ts";
 import {
@@ -72,21 +71,6 @@ function recordingFetch(edit: (body: JsonRecord) => void = () => {}): { fetch: t
     return response;
   };
   return { fetch: recording, exchanges };
-}
-
-const ajv07 = new Ajv({ strict: false, allErrors: true });
-const ajv2020 = new Ajv2020({ strict: false, allErrors: true });
-
-/** Asserts the value satisfies the JSON schema, in the dialect its `$schema` names (LangChain's is 2020-12). */
-function assertSatisfies(schema: unknown, value: unknown): void {
-  assert.ok(typeof schema === "object" && schema !== null, "the client sent a schema object");
-  const is2020 = (schema as JsonRecord).$schema === "https://json-schema.org/draft/2020-12/schema";
-  const ajv = is2020 ? ajv2020 : ajv07;
-  const validate = ajv.compile(schema);
-  assert.ok(
-    validate(value),
-    `${JSON.stringify(value)} does not satisfy the schema: ${ajv.errorsText(validate.errors)}`,
-  );
 }
 
 /** The parameters schema of the tool named `name` in a recorded request body. */
