@@ -9,6 +9,7 @@ import type { ChatTool, GrammarConstraint, GrammarTrigger, ServerEngine } from "
 import type { ToolChoiceKind } from "../metrics/pagoda-metrics.ts";
 import {
   buildToolGrammar,
+  checkToolParameters,
   GENERIC_SYNTAX,
   TOOL_CALL_SYNTAXES,
   type ToolCallSyntax,
@@ -107,6 +108,11 @@ function cachedToolGrammar(
   choice: ToolGrammarChoice,
   isParallel: boolean,
 ): ToolGrammar {
+  try {
+    checkToolParameters(definitions);
+  } catch (error) {
+    throw error instanceof ToolError ? toPagodaError(error) : error;
+  }
   const key = createHash("sha256")
     .update(JSON.stringify({ definitions, syntax: syntax.name, choice, isParallel }))
     .digest("hex");
@@ -134,7 +140,7 @@ function toPagodaError(error: ToolError): PagodaError {
   const where =
     error.keyword === null || error.message.includes(`keyword "${error.keyword}"`)
       ? ""
-      : ` (keyword "${error.keyword}"${error.pointer === null ? "" : ` at ${error.pointer}`})`;
+      : ` (keyword "${error.keyword}"${error.pointer === null || error.pointer === "" ? "" : ` at ${error.pointer}`})`;
   return new PagodaError(
     isSchemaRefusal ? "PAGODA_ERR_INVALID_CONSTRAINT" : "PAGODA_ERR_INVALID_REQUEST",
     `${error.message}${where}`,

@@ -27,6 +27,7 @@ export {
 export { ToolError, type ToolErrorCode, type ToolErrorOptions } from "./tool-error.ts";
 export {
   buildToolGrammar,
+  checkToolParameters,
   DEFAULT_MAX_CALLS,
   DEFAULT_MAX_TOOL_GRAMMAR_CHARS,
   DEFAULT_MAX_TOOL_GRAMMAR_RULES,

@@ -11,6 +11,7 @@
  */
 import { GrammarError, parseGbnf } from "../constrain/gbnf/index.ts";
 import {
+  checkSchemaDocument,
   DEFAULT_SCHEMA_LIMITS,
   jsonSchemaToGbnf,
   SchemaError,
@@ -179,20 +180,38 @@ function compileParameters(parameters: unknown, param: string, limits: Partial<S
   try {
     return jsonSchemaToGbnf(schema, { limits });
   } catch (error) {
-    if (!(error instanceof SchemaError)) throw error;
-    const code: ToolErrorCode =
-      error.code === "schema_too_large"
-        ? "PAGODA_ERR_TOOL_LIMIT"
-        : error.code === "invalid_schema"
-          ? "PAGODA_ERR_TOOL_INVALID_PARAMETERS"
-          : "PAGODA_ERR_TOOL_UNSUPPORTED_SCHEMA";
-    throw new ToolError(code, `${param}: ${error.message}`, {
-      param,
-      keyword: error.keyword,
-      pointer: error.pointer,
-      cause: error,
-    });
+    throw toToolError(error, param);
   }
+}
+
+/**
+ * Refuses a tool whose `parameters` document is too deep or too large to walk, without recursion: callers that
+ * serialize the tools (to hash them for a cache) must call this first, as the constraint compiler does for schemas.
+ */
+export function checkToolParameters(tools: readonly ToolDefinition[]): void {
+  tools.forEach((tool, index) => {
+    try {
+      checkSchemaDocument(tool.parameters ?? {});
+    } catch (error) {
+      throw toToolError(error, `tools[${index}].function.parameters`);
+    }
+  });
+}
+
+function toToolError(error: unknown, param: string): unknown {
+  if (!(error instanceof SchemaError)) return error;
+  const code: ToolErrorCode =
+    error.code === "schema_too_large"
+      ? "PAGODA_ERR_TOOL_LIMIT"
+      : error.code === "invalid_schema"
+        ? "PAGODA_ERR_TOOL_INVALID_PARAMETERS"
+        : "PAGODA_ERR_TOOL_UNSUPPORTED_SCHEMA";
+  return new ToolError(code, `${param}: ${error.message}`, {
+    param,
+    keyword: error.keyword,
+    pointer: error.pointer,
+    cause: error,
+  });
 }
 
 function validate(grammar: string, maxChars: number, maxRules: number): void {

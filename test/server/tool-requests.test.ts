@@ -189,3 +189,18 @@ test("tool requests are counted by tool_choice; tool_choice none is not", async 
     await server.app.close();
   }
 });
+
+test("parameters nested too deep to walk are a 400 naming the tool, before anything serializes them", async () => {
+  const depth = 100_000;
+  const deep = `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`;
+  const body =
+    `{"model":"${FAKE_MODEL_ID}","messages":[{"role":"user","content":"x"}],"tool_choice":"required",` +
+    `"tools":[{"type":"function","function":{"name":"f","parameters":${deep}}}]}`;
+  const response = await hermes.app.inject({
+    method: "POST",
+    url: "/v1/chat/completions",
+    payload: body,
+    headers: { "content-type": "application/json" },
+  });
+  assertError(response, badRequest("invalid_constraint", "tools[0].function.parameters"));
+});
