@@ -47,10 +47,40 @@ function toChatMessage(message: RequestMessage, index: number): ChatMessage {
       param: `messages[${index}].tool_calls`,
     });
   }
-  const toolCalls = calls.map(
-    (call): ChatToolCall => ({ id: call.id, name: call.function.name, arguments: call.function.arguments }),
-  );
+  const toolCalls = calls.map((call, callIndex): ChatToolCall => {
+    if (nestingDepth(call.function.arguments) > MAX_ARGUMENTS_DEPTH) {
+      throw new PagodaError(
+        "PAGODA_ERR_INVALID_REQUEST",
+        `tool call arguments may nest at most ${MAX_ARGUMENTS_DEPTH} deep`,
+        { param: `messages[${index}].tool_calls[${callIndex}].function.arguments` },
+      );
+    }
+    return { id: call.id, name: call.function.name, arguments: call.function.arguments };
+  });
   return { role: "assistant", content, toolCalls };
+}
+
+/**
+ * Arguments the template renders as objects are walked recursively by the chat wrapper, so a history's arguments may
+ * nest no deeper than a tool's parameters may (the schema converter's document depth).
+ */
+const MAX_ARGUMENTS_DEPTH = 128;
+
+/** How deep JSON text nests its arrays and objects, read without parsing (brackets inside strings do not count). */
+function nestingDepth(text: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let isInString = false;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (isInString) {
+      if (char === "\\") i++;
+      else if (char === '"') isInString = false;
+    } else if (char === '"') isInString = true;
+    else if (char === "{" || char === "[") deepest = Math.max(deepest, ++depth);
+    else if (char === "}" || char === "]") depth--;
+  }
+  return deepest;
 }
 
 function textOf(message: RequestMessage, index: number): string {

@@ -204,3 +204,20 @@ test("parameters nested too deep to walk are a 400 naming the tool, before anyth
   });
   assertError(response, badRequest("invalid_constraint", "tools[0].function.parameters"));
 });
+
+test("history arguments nested deeper than 128 are a 400 naming them; 128 and brackets inside strings are fine", async () => {
+  const nested = (depth: number) => `${"[".repeat(depth)}"]]]}}}"${"]".repeat(depth)}`;
+  const history = (args: string) => [
+    ...HI,
+    {
+      role: "assistant",
+      tool_calls: [{ id: "c", type: "function", function: { name: "get_weather", arguments: args } }],
+    },
+    { role: "tool", tool_call_id: "c", content: "r" },
+  ];
+  assertError(
+    await chat(hermes, { messages: history(nested(100_000)) }),
+    badRequest(null, "messages[1].tool_calls[0].function.arguments"),
+  );
+  okJson(await chat(hermes, { messages: history(nested(128)) }));
+});
