@@ -13,6 +13,8 @@ export interface TriggerHit {
 
 export class TriggerWatch {
   private readonly triggers: readonly GrammarTrigger[];
+  /** The longest trigger's length: text older than this before the end cannot start a trigger still to appear. */
+  private readonly longest: number;
   private text = "";
   /** Triggers allowed only at the start (after blanks) are dropped once the output has passed that point. */
   private atStartOpen: boolean;
@@ -20,12 +22,13 @@ export class TriggerWatch {
   constructor(triggers: readonly GrammarTrigger[]) {
     if (triggers.some((trigger) => trigger.text.length === 0)) throw new RangeError("a trigger cannot be empty");
     this.triggers = triggers;
+    this.longest = Math.max(...triggers.map((trigger) => trigger.text.length));
     this.atStartOpen = triggers.some((trigger) => trigger.isAtStartOnly);
   }
 
   /** Reads the next piece of output; returns the hit once a trigger is complete, else null. */
   push(piece: string): TriggerHit | null {
-    const searchFrom = Math.max(0, this.text.length - this.longestTrigger() + 1);
+    const searchFrom = Math.max(0, this.text.length - this.longest + 1);
     this.text += piece;
     let best: { trigger: GrammarTrigger; at: number } | null = null;
     const startOffset = this.text.length - this.text.trimStart().length;
@@ -41,7 +44,7 @@ export class TriggerWatch {
     }
     if (best !== null) return { trigger: best.trigger, rest: this.text.slice(best.at + best.trigger.text.length) };
     if (this.atStartOpen) this.atStartOpen = this.couldStillStart(startOffset);
-    if (!this.atStartOpen) this.text = this.text.slice(-this.longestTrigger());
+    if (!this.atStartOpen) this.text = this.text.slice(-this.longest);
     return null;
   }
 
@@ -49,9 +52,5 @@ export class TriggerWatch {
   private couldStillStart(startOffset: number): boolean {
     const head = this.text.slice(startOffset);
     return this.triggers.some((trigger) => trigger.isAtStartOnly && trigger.text.startsWith(head));
-  }
-
-  private longestTrigger(): number {
-    return Math.max(...this.triggers.map((trigger) => trigger.text.length));
   }
 }
