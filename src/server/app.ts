@@ -9,7 +9,7 @@ import { Registry } from "prom-client";
 import { ConstraintCompiler } from "../constrain/constraint-compiler.ts";
 import { ServerMetrics } from "../metrics/server-metrics.ts";
 import { installAuth } from "./auth.ts";
-import { closeUnusedConnectionsOnClose } from "./connection-tracker.ts";
+import { trackConnections } from "./connection-tracker.ts";
 import { clientErrorHandler, installErrorHandlers } from "./error-handler.ts";
 import { PagodaError } from "./errors.ts";
 import type { Generation } from "./generation.ts";
@@ -64,12 +64,18 @@ export interface AppDeps {
   readonly requestTimeoutMs?: number;
   /** How long an idle keep-alive connection stays open. Defaults to 72 s. */
   readonly keepAliveTimeoutMs?: number;
-  /** Take the client IP from X-Forwarded-For. Defaults to false. */
   /** Trusted proxy hops for X-Forwarded-For; 0 (the default) ignores the header. */
   readonly trustProxy?: number;
 }
 
 const DEFAULT_SHUTDOWN_GRACE_MS = 30_000;
+
+/**
+ * Fastify runs application hooks, the drain in preClose among them, under its plugin timeout (10 s by default):
+ * a drain outlasting it would fail the close, stop the listener while streams still run and exit 1. The hook's
+ * budget is the grace plus the time the loop takes to fail what is left.
+ */
+const HOOK_TIMEOUT_MARGIN_MS = 30_000;
 
 /** After the grace period, how long the last frames may take to reach slow clients before connections are cut. */
 export const FINAL_WRITE_MS = 5_000;
@@ -112,6 +118,7 @@ const ROUTER_METRIC_NAMES = [
 ];
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const shutdownGraceMs = deps.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
   const app: FastifyInstance = Fastify({
     ...(deps.logger === undefined ? { logger: false } : { loggerInstance: deps.logger }),
     // The access log is our own one line per request (onResponse below).
@@ -123,6 +130,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return503OnClosing: false,
     keepAliveTimeout: deps.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
     requestTimeout: RECEIVE_REQUEST_TIMEOUT_MS,
+    pluginTimeout: shutdownGraceMs + HOOK_TIMEOUT_MARGIN_MS,
     http: { headersTimeout: HEADERS_TIMEOUT_MS },
     clientErrorHandler,
     // A hop count (0 trusts none), never `true`: trusting every hop takes the leftmost entry, which the client writes.
@@ -157,7 +165,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   installErrorHandlers(app, { onRejection: (reason) => metrics.observeRejection(reason) });
   // Fastify's own text/plain parser would let a plain-text body through to validation; JSON only.
   app.removeContentTypeParser("text/plain");
-  closeUnusedConnectionsOnClose(app);
+  const connections = trackConnections(app);
 
   // Before the API-key check, so a browser can read a 401 too; preflights are answered in CORS's own hook.
   if (deps.corsOrigins !== undefined && deps.corsOrigins.length > 0) {
@@ -252,13 +260,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   // New requests get 503 from here on; running ones may finish within the grace period, then the rest fail with
   // 503 (an error frame on streams), which also ends every open SSE stream before the server closes.
+  // Probes and requests that arrive during the drain are answered (503 for readiness and new work, 200 for
+  // liveness); Fastify closes the listener only once this hook has returned.
   app.addHook("preClose", async () => {
     deps.serving.markClosing();
+    connections.startClosing();
     const loop = deps.serving.runtime?.loop;
-    if (loop === undefined) return;
+    if (loop === undefined) {
+      connections.closeUnused();
+      return;
+    }
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, deps.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS);
+      timer = setTimeout(resolve, shutdownGraceMs);
     });
     try {
       await Promise.race([loop.drained(), grace]);
@@ -270,6 +284,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         retryAfterSeconds: 5,
       }),
     );
+    connections.closeUnused();
     // Every response has its last frame now. A client that stopped reading would keep its socket busy (and the
     // close waiting) until the request deadline; past a short final-write window its connection is cut.
     setTimeout(() => app.server.closeAllConnections(), FINAL_WRITE_MS).unref();

@@ -5,8 +5,9 @@
  * is closing. That a stream running across the close finishes within the grace is shutdown.test.ts's.
  */
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { get } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect } from "node:net";
 import { test } from "node:test";
 import { pino } from "pino";
 import { buildApp } from "../../src/server/app.ts";
@@ -60,6 +61,56 @@ test("while a closing server drains a stream, /livez stays 200 and /health is 50
   const closed = server.app.close();
   assert.deepEqual(await probe(baseUrl, "/livez"), { status: 200, body: { status: "closing" } });
   assert.deepEqual(await probe(baseUrl, "/health"), { status: 503, body: { status: "closing" } });
+  hold.release();
+  assert.equal((await streamed).statusCode, 200);
+  await closed;
+});
+
+// A kubelet's probe connection accepted just as the drain starts has not sent its request yet; cutting it then
+// (as idle) fails the probe with a reset.
+test("a connection opened before the close and sending its request after it is answered, not reset", async (t) => {
+  const gate = new StepGate();
+  const server = await startFakeServer({ beforeStep: gate.beforeStep }, { shutdownGraceMs: 60_000 });
+  t.after(() => gate.releaseAll());
+  await server.app.listen({ host: "127.0.0.1", port: 0 });
+  const port = (server.app.server.address() as AddressInfo).port;
+  const hold = gate.holdAt(2);
+  const streamed = postJson(server.app, "/v1/completions", { model: FAKE_MODEL_ID, prompt: "hello", max_tokens: 20 });
+  await hold.reached;
+  const socket = connect(port, "127.0.0.1");
+  const answer = new Promise<string>((resolve, reject) => {
+    socket.once("data", (chunk: Buffer) => resolve(chunk.toString("utf8")));
+    socket.once("close", () => reject(new Error("the server closed the connection without an answer")));
+    socket.once("error", reject);
+  });
+  await once(socket, "connect");
+  const closed = server.app.close();
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  socket.write("GET /livez HTTP/1.1\r\nHost: probe\r\n\r\n");
+  assert.match(await answer, /^HTTP\/1\.1 200 .*\r\n(.*\r\n)*connection: close\r\n/i);
+  socket.destroy();
+  hold.release();
+  assert.equal((await streamed).statusCode, 200);
+  await closed;
+});
+
+// Fastify runs preClose hooks under its plugin timeout (10 s by default); a drain held past it must still answer
+// probes on the open listener and end with a close that succeeds (main exits 0 on it).
+test("a drain that outlasts Fastify's default 10 s hook timeout keeps answering probes and closes cleanly", async (t) => {
+  const gate = new StepGate();
+  const server = await startFakeServer({ beforeStep: gate.beforeStep }, { shutdownGraceMs: 60_000 });
+  t.after(() => gate.releaseAll());
+  await server.app.listen({ host: "127.0.0.1", port: 0 });
+  const baseUrl = `http://127.0.0.1:${(server.app.server.address() as AddressInfo).port}`;
+  const hold = gate.holdAt(2);
+  const streamed = postJson(server.app, "/v1/completions", { model: FAKE_MODEL_ID, prompt: "hello", max_tokens: 20 });
+  await hold.reached;
+  const closed = server.app.close();
+  const until = Date.now() + 11_000;
+  while (Date.now() < until) {
+    assert.equal((await probe(baseUrl, "/livez")).status, 200);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
   hold.release();
   assert.equal((await streamed).statusCode, 200);
   await closed;
