@@ -10,6 +10,7 @@ import { formatBytes } from "./plan/format-plan.ts";
 import { type GgufModelInfo, readGgufModelInfo } from "./plan/gguf-model-info.ts";
 import { contextSizeForKvBudget, KV_CELL_PADDING } from "./plan/kv-budget.ts";
 import { planMemory } from "./plan/memory-plan.ts";
+import { embeddingKvLayout, loadPooledModels, pooledModelSpecs } from "./pooled-models.ts";
 import { EngineLoop, type StepStats } from "./scheduler/engine-loop.ts";
 import type { RequestStats } from "./scheduler/output-processor.ts";
 import { Scheduler } from "./scheduler/scheduler.ts";
@@ -37,6 +38,8 @@ export async function loadRuntime(
   hooks: RuntimeHooks = {},
 ): Promise<LoadedRuntime> {
   const model = await resolveModel(config);
+  // Checked before anything loads: a clash of ids is a configuration error, not a failed load.
+  const pooledSpecs = pooledModelSpecs(config, model.alias);
   if (model.isSynthetic) {
     log.warn(
       { modelPath: model.path },
@@ -136,15 +139,28 @@ export async function loadRuntime(
       threads: config.threads,
       backend: engine.backend,
     });
+  const release = async (): Promise<void> => {
+    await engine.dispose();
+    await speculator?.dispose();
+  };
+  const pooled = await loadPooledModels(config, pooledSpecs, log).catch(async (error: unknown) => {
+    await loop.stop(new Error("the server failed to start"));
+    await release();
+    throw error;
+  });
   return {
     engine,
     loop,
     modelId: model.alias,
     createdSeconds: Math.floor(Date.now() / 1000),
     planSource,
+    pooledModels: pooled.models,
     dispose: async () => {
-      await engine.dispose();
-      await speculator?.dispose();
+      try {
+        await pooled.dispose();
+      } finally {
+        await release();
+      }
     },
   };
 }
@@ -255,30 +271,6 @@ function resolveKvCacheTokens(config: Config, model: GgufModelInfo | null, log: 
     "KV pool sized from the memory budget",
   );
   return kvCacheTokens;
-}
-
-/** The embedding context gets llama-server's slab per sequence when that costs at most this much KV memory. */
-const EMBEDDING_SLABS_MAX_BYTES = 256 * 1024 * 1024;
-
-/**
- * Slabs keep each input's attention to its own cells, which decides the speed of small models; a model whose slabs
- * would cost more than `EMBEDDING_SLABS_MAX_BYTES` (a 7B model's 32 × 2048 cells are gigabytes) shares one pool of a
- * batch's cells, where its matrix products dominate anyway.
- */
-function embeddingKvLayout(model: GgufModelInfo | null, ctxSize: number, numSequences: number): "slabs" | "pool" {
-  if (model === null) return "pool";
-  try {
-    const { kvBytesPerToken } = planMemory(model, {
-      ctxSize,
-      parallel: 1,
-      batchSize: ctxSize,
-      kvType: "f16",
-      kvCacheTokens: null,
-    });
-    return kvBytesPerToken * ctxSize * numSequences <= EMBEDDING_SLABS_MAX_BYTES ? "slabs" : "pool";
-  } catch {
-    return "pool";
-  }
 }
 
 /** Logs load progress in quarters: enough to see a large model move, without a line per tensor. */

@@ -71,6 +71,20 @@ export const ConfigSchema = z
       .max(256)
       .default(DEFAULT_EMBEDDING_PARALLEL)
       .describe("Embedding inputs, from any requests, computed together in one decode."),
+    embeddingModel: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        "Embedding models served beside the generator, each with its own pooling context: a GGUF path, or " +
+          "NAME=PATH to serve it as NAME (default: the file name without extension). Requests pick one by model.",
+      ),
+    rerankModel: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        "Rerankers (cross-encoders) served beside the generator for /v1/rerank and /v1/score, pooled as rank: a " +
+          "GGUF path, or NAME=PATH. Requests pick one by model; without one, the first.",
+      ),
     modelsDir: z
       .string()
       .min(1)

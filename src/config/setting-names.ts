@@ -54,6 +54,8 @@ export const SETTING_NAMES: Readonly<Record<ConfigKey, SettingNames>> = {
   specMode: { flag: "spec-mode", env: "PAGODA_SPEC_MODE" },
   draftMax: { flag: "draft-max", env: "PAGODA_DRAFT_MAX" },
   draftModel: { flag: "draft-model", env: "PAGODA_DRAFT_MODEL" },
+  embeddingModel: { flag: "embedding-model", env: "PAGODA_EMBEDDING_MODEL" },
+  rerankModel: { flag: "rerank-model", env: "PAGODA_RERANK_MODEL" },
   specAdaptive: { flag: "spec-adaptive", env: "PAGODA_SPEC_ADAPTIVE" },
   apiKey: { flag: "api-key", env: "PAGODA_API_KEY" },
   apiKeyFile: { flag: "api-key-file", env: "PAGODA_API_KEY_FILE" },

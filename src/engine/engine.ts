@@ -224,14 +224,23 @@ export interface Tokenizer {
   detokenize(tokens: readonly TokenId[]): string;
 }
 
-/** What the HTTP routes use of a model: its facts, its tokenizer, its chat template and embeddings; never a step. */
-export interface ServerEngine extends Tokenizer {
-  readonly info: ModelInfo;
+/** What embedding and rerank requests need to know of a model. */
+export type PoolingInfo = Pick<
+  ModelInfo,
+  "name" | "vocabSize" | "contextSize" | "trainContextSize" | "embeddingSize" | "pooling" | "rankOutput"
+>;
+
+/**
+ * What the embedding and rerank routes use of a model: the generator's own engine, or a model served only for
+ * pooling beside it (`--embedding-model`, `--rerank-model`).
+ */
+export interface PoolingEngine extends Tokenizer {
+  readonly info: PoolingInfo;
   /**
-   * Renders through the model's own template; `tools` are offered only when the template has a tool syntax
-   * (`info.toolSyntax`). Every tool call in `messages` must be answered by a later `tool` message.
+   * An embedding input as llama.cpp's server tokenizes it (`add_special`): BOS and EOS where the vocabulary adds
+   * them, and SEP at the end for a WordPiece (BERT) vocabulary, whose encoders were trained on `[CLS] … [SEP]`.
    */
-  renderChat(messages: readonly ChatMessage[], tools?: readonly ChatTool[] | null): RenderedChat;
+  embeddingInput(text: string): TokenId[];
   /**
    * A reranker's input for one (query, document) pair, as llama.cpp's server builds it: the GGUF's rerank template
    * with `{query}` and `{document}` filled in, else BOS, query, EOS, SEP, document, EOS as the vocabulary adds them.
@@ -242,6 +251,16 @@ export interface ServerEngine extends Tokenizer {
    * embedded and rejects with the signal's reason.
    */
   embed(inputs: readonly (readonly TokenId[])[], signal?: AbortSignal): Promise<EmbeddingResult[]>;
+}
+
+/** What the HTTP routes use of a model: its facts, its tokenizer, its chat template and embeddings; never a step. */
+export interface ServerEngine extends PoolingEngine {
+  readonly info: ModelInfo;
+  /**
+   * Renders through the model's own template; `tools` are offered only when the template has a tool syntax
+   * (`info.toolSyntax`). Every tool call in `messages` must be answered by a later `tool` message.
+   */
+  renderChat(messages: readonly ChatMessage[], tools?: readonly ChatTool[] | null): RenderedChat;
   /**
    * Compiles a grammar for this model's vocabulary (kept for the sequences that use it), throwing when the engine's
    * own parser refuses it, so a request learns before it is queued.

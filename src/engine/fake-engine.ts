@@ -129,6 +129,10 @@ export class FakeEngine implements Engine {
   }
 
   /** Query, separator (EOS), document: the fake's vocabulary has no SEP. */
+  embeddingInput(text: string): TokenId[] {
+    return this.tokenize(text, { addBos: true });
+  }
+
   rerankInput(query: string, document: string): TokenId[] {
     return [...this.tokenize(query, { addBos: true }), FAKE_EOS, ...this.tokenize(document)];
   }

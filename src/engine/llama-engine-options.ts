@@ -81,7 +81,7 @@ export function resolveLlamaEngineOptions(
  * computes them (16 sequences of stories260K: 8.1 vs 15.5 ms per step). With slabs on CPU, flash attention was
  * slower (4.7 vs 6.1 ms), so it stays off there.
  */
-function resolveFlashAttention(option: FlashAttentionOption, isGpu: boolean, isKvShared: boolean): boolean {
+export function resolveFlashAttention(option: FlashAttentionOption, isGpu: boolean, isKvShared: boolean): boolean {
   if (option === "on") return true;
   if (option === "off") return false;
   return isGpu || isKvShared;

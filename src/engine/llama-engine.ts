@@ -28,7 +28,7 @@ import { LlamaEmbedder } from "./llama-embedder.ts";
 import { DEFAULT_EMBEDDING_SEQUENCES, type LlamaEngineOptions } from "./llama-engine-options.ts";
 import { LlamaGrammars } from "./llama-grammars.ts";
 import { isPatchedContext, type NativeContext } from "./llama-internals.ts";
-import { modelPooling } from "./llama-pooling-context.ts";
+import { modelPooling, rankOutputOf } from "./llama-pooling-context.ts";
 import { LlamaSequences } from "./llama-sequences.ts";
 import { LlamaTokenizer } from "./llama-tokenizer.ts";
 import { modelInfoOf, type OpenedLlamaContext, openLlamaContext } from "./open-llama-context.ts";
@@ -36,9 +36,6 @@ import { StepRunner } from "./step-runner.ts";
 
 export type { FlashAttentionOption, KvLayout, LlamaEngineOptions } from "./llama-engine-options.ts";
 export type { GpuOption } from "./llama-loader.ts";
-
-/** Architectures whose rank pooling ends in a softmax inside llama.cpp's graph (`build_pooling`). */
-const RANK_SOFTMAX_ARCHITECTURES: readonly string[] = ["qwen3", "qwen3vl"];
 
 export class LlamaEngine implements Engine {
   readonly info: ModelInfo;
@@ -63,9 +60,7 @@ export class LlamaEngine implements Engine {
       ...modelInfoOf(model, options),
       toolSyntax: this.tokenizer.toolSyntax,
       pooling: options.pooling ?? modelPooling(model),
-      rankOutput: RANK_SOFTMAX_ARCHITECTURES.includes(model.fileInfo.metadata.general?.architecture ?? "")
-        ? "probabilities"
-        : "logits",
+      rankOutput: rankOutputOf(model),
     };
     const patched = isPatchedContext(native) ? native : null;
     this.grammars = new LlamaGrammars(internals.grammars, {
@@ -125,6 +120,10 @@ export class LlamaEngine implements Engine {
 
   renderChat(messages: readonly ChatMessage[], tools: readonly ChatTool[] | null = null): RenderedChat {
     return this.tokenizer.renderChat(messages, tools);
+  }
+
+  embeddingInput(text: string): TokenId[] {
+    return this.tokenizer.embeddingInput(text);
   }
 
   rerankInput(query: string, document: string): TokenId[] {

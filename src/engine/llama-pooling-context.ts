@@ -98,3 +98,13 @@ export function modelPooling(model: LlamaModel): Pooling {
     typeof fields === "object" && fields !== null ? (fields as { pooling_type?: unknown }).pooling_type : undefined;
   return POOLINGS.find((name) => POOLING_TYPE[name] === poolingType) ?? "last";
 }
+
+/** Architectures whose rank pooling ends in a softmax inside llama.cpp's graph (`build_pooling`). */
+const RANK_SOFTMAX_ARCHITECTURES: readonly string[] = ["qwen3", "qwen3vl"];
+
+/** What a reranker's head outputs: see `ModelInfo.rankOutput`. */
+export function rankOutputOf(model: LlamaModel): "logits" | "probabilities" {
+  return RANK_SOFTMAX_ARCHITECTURES.includes(model.fileInfo.metadata.general?.architecture ?? "")
+    ? "probabilities"
+    : "logits";
+}

@@ -31,6 +31,18 @@ export class LlamaTokenizer {
     return this.model.detokenize(asTokens(tokens), false);
   }
 
+  /** See `PoolingEngine.embeddingInput`; follows llama.cpp's `llama_tokenize` with `add_special`. */
+  embeddingInput(text: string): TokenId[] {
+    const tokens = this.model.tokens;
+    const ids: Token[] = [];
+    if (tokens.shouldPrependBosToken && tokens.bos !== null) ids.push(tokens.bos);
+    ids.push(...this.model.tokenize(text, false));
+    const isWordPiece = this.model.fileInfo.metadata.tokenizer?.ggml?.model === "bert";
+    if (isWordPiece && tokens.sep !== null) ids.push(tokens.sep);
+    else if (!isWordPiece && tokens.shouldAppendEosToken && tokens.eos !== null) ids.push(tokens.eos);
+    return fromTokens(ids);
+  }
+
   /** See `ServerEngine.rerankInput`; follows llama.cpp's server (`format_prompt_rerank`). */
   rerankInput(query: string, document: string): TokenId[] {
     const template = this.rerankTemplate();

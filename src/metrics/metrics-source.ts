@@ -1,6 +1,10 @@
+import type { PooledRoute } from "./pagoda-metrics.ts";
+
 /** Live values the model's metrics read at scrape time; the runtime implements it over the scheduler and engine. */
 export interface MetricsSource {
   readonly modelName: string;
+  /** The models served beside the generator, each for the one route it answers. */
+  readonly pooledModels: readonly { readonly modelName: string; readonly route: PooledRoute }[];
   readonly contextSize: number;
   readonly numSequences: number;
   /** KV cells the engine reserved. */

@@ -30,8 +30,8 @@ export class PagodaMetrics {
   private readonly toolRequests: Counter<"tool_choice">;
   private readonly toolCalls: Counter;
   private readonly toolParseFailures: Counter;
-  private readonly pooledInputs: Counter<"route">;
-  private readonly pooledTokens: Counter<"route">;
+  private readonly pooledInputs: Counter<"route" | "model_name">;
+  private readonly pooledTokens: Counter<"route" | "model_name">;
 
   constructor(registry: Registry) {
     this.http = new Counter({
@@ -85,20 +85,16 @@ export class PagodaMetrics {
     });
     this.pooledInputs = new Counter({
       name: "pagoda_pooled_inputs_total",
-      help: "Inputs embedded by the pooling context, by route (embeddings; rerank, one per query and document pair).",
-      labelNames: ["route"],
+      help: "Inputs embedded by a pooling context, by route (embeddings; rerank, one per query and document pair) and model.",
+      labelNames: ["route", "model_name"],
       registers: [registry],
     });
     this.pooledTokens = new Counter({
       name: "pagoda_pooled_tokens_total",
-      help: "Tokens of the inputs embedded by the pooling context, by route.",
-      labelNames: ["route"],
+      help: "Tokens of the inputs embedded by a pooling context, by route and model.",
+      labelNames: ["route", "model_name"],
       registers: [registry],
     });
-    for (const route of POOLED_ROUTES) {
-      this.pooledInputs.labels(route).inc(0);
-      this.pooledTokens.labels(route).inc(0);
-    }
     this.toolParseFailures = new Counter({
       name: "pagoda_tool_parse_failures_total",
       help: "Choices whose tool call could not be read (usually cut by max_tokens); their text is returned as content.",
@@ -126,10 +122,18 @@ export class PagodaMetrics {
     this.toolRequests.labels(kind).inc();
   }
 
-  /** Inputs a route had the pooling context embed. */
-  observePooled(route: PooledRoute, numInputs: number, numTokens: number): void {
-    this.pooledInputs.labels(route).inc(numInputs);
-    this.pooledTokens.labels(route).inc(numTokens);
+  /** Starts the pooled counters of a model's routes at zero, so a rate over them exists before the first request. */
+  declarePooled(modelName: string, routes: readonly PooledRoute[] = POOLED_ROUTES): void {
+    for (const route of routes) {
+      this.pooledInputs.labels(route, modelName).inc(0);
+      this.pooledTokens.labels(route, modelName).inc(0);
+    }
+  }
+
+  /** Inputs a route had a model's pooling context embed. */
+  observePooled(route: PooledRoute, modelName: string, numInputs: number, numTokens: number): void {
+    this.pooledInputs.labels(route, modelName).inc(numInputs);
+    this.pooledTokens.labels(route, modelName).inc(numTokens);
   }
 
   /** One choice's output, read for calls. */

@@ -29,7 +29,10 @@ export class ServerMetrics {
 
   /** Registers the model's metrics once it is loaded; they read `source` at every scrape. */
   attach(source: MetricsSource): void {
-    if (this.model === null) this.model = new ModelMetrics(this.registry, source);
+    if (this.model !== null) return;
+    this.model = new ModelMetrics(this.registry, source);
+    this.pagoda.declarePooled(source.modelName);
+    for (const pooled of source.pooledModels) this.pagoda.declarePooled(pooled.modelName, [pooled.route]);
   }
 
   observeStep(stats: StepStats): void {
@@ -54,8 +57,8 @@ export class ServerMetrics {
     this.pagoda.observeToolRequest(kind);
   }
 
-  observePooled(route: PooledRoute, numInputs: number, numTokens: number): void {
-    this.pagoda.observePooled(route, numInputs, numTokens);
+  observePooled(route: PooledRoute, modelName: string, numInputs: number, numTokens: number): void {
+    this.pagoda.observePooled(route, modelName, numInputs, numTokens);
   }
 
   observeToolOutput(numCalls: number, isParseFailure: boolean): void {

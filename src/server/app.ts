@@ -145,6 +145,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   deps.serving.onReady((runtime) =>
     metrics.attach({
       modelName: runtime.modelId,
+      pooledModels: (runtime.pooledModels ?? []).map((served) => ({
+        modelName: served.modelId,
+        route: served.role === "rerank" ? "rerank" : "embeddings",
+      })),
       contextSize: runtime.engine.info.contextSize,
       numSequences: runtime.engine.info.numSequences,
       numKvCells: runtime.engine.info.kvCacheTokens,

@@ -1,13 +1,13 @@
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { ConstraintCompiler } from "../constrain/constraint-compiler.ts";
-import type { ServerEngine, TokenId } from "../engine/engine.ts";
+import type { PoolingEngine, TokenId } from "../engine/engine.ts";
 import type { ServerMetrics } from "../metrics/server-metrics.ts";
 import { RequestDeadline } from "./deadline.ts";
 import { PagodaError } from "./errors.ts";
 import { type ChoiceSpec, Generation } from "./generation.ts";
 import { NO_OUTPUT_CONSTRAINTS, type OutputConstraints } from "./output-constraints.ts";
 import type { RequestLimits } from "./request-limits.ts";
-import type { Runtime, ServingState } from "./serving-state.ts";
+import type { PooledModelRuntime, Runtime, ServingState } from "./serving-state.ts";
 import { onClientGone } from "./sse.ts";
 
 /** What every route plugin is registered with. */
@@ -61,16 +61,51 @@ export function startGeneration(
 /** The runtime serving `model`: 503 while not ready, 404 for a model this server does not serve. */
 export function requireModel(serving: ServingState, model: string | null | undefined): Runtime {
   const runtime = serving.requireRuntime();
-  if (model != null && model !== runtime.modelId) {
+  if (model == null || model === runtime.modelId) return runtime;
+  const pooled = runtime.pooledModels?.find((served) => served.modelId === model);
+  if (pooled !== undefined) {
+    const routes = pooled.role === "rerank" ? "/v1/rerank and /v1/score" : "/v1/embeddings";
     throw new PagodaError(
-      "PAGODA_ERR_MODEL_NOT_FOUND",
-      `The model \`${model}\` does not exist. This server serves \`${runtime.modelId}\`.`,
-      {
-        param: "model",
-      },
+      "PAGODA_ERR_UNSUPPORTED",
+      `The model \`${model}\` is served for ${routes} only; \`${runtime.modelId}\` generates.`,
+      { param: "model" },
     );
   }
-  return runtime;
+  throw modelNotFound(runtime, model);
+}
+
+/** A model that pools inputs, as the embedding and rerank routes use it. */
+export interface PoolingModel {
+  readonly modelId: string;
+  readonly engine: PoolingEngine;
+}
+
+/**
+ * The model an embedding or rerank request names: the generator or one served beside it. Without a name, the first
+ * model served for `role`, else the generator.
+ */
+export function requirePoolingModel(
+  serving: ServingState,
+  model: string | null | undefined,
+  role: PooledModelRuntime["role"],
+): PoolingModel {
+  const runtime = serving.requireRuntime();
+  const pooled = runtime.pooledModels ?? [];
+  if (model == null) return pooled.find((served) => served.role === role) ?? runtime;
+  if (model === runtime.modelId) return runtime;
+  const named = pooled.find((served) => served.modelId === model);
+  if (named === undefined) throw modelNotFound(runtime, model);
+  return named;
+}
+
+function modelNotFound(runtime: Runtime, model: string): PagodaError {
+  const ids = [runtime.modelId, ...(runtime.pooledModels ?? []).map((served) => served.modelId)];
+  const served = ids.map((id) => `\`${id}\``).join(", ");
+  return new PagodaError(
+    "PAGODA_ERR_MODEL_NOT_FOUND",
+    `The model \`${model}\` does not exist. This server serves ${served}.`,
+    { param: "model" },
+  );
 }
 
 /**
@@ -78,7 +113,7 @@ export function requireModel(serving: ServingState, model: string | null | undef
  * made them non-negative integers.
  */
 export function checkTokenIds(
-  engine: ServerEngine,
+  engine: PoolingEngine,
   tokens: readonly number[],
   param: string,
 ): asserts tokens is TokenId[] {

@@ -104,7 +104,7 @@ export const ChatCompletionRequestSchema = z.object({
 export type ChatCompletionRequest = z.infer<typeof ChatCompletionRequestSchema>;
 
 export const EmbeddingRequestSchema = z.object({
-  model: z.string().min(1),
+  model: z.string().min(1).nullish(),
   input: z.union([
     z.string(),
     z.array(z.string()).min(1),

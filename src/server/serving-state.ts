@@ -1,4 +1,4 @@
-import type { ServerEngine } from "../engine/engine.ts";
+import type { PoolingEngine, ServerEngine } from "../engine/engine.ts";
 import type { EngineLoop } from "../scheduler/engine-loop.ts";
 import { PagodaError } from "./errors.ts";
 import type { PlanSource } from "./routes/plan.ts";
@@ -15,11 +15,23 @@ export interface Runtime {
   readonly createdSeconds: number;
   /** The served file and context settings, for `GET /v1/plan`; absent when the model is not a file. */
   readonly planSource?: PlanSource | null;
+  /** Models served for embeddings or reranking only, beside the generator (`--embedding-model`, `--rerank-model`). */
+  readonly pooledModels?: readonly PooledModelRuntime[];
   /**
    * Releases the model and what the runtime holds beside it (a draft model); called at close, after the engine
    * loop stopped. Absent when there is nothing to release.
    */
   readonly dispose?: () => Promise<void>;
+}
+
+/** What a model served beside the generator offers the embedding and rerank routes. */
+export interface PooledModelRuntime {
+  /** The id clients pass as `model`. */
+  readonly modelId: string;
+  readonly createdSeconds: number;
+  /** "rerank" models answer /v1/rerank and /v1/score; "embedding" models answer /v1/embeddings. */
+  readonly role: "embedding" | "rerank";
+  readonly engine: PoolingEngine;
 }
 
 /**

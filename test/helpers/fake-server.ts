@@ -3,7 +3,7 @@ import { FakeEngine, type FakeEngineOptions } from "../../src/engine/fake-engine
 import { EngineLoop } from "../../src/scheduler/engine-loop.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
 import { type AppDeps, buildApp } from "../../src/server/app.ts";
-import { ServingState } from "../../src/server/serving-state.ts";
+import { type PooledModelRuntime, ServingState } from "../../src/server/serving-state.ts";
 
 export const FAKE_MODEL_ID = "fake-model";
 
@@ -14,9 +14,20 @@ export interface FakeServer {
   readonly serving: ServingState;
 }
 
+/** A fake model served beside the generator, as `--embedding-model` and `--rerank-model` serve real ones. */
+export interface FakePooledModel {
+  readonly modelId: string;
+  readonly role: PooledModelRuntime["role"];
+  readonly engineOptions?: FakeEngineOptions;
+}
+
 export async function startFakeServer(
   engineOptions: FakeEngineOptions = {},
-  appOptions: Partial<AppDeps> & { maxNumWaiting?: number; queueTimeoutMs?: number } = {},
+  appOptions: Partial<AppDeps> & {
+    maxNumWaiting?: number;
+    queueTimeoutMs?: number;
+    pooledModels?: readonly FakePooledModel[];
+  } = {},
 ): Promise<FakeServer> {
   const engine = new FakeEngine(engineOptions);
   const serving = new ServingState();
@@ -36,6 +47,12 @@ export async function startFakeServer(
     loop,
     modelId: FAKE_MODEL_ID,
     createdSeconds: 1_700_000_000,
+    pooledModels: (appOptions.pooledModels ?? []).map((pooled) => ({
+      modelId: pooled.modelId,
+      role: pooled.role,
+      createdSeconds: 1_700_000_000,
+      engine: new FakeEngine({ ...(pooled.role === "rerank" ? { pooling: "rank" } : {}), ...pooled.engineOptions }),
+    })),
     dispose: () => engine.dispose(),
   });
   loop.start();

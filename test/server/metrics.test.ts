@@ -179,6 +179,7 @@ test("cumulative KV and speculation counts reach vLLM's and llama-server's count
   const metrics = new ServerMetrics(registry);
   metrics.attach({
     modelName: "m",
+    pooledModels: [],
     contextSize: 64,
     numSequences: 2,
     numKvCells: 128,

@@ -89,13 +89,14 @@ test("/v1/score (vLLM) scores text_1 against each text_2 in input order", async 
   assert.equal(one.data.length, 1);
 });
 
+const bad = (status: number, code: string | null, param: string) => ({
+  status,
+  type: "invalid_request_error",
+  code,
+  param,
+});
+
 test("refusals: not a reranker, no documents, both documents and texts, unknown model", async () => {
-  const bad = (status: number, code: string | null, param: string) => ({
-    status,
-    type: "invalid_request_error",
-    code,
-    param,
-  });
   assertError(
     await postJson(generator.app, "/v1/rerank", { query: QUERY, documents: DOCUMENTS }),
     bad(400, "unsupported_parameter", "model"),
@@ -111,15 +112,22 @@ test("refusals: not a reranker, no documents, both documents and texts, unknown 
   );
 });
 
-test("pooled inputs and tokens are counted by route", async () => {
+test("pooled inputs are counted by route; a reranker gives no embeddings (400)", async () => {
   const before = await reranker.app.inject({ method: "GET", url: "/metrics" });
   const count = (text: string, route: string) =>
-    Number(new RegExp(`^pagoda_pooled_inputs_total\\{route="${route}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? "NaN");
+    Number(
+      new RegExp(`^pagoda_pooled_inputs_total\\{route="${route}",model_name="${FAKE_MODEL_ID}"\\} (\\d+)$`, "m").exec(
+        text,
+      )?.[1] ?? "NaN",
+    );
   okJson(await postJson(reranker.app, "/v1/rerank", { query: QUERY, documents: DOCUMENTS }));
-  okJson(await postJson(reranker.app, "/v1/embeddings", { model: FAKE_MODEL_ID, input: ["a", "b"] }));
+  assertError(
+    await postJson(reranker.app, "/v1/embeddings", { model: FAKE_MODEL_ID, input: ["a", "b"] }),
+    bad(400, "unsupported_parameter", "model"),
+  );
   const after = (await reranker.app.inject({ method: "GET", url: "/metrics" })).body;
   assert.equal(count(after, "rerank") - count(before.body, "rerank"), DOCUMENTS.length);
-  assert.equal(count(after, "embeddings") - count(before.body, "embeddings"), 2);
+  assert.equal(count(after, "embeddings") - count(before.body, "embeddings"), 0);
 });
 
 test("relevance is the sigmoid of one logit, the first label's softmax probability of several, or the probability given", () => {

@@ -2,15 +2,22 @@ import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { PagodaError } from "../errors.ts";
 import { embedPooled } from "../pooled-inputs.ts";
 import { checkPromptTokens, DEFAULT_REQUEST_LIMITS } from "../request-limits.ts";
-import { checkTokenIds, type RouteOptions, requireModel } from "../route-context.ts";
+import { checkTokenIds, type RouteOptions, requirePoolingModel } from "../route-context.ts";
 import { type EmbeddingRequest, EmbeddingRequestSchema } from "../schemas.ts";
 
 export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
   const limits = options.limits ?? DEFAULT_REQUEST_LIMITS;
   app.post("/v1/embeddings", { schema: { body: EmbeddingRequestSchema } }, async (request, reply) => {
     const body = request.body;
-    const runtime = requireModel(options.serving, body.model);
-    const engine = runtime.engine;
+    const served = requirePoolingModel(options.serving, body.model, "embedding");
+    const engine = served.engine;
+    if (engine.info.pooling === "rank") {
+      throw new PagodaError(
+        "PAGODA_ERR_UNSUPPORTED",
+        `The model \`${served.modelId}\` is a reranker: its output is a relevance score, not an embedding; use /v1/rerank`,
+        { param: "model" },
+      );
+    }
     if (body.dimensions != null && body.dimensions !== engine.info.embeddingSize) {
       throw new PagodaError(
         "PAGODA_ERR_UNSUPPORTED",
@@ -26,7 +33,7 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
       if (typeof input === "string") {
         if (input.length === 0)
           throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "Input must not be empty", { param: `input[${index}]` });
-        return engine.tokenize(input, { addBos: true });
+        return engine.embeddingInput(input);
       }
       checkTokenIds(engine, input, "input");
       return input;
@@ -42,7 +49,7 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
       }
     });
     const norm = body.embd_normalize ?? (body.normalize === false ? -1 : 2);
-    const embedded = await embedPooled(engine, tokenized, "embeddings", { request, reply, options });
+    const embedded = await embedPooled(served, tokenized, "embeddings", { request, reply, options });
     const results = embedded.map((result) => ({
       ...result,
       embedding: normalized(result.embedding, norm),
@@ -56,7 +63,7 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
         index,
         embedding: isBase64 ? toBase64(result.embedding) : result.embedding,
       })),
-      model: runtime.modelId,
+      model: served.modelId,
       usage: { prompt_tokens: numTokens, total_tokens: numTokens },
     };
   });

@@ -1,27 +1,30 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import { type RouteOptions, requireModel } from "../route-context.ts";
-import type { Runtime } from "../serving-state.ts";
+import type { PooledModelRuntime, Runtime } from "../serving-state.ts";
 
-function toModel(runtime: Runtime): Record<string, unknown> {
+/** A served model as OpenAI lists it, with vLLM's `max_model_len`. */
+function toModel(served: Runtime | PooledModelRuntime): Record<string, unknown> {
   return {
-    id: runtime.modelId,
+    id: served.modelId,
     object: "model",
-    created: runtime.createdSeconds,
+    created: served.createdSeconds,
     owned_by: "pagoda",
-    max_model_len: runtime.engine.info.contextSize,
+    max_model_len: served.engine.info.contextSize,
   };
 }
 
 export const modelsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, options) => {
   app.get("/v1/models", async () => {
     const runtime = options.serving.requireRuntime();
-    return { object: "list", data: [toModel(runtime)] };
+    return { object: "list", data: [runtime, ...(runtime.pooledModels ?? [])].map(toModel) };
   });
 
-  app.get("/v1/models/:model", { schema: { params: z.object({ model: z.string() }) } }, async (request) =>
-    toModel(requireModel(options.serving, request.params.model)),
-  );
+  app.get("/v1/models/:model", { schema: { params: z.object({ model: z.string() }) } }, async (request) => {
+    const runtime = options.serving.requireRuntime();
+    const pooled = runtime.pooledModels?.find((served) => served.modelId === request.params.model);
+    return toModel(pooled ?? requireModel(options.serving, request.params.model));
+  });
 
   // Readiness: 503 while the model loads and while the server drains, so balancers send new work elsewhere.
   app.get("/health", async (_request, reply) => {

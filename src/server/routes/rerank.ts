@@ -14,11 +14,11 @@ import { randomUUID } from "node:crypto";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
-import type { ServerEngine, TokenId } from "../../engine/engine.ts";
+import type { TokenId } from "../../engine/engine.ts";
 import { PagodaError } from "../errors.ts";
 import { embedPooled } from "../pooled-inputs.ts";
 import { checkPromptTokens, DEFAULT_REQUEST_LIMITS } from "../request-limits.ts";
-import { type RouteOptions, requireModel } from "../route-context.ts";
+import { type PoolingModel, type RouteOptions, requirePoolingModel } from "../route-context.ts";
 
 /** Cohere's limit on documents per request. */
 const MAX_DOCUMENTS = 1000;
@@ -71,36 +71,36 @@ export const rerankRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, opti
   });
   app.post("/v1/score", { schema: { body: ScoreRequestSchema } }, async (request, reply) => {
     const body = request.body;
-    const runtime = requireModel(options.serving, body.model);
+    const served = requirePoolingModel(options.serving, body.model, "rerank");
     const documents = typeof body.text_2 === "string" ? [body.text_2] : body.text_2;
-    const scored = await scorePairs(runtime.engine, body.text_1, documents, options, request, reply);
+    const scored = await scorePairs(served, body.text_1, documents, options, request, reply);
     const numTokens = scored.reduce((sum, item) => sum + item.numTokens, 0);
     return {
       id: `score-${randomUUID().replaceAll("-", "")}`,
       object: "list" as const,
-      model: runtime.modelId,
+      model: served.modelId,
       data: scored.map((item) => ({ index: item.index, object: "score" as const, score: item.score })),
       usage: { prompt_tokens: numTokens, total_tokens: numTokens },
     };
   });
 
   async function score(body: RerankRequest, request: FastifyRequest, reply: FastifyReply): Promise<Scored[]> {
-    const runtime = requireModel(options.serving, body.model);
+    const served = requirePoolingModel(options.serving, body.model, "rerank");
     if (body.documents !== undefined && body.texts !== undefined) {
       throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "send documents or texts, not both", { param: "texts" });
     }
     const texts = body.texts ?? (body.documents ?? []).map((item) => (typeof item === "string" ? item : item.text));
-    return scorePairs(runtime.engine, body.query, texts, options, request, reply);
+    return scorePairs(served, body.query, texts, options, request, reply);
   }
 
   function answer(body: RerankRequest, style: "v1" | "v2", scored: readonly Scored[]) {
-    const runtime = requireModel(options.serving, body.model);
+    const served = requirePoolingModel(options.serving, body.model, "rerank");
     const withDocuments = body.return_documents ?? style === "v1";
     const texts = (body.documents ?? []).map((item) => (typeof item === "string" ? item : item.text));
     const numTokens = scored.reduce((sum, item) => sum + item.numTokens, 0);
     return {
       id: randomUUID(),
-      model: runtime.modelId,
+      model: served.modelId,
       object: "list" as const,
       results: sortedTop(scored, body.top_n ?? null).map((item) => ({
         index: item.index,
@@ -114,13 +114,14 @@ export const rerankRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, opti
 };
 
 async function scorePairs(
-  engine: ServerEngine,
+  served: PoolingModel,
   query: string,
   documents: readonly string[],
   options: RouteOptions,
   request: FastifyRequest,
   reply: FastifyReply,
 ): Promise<Scored[]> {
+  const engine = served.engine;
   if (engine.info.pooling !== "rank") {
     throw new PagodaError(
       "PAGODA_ERR_UNSUPPORTED",
@@ -145,7 +146,7 @@ async function scorePairs(
     }
     return tokens;
   });
-  const outputs = await embedPooled(engine, inputs, "rerank", { request, reply, options });
+  const outputs = await embedPooled(served, inputs, "rerank", { request, reply, options });
   return outputs.map((output, index) => {
     const head = output.embedding;
     const raw = head[0] ?? Number.NaN;
