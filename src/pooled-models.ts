@@ -7,8 +7,8 @@ import path from "node:path";
 import type { FastifyBaseLogger } from "fastify";
 import type { Config } from "./config/config-schema.ts";
 import { LlamaPooledModel } from "./engine/llama-pooled-model.ts";
-import { type GgufModelInfo, readGgufModelInfo } from "./plan/gguf-model-info.ts";
-import { planMemory } from "./plan/memory-plan.ts";
+import { readGgufModelInfo } from "./plan/gguf-model-info.ts";
+import { embeddingKvLayout, pooledContextSize } from "./plan/pooled-plan.ts";
 import type { PooledModelRuntime } from "./server/serving-state.ts";
 
 /** One `--embedding-model` or `--rerank-model` entry. */
@@ -76,7 +76,7 @@ export async function loadPooledModels(
         flashAttention: config.flashAttn,
         kvLayout: embeddingKvLayout(
           info,
-          Math.min(contextSize, info?.contextLength ?? contextSize),
+          info === null ? contextSize : pooledContextSize(info, contextSize),
           config.embeddingParallel,
         ),
         ...(spec.role === "rerank" ? { pooling: "rank" as const } : {}),
@@ -106,32 +106,4 @@ export async function loadPooledModels(
 
 function roleName(role: PooledModelSpec["role"]): string {
   return role === "rerank" ? "a reranker" : "an embedding model";
-}
-
-/** A pooling context gets llama-server's slab per sequence when that costs at most this much KV memory. */
-const EMBEDDING_SLABS_MAX_BYTES = 256 * 1024 * 1024;
-
-/**
- * Slabs keep each input's attention to its own cells, which decides the speed of small models; a model whose slabs
- * would cost more than `EMBEDDING_SLABS_MAX_BYTES` (a 7B model's 32 × 2048 cells are gigabytes) shares one pool of a
- * batch's cells, where its matrix products dominate anyway.
- */
-export function embeddingKvLayout(
-  model: GgufModelInfo | null,
-  ctxSize: number,
-  numSequences: number,
-): "slabs" | "pool" {
-  if (model === null) return "pool";
-  try {
-    const { kvBytesPerToken } = planMemory(model, {
-      ctxSize,
-      parallel: 1,
-      batchSize: ctxSize,
-      kvType: "f16",
-      kvCacheTokens: null,
-    });
-    return kvBytesPerToken * ctxSize * numSequences <= EMBEDDING_SLABS_MAX_BYTES ? "slabs" : "pool";
-  } catch {
-    return "pool";
-  }
 }

@@ -18,7 +18,7 @@ export const SPEC_MODES = ["off", "ngram", "draft"] as const;
 export const POOLINGS = ["mean", "cls", "last", "rank"] as const;
 
 /** Inputs embedded in one decode by default, as llama-server is benchmarked (`--embeddings -np 32`). */
-const DEFAULT_EMBEDDING_PARALLEL = 32;
+export const DEFAULT_EMBEDDING_PARALLEL = 32;
 
 /** KV cache layouts accepted by `kvLayout`. */
 export const KV_LAYOUTS = ["shared", "slabs"] as const;

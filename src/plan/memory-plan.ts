@@ -64,6 +64,22 @@ export interface MemoryPlan {
   readonly warnings: readonly string[];
 }
 
+/**
+ * Encoder architectures llama.cpp creates no KV cache for (`llama_model::create_memory`): their attention runs over
+ * the batch alone.
+ */
+const CACHELESS_ARCHITECTURES: ReadonlySet<string> = new Set([
+  "bert",
+  "jina-bert-v2",
+  "jina-bert-v3",
+  "nomic-bert",
+  "nomic-bert-moe",
+  "neo-bert",
+  "eurobert",
+  "modern-bert",
+  "gemma-embedding",
+]);
+
 /** Logits are F32 rows. */
 const F32_BYTES = ggmlTypeByName("F32").bytesPerBlock;
 
@@ -219,7 +235,10 @@ export function planMemory(model: GgufModelInfo, options: PlanOptions): MemoryPl
   const warnings: string[] = [];
   const layout = resolveContextLayout(model, options);
   const kvType = ggmlTypeByName(options.kvType);
-  const costs = kvCosts(model, layout, kvType, warnings);
+  const isCacheless = CACHELESS_ARCHITECTURES.has(model.architecture);
+  const costs = isCacheless
+    ? { fullBytesPerToken: 0, swaBytesPerToken: 0, transposedValueWidth: 0 }
+    : kvCosts(model, layout, kvType, warnings);
   const kvBytes =
     layout.numKvStreams *
     (layout.kvCellsPerStream * costs.fullBytesPerToken + layout.swaKvCellsPerStream * costs.swaBytesPerToken);
@@ -252,8 +271,10 @@ export function planMemory(model: GgufModelInfo, options: PlanOptions): MemoryPl
     numExpertParameters,
     kvBytesPerToken: costs.fullBytesPerToken,
     swaKvBytesPerToken: costs.swaBytesPerToken,
-    numKvCells:
-      layout.numKvStreams * (layout.kvCellsPerStream + (model.slidingWindow === null ? 0 : layout.swaKvCellsPerStream)),
+    numKvCells: isCacheless
+      ? 0
+      : layout.numKvStreams *
+        (layout.kvCellsPerStream + (model.slidingWindow === null ? 0 : layout.swaKvCellsPerStream)),
     kvBytes,
     outputBytes,
     outputMaxBytes,

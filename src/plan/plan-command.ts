@@ -1,9 +1,10 @@
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
-import { FLASH_ATTENTION_MODES, KV_LAYOUTS } from "../config/config-schema.ts";
-import { formatMemoryPlan, memoryPlanToJson } from "./format-plan.ts";
+import { DEFAULT_EMBEDDING_PARALLEL, FLASH_ATTENTION_MODES, KV_LAYOUTS } from "../config/config-schema.ts";
+import { formatBytes, formatMemoryPlan, memoryPlanToJson } from "./format-plan.ts";
 import { type GgufModelInfo, readGgufModelInfo } from "./gguf-model-info.ts";
 import { KV_CACHE_TYPES, type MemoryPlan, type PlanOptions, planMemory } from "./memory-plan.ts";
+import { planPooledModel } from "./pooled-plan.ts";
 import { SERVER_CONTEXT_DEFAULTS, serverPlanOptions } from "./server-plan-options.ts";
 
 /** Where the command writes; the process streams unless a test passes its own. */
@@ -30,6 +31,9 @@ options:
   --ubatch-size N       tokens per micro-batch (default: the batch size)
   --flash-attn MODE     ${FLASH_ATTENTION_MODES.join(", ")} (default ${D.flashAttn}: on for the shared pool and for quantized KV
                         caches, off for f16/f32 slabs, as the server on CPU)
+  --embedding-model F   plan an embedding model served beside this one too (repeatable; NAME=F as the server)
+  --rerank-model F      plan a reranker served beside this one too (repeatable)
+  --embedding-parallel N  inputs per decode of each pooling context (default ${DEFAULT_EMBEDDING_PARALLEL})
   --json                print the plan as JSON
   -h, --help            show this help
 `;
@@ -60,9 +64,22 @@ function choice<Choice extends string>(
   return value as Choice;
 }
 
+/** A model to plan beside the generator, as the server would serve it. */
+interface PooledEntry {
+  readonly role: "embedding" | "rerank";
+  readonly modelPath: string;
+}
+
 type ParsedCommand =
   | { readonly isHelp: true }
-  | { readonly isHelp: false; readonly modelPath: string; readonly options: PlanOptions; readonly isJson: boolean };
+  | {
+      readonly isHelp: false;
+      readonly modelPath: string;
+      readonly options: PlanOptions;
+      readonly pooled: readonly PooledEntry[];
+      readonly embeddingParallel: number;
+      readonly isJson: boolean;
+    };
 
 const PLAN_FLAGS = {
   "ctx-size": { type: "string" },
@@ -73,6 +90,9 @@ const PLAN_FLAGS = {
   "batch-size": { type: "string" },
   "ubatch-size": { type: "string" },
   "flash-attn": { type: "string" },
+  "embedding-model": { type: "string", multiple: true },
+  "rerank-model": { type: "string", multiple: true },
+  "embedding-parallel": { type: "string" },
   json: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
@@ -108,7 +128,21 @@ function parseCommand(argv: string[]): ParsedCommand {
     flashAttn: choice("flash-attn", values["flash-attn"], FLASH_ATTENTION_MODES, D.flashAttn),
     ...(ubatchSize === undefined ? {} : { ubatchSize }),
   });
-  return { isHelp: false, modelPath: positionals[0]!, options, isJson: values.json };
+  // NAME=PATH as the server takes it; only the path matters here.
+  const pathOf = (entry: string): string => /^[^=/\\]+=(.+)$/.exec(entry)?.[1] ?? entry;
+  const pooled: PooledEntry[] = [
+    ...(values["embedding-model"] ?? []).map((entry) => ({ role: "embedding" as const, modelPath: pathOf(entry) })),
+    ...(values["rerank-model"] ?? []).map((entry) => ({ role: "rerank" as const, modelPath: pathOf(entry) })),
+  ];
+  return {
+    isHelp: false,
+    modelPath: positionals[0]!,
+    options,
+    pooled,
+    embeddingParallel:
+      positiveInteger("embedding-parallel", values["embedding-parallel"]) ?? DEFAULT_EMBEDDING_PARALLEL,
+    isJson: values.json,
+  };
 }
 
 /**
@@ -129,28 +163,62 @@ export async function runPlanCommand(argv: string[], io: PlanCommandIo = process
     return 0;
   }
 
-  let model: GgufModelInfo;
-  try {
-    model = await readGgufModelInfo(command.modelPath);
-  } catch (error) {
-    io.stderr.write(
-      `pagoda plan: cannot read ${command.modelPath}: ${error instanceof Error ? error.message : String(error)}\n`,
-    );
-    return 1;
+  const models: GgufModelInfo[] = [];
+  for (const modelPath of [command.modelPath, ...command.pooled.map((entry) => entry.modelPath)]) {
+    try {
+      models.push(await readGgufModelInfo(modelPath));
+    } catch (error) {
+      io.stderr.write(
+        `pagoda plan: cannot read ${modelPath}: ${error instanceof Error ? error.message : String(error)}\n`,
+      );
+      return 1;
+    }
   }
-  let plan: MemoryPlan;
+  let plans: MemoryPlan[];
   try {
-    plan = planMemory(model, command.options);
+    plans = models.map((model, index) =>
+      index === 0
+        ? planMemory(model, command.options)
+        : planPooledModel(model, { ctxSize: command.options.ctxSize, numSequences: command.embeddingParallel }),
+    );
   } catch (error) {
     // planMemory throws RangeError only for options this model cannot be served with.
     if (!(error instanceof RangeError)) throw error;
     io.stderr.write(`pagoda plan: ${error.message}\n`);
     return 2;
   }
-  io.stdout.write(
-    command.isJson
-      ? `${JSON.stringify(memoryPlanToJson(plan), null, 2)}\n`
-      : formatMemoryPlan(plan, basename(command.modelPath)),
-  );
+  io.stdout.write(command.isJson ? planJson(command, plans) : planText(command, plans));
   return 0;
+}
+
+/** The generator's plan as before; with pooled models, theirs beside it and the process's total. */
+function planJson(command: Extract<ParsedCommand, { isHelp: false }>, plans: readonly MemoryPlan[]): string {
+  const [main, ...pooled] = plans as [MemoryPlan, ...MemoryPlan[]];
+  const json: Record<string, unknown> = memoryPlanToJson(main);
+  if (pooled.length > 0) {
+    json.pooled_models = pooled.map((plan, index) => ({
+      model_path: command.pooled[index]!.modelPath,
+      role: command.pooled[index]!.role,
+      ...memoryPlanToJson(plan),
+    }));
+    json.process_total_bytes = plans.reduce((sum, plan) => sum + plan.totalBytes, 0);
+    json.process_total_max_bytes = plans.reduce((sum, plan) => sum + plan.totalMaxBytes, 0);
+  }
+  return `${JSON.stringify(json, null, 2)}\n`;
+}
+
+function planText(command: Extract<ParsedCommand, { isHelp: false }>, plans: readonly MemoryPlan[]): string {
+  const [main, ...pooled] = plans as [MemoryPlan, ...MemoryPlan[]];
+  const parts = [formatMemoryPlan(main, basename(command.modelPath))];
+  pooled.forEach((plan, index) => {
+    const entry = command.pooled[index]!;
+    parts.push(formatMemoryPlan(plan, `${basename(entry.modelPath)}, served beside it (--${entry.role}-model)`));
+  });
+  if (pooled.length > 0) {
+    const total = plans.reduce((sum, plan) => sum + plan.totalMaxBytes, 0);
+    parts.push(
+      `all ${plans.length} models in one process: ${formatBytes(total)} (${total.toLocaleString("en-US")} bytes)\n`,
+    );
+  }
+  return parts.join("\n");
 }

@@ -3,17 +3,20 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
+import { writeSyntheticLlama, writeSyntheticModel } from "../../src/gguf/synthetic-model.ts";
 import { runPlanCommand } from "../../src/plan/plan-command.ts";
 
 let dir: string;
 let modelPath: string;
+let bertPath: string;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "pagoda-plan-command-"));
   modelPath = join(dir, "tiny.gguf");
   // vocab 512, dim 128, 2 layers, 4 heads / 2 KV heads of 32: 2 layers × (K + V) × 64 values × 2 B = 512 KV bytes per token.
   await writeSyntheticLlama(modelPath, { vocabSize: 512, embeddingLength: 128, blockCount: 2, feedForwardLength: 128 });
+  bertPath = join(dir, "encoder.gguf");
+  await writeSyntheticModel(bertPath, { architecture: "bert", pooling: "mean", contextLength: 512 });
 });
 
 after(async () => {
@@ -156,4 +159,35 @@ test("--help prints the usage and exits with code 0", async () => {
   const { code, stdout } = await run(["--help"]);
   assert.equal(code, 0);
   assert.match(stdout, /^usage: pagoda plan <model\.gguf>/);
+});
+
+test("models served beside the generator are planned with their pooling context, and the process total sums all", async () => {
+  const { code, stdout, stderr } = await run([
+    modelPath,
+    "--embedding-model",
+    bertPath,
+    "--rerank-model",
+    `named=${modelPath}`,
+    "--embedding-parallel",
+    "4",
+    "--json",
+  ]);
+  assert.equal(code, 0, stderr);
+  const plan = JSON.parse(stdout);
+  const [encoder, reranker] = plan.pooled_models;
+  assert.deepEqual(
+    [encoder.role, encoder.model_path, reranker.role, reranker.model_path],
+    ["embedding", bertPath, "rerank", modelPath],
+  );
+  // llama.cpp gives a BERT encoder no KV cache; the context is its training context (512), 4 inputs per decode.
+  assert.equal(encoder.architecture, "bert");
+  assert.equal(encoder.kv_bytes, 0);
+  assert.equal(encoder.context.num_sequences, 4);
+  assert.equal(encoder.context.batch_size, 512);
+  // A decoder pooled as a reranker keeps its KV: 4 slabs of the server's 2,048-token context.
+  assert.equal(reranker.kv_bytes, 4 * 2048 * 512);
+  assert.equal(plan.process_total_max_bytes, plan.total_max_bytes + encoder.total_max_bytes + reranker.total_max_bytes);
+  const text = await run([modelPath, "--embedding-model", bertPath]);
+  assert.match(text.stdout, /encoder\.gguf, served beside it \(--embedding-model\) \(bert\)/);
+  assert.match(text.stdout, /all 2 models in one process: /);
 });
