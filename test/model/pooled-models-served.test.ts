@@ -102,6 +102,11 @@ test("the embedding model embeds through the openai client as it does served alo
   const input = embedder.embeddingInput(DOCUMENTS[0] ?? "");
   assert.deepEqual(input.slice(1, -1), words);
   assert.notEqual(input.at(0), input.at(-1), "opened by CLS, closed by SEP");
+  // Matryoshka truncation through the client: the first 32 values, normalised after.
+  const short = await stack.client.embeddings.create({ model: "tiny-bert", input: DOCUMENTS[0] ?? "", dimensions: 32 });
+  const shortVector = short.data[0]?.embedding ?? [];
+  assert.equal(shortVector.length, 32);
+  assert.ok(Math.abs(Math.hypot(...shortVector) - 1) < 1e-6);
   // The generator still embeds when named.
   const own = await stack.client.embeddings.create({ model: STORIES_ID, input: "hello" });
   assert.equal(own.data[0]?.embedding.length, stack.runtime.engine.info.embeddingSize);

@@ -109,10 +109,17 @@ test("token inputs are embedded verbatim: a token array equals the same text, an
   assert.deepEqual(nested.usage, { prompt_tokens: 8, total_tokens: 8 }, "no BOS is added to token inputs");
 });
 
-test("dimensions equal to the model's size is accepted and any other size is refused", async () => {
-  const body = await embed({ input: "hello", dimensions: 8 });
-  assert.equal(body.data[0].embedding.length, 8);
-  assertError(await postJson(app, "/v1/embeddings", { model: MODEL, input: "hello", dimensions: 4 }), {
+test("dimensions shortens a vector to its first values, normalised after (Matryoshka); more than the model has is refused", async () => {
+  const full = await embed({ input: "hello", normalize: false });
+  assert.equal((await embed({ input: "hello", dimensions: 8 })).data[0].embedding.length, 8);
+  const short: number[] = (await embed({ input: "hello", dimensions: 4 })).data[0].embedding;
+  const head: number[] = full.data[0].embedding.slice(0, 4);
+  const norm = Math.hypot(...head);
+  assert.deepEqual(
+    short.map((value) => value.toFixed(12)),
+    head.map((value) => (value / norm).toFixed(12)),
+  );
+  assertError(await postJson(app, "/v1/embeddings", { model: MODEL, input: "hello", dimensions: 9 }), {
     status: 400,
     type: "invalid_request_error",
     code: "unsupported_parameter",

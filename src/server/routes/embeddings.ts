@@ -18,15 +18,15 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
         { param: "model" },
       );
     }
-    if (body.dimensions != null && body.dimensions !== engine.info.embeddingSize) {
+    if (body.dimensions != null && body.dimensions > engine.info.embeddingSize) {
       throw new PagodaError(
         "PAGODA_ERR_UNSUPPORTED",
-        `This model's embeddings have ${engine.info.embeddingSize} dimensions; other sizes are not supported`,
-        {
-          param: "dimensions",
-        },
+        `This model's embeddings have ${engine.info.embeddingSize} dimensions; dimensions can only shorten them`,
+        { param: "dimensions" },
       );
     }
+    // Matryoshka truncation as OpenAI's text-embedding-3 and vLLM do it: the first dimensions, normalised after.
+    const size = body.dimensions ?? engine.info.embeddingSize;
     const inputs = toInputs(body.input);
     const limit = Math.min(engine.info.contextSize, engine.info.trainContextSize);
     const tokenized = inputs.map((input, index) => {
@@ -52,7 +52,7 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
     const embedded = await embedPooled(served, tokenized, "embeddings", { request, reply, options });
     const results = embedded.map((result) => ({
       ...result,
-      embedding: normalized(result.embedding, norm),
+      embedding: normalized(result.embedding.slice(0, size), norm),
     }));
     const isBase64 = body.encoding_format === "base64";
     const numTokens = results.reduce((sum, result) => sum + result.numTokens, 0);
