@@ -49,6 +49,11 @@ export class EmbeddingBatcher {
   /** Decodes run, for tests and metrics. */
   numDecodes = 0;
 
+  /** Inputs waiting for a decode: the embedding queue's length. */
+  get numWaiting(): number {
+    return this.waiting.length;
+  }
+
   constructor(context: PoolingContext, options: EmbeddingBatcherOptions) {
     if (options.maxSequences < 1 || options.maxBatchTokens < 1) throw new RangeError("an empty batch cannot embed");
     this.context = context;

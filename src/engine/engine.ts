@@ -251,6 +251,8 @@ export interface PoolingEngine extends Tokenizer {
    * embedded and rejects with the signal's reason.
    */
   embed(inputs: readonly (readonly TokenId[])[], signal?: AbortSignal): Promise<EmbeddingResult[]>;
+  /** Inputs waiting for a decode of the pooling context, for the metrics. */
+  numWaitingInputs(): number;
 }
 
 /** What the HTTP routes use of a model: its facts, its tokenizer, its chat template and embeddings; never a step. */

@@ -271,6 +271,13 @@ export class FakeEngine implements Engine {
     }
   }
 
+  /** The fake embeds at once and queues nothing; tests set this to stand for a queue. */
+  waitingInputs = 0;
+
+  numWaitingInputs(): number {
+    return this.waitingInputs;
+  }
+
   async embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]> {
     return inputs.map((tokens) => {
       const embedding = Array.from(

@@ -32,6 +32,8 @@ export class LlamaEmbedder {
   private readonly internals: LlamaInternals;
   private readonly options: LlamaEmbedderOptions;
   private backend: Promise<Backend> | null = null;
+  /** The batcher of the batched backend once it is open, for the queue's length. */
+  private batcher: EmbeddingBatcher | null = null;
   /** Orders the stock context's calls; the batcher orders its own. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -58,9 +60,15 @@ export class LlamaEmbedder {
     return run;
   }
 
+  /** Inputs waiting for a decode; the stock backend keeps no queue of its own. */
+  numWaitingInputs(): number {
+    return this.batcher?.numWaiting ?? 0;
+  }
+
   async dispose(): Promise<void> {
     const backend = this.backend;
     this.backend = null;
+    this.batcher = null;
     // A context that failed to be created holds nothing; the embed call that awaited it got the failure.
     if (backend !== null)
       await backend.then(
@@ -98,6 +106,7 @@ export class LlamaEmbedder {
         maxBatchTokens: options.contextSize,
         maxWaitingInputs: options.maxWaitingInputs,
       });
+      this.batcher = batcher;
       return { kind: "batched", context: pooling, batcher };
     }
     const context = await this.model.createEmbeddingContext({

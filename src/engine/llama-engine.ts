@@ -201,6 +201,10 @@ export class LlamaEngine implements Engine {
     return this.embedder.embed(inputs, signal);
   }
 
+  numWaitingInputs(): number {
+    return this.embedder.numWaitingInputs();
+  }
+
   async dispose(): Promise<void> {
     if (this.isDisposed) return;
     this.isDisposed = true;

@@ -107,6 +107,10 @@ export class LlamaPooledModel implements PoolingEngine {
     return this.embedder.embed(inputs, signal);
   }
 
+  numWaitingInputs(): number {
+    return this.embedder.numWaitingInputs();
+  }
+
   /** Frees the pooling context, then the model, even when the context's release fails. */
   async dispose(): Promise<void> {
     try {

@@ -4,7 +4,9 @@ import type { PooledRoute } from "./pagoda-metrics.ts";
 export interface MetricsSource {
   readonly modelName: string;
   /** The models served beside the generator, each for the one route it answers. */
-  readonly pooledModels: readonly { readonly modelName: string; readonly route: PooledRoute }[];
+  readonly pooledModels: readonly PooledModelSource[];
+  /** Inputs waiting for the generator's own pooling context. */
+  numWaitingPooledInputs(): number;
   readonly contextSize: number;
   readonly numSequences: number;
   /** KV cells the engine reserved. */
@@ -20,4 +22,12 @@ export interface MetricsSource {
   kvUsage(): number;
   /** KV blocks held by requests, and free blocks still holding a cached prefix. */
   kvBlocks(): { readonly used: number; readonly cached: number };
+}
+
+/** A model served beside the generator, as its metrics read it. */
+export interface PooledModelSource {
+  readonly modelName: string;
+  readonly route: PooledRoute;
+  /** Inputs waiting for a decode of its pooling context. */
+  numWaitingInputs(): number;
 }

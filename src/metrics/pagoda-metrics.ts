@@ -2,7 +2,7 @@
  * pagoda's own server-level counters under `pagoda_`: HTTP responses, refusals before the engine, engine faults
  * and request timeouts. They exist before a model is loaded.
  */
-import { Counter, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { CONSTRAINT_KINDS, type ConstraintKind } from "../constrain/constraint-spec.ts";
 
 /** Grammar compile times span a cached-size JSON schema (0.1 ms) to the compile limits (seconds). */
@@ -32,6 +32,7 @@ export class PagodaMetrics {
   private readonly toolParseFailures: Counter;
   private readonly pooledInputs: Counter<"route" | "model_name">;
   private readonly pooledTokens: Counter<"route" | "model_name">;
+  private readonly pooledQueues = new Map<string, () => number>();
 
   constructor(registry: Registry) {
     this.http = new Counter({
@@ -95,6 +96,16 @@ export class PagodaMetrics {
       labelNames: ["route", "model_name"],
       registers: [registry],
     });
+    const pooledQueues = this.pooledQueues;
+    new Gauge({
+      name: "pagoda_pooled_inputs_waiting",
+      help: "Embedding and rerank inputs waiting for a decode of a model's pooling context (its queue), by model.",
+      labelNames: ["model_name"],
+      registers: [registry],
+      collect() {
+        for (const [modelName, numWaiting] of pooledQueues) this.labels(modelName).set(numWaiting());
+      },
+    });
     this.toolParseFailures = new Counter({
       name: "pagoda_tool_parse_failures_total",
       help: "Choices whose tool call could not be read (usually cut by max_tokens); their text is returned as content.",
@@ -122,8 +133,12 @@ export class PagodaMetrics {
     this.toolRequests.labels(kind).inc();
   }
 
-  /** Starts the pooled counters of a model's routes at zero, so a rate over them exists before the first request. */
-  declarePooled(modelName: string, routes: readonly PooledRoute[] = POOLED_ROUTES): void {
+  /**
+   * Starts the pooled counters of a model's routes at zero, so a rate over them exists before the first request, and
+   * reads its queue's length at every scrape.
+   */
+  declarePooled(modelName: string, numWaiting: () => number, routes: readonly PooledRoute[] = POOLED_ROUTES): void {
+    this.pooledQueues.set(modelName, numWaiting);
     for (const route of routes) {
       this.pooledInputs.labels(route, modelName).inc(0);
       this.pooledTokens.labels(route, modelName).inc(0);

@@ -31,8 +31,9 @@ export class ServerMetrics {
   attach(source: MetricsSource): void {
     if (this.model !== null) return;
     this.model = new ModelMetrics(this.registry, source);
-    this.pagoda.declarePooled(source.modelName);
-    for (const pooled of source.pooledModels) this.pagoda.declarePooled(pooled.modelName, [pooled.route]);
+    this.pagoda.declarePooled(source.modelName, () => source.numWaitingPooledInputs());
+    for (const pooled of source.pooledModels)
+      this.pagoda.declarePooled(pooled.modelName, () => pooled.numWaitingInputs(), [pooled.route]);
   }
 
   observeStep(stats: StepStats): void {

@@ -148,7 +148,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       pooledModels: (runtime.pooledModels ?? []).map((served) => ({
         modelName: served.modelId,
         route: served.role === "rerank" ? "rerank" : "embeddings",
+        numWaitingInputs: () => served.engine.numWaitingInputs(),
       })),
+      numWaitingPooledInputs: () => runtime.engine.numWaitingInputs(),
       contextSize: runtime.engine.info.contextSize,
       numSequences: runtime.engine.info.numSequences,
       numKvCells: runtime.engine.info.kvCacheTokens,

@@ -180,6 +180,7 @@ test("cumulative KV and speculation counts reach vLLM's and llama-server's count
   metrics.attach({
     modelName: "m",
     pooledModels: [],
+    numWaitingPooledInputs: () => 0,
     contextSize: 64,
     numSequences: 2,
     numKvCells: 128,

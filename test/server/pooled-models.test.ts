@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
+import { FakeEngine } from "../../src/engine/fake-engine.ts";
 import { FAKE_MODEL_ID, type FakeServer, startFakeServer } from "../helpers/fake-server.ts";
 import { assertError, okJson, postJson } from "./support.ts";
 
@@ -96,4 +97,19 @@ test("pooled inputs are counted under each model's name, from zero for the route
   assert.equal(count(after, "embeddings", EMBEDDER) - count(before, "embeddings", EMBEDDER), 3);
   assert.equal(count(after, "rerank", RERANKER) - count(before, "rerank", RERANKER), DOCUMENTS.length);
   assert.equal(count(after, "embeddings", FAKE_MODEL_ID), count(before, "embeddings", FAKE_MODEL_ID));
+});
+
+test("each model's embedding queue is a gauge, read at every scrape", async () => {
+  const queues = [server.engine, ...(server.serving.runtime?.pooledModels ?? []).map((served) => served.engine)];
+  queues.forEach((engine, index) => {
+    assert.ok(engine instanceof FakeEngine);
+    engine.waitingInputs = 10 * (index + 1);
+  });
+  const text = (await server.app.inject({ method: "GET", url: "/metrics" })).body;
+  for (const [model, waiting] of [
+    [FAKE_MODEL_ID, 10],
+    [EMBEDDER, 20],
+    [RERANKER, 30],
+  ] as const)
+    assert.match(text, new RegExp(`^pagoda_pooled_inputs_waiting\\{model_name="${model}"\\} ${waiting}$`, "m"));
 });

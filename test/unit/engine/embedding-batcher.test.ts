@@ -42,6 +42,7 @@ test("inputs of concurrent requests share decodes, in arrival order, within sequ
   // Queued while the first decode runs: packed together into the next ones.
   const second = batcher.embed([tokens(2, 2), tokens(3)]);
   const third = batcher.embed([tokens(4, 4, 4), tokens(5), tokens(6)]);
+  assert.equal(batcher.numWaiting, 5, "the first decode took its input; five wait");
   release();
   assert.deepEqual(
     (await first).map((result) => result.embedding),
@@ -60,6 +61,7 @@ test("inputs of concurrent requests share decodes, in arrival order, within sequ
   );
   assert.deepEqual(pooling.decodes, [[tokens(1)], [tokens(2, 2), tokens(3), tokens(4, 4, 4)], [tokens(5), tokens(6)]]);
   assert.equal(batcher.numDecodes, 3);
+  assert.equal(batcher.numWaiting, 0);
 });
 
 test("a failed decode fails the requests in it, and the next requests are served", async () => {
