@@ -51,6 +51,8 @@ export interface FakeEngineOptions {
   readonly eosAfter?: number;
   /** Awaited before every step; lets a test hold the loop at a known point. */
   readonly beforeStep?: (stepIndex: number) => Promise<void>;
+  /** Awaited before each `embed` computes, so a test can hold an embedding request; an abort ends the wait. */
+  readonly beforeEmbed?: () => Promise<void>;
   /** The tool-call syntax its "template" claims. Defaults to null. */
   readonly toolSyntax?: ChatToolSyntax | null;
   /** Its embeddings' pooling; "rank" makes it a reranker. Defaults to "last". */
@@ -278,7 +280,19 @@ export class FakeEngine implements Engine {
     return this.waitingInputs;
   }
 
-  async embed(inputs: readonly (readonly TokenId[])[]): Promise<EmbeddingResult[]> {
+  async embed(inputs: readonly (readonly TokenId[])[], signal?: AbortSignal): Promise<EmbeddingResult[]> {
+    const hold = this.options.beforeEmbed;
+    if (hold !== undefined) {
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = () => reject(signal?.reason);
+        if (signal?.aborted === true) return onAbort();
+        signal?.addEventListener("abort", onAbort, { once: true });
+        hold().then(() => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        }, reject);
+      });
+    }
     return inputs.map((tokens) => {
       const embedding = Array.from(
         { length: this.info.embeddingSize },

@@ -13,6 +13,7 @@ import { trackConnections } from "./connection-tracker.ts";
 import { clientErrorHandler, installErrorHandlers } from "./error-handler.ts";
 import { PagodaError } from "./errors.ts";
 import type { Generation } from "./generation.ts";
+import { PooledRequests } from "./pooled-requests.ts";
 import { registerRateLimit } from "./rate-limit.ts";
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "./request-limits.ts";
 import type { RouteOptions } from "./route-context.ts";
@@ -233,6 +234,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   let ordinal = 0;
+  const pooledRequests = new PooledRequests();
   const routeOptions: RouteOptions = {
     serving: deps.serving,
     serverSeed: deps.serverSeed ?? null,
@@ -241,6 +243,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     constraints: new ConstraintCompiler(),
     limits: deps.limits ?? DEFAULT_REQUEST_LIMITS,
     requestTimeoutMs: deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    pooledRequests,
   };
   app.get(METRICS_ROUTE, async (_request, reply) =>
     reply.header("content-type", registry.contentType).send(await registry.metrics()),
@@ -264,8 +267,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(rerankRoute, routeOptions);
   }
 
-  // New requests get 503 from here on; running ones may finish within the grace period, then the rest fail with
-  // 503 (an error frame on streams), which also ends every open SSE stream before the server closes.
+  // New requests get 503 from here on; running ones (generations, embeddings and reranks) may finish within the
+  // grace period, then the rest fail with 503 (an error frame on streams), which also ends every open SSE stream
+  // before the server closes.
   // Probes and requests that arrive during the drain are answered (503 for readiness and new work, 200 for
   // liveness); Fastify closes the listener only once this hook has returned.
   app.addHook("preClose", async () => {
@@ -281,15 +285,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       timer = setTimeout(resolve, shutdownGraceMs);
     });
     try {
-      await Promise.race([loop.drained(), grace]);
+      await Promise.race([Promise.all([loop.drained(), pooledRequests.drained()]), grace]);
     } finally {
       clearTimeout(timer);
     }
-    await loop.stop(
-      new PagodaError("PAGODA_ERR_UNAVAILABLE", "The server shut down before this generation finished", {
+    const unfinished = (what: string) =>
+      new PagodaError("PAGODA_ERR_UNAVAILABLE", `The server shut down before this ${what} finished`, {
         retryAfterSeconds: 5,
-      }),
-    );
+      });
+    pooledRequests.abortAll(unfinished("request"));
+    await loop.stop(unfinished("generation"));
+    // An aborted request answers as soon as its engine lets go of it; one stuck in a native decode is left to the
+    // final-write window below rather than holding the close.
+    await Promise.race([
+      pooledRequests.drained(),
+      new Promise((resolve) => setTimeout(resolve, FINAL_WRITE_MS).unref()),
+    ]);
     connections.closeUnused();
     // Every response has its last frame now. A client that stopped reading would keep its socket busy (and the
     // close waiting) until the request deadline; past a short final-write window its connection is cut.

@@ -1,6 +1,7 @@
 /**
  * What the embedding and rerank routes share: their inputs go to the engine's pooling context, stop waiting when
- * the client goes away, are refused with a 429 when its queue is full, and are counted by route.
+ * the client goes away, are refused with a 429 when its queue is full, are counted by route, and are tracked so a
+ * closing server lets them finish.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { EmbeddingQueueFullError } from "../engine/embedding-batcher.ts";
@@ -19,17 +20,21 @@ export async function embedPooled(
   route: PooledRoute,
   context: { readonly request: FastifyRequest; readonly reply: FastifyReply; readonly options: RouteOptions },
 ): Promise<EmbeddingResult[]> {
-  const aborted = new AbortController();
+  const pooledRequests = context.options.pooledRequests;
+  const aborted = pooledRequests?.start() ?? new AbortController();
   onClientGone(context.request, context.reply, () => aborted.abort(new Error("the client went away")));
-  const results = await served.engine.embed(inputs, aborted.signal).catch((error: unknown) => {
-    if (error instanceof EmbeddingQueueFullError) {
-      throw new PagodaError("PAGODA_ERR_QUEUE_FULL", `The server is at capacity for ${route}; retry later`, {
-        retryAfterSeconds: QUEUE_FULL_RETRY_AFTER_SECONDS,
-        cause: error,
-      });
-    }
-    throw error;
-  });
+  const results = await served.engine
+    .embed(inputs, aborted.signal)
+    .catch((error: unknown) => {
+      if (error instanceof EmbeddingQueueFullError) {
+        throw new PagodaError("PAGODA_ERR_QUEUE_FULL", `The server is at capacity for ${route}; retry later`, {
+          retryAfterSeconds: QUEUE_FULL_RETRY_AFTER_SECONDS,
+          cause: error,
+        });
+      }
+      throw error;
+    })
+    .finally(() => pooledRequests?.finish(aborted));
   const numTokens = results.reduce((sum, result) => sum + result.numTokens, 0);
   context.options.metrics.observePooled(route, served.modelId, results.length, numTokens);
   return results;

@@ -6,6 +6,7 @@ import { RequestDeadline } from "./deadline.ts";
 import { PagodaError } from "./errors.ts";
 import { type ChoiceSpec, Generation } from "./generation.ts";
 import { NO_OUTPUT_CONSTRAINTS, type OutputConstraints } from "./output-constraints.ts";
+import type { PooledRequests } from "./pooled-requests.ts";
 import type { RequestLimits } from "./request-limits.ts";
 import type { PooledModelRuntime, Runtime, ServingState } from "./serving-state.ts";
 import { onClientGone } from "./sse.ts";
@@ -24,6 +25,8 @@ export interface RouteOptions {
   readonly limits?: RequestLimits;
   /** How long a generation may run, queue time included; 0 = no limit. Defaults to 0. */
   readonly requestTimeoutMs?: number;
+  /** Embedding and rerank requests in flight, for the drain; absent, nothing waits for them. */
+  readonly pooledRequests?: PooledRequests;
 }
 
 export interface StartedGeneration {

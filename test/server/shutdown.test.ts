@@ -127,3 +127,54 @@ test("a keep-alive connection whose stream ends during the grace period is close
   await closed;
   agent.destroy();
 });
+
+/** Holds every embed until released. */
+function embedGate(): { readonly beforeEmbed: () => Promise<void>; readonly reached: Promise<void>; release(): void } {
+  let release: () => void = () => {};
+  let reached: () => void = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  const isReached = new Promise<void>((resolve) => {
+    reached = resolve;
+  });
+  return {
+    beforeEmbed: () => {
+      reached();
+      return released;
+    },
+    reached: isReached,
+    release,
+  };
+}
+
+test("closing lets a running embedding request finish within the grace period", async () => {
+  const gate = embedGate();
+  const server = await startFakeServer({ beforeEmbed: gate.beforeEmbed }, { shutdownGraceMs: 60_000 });
+  const embedded = postJson(server.app, "/v1/embeddings", { model: FAKE_MODEL_ID, input: ["a", "b"] });
+  await gate.reached;
+  let isClosed = false;
+  const closed = server.app.close().then(() => {
+    isClosed = true;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(isClosed, false, "the close waits for the embedding request");
+  gate.release();
+  const response = await embedded;
+  assert.equal(response.statusCode, 200, response.body);
+  assert.equal(JSON.parse(response.body).data.length, 2);
+  await closed;
+});
+
+test("an embedding request still running when the grace period ends is answered 503 with Retry-After", async () => {
+  const gate = embedGate();
+  const server = await startFakeServer({ beforeEmbed: gate.beforeEmbed }, { shutdownGraceMs: 0 });
+  const embedded = postJson(server.app, "/v1/embeddings", { model: FAKE_MODEL_ID, input: "a" });
+  await gate.reached;
+  const closed = server.app.close();
+  const response = await embedded;
+  assertError(response, { status: 503, type: "service_unavailable", code: "service_unavailable" });
+  assert.equal(response.headers["retry-after"], "5");
+  await closed;
+  gate.release();
+});
