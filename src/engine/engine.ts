@@ -237,10 +237,11 @@ export type PoolingInfo = Pick<
 export interface PoolingEngine extends Tokenizer {
   readonly info: PoolingInfo;
   /**
-   * An embedding input as llama.cpp's server tokenizes it (`add_special`): BOS and EOS where the vocabulary adds
-   * them, and SEP at the end for a WordPiece (BERT) vocabulary, whose encoders were trained on `[CLS] … [SEP]`.
+   * `text` as llama.cpp tokenizes it with `add_special` (embedding inputs, `/tokenize`): BOS and EOS where the
+   * vocabulary adds them, and SEP at the end for a WordPiece (BERT) vocabulary, whose encoders were trained on
+   * `[CLS] … [SEP]`.
    */
-  embeddingInput(text: string): TokenId[];
+  tokenizeWithSpecials(text: string): TokenId[];
   /**
    * A reranker's input for one (query, document) pair, as llama.cpp's server builds it: the GGUF's rerank template
    * with `{query}` and `{document}` filled in, else BOS, query, EOS, SEP, document, EOS as the vocabulary adds them.

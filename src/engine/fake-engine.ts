@@ -131,7 +131,7 @@ export class FakeEngine implements Engine {
   }
 
   /** Query, separator (EOS), document: the fake's vocabulary has no SEP. */
-  embeddingInput(text: string): TokenId[] {
+  tokenizeWithSpecials(text: string): TokenId[] {
     return this.tokenize(text, { addBos: true });
   }
 

@@ -122,8 +122,8 @@ export class LlamaEngine implements Engine {
     return this.tokenizer.renderChat(messages, tools);
   }
 
-  embeddingInput(text: string): TokenId[] {
-    return this.tokenizer.embeddingInput(text);
+  tokenizeWithSpecials(text: string): TokenId[] {
+    return this.tokenizer.tokenizeWithSpecials(text);
   }
 
   rerankInput(query: string, document: string): TokenId[] {

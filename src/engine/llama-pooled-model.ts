@@ -95,8 +95,8 @@ export class LlamaPooledModel implements PoolingEngine {
     return this.tokenizer.detokenize(tokens);
   }
 
-  embeddingInput(text: string): TokenId[] {
-    return this.tokenizer.embeddingInput(text);
+  tokenizeWithSpecials(text: string): TokenId[] {
+    return this.tokenizer.tokenizeWithSpecials(text);
   }
 
   rerankInput(query: string, document: string): TokenId[] {

@@ -31,8 +31,8 @@ export class LlamaTokenizer {
     return this.model.detokenize(asTokens(tokens), false);
   }
 
-  /** See `PoolingEngine.embeddingInput`; follows llama.cpp's `llama_tokenize` with `add_special`. */
-  embeddingInput(text: string): TokenId[] {
+  /** See `PoolingEngine.tokenizeWithSpecials`; follows llama.cpp's `llama_tokenize` with `add_special`. */
+  tokenizeWithSpecials(text: string): TokenId[] {
     const tokens = this.model.tokens;
     const ids: Token[] = [];
     if (tokens.shouldPrependBosToken && tokens.bos !== null) ids.push(tokens.bos);

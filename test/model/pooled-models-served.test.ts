@@ -99,7 +99,7 @@ test("the embedding model embeds through the openai client as it does served alo
   const one = await stack.client.embeddings.create({ model: "tiny-bert", input: DOCUMENTS[0] ?? "" });
   const words = embedder.tokenize(DOCUMENTS[0] ?? "");
   assert.equal(one.usage.prompt_tokens, words.length + 2);
-  const input = embedder.embeddingInput(DOCUMENTS[0] ?? "");
+  const input = embedder.tokenizeWithSpecials(DOCUMENTS[0] ?? "");
   assert.deepEqual(input.slice(1, -1), words);
   assert.notEqual(input.at(0), input.at(-1), "opened by CLS, closed by SEP");
   // Matryoshka truncation through the client: the first 32 values, normalised after.
@@ -190,4 +190,21 @@ test("a pooled model that cannot serve its role fails the start-up, naming the f
     await startupError(["--embedding-model", `${STORIES_ID}=${file("tiny-bert")}`]),
     /the id stories260K is already served/,
   );
+});
+
+test("/tokenize and /detokenize serve every model's tokenizer, with llama.cpp's add_special", async () => {
+  const text = DOCUMENTS[0] ?? "";
+  const tokenize = (body: Record<string, unknown>) => post(stack, "/tokenize", body);
+  const special = await tokenize({ model: "tiny-bert", prompt: text });
+  assert.equal(special.status, 200, JSON.stringify(special.body));
+  const plain = await tokenize({ model: "tiny-bert", prompt: text, add_special_tokens: false });
+  const withSpecials = special.body.tokens as number[];
+  assert.deepEqual(withSpecials.slice(1, -1), plain.body.tokens, "[CLS] and [SEP] around the words");
+  const embedded = await stack.client.embeddings.create({ model: "tiny-bert", input: text });
+  assert.equal(embedded.usage.prompt_tokens, withSpecials.length, "as /v1/embeddings counts them");
+  const generator = await tokenize({ prompt: text });
+  assert.notDeepEqual(generator.body.tokens, withSpecials, "without model, the generator's tokenizer");
+  const back = await post(stack, "/detokenize", { model: "tiny-bert", tokens: plain.body.tokens });
+  assert.equal(back.status, 200, JSON.stringify(back.body));
+  assert.equal(typeof back.body.prompt, "string");
 });

@@ -33,7 +33,7 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
       if (typeof input === "string") {
         if (input.length === 0)
           throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "Input must not be empty", { param: `input[${index}]` });
-        return engine.embeddingInput(input);
+        return engine.tokenizeWithSpecials(input);
       }
       checkTokenIds(engine, input, "input");
       return input;
