@@ -187,38 +187,60 @@ export async function runPlanCommand(argv: string[], io: PlanCommandIo = process
     io.stderr.write(`pagoda plan: ${error.message}\n`);
     return 2;
   }
-  io.stdout.write(command.isJson ? planJson(command, plans) : planText(command, plans));
+  // The generator's own pooling context for /v1/embeddings, created on the first such request; weights shared.
+  const own = planPooledModel(models[0]!, {
+    ctxSize: command.options.ctxSize,
+    numSequences: command.embeddingParallel,
+  });
+  const embeddingContextBytes = own.totalMaxBytes - own.weightsBytes;
+  io.stdout.write(
+    command.isJson ? planJson(command, plans, embeddingContextBytes) : planText(command, plans, embeddingContextBytes),
+  );
   return 0;
 }
 
 /** The generator's plan as before; with pooled models, theirs beside it and the process's total. */
-function planJson(command: Extract<ParsedCommand, { isHelp: false }>, plans: readonly MemoryPlan[]): string {
+function planJson(
+  command: Extract<ParsedCommand, { isHelp: false }>,
+  plans: readonly MemoryPlan[],
+  embeddingContextBytes: number,
+): string {
   const [main, ...pooled] = plans as [MemoryPlan, ...MemoryPlan[]];
   const json: Record<string, unknown> = memoryPlanToJson(main);
+  json.embedding_context_bytes = embeddingContextBytes;
   if (pooled.length > 0) {
     json.pooled_models = pooled.map((plan, index) => ({
       model_path: command.pooled[index]!.modelPath,
       role: command.pooled[index]!.role,
       ...memoryPlanToJson(plan),
     }));
-    json.process_total_bytes = plans.reduce((sum, plan) => sum + plan.totalBytes, 0);
-    json.process_total_max_bytes = plans.reduce((sum, plan) => sum + plan.totalMaxBytes, 0);
   }
+  json.process_total_max_bytes = processTotal(plans, embeddingContextBytes);
   return `${JSON.stringify(json, null, 2)}\n`;
 }
 
-function planText(command: Extract<ParsedCommand, { isHelp: false }>, plans: readonly MemoryPlan[]): string {
+/** Everything the process may allocate: each model at its largest, and the generator's embedding context. */
+function processTotal(plans: readonly MemoryPlan[], embeddingContextBytes: number): number {
+  return plans.reduce((sum, plan) => sum + plan.totalMaxBytes, embeddingContextBytes);
+}
+
+function planText(
+  command: Extract<ParsedCommand, { isHelp: false }>,
+  plans: readonly MemoryPlan[],
+  embeddingContextBytes: number,
+): string {
   const [main, ...pooled] = plans as [MemoryPlan, ...MemoryPlan[]];
   const parts = [formatMemoryPlan(main, basename(command.modelPath))];
   pooled.forEach((plan, index) => {
     const entry = command.pooled[index]!;
     parts.push(formatMemoryPlan(plan, `${basename(entry.modelPath)}, served beside it (--${entry.role}-model)`));
   });
-  if (pooled.length > 0) {
-    const total = plans.reduce((sum, plan) => sum + plan.totalMaxBytes, 0);
-    parts.push(
-      `all ${plans.length} models in one process: ${formatBytes(total)} (${total.toLocaleString("en-US")} bytes)\n`,
-    );
-  }
+  const bytes = (value: number) => `${formatBytes(value)} (${value.toLocaleString("en-US")} bytes)`;
+  const total = processTotal(plans, embeddingContextBytes);
+  parts.push(
+    `its own embedding context, created on the first /v1/embeddings request to it: ${bytes(embeddingContextBytes)}\n` +
+      `the whole process at most (${plans.length === 1 ? "the model" : `all ${plans.length} models`} and that ` +
+      `context): ${bytes(total)}\n`,
+  );
   return parts.join("\n");
 }

@@ -186,8 +186,14 @@ test("models served beside the generator are planned with their pooling context,
   assert.equal(encoder.context.batch_size, 512);
   // A decoder pooled as a reranker keeps its KV: 4 slabs of the server's 2,048-token context.
   assert.equal(reranker.kv_bytes, 4 * 2048 * 512);
-  assert.equal(plan.process_total_max_bytes, plan.total_max_bytes + encoder.total_max_bytes + reranker.total_max_bytes);
+  // The process total adds the generator's own embedding context (4 slabs of its 2,048 cells, weights shared).
+  assert.ok(plan.embedding_context_bytes >= 4 * 2048 * 512);
+  assert.equal(
+    plan.process_total_max_bytes,
+    plan.total_max_bytes + encoder.total_max_bytes + reranker.total_max_bytes + plan.embedding_context_bytes,
+  );
   const text = await run([modelPath, "--embedding-model", bertPath]);
   assert.match(text.stdout, /encoder\.gguf, served beside it \(--embedding-model\) \(bert\)/);
-  assert.match(text.stdout, /all 2 models in one process: /);
+  assert.match(text.stdout, /its own embedding context, created on the first \/v1\/embeddings request to it: /);
+  assert.match(text.stdout, /the whole process at most \(all 2 models and that context\): /);
 });
