@@ -23,8 +23,8 @@ import { ServingState } from "./server/serving-state.ts";
 export function appDepsFromConfig(config: Config, apiKeys: readonly string[]): Omit<AppDeps, "serving" | "logger"> {
   return {
     serverSeed: config.seed ?? null,
-    // Models served for pooling alone need the routes even when the generator's own embeddings are off.
-    isEmbeddingsEnabled: config.embeddings || config.embeddingModel.length + config.rerankModel.length > 0,
+    isEmbeddingsEnabled: config.embeddings,
+    hasPooledModels: config.embeddingModel.length + config.rerankModel.length > 0,
     bodyLimitBytes: config.bodyLimit,
     shutdownGraceMs: config.shutdownGraceSeconds * 1000,
     apiKeys,

@@ -47,8 +47,10 @@ export interface AppDeps {
   readonly serverSeed?: number | null;
   /** Defaults to 8 MiB: a 128k-token prompt is about half a megabyte of JSON. */
   readonly bodyLimitBytes?: number;
-  /** Serve `/v1/embeddings` and the rerank routes. Defaults to true. */
+  /** The generator answers `/v1/embeddings` and the rerank routes. Defaults to true. */
   readonly isEmbeddingsEnabled?: boolean;
+  /** Models are served beside the generator for embeddings or reranking: their routes are served either way. */
+  readonly hasPooledModels?: boolean;
   /** How long a close lets running requests finish before failing them with 503. Defaults to 30 s. */
   readonly shutdownGraceMs?: number;
   /** Keys clients must send as `Authorization: Bearer <key>`. Defaults to none: an open server. */
@@ -244,6 +246,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     limits: deps.limits ?? DEFAULT_REQUEST_LIMITS,
     requestTimeoutMs: deps.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
     pooledRequests,
+    isGeneratorPooling: deps.isEmbeddingsEnabled !== false,
   };
   app.get(METRICS_ROUTE, async (_request, reply) =>
     reply.header("content-type", registry.contentType).send(await registry.metrics()),
@@ -262,7 +265,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(chatCompletionsRoute, routeOptions);
   await app.register(tokenizeRoute, routeOptions);
   await app.register(planRoute, routeOptions);
-  if (deps.isEmbeddingsEnabled !== false) {
+  if (deps.isEmbeddingsEnabled !== false || deps.hasPooledModels === true) {
     await app.register(embeddingsRoute, routeOptions);
     await app.register(rerankRoute, routeOptions);
   }

@@ -25,6 +25,8 @@ export interface RouteOptions {
   readonly limits?: RequestLimits;
   /** How long a generation may run, queue time included; 0 = no limit. Defaults to 0. */
   readonly requestTimeoutMs?: number;
+  /** The generator answers embedding and rerank requests itself (`--embeddings`). Defaults to true. */
+  readonly isGeneratorPooling?: boolean;
   /** Embedding and rerank requests in flight, for the drain; absent, nothing waits for them. */
   readonly pooledRequests?: PooledRequests;
 }
@@ -84,13 +86,30 @@ export interface PoolingModel {
 }
 
 /**
- * The model an embedding or rerank request names: the generator or one served beside it. Without a name, the first
- * model served for `role`, else the generator.
+ * The model an embedding or rerank request names: the generator (unless its own embeddings are off) or one served
+ * beside it. Without a name, the first model served for `role`, else the generator.
  */
 export function requirePoolingModel(
-  serving: ServingState,
+  options: RouteOptions,
   model: string | null | undefined,
   role: PooledModelRuntime["role"],
+): PoolingModel {
+  const served = findServedModel(options.serving, model, role);
+  if (options.isGeneratorPooling === false && served.modelId === options.serving.requireRuntime().modelId) {
+    throw new PagodaError(
+      "PAGODA_ERR_UNSUPPORTED",
+      `The model \`${served.modelId}\` does not serve ${role === "rerank" ? "reranking" : "embeddings"} here (--embeddings false)`,
+      { param: "model" },
+    );
+  }
+  return served;
+}
+
+/** Any served model by id: the generator or one beside it; without an id, the first served for `role`, else the generator. */
+export function findServedModel(
+  serving: ServingState,
+  model: string | null | undefined,
+  role: PooledModelRuntime["role"] | null,
 ): PoolingModel {
   const runtime = serving.requireRuntime();
   const pooled = runtime.pooledModels ?? [];

@@ -113,3 +113,20 @@ test("each model's embedding queue is a gauge, read at every scrape", async () =
   ] as const)
     assert.match(text, new RegExp(`^pagoda_pooled_inputs_waiting\\{model_name="${model}"\\} ${waiting}$`, "m"));
 });
+
+test("with the generator's own embeddings off, the pooled models still answer and naming the generator is a 400", async (t) => {
+  const quiet = await startFakeServer(
+    {},
+    {
+      isEmbeddingsEnabled: false,
+      hasPooledModels: true,
+      pooledModels: [{ modelId: EMBEDDER, role: "embedding" }],
+    },
+  );
+  t.after(() => quiet.app.close());
+  okJson(await postJson(quiet.app, "/v1/embeddings", { model: EMBEDDER, input: "a" }));
+  const refused = await postJson(quiet.app, "/v1/embeddings", { model: FAKE_MODEL_ID, input: "a" });
+  assertError(refused, bad(400, "unsupported_parameter", "model"));
+  assert.match(refused.json().error.message, /--embeddings false/);
+  okJson(await postJson(quiet.app, "/tokenize", { model: FAKE_MODEL_ID, prompt: "a" }));
+});

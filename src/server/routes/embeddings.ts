@@ -9,7 +9,7 @@ export const embeddingsRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, 
   const limits = options.limits ?? DEFAULT_REQUEST_LIMITS;
   app.post("/v1/embeddings", { schema: { body: EmbeddingRequestSchema } }, async (request, reply) => {
     const body = request.body;
-    const served = requirePoolingModel(options.serving, body.model, "embedding");
+    const served = requirePoolingModel(options, body.model, "embedding");
     const engine = served.engine;
     if (engine.info.pooling === "rank") {
       throw new PagodaError(

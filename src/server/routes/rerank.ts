@@ -71,7 +71,7 @@ export const rerankRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, opti
   });
   app.post("/v1/score", { schema: { body: ScoreRequestSchema } }, async (request, reply) => {
     const body = request.body;
-    const served = requirePoolingModel(options.serving, body.model, "rerank");
+    const served = requirePoolingModel(options, body.model, "rerank");
     const documents = typeof body.text_2 === "string" ? [body.text_2] : body.text_2;
     const scored = await scorePairs(served, body.text_1, documents, options, request, reply);
     const numTokens = scored.reduce((sum, item) => sum + item.numTokens, 0);
@@ -85,7 +85,7 @@ export const rerankRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, opti
   });
 
   async function score(body: RerankRequest, request: FastifyRequest, reply: FastifyReply): Promise<Scored[]> {
-    const served = requirePoolingModel(options.serving, body.model, "rerank");
+    const served = requirePoolingModel(options, body.model, "rerank");
     if (body.documents !== undefined && body.texts !== undefined) {
       throw new PagodaError("PAGODA_ERR_INVALID_REQUEST", "send documents or texts, not both", { param: "texts" });
     }
@@ -94,7 +94,7 @@ export const rerankRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, opti
   }
 
   function answer(body: RerankRequest, style: "v1" | "v2", scored: readonly Scored[]) {
-    const served = requirePoolingModel(options.serving, body.model, "rerank");
+    const served = requirePoolingModel(options, body.model, "rerank");
     const withDocuments = body.return_documents ?? style === "v1";
     const texts = (body.documents ?? []).map((item) => (typeof item === "string" ? item : item.text));
     const numTokens = scored.reduce((sum, item) => sum + item.numTokens, 0);

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
-import { checkTokenIds, type PoolingModel, type RouteOptions, requirePoolingModel } from "../route-context.ts";
+import { checkTokenIds, findServedModel, type PoolingModel, type RouteOptions } from "../route-context.ts";
 import { DetokenizeRequestSchema, TokenizeRequestSchema } from "../schemas.ts";
 import type { ServingState } from "../serving-state.ts";
 
@@ -25,5 +25,5 @@ export const tokenizeRoute: FastifyPluginAsyncZod<RouteOptions> = async (app, op
 
 /** Any model the server serves, the generator by default: each has its own tokenizer. */
 function requireServedModel(serving: ServingState, model: string | null | undefined): PoolingModel {
-  return model == null ? serving.requireRuntime() : requirePoolingModel(serving, model, "embedding");
+  return findServedModel(serving, model, null);
 }
