@@ -168,7 +168,12 @@ export const ConfigSchema = z
       .min(0)
       .default(60)
       .describe("Seconds a request may wait in the queue before it is answered 503; 0 waits without limit."),
-    embeddings: z.boolean().default(true).describe("Serve /v1/embeddings."),
+    embeddings: z
+      .boolean()
+      .default(true)
+      .describe(
+        "The generator answers /v1/embeddings and the rerank routes itself. Models of embeddingModel and rerankModel answer either way.",
+      ),
     kvCacheMemory: z
       .int()
       .min(1)
