@@ -3,9 +3,9 @@
  * `--rerank-model`), so one process answers a RAG stack's three kinds of request. Each has its own pooling context
  * and input queue; the generator's engine loop never waits for them.
  */
-import path from "node:path";
 import type { FastifyBaseLogger } from "fastify";
 import type { Config } from "./config/config-schema.ts";
+import { parsePooledModelEntry } from "./config/pooled-model-entry.ts";
 import { LlamaPooledModel } from "./engine/llama-pooled-model.ts";
 import { readGgufModelInfo } from "./plan/gguf-model-info.ts";
 import { embeddingKvLayout, pooledContextSize } from "./plan/pooled-plan.ts";
@@ -45,10 +45,7 @@ export function pooledModelSpecs(config: Config, generatorId: string): PooledMod
 }
 
 function specOf(entry: string, role: PooledModelSpec["role"]): PooledModelSpec {
-  // A name never holds a path separator, so "a=b/c.gguf" is named and "dir=x/m.gguf" with a slash before "=" is not.
-  const named = /^([^=/\\]+)=(.+)$/.exec(entry);
-  const modelPath = named?.[2] ?? entry;
-  return { modelId: named?.[1] ?? path.basename(modelPath).replace(/\.gguf$/i, ""), modelPath, role };
+  return { ...parsePooledModelEntry(entry), role };
 }
 
 /** Loads every entry in turn; when one fails, the ones loaded are released and the error names the file. */

@@ -11,6 +11,7 @@ import { getInternals } from "./llama-internals.ts";
 import { type GpuOption, loadLlama } from "./llama-loader.ts";
 import { modelPooling, type Pooling, rankOutputOf } from "./llama-pooling-context.ts";
 import { LlamaTokenizer } from "./llama-tokenizer.ts";
+import { vocabSizeOf } from "./open-llama-context.ts";
 
 export interface LlamaPooledModelOptions {
   readonly modelPath: string;
@@ -42,7 +43,7 @@ export class LlamaPooledModel implements PoolingEngine {
     const contextSize = Math.min(options.contextSize, model.trainContextSize);
     this.info = {
       name: model.fileInfo.metadata.general?.name ?? "model",
-      vocabSize: model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0,
+      vocabSize: vocabSizeOf(model),
       contextSize,
       trainContextSize: model.trainContextSize,
       embeddingSize: model.embeddingVectorSize,

@@ -86,7 +86,8 @@ export function modelInfoOf(
   };
 }
 
-function vocabSizeOf(model: LlamaModel): number {
+/** Tokens of the model's vocabulary, from the GGUF's token list. */
+export function vocabSizeOf(model: LlamaModel): number {
   const tokens = model.fileInfo.metadata.tokenizer?.ggml?.tokens;
   return Array.isArray(tokens) ? tokens.length : 0;
 }

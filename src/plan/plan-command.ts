@@ -1,6 +1,7 @@
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { DEFAULT_EMBEDDING_PARALLEL, FLASH_ATTENTION_MODES, KV_LAYOUTS } from "../config/config-schema.ts";
+import { parsePooledModelEntry } from "../config/pooled-model-entry.ts";
 import { formatBytes, formatMemoryPlan, memoryPlanToJson } from "./format-plan.ts";
 import { type GgufModelInfo, readGgufModelInfo } from "./gguf-model-info.ts";
 import { KV_CACHE_TYPES, type MemoryPlan, type PlanOptions, planMemory } from "./memory-plan.ts";
@@ -128,8 +129,7 @@ function parseCommand(argv: string[]): ParsedCommand {
     flashAttn: choice("flash-attn", values["flash-attn"], FLASH_ATTENTION_MODES, D.flashAttn),
     ...(ubatchSize === undefined ? {} : { ubatchSize }),
   });
-  // NAME=PATH as the server takes it; only the path matters here.
-  const pathOf = (entry: string): string => /^[^=/\\]+=(.+)$/.exec(entry)?.[1] ?? entry;
+  const pathOf = (entry: string): string => parsePooledModelEntry(entry).modelPath;
   const pooled: PooledEntry[] = [
     ...(values["embedding-model"] ?? []).map((entry) => ({ role: "embedding" as const, modelPath: pathOf(entry) })),
     ...(values["rerank-model"] ?? []).map((entry) => ({ role: "rerank" as const, modelPath: pathOf(entry) })),
