@@ -35,6 +35,7 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { isLocalBuildRegistered, registerLocalBuild } from "./addon-local-build.ts";
 
 const NODE_LLAMA_CPP_VERSION = "3.21.1";
 const PROJECT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -245,6 +246,9 @@ async function main(argv: readonly string[]): Promise<number> {
   if (argv.includes("--check")) {
     const cpu = variants.find((variant) => variant.name === `${process.platform}-${process.arch}`);
     const ok = cpu !== undefined && isInstalled(cpu, stamp);
+    if (ok && !isLocalBuildRegistered(packageDir, stamp)) {
+      log("note: not registered as a local build, so each start-up tests the binary in a child process");
+    }
     log(ok ? `patched addon installed (${stamp})` : "the patched addon is not installed: run npm run build:addon");
     return ok ? 0 : 1;
   }
@@ -253,8 +257,14 @@ async function main(argv: readonly string[]): Promise<number> {
     log(`no prebuilt llama.cpp libraries for ${process.platform}-${process.arch}: keeping the stock addon`);
     return 0;
   }
+  const cpu = variants.find((variant) => variant.name === `${process.platform}-${process.arch}`);
+  const register = async (): Promise<void> => {
+    if (cpu === undefined || !isInstalled(cpu, stamp) || isLocalBuildRegistered(packageDir, stamp)) return;
+    log(`${cpu.name}: ${await registerLocalBuild(packageDir, PROJECT_DIR, cpu.binsDir, stamp)}`);
+  };
   if (stale.length === 0) {
     log(`patched addon up to date (${stamp})`);
+    await register();
     return 0;
   }
   try {
@@ -276,6 +286,7 @@ async function main(argv: readonly string[]): Promise<number> {
     log(`installed the patched addon for ${variant.name}`);
   }
   rmSync(workDir, { recursive: true, force: true });
+  await register();
   log(`built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return 0;
 }

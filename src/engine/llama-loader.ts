@@ -1,7 +1,8 @@
 /**
  * node-llama-cpp's `Llama` (its native bindings), loaded once per process and shared by every engine. On linux,
- * `getLlama` first loads a prebuilt binary in a child process to check that it does not crash (about 0.4 s here),
- * so the server starts this before loading the rest of itself and the check overlaps that work.
+ * `getLlama` first loads a prebuilt binary in a child process to check that it does not crash (about 0.5 s), unless
+ * the install step registered the patched addon as a local build (tools/addon-local-build.ts; GPU builds keep the
+ * check). The server starts this before loading the rest of itself, so that any check overlaps that work.
  */
 import type { Llama } from "node-llama-cpp";
 
