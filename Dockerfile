@@ -10,8 +10,8 @@ COPY tools ./tools
 COPY patches ./patches
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-# npm ci's prepare step builds the patched addon and compiles src/ to dist/ (it needs the type checker, a dev
-# dependency); the dev dependencies are pruned afterwards.
+# npm ci's prepare step builds the patched addon and bundles src/ into dist/ (it needs the type checker and
+# esbuild, dev dependencies); the dev dependencies are pruned afterwards.
 RUN npm ci --no-audit --no-fund && npm run build:addon -- --check && npm prune --omit=dev && npm cache clean --force
 # npm installs llama.cpp prebuilds for every GPU and architecture (CUDA 13 and its CUDA 12 fallback, Vulkan, arm):
 # about 650 MB this image never loads. Only this architecture's CPU build stays. After the prune, which restores them.
@@ -28,7 +28,7 @@ ENV NODE_ENV=production \
     PAGODA_MODELS_DIR=/models \
     PAGODA_CACHE_DIR=/var/cache/pagoda
 
-# Compiled JavaScript only: without src/, bin/pagoda.js always runs dist/ and never transpiles at start-up.
+# The bundle only: without src/, bin/pagoda.js always runs dist/ and never transpiles at start-up.
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

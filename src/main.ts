@@ -3,7 +3,6 @@
  * model, serve; on SIGTERM or SIGINT close gracefully, on a second signal exit at once.
  */
 import { isIP } from "node:net";
-import { pathToFileURL } from "node:url";
 import type { FastifyInstance } from "fastify";
 import pino from "pino";
 import { ConfigError } from "./config/config-error.ts";
@@ -131,17 +130,4 @@ function installSignalHandlers(close: () => Promise<void>, logger: pino.Logger):
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
-}
-
-/** True when this file is the process entry (`npm start`), not imported by the CLI. */
-function isEntryPoint(): boolean {
-  const entry = process.argv[1];
-  return entry !== undefined && import.meta.url === pathToFileURL(entry).href;
-}
-
-if (isEntryPoint()) {
-  runServer(process.argv.slice(2)).catch((error: unknown) => {
-    process.stderr.write(`pagoda: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-    process.exit(1);
-  });
 }

@@ -1,65 +1,13 @@
 /**
- * The real server process (`npm start`: bin/pagoda.js, the compiled JavaScript when it is current) on stories260K:
+ * The real server process (`npm start`: bin/pagoda.js, the bundle in dist/ when it is current) on stories260K:
  * it reports the port it actually bound with --port 0, a SIGTERM during a running stream lets the stream finish cleanly and exits 0, and a second signal exits at once.
  */
 
 import assert from "node:assert/strict";
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { once } from "node:events";
 import { get } from "node:http";
-import path from "node:path";
-import { createInterface } from "node:readline";
 import { test } from "node:test";
-import { fileURLToPath } from "node:url";
-import { STORIES_ID, STORIES_MODEL } from "../helpers/model-server.ts";
-
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-
-interface LogLine {
-  readonly msg?: string;
-  readonly url?: string;
-  readonly signal?: string;
-  readonly [key: string]: unknown;
-}
-
-interface ServerProcess {
-  readonly child: ChildProcessWithoutNullStreams;
-  readonly url: string;
-  readonly logs: LogLine[];
-  /** Resolves with the exit code (null when killed by a signal). */
-  readonly exited: Promise<number | null>;
-}
-
-async function startProcess(t: { after: (fn: () => void) => void }, flags: string[] = []): Promise<ServerProcess> {
-  const child = spawn(
-    process.execPath,
-    ["bin/pagoda.js", "--model", STORIES_MODEL, "--port", "0", "--threads", "1", "--gpu", "false", ...flags],
-    { cwd: repoRoot, env: { ...process.env, PAGODA_LOG_LEVEL: "info" } },
-  );
-  t.after(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
-  const exited = once(child, "exit").then(([code]) => code as number | null);
-  const logs: LogLine[] = [];
-  let stderr = "";
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString("utf8");
-  });
-  const ready = new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      let entry: LogLine;
-      try {
-        entry = JSON.parse(line) as LogLine;
-      } catch {
-        return;
-      }
-      logs.push(entry);
-      if (entry.msg === "pagoda is ready" && typeof entry.url === "string") resolve(entry.url);
-    });
-    void exited.then((code) => reject(new Error(`the server exited with ${code} before it was ready: ${stderr}`)));
-  });
-  return { child, url: await ready, logs, exited };
-}
+import { STORIES_ID } from "../helpers/model-server.ts";
+import { startProcess } from "../helpers/server-process.ts";
 
 /** Opens a streamed completion and returns once its first frame has arrived, with a reader for the rest. */
 async function openStream(
