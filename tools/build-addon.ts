@@ -15,6 +15,7 @@
  *   node --import tsx tools/build-addon.ts           build and install where missing or stale (npm's prepare step)
  *   node --import tsx tools/build-addon.ts --check   exit 1 unless the CPU addon is patched
  *   node --import tsx tools/build-addon.ts --force   rebuild even when the stamp matches
+ *   node --import tsx tools/build-addon.ts --native  also build llama.cpp for this CPU (tools/native-llama.ts)
  *
  * Missing build tools (g++, git) leave the stock addon in place with a warning, and pagoda then runs with one KV
  * slab per sequence and no prefix cache; a compile error fails the install.
@@ -35,7 +36,8 @@ import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { isLocalBuildRegistered, registerLocalBuild } from "./addon-local-build.ts";
+import { registeredLocalBuild, registerLocalBuild } from "./addon-local-build.ts";
+import { buildNativeLibraries, checkoutLlamaCpp, nativeLinkFlags } from "./native-llama.ts";
 
 const NODE_LLAMA_CPP_VERSION = "3.21.1";
 const PROJECT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -221,11 +223,14 @@ async function compile(sourceDir: string, workDir: string): Promise<string[]> {
   return objects;
 }
 
-async function link(objects: readonly string[], variant: Variant, workDir: string): Promise<string> {
-  const output = path.join(workDir, `${variant.name}.node`);
-  const libraries = librariesIn(variant.binsDir).map((file) => `-l:${file}`);
-  await run("g++", ["-shared", "-o", output, ...objects, `-L${variant.binsDir}`, ...libraries, "-Wl,-rpath,$ORIGIN"]);
+async function link(objects: readonly string[], output: string, flags: readonly string[]): Promise<string> {
+  await run("g++", ["-shared", "-o", output, ...objects, ...flags]);
   return output;
+}
+
+function variantLinkFlags(variant: Variant): string[] {
+  const libraries = librariesIn(variant.binsDir).map((file) => `-l:${file}`);
+  return [`-L${variant.binsDir}`, ...libraries, "-Wl,-rpath,$ORIGIN"];
 }
 
 /** Keeps the stock addon beside the patched one, so a reinstall of the package is never needed to go back. */
@@ -246,7 +251,9 @@ async function main(argv: readonly string[]): Promise<number> {
   if (argv.includes("--check")) {
     const cpu = variants.find((variant) => variant.name === `${process.platform}-${process.arch}`);
     const ok = cpu !== undefined && isInstalled(cpu, stamp);
-    if (ok && !isLocalBuildRegistered(packageDir, stamp)) {
+    const registered = ok ? registeredLocalBuild(packageDir, stamp) : null;
+    if (registered === "native") log("llama.cpp built for this CPU is registered as the local build (--native)");
+    else if (ok && registered === null) {
       log("note: not registered as a local build, so each start-up tests the binary in a child process");
     }
     log(ok ? `patched addon installed (${stamp})` : "the patched addon is not installed: run npm run build:addon");
@@ -258,11 +265,15 @@ async function main(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const cpu = variants.find((variant) => variant.name === `${process.platform}-${process.arch}`);
+  const wantsNative = argv.includes("--native") || process.env.PAGODA_NATIVE_LLAMA === "1";
+  const needsNative = wantsNative && cpu !== undefined && registeredLocalBuild(packageDir, stamp) !== "native";
   const register = async (): Promise<void> => {
-    if (cpu === undefined || !isInstalled(cpu, stamp) || isLocalBuildRegistered(packageDir, stamp)) return;
-    log(`${cpu.name}: ${await registerLocalBuild(packageDir, PROJECT_DIR, cpu.binsDir, stamp)}`);
+    if (cpu === undefined || !isInstalled(cpu, stamp) || registeredLocalBuild(packageDir, stamp) !== null) return;
+    log(
+      `${cpu.name}: ${await registerLocalBuild(packageDir, PROJECT_DIR, stamp, { kind: "prebuilt", binsDir: cpu.binsDir })}`,
+    );
   };
-  if (stale.length === 0) {
+  if (stale.length === 0 && !needsNative) {
     log(`patched addon up to date (${stamp})`);
     await register();
     return 0;
@@ -270,6 +281,7 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     requireTool("g++");
     requireTool("git");
+    if (needsNative) requireTool("cmake");
   } catch (error) {
     if (!(error instanceof MissingToolError)) throw error;
     log(
@@ -282,8 +294,20 @@ async function main(argv: readonly string[]): Promise<number> {
   const sourceDir = prepareSources(packageDir, workDir);
   const objects = await compile(sourceDir, workDir);
   for (const variant of stale) {
-    install(await link(objects, variant, workDir), variant, stamp);
+    install(await link(objects, path.join(workDir, `${variant.name}.node`), variantLinkFlags(variant)), variant, stamp);
     log(`installed the patched addon for ${variant.name}`);
+  }
+  if (needsNative && cpu !== undefined) {
+    // The checkout and CMake's build folder stay in .cache: a later patch change relinks without rebuilding llama.cpp.
+    const nativeDir = path.join(PROJECT_DIR, ".cache", "llama-native");
+    const libDir = buildNativeLibraries({
+      sourceDir: checkoutLlamaCpp(path.join(packageDir, "llama", "gitRelease.bundle"), nativeDir),
+      buildDir: path.join(nativeDir, "build"),
+      log,
+    });
+    const addon = await link(objects, path.join(workDir, "native.node"), nativeLinkFlags(libDir));
+    const source = { kind: "native", addon, libDir, binsDir: cpu.binsDir } as const;
+    log(`${cpu.name}: ${await registerLocalBuild(packageDir, PROJECT_DIR, stamp, source)}`);
   }
   rmSync(workDir, { recursive: true, force: true });
   await register();
