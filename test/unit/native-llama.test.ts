@@ -1,31 +1,13 @@
 import assert from "node:assert/strict";
-import {
-  lstatSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  symlinkSync,
-  writeFileSync,
-} from "node:fs";
-import os from "node:os";
+import { lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { registeredLocalBuild } from "../../tools/addon-local-build.ts";
 import { installNativeRelease, nativeLinkFlags } from "../../tools/native-llama.ts";
+import { withTempDir } from "../helpers/gguf-files.ts";
 
-function withTempDir(run: (dir: string) => void): void {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "pagoda-native-"));
-  try {
-    run(dir);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-test("a native release holds the addon and every library name of the build as real files, and nothing else", () => {
-  withTempDir((dir) => {
+test("a native release holds the addon and every library name of the build as real files, and nothing else", async () => {
+  await withTempDir("native-release", async (dir) => {
     const libDir = path.join(dir, "bin");
     mkdirSync(libDir);
     writeFileSync(path.join(libDir, "libllama.so.0.4.0"), "llama");
@@ -65,8 +47,8 @@ test("the addon links against the four libraries it calls, found beside it at ru
   ]);
 });
 
-test("the registration marker tells the kind for the current addon stamp only", () => {
-  withTempDir((packageDir) => {
+test("the registration marker tells the kind for the current addon stamp only", async () => {
+  await withTempDir("local-build-marker", async (packageDir) => {
     const dir = path.join(packageDir, "llama", "localBuilds", `${process.platform}-${process.arch}`);
     assert.equal(registeredLocalBuild(packageDir, "abc"), null, "no folder");
     mkdirSync(dir, { recursive: true });
