@@ -134,12 +134,17 @@ function isInstalled(variant: Variant, stamp: string): boolean {
   return existsSync(file) && readFileSync(file, "utf8").trim() === stamp;
 }
 
-function requireTool(command: string): void {
+function hasTool(command: string): boolean {
   try {
     execFileSync(command, ["--version"], { stdio: "ignore" });
+    return true;
   } catch {
-    throw new MissingToolError(`${command} is not installed`);
+    return false;
   }
+}
+
+function requireTool(command: string): void {
+  if (!hasTool(command)) throw new MissingToolError(`${command} is not installed`);
 }
 
 /** Addon sources with the patch applied, and llama.cpp's headers from the package's own git bundle. */
@@ -266,7 +271,11 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   const cpu = variants.find((variant) => variant.name === `${process.platform}-${process.arch}`);
   const wantsNative = argv.includes("--native") || process.env.PAGODA_NATIVE_LLAMA === "1";
-  const needsNative = wantsNative && cpu !== undefined && registeredLocalBuild(packageDir, stamp) !== "native";
+  let needsNative = wantsNative && cpu !== undefined && registeredLocalBuild(packageDir, stamp) !== "native";
+  if (needsNative && !hasTool("cmake")) {
+    log("WARNING: cmake is not installed, so llama.cpp is not built for this CPU (--native); the prebuilt stays");
+    needsNative = false;
+  }
   const register = async (): Promise<void> => {
     if (cpu === undefined || !isInstalled(cpu, stamp) || registeredLocalBuild(packageDir, stamp) !== null) return;
     log(
@@ -281,7 +290,6 @@ async function main(argv: readonly string[]): Promise<number> {
   try {
     requireTool("g++");
     requireTool("git");
-    if (needsNative) requireTool("cmake");
   } catch (error) {
     if (!(error instanceof MissingToolError)) throw error;
     log(

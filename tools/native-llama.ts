@@ -66,7 +66,7 @@ export function buildNativeLibraries(options: NativeBuildOptions): string {
   ];
   log("configuring llama.cpp for this CPU (GGML_NATIVE)");
   cmake(configure);
-  log(`building llama.cpp's libraries on ${os.availableParallelism()} cores (about 7 minutes on two)`);
+  log(`building llama.cpp's libraries on ${os.availableParallelism()} cores (about 7 minutes on two, the first time)`);
   cmake([
     "--build",
     buildDir,
