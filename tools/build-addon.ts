@@ -37,7 +37,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { registeredLocalBuild, registerLocalBuild } from "./addon-local-build.ts";
-import { buildNativeLibraries, checkoutLlamaCpp, nativeLinkFlags } from "./native-llama.ts";
+import { buildNativeLibraries, checkoutFromBundle, checkoutLlamaCpp, nativeLinkFlags } from "./native-llama.ts";
 
 const NODE_LLAMA_CPP_VERSION = "3.21.1";
 const PROJECT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -158,15 +158,8 @@ function prepareSources(packageDir: string, workDir: string): string {
     stdio: "inherit",
   });
 
-  const gitDir = path.join(workDir, "llama.cpp.git");
-  const git = (...args: string[]): void => {
-    execFileSync("git", ["--git-dir", gitDir, ...args], { stdio: ["ignore", "ignore", "inherit"] });
-  };
-  execFileSync("git", ["init", "--quiet", "--bare", gitDir]);
-  git("fetch", "--quiet", path.join(packageDir, "llama", "gitRelease.bundle"), "HEAD");
-  const headersDir = path.join(workDir, "llama.cpp");
-  mkdirSync(headersDir, { recursive: true });
-  git("--work-tree", headersDir, "checkout", "FETCH_HEAD", "--", ...HEADER_DIRS);
+  const bundle = path.join(packageDir, "llama", "gitRelease.bundle");
+  checkoutFromBundle(bundle, path.join(workDir, "llama.cpp.git"), path.join(workDir, "llama.cpp"), HEADER_DIRS);
   return sourceDir;
 }
 

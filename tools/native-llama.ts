@@ -11,7 +11,7 @@
  * Only the CPU build is made; a GPU machine keeps the prebuilt CUDA or Vulkan backends, which getLlama prefers.
  */
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
@@ -25,19 +25,27 @@ export interface NativeBuildOptions {
   readonly log: (message: string) => void;
 }
 
+/**
+ * Checks `paths` of the llama.cpp release in node-llama-cpp's git bundle out into `tree`, through a bare repository
+ * at `gitDir` (offline: the bundle is in the npm package).
+ */
+export function checkoutFromBundle(bundle: string, gitDir: string, tree: string, paths: readonly string[]): void {
+  const git = (...args: string[]): void => {
+    execFileSync("git", ["--git-dir", gitDir, ...args], { stdio: ["ignore", "ignore", "inherit"] });
+  };
+  execFileSync("git", ["init", "--quiet", "--bare", gitDir]);
+  git("fetch", "--quiet", bundle, "HEAD");
+  mkdirSync(tree, { recursive: true });
+  git("--work-tree", tree, "checkout", "FETCH_HEAD", "--", ...paths);
+}
+
 /** A full checkout of the llama.cpp release in node-llama-cpp's git bundle, made once into `dir`. */
 export function checkoutLlamaCpp(bundle: string, dir: string): string {
   const tree = path.join(dir, "src");
   if (existsSync(path.join(tree, "CMakeLists.txt"))) return tree;
   const gitDir = path.join(dir, "llama.cpp.git");
   rmSync(dir, { recursive: true, force: true });
-  mkdirSync(tree, { recursive: true });
-  const git = (...args: string[]): void => {
-    execFileSync("git", ["--git-dir", gitDir, ...args], { stdio: ["ignore", "ignore", "inherit"] });
-  };
-  execFileSync("git", ["init", "--quiet", "--bare", gitDir]);
-  git("fetch", "--quiet", bundle, "HEAD");
-  git("--work-tree", tree, "checkout", "FETCH_HEAD", "--", ".");
+  checkoutFromBundle(bundle, gitDir, tree, ["."]);
   rmSync(gitDir, { recursive: true, force: true });
   return tree;
 }
@@ -107,15 +115,8 @@ export function installNativeRelease(addon: string, libDir: string, releaseDir: 
   for (const file of readdirSync(libDir)) {
     if (!/\.so(\.\d+)*$/.test(file)) continue;
     const source = path.join(libDir, file);
-    // libllama.so -> libllama.so.0 -> libllama.so.0.4.0: keep every name, each a copy of the real file.
-    let real = source;
-    while (true) {
-      try {
-        real = path.resolve(path.dirname(real), readlinkSync(real));
-      } catch {
-        break;
-      }
-    }
-    if (existsSync(real)) copyFileSync(real, path.join(releaseDir, file));
+    // libllama.so -> libllama.so.0 -> libllama.so.0.4.0: every name becomes a copy of the real file, as copyFileSync
+    // follows links (existsSync too, so a dangling one is left out).
+    if (existsSync(source)) copyFileSync(source, path.join(releaseDir, file));
   }
 }
