@@ -24,7 +24,6 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -32,7 +31,7 @@ import { timeStream } from "./load-probe.ts";
 import { percentileSummary } from "./load-stats.ts";
 import { requestShape } from "./load-target.ts";
 import { randomWords } from "./random-words.ts";
-import { median } from "./side-by-side.ts";
+import { freePort, median } from "./side-by-side.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values } = parseArgs({
@@ -63,16 +62,6 @@ const rerankId =
       ? rerankSpec.slice(0, rerankSpec.indexOf("="))
       : path.basename(rerankSpec, ".gguf");
 const PROMPTS = ["Once upon a time", "The little dog", "Lily and Ben went to the park", "One day, a big bird"];
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  if (address === null || typeof address === "string") throw new Error("no TCP address");
-  return address.port;
-}
 
 /** `node bin/pagoda.js` with `flags`, resolved once /health answers 200; its output kept for the error message. */
 async function startServer(flags: string[]): Promise<{ child: ChildProcess; baseUrl: string }> {

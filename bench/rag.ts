@@ -15,7 +15,6 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,7 +22,7 @@ import { parseArgs } from "node:util";
 import { chunkCorpus, queriesFromChunks, syntheticCorpus } from "../examples/rag/corpus.ts";
 import { resolveModel } from "../examples/rag/endpoints.ts";
 import { type PipelineOptions, type PipelineRun, type RagEndpoints, runPipeline } from "../examples/rag/pipeline.ts";
-import { median } from "./side-by-side.ts";
+import { freePort, median } from "./side-by-side.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values } = parseArgs({
@@ -60,15 +59,6 @@ const ENCODER_SLOTS = 32;
 interface Side {
   readonly label: string;
   readonly endpoints: RagEndpoints;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === "string") throw new Error("no free port");
-  return address.port;
 }
 
 /** Every child spawned, from the moment it is spawned, so a failed start-up elsewhere still stops it. */

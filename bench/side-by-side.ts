@@ -1,7 +1,11 @@
 /**
  * What the benches that compare running servers share: `--target label=url` parsing, a pool of concurrent workers
- * timed as a rate, and the table of per-level medians over interleaved rounds with each target's ratio to the first.
+ * timed as a rate, the table of per-level medians over interleaved rounds with each target's ratio to the first,
+ * and a free port for a server a bench spawns.
  */
+
+import { once } from "node:events";
+import { createServer } from "node:net";
 
 export interface ServerTarget {
   readonly label: string;
@@ -80,4 +84,15 @@ export async function printRateTable(options: RateTableOptions): Promise<void> {
         .join(" | ")} |`,
     );
   }
+}
+
+/** A loopback port free at the time of asking, for a server a bench spawns. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === "string") throw new Error("no TCP address");
+  return address.port;
 }

@@ -10,9 +10,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { createServer } from "node:net";
 import { parseArgs } from "node:util";
-import { median } from "./side-by-side.ts";
+import { freePort, median } from "./side-by-side.ts";
 
 interface Command {
   readonly label: string;
@@ -20,17 +19,6 @@ interface Command {
 }
 
 const HEALTH_TIMEOUT_MS = 60_000;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address !== null ? address.port : 0));
-    });
-  });
-}
 
 async function isHealthy(port: number): Promise<boolean> {
   try {
