@@ -7,7 +7,9 @@
  * cached prefix does not stay in the pool: its cells are copied out to host memory (a *saved prefix*) and the
  * sequence lets go of them. A new request whose prompt starts with cached blocks gets their cells from a running
  * sequence that holds them (a zero-copy fork) or, when none does, by restoring a saved prefix (a memory copy, far
- * cheaper than recomputing). When the block pool evicts a cached block, every saved prefix is cut at that block;
+ * cheaper than recomputing). Both mix: the leading blocks running sequences hold (a shared system prompt) are
+ * forked, the saved prefix gives the blocks after them (a user's own earlier turns), and running sequences the rest.
+ * When the block pool evicts a cached block, every saved prefix is cut at that block;
  * blocks that lose their last holder lose their cells too, so they are uncached. Block i of a chain always covers
  * positions [i × blockSize, (i + 1) × blockSize).
  */
@@ -20,7 +22,7 @@ export interface CellOps {
   truncateSequence(sequenceId: SequenceId, fromPos: number): void;
   releaseSequence(sequenceId: SequenceId): void;
   saveCells(sequenceId: SequenceId, numTokens: number): SavedCells;
-  restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean;
+  restoreCells(saved: SavedCells, dst: SequenceId, startPos: number, endPos: number): boolean;
 }
 
 /** The view of a block this needs; the block manager's blocks fit it. */
@@ -49,10 +51,14 @@ interface SavedPrefix<Block> {
 
 type Holder<Block> = SequenceId | SavedPrefix<Block>;
 
-/** How `fork` gives a prefix its cells: leading blocks from a saved prefix, the rest from running sequences. */
+/**
+ * How `fork` gives a prefix its cells: blocks [restoreStart, restoreEnd) from a saved prefix, every other one of
+ * the first `numBlocks` from running sequences.
+ */
 interface ForkPlan<Block> {
   readonly saved: SavedPrefix<Block> | null;
-  readonly numSavedBlocks: number;
+  readonly restoreStart: number;
+  readonly restoreEnd: number;
   readonly numBlocks: number;
 }
 
@@ -106,21 +112,16 @@ export class CellHolders<Block extends HeldBlock> {
     if (plan.numBlocks < prefix.length)
       throw new Error(`only ${plan.numBlocks} of ${prefix.length} prefix blocks have cells to fork`);
     const blockSize = this.options.blockSize;
+    // The restore comes first: llama.cpp restores into a sequence that holds nothing.
     if (plan.saved !== null) {
-      if (!this.ops.restoreCells(plan.saved.cells, sequenceId, plan.numSavedBlocks * blockSize)) {
+      const [startPos, endPos] = [plan.restoreStart * blockSize, plan.restoreEnd * blockSize];
+      if (!this.ops.restoreCells(plan.saved.cells, sequenceId, startPos, endPos)) {
         throw new Error(`the pool had no room to restore ${plan.saved.cells.numTokens} saved cells`);
       }
       this.touch(plan.saved);
     }
-    let start = plan.numSavedBlocks;
-    while (start < prefix.length) {
-      const source = this.sequenceHolding(prefix[start]!);
-      if (source === null) throw new Error(`cached block ${prefix[start]!.id} has no sequence holding its cells`);
-      let end = start + 1;
-      while (end < prefix.length && this.holders.get(prefix[end]!.id)?.has(source) === true) end++;
-      this.ops.shareCells(source, sequenceId, start * blockSize, end * blockSize);
-      start = end;
-    }
+    this.shareFromSequences(sequenceId, prefix, 0, plan.restoreStart);
+    this.shareFromSequences(sequenceId, prefix, plan.restoreEnd, prefix.length);
     this.onAllocated(sequenceId, prefix);
   }
 
@@ -184,12 +185,25 @@ export class CellHolders<Block extends HeldBlock> {
       throw new Error(`saved prefixes hold ${numSavedTokens} tokens, over the limit`);
   }
 
+  /** Gives `sequenceId` the cells of `prefix[start..end)` from the running sequences that hold them. */
+  private shareFromSequences(sequenceId: SequenceId, prefix: readonly Block[], start: number, end: number): void {
+    const blockSize = this.options.blockSize;
+    while (start < end) {
+      const source = this.sequenceHolding(prefix[start]!);
+      if (source === null) throw new Error(`cached block ${prefix[start]!.id} has no sequence holding its cells`);
+      let runEnd = start + 1;
+      while (runEnd < end && this.holders.get(prefix[runEnd]!.id)?.has(source) === true) runEnd++;
+      this.ops.shareCells(source, sequenceId, start * blockSize, runEnd * blockSize);
+      start = runEnd;
+    }
+  }
+
   private planFork(prefix: readonly Block[]): ForkPlan<Block> {
+    // Blocks a running sequence holds are forked, never restored: a restored copy of them would live in the pool
+    // twice while the blocks count once. A saved prefix gives only the blocks after them; its cells before those
+    // are cut again right after the restore, so it still needs room for all of them for a moment.
     const numBySequences = this.numLeadingHeldBySequences(prefix, 0);
-    // A restore writes fresh cells for every block of the saved copy from position 0: blocks a running sequence
-    // holds would then live twice in the pool, once as counted, so a prefix that starts held is forked, never
-    // restored. (Seen as llama.cpp finding no KV slot for a step the block count said fits.)
-    if (numBySequences > 0) return { saved: null, numSavedBlocks: 0, numBlocks: numBySequences };
+    const forkOnly = { saved: null, restoreStart: 0, restoreEnd: 0, numBlocks: numBySequences };
     let best: SavedPrefix<Block> | null = null;
     let bestCovered = numBySequences;
     // Counting the pool's free cells walks every held block, so it waits for a copy that would be chosen.
@@ -207,8 +221,13 @@ export class CellHolders<Block extends HeldBlock> {
       best = prefixSaved;
       bestCovered = covered;
     }
-    if (best === null) return { saved: null, numSavedBlocks: 0, numBlocks: numBySequences };
-    return { saved: best, numSavedBlocks: bestCovered, numBlocks: this.numLeadingHeldBySequences(prefix, bestCovered) };
+    if (best === null) return forkOnly;
+    return {
+      saved: best,
+      restoreStart: numBySequences,
+      restoreEnd: bestCovered,
+      numBlocks: this.numLeadingHeldBySequences(prefix, bestCovered),
+    };
   }
 
   /** The end of the run of blocks from `start` on that some running sequence holds. */

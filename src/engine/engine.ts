@@ -307,10 +307,11 @@ export interface SequenceEngine {
    */
   saveCells(sequenceId: SequenceId, numTokens: number): SavedCells;
   /**
-   * Gives an acquired sequence that holds no cells the saved cells of positions [0, numTokens). Needs room for all
+   * Gives an acquired sequence that holds no cells the saved cells of positions [startPos, endPos); `shareCells`
+   * fills the positions before `startPos` afterwards, when running sequences hold them. Needs room for all
    * `saved.numTokens` cells for a moment; false when the pool has none (the sequence then holds nothing).
    */
-  restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean;
+  restoreCells(saved: SavedCells, dst: SequenceId, startPos: number, endPos: number): boolean;
   numFreeSequences(): number;
   samplingCounters(): SamplingCounters;
 }

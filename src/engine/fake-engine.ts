@@ -63,9 +63,12 @@ interface FakeSavedCells extends SavedCells {
   readonly tokens: readonly TokenId[];
 }
 
+/** A position a sequence does not hold (yet): a restore cut at its front leaves these until a fork fills them. */
+const NO_CELL = -1;
+
 interface FakeSequence {
   sampling: SamplingParams;
-  /** The pool cell of each position this sequence holds. */
+  /** The pool cell of each position this sequence holds, or `NO_CELL`. */
   cells: number[];
   numGenerated: number;
 }
@@ -237,22 +240,28 @@ export class FakeEngine implements Engine {
     const sequence = this.sequences.get(sequenceId);
     if (sequence === undefined) throw new Error(`sequence ${sequenceId} is not acquired`);
     this.dropCells(sequence, numTokens);
+    if (sequence.cells.includes(NO_CELL)) throw new Error(`sequence ${sequenceId} has positions without cells`);
     const tokens = sequence.cells.map((cell) => this.cellTokens[cell] ?? NO_TOKEN);
     const saved: FakeSavedCells = { numTokens: tokens.length, numBytes: tokens.length * 4, tokens };
     this.numSaves += 1;
     return saved;
   }
 
-  restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean {
+  restoreCells(saved: SavedCells, dst: SequenceId, startPos: number, endPos: number): boolean {
     const sequence = this.sequences.get(dst);
     if (sequence === undefined || sequence.cells.length > 0)
       throw new Error(`sequence ${dst} is not acquired or holds cells`);
     const tokens = (saved as Partial<FakeSavedCells>).tokens;
-    if (tokens === undefined || numTokens > tokens.length) throw new Error("these cells were not saved by this engine");
+    if (tokens === undefined || endPos > tokens.length || startPos < 0 || startPos >= endPos)
+      throw new Error("these cells were not saved by this engine");
     // As llama.cpp does, every saved cell goes in first, then the sequence is cut to what was asked for.
     if (this.cellHolders.filter((holders) => holders === 0).length < tokens.length) return false;
     for (const token of tokens) this.placeToken(sequence, token);
-    this.dropCells(sequence, numTokens);
+    this.dropCells(sequence, endPos);
+    for (let position = 0; position < startPos; position++) {
+      this.cellHolders[sequence.cells[position]!]! -= 1;
+      sequence.cells[position] = NO_CELL;
+    }
     this.numRestores += 1;
     return true;
   }
@@ -262,14 +271,17 @@ export class FakeEngine implements Engine {
     const to = this.sequences.get(dst);
     if (from === undefined || to === undefined || src === dst)
       throw new Error(`cannot share cells from ${src} to ${dst}`);
-    if (to.cells.length !== startPos)
+    if (to.cells.length < startPos)
       throw new Error(`sequence ${dst} holds ${to.cells.length} cells, a fork at ${startPos} would leave a gap`);
-    if (endPos > from.cells.length)
-      throw new Error(`sequence ${src} holds no cells at ${from.cells.length}..${endPos}`);
+    if (endPos > from.cells.length || from.cells.slice(startPos, endPos).includes(NO_CELL))
+      throw new Error(`sequence ${src} holds no cells at some of ${startPos}..${endPos}`);
     for (let position = startPos; position < endPos; position++) {
       const cell = from.cells[position]!;
+      // A fork appends, or fills the positions a restore left without cells.
+      if (position < to.cells.length && to.cells[position] !== NO_CELL)
+        throw new Error(`sequence ${dst} holds position ${position} already`);
       this.cellHolders[cell]! += 1;
-      to.cells.push(cell);
+      to.cells[position] = cell;
     }
   }
 
@@ -318,15 +330,16 @@ export class FakeEngine implements Engine {
   }
 
   private dropCells(sequence: FakeSequence, fromPos: number): void {
-    for (const cell of sequence.cells.splice(fromPos)) this.cellHolders[cell]! -= 1;
+    for (const cell of sequence.cells.splice(fromPos)) if (cell !== NO_CELL) this.cellHolders[cell]! -= 1;
   }
 
   private evaluate(item: StepItem): StepOutput {
     const sequence = this.sequences.get(item.sequenceId);
     if (sequence === undefined) throw new Error(`sequence ${item.sequenceId} is not acquired`);
-    if (item.startPos !== sequence.cells.length) {
+    if (item.startPos !== sequence.cells.length || sequence.cells.includes(NO_CELL)) {
       throw new Error(
-        `sequence ${item.sequenceId}: step starts at ${item.startPos}, cache holds ${sequence.cells.length}`,
+        `sequence ${item.sequenceId}: step starts at ${item.startPos}, cache holds ${sequence.cells.length} ` +
+          `positions (${sequence.cells.filter((cell) => cell === NO_CELL).length} without cells)`,
       );
     }
     for (const token of item.tokens) this.placeToken(sequence, token);

@@ -183,8 +183,8 @@ export class LlamaEngine implements Engine {
     return this.sequences.saveCells(sequenceId, numTokens);
   }
 
-  restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean {
-    return this.sequences.restoreCells(saved, dst, numTokens);
+  restoreCells(saved: SavedCells, dst: SequenceId, startPos: number, endPos: number): boolean {
+    return this.sequences.restoreCells(saved, dst, startPos, endPos);
   }
 
   /** Whether raw logits (`returnLogits`) are available: the patched addon is loaded. */

@@ -147,13 +147,16 @@ export class LlamaSequences {
     return saved;
   }
 
-  restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean {
+  restoreCells(saved: SavedCells, dst: SequenceId, startPos: number, endPos: number): boolean {
     const native = this.idlePatchedContext("restoring KV cells", [dst]);
     if (!(saved instanceof HostCells)) throw new TypeError("these cells were not saved by this engine");
     if (saved.bytes === null) throw new Error("saving these cells failed", { cause: saved.failure });
-    if (numTokens > saved.numTokens) throw new RangeError(`${saved.numTokens} saved cells cannot restore ${numTokens}`);
+    if (endPos > saved.numTokens || startPos < 0 || startPos >= endPos)
+      throw new RangeError(`${saved.numTokens} saved cells cannot restore positions ${startPos}..${endPos}`);
+    // llama.cpp restores a sequence whole (dropping what it held first), so the cut follows the restore.
     if (!native.restoreSequenceCells(dst, saved.bytes)) return false;
-    if (numTokens < saved.numTokens) this.removeCells(dst, numTokens);
+    if (endPos < saved.numTokens) this.removeCells(dst, endPos);
+    if (startPos > 0) this.removeCells(dst, 0, startPos);
     return true;
   }
 
@@ -228,11 +231,12 @@ export class LlamaSequences {
     return failures;
   }
 
-  private removeCells(sequenceId: SequenceId, fromPos: number): void {
-    if (!this.native.removeTokenCellsFromSequence(sequenceId, fromPos, -1))
+  /** Drops the sequence's cells of positions [fromPos, toPos); -1 is the end. */
+  private removeCells(sequenceId: SequenceId, fromPos: number, toPos = -1): void {
+    if (!this.native.removeTokenCellsFromSequence(sequenceId, fromPos, toPos))
       this.options.onNativeLog?.(
         "error",
-        `llama.cpp could not drop the cells of sequence ${sequenceId} from ${fromPos} on`,
+        `llama.cpp could not drop the cells of sequence ${sequenceId} from ${fromPos} ${toPos < 0 ? "on" : `to ${toPos}`}`,
       );
   }
 }

@@ -71,6 +71,10 @@ export class RequestKv {
     return this.kv.enablePrefixCaching;
   }
 
+  get blockSize(): number {
+    return this.kv.blockSize;
+  }
+
   /** Whether a request of `numTokens` tokens fits the empty pool; if not, no amount of preemption helps. */
   canEverFit(numTokens: number): boolean {
     return this.kv.canEverFit(numTokens);

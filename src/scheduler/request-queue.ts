@@ -15,8 +15,8 @@ export class RequestQueue implements Iterable<Request> {
     return this.requests[Symbol.iterator]();
   }
 
-  peek(): Request | undefined {
-    return this.requests[0];
+  at(index: number): Request | undefined {
+    return this.requests[index];
   }
 
   find(requestId: RequestId): Request | undefined {
@@ -29,10 +29,6 @@ export class RequestQueue implements Iterable<Request> {
 
   pushFront(request: Request): void {
     this.requests.unshift(request);
-  }
-
-  shift(): Request | undefined {
-    return this.requests.shift();
   }
 
   remove(request: Request): void {

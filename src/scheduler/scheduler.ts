@@ -19,6 +19,7 @@ import { type Admission, type KvCacheState, RequestKv } from "./request-kv.ts";
 import { RequestQueue } from "./request-queue.ts";
 import { appendUntilStop, sampledTokens } from "./sampled-tokens.ts";
 import type { SchedulerOptions } from "./scheduler-options.ts";
+import { waitsForSharedPrefix } from "./shared-prefix-in-flight.ts";
 import { type DraftStep, Speculation } from "./speculation.ts";
 import { StepBudget, type StepPlan } from "./step-budget.ts";
 
@@ -233,15 +234,23 @@ export class Scheduler {
     return true;
   }
 
-  /** Admits waiting requests in priority order while the budget, sequences and blocks last. */
+  /**
+   * Admits waiting requests in priority order while the budget, sequences and blocks last. One that shares a prompt
+   * prefix with a running request still computing it waits for those blocks (see `waitsForSharedPrefix`).
+   */
   private scheduleWaiting(budget: StepBudget): void {
     budget.startAdmission();
     this.waiting.sort();
+    let index = 0;
     for (
-      let request = this.waiting.peek();
+      let request = this.waiting.at(index);
       request !== undefined && budget.numAdmitLeft > 0;
-      request = this.waiting.peek()
+      request = this.waiting.at(index)
     ) {
+      if (this.kv.isPrefixCaching && waitsForSharedPrefix(request, this.running, this.kv.blockSize)) {
+        index++;
+        continue;
+      }
       if (this.running.length >= this.options.maxNumSequences) {
         // A full house yields only to strictly more urgent work.
         if (!this.preemptFor(request, budget)) break;
@@ -255,7 +264,7 @@ export class Scheduler {
         if (!this.preemptFor(request, budget)) break;
         continue;
       }
-      this.waiting.shift();
+      this.waiting.remove(request);
       this.start(request, sequenceId, admission);
       budget.admit({ request, item: this.planChunk(request, admission.numNewTokens, []), drafts: [] });
     }

@@ -32,7 +32,7 @@ before(async () => {
     "--ctx-size",
     "1024",
     "--kv-cache-tokens",
-    "1024",
+    "640",
   ]);
 });
 

@@ -112,6 +112,73 @@ test("requests sharing a prefix fork its cells and prefill only the rest; usage 
   assert.equal(state.prefixHitTokens, 3 * 12);
 });
 
+test("requests that arrive with one long prefix wait while the first computes it, then fork it: computed once, held once", async () => {
+  const run = async (prefixLength: number): Promise<{ prompted: number; peakCells: number; pool: Setup }> => {
+    // 16 tokens a step, so the shared prefix takes several steps to compute.
+    const pool = setup({ numSequences: 8, kvCacheTokens: 256, contextSize: 128 }, { maxNumBatchedTokens: 16 });
+    const prefix = tokens(prefixLength, 3);
+    const requests = [0, 1, 2, 3].map((index) =>
+      makeRequest(`r${index}`, [...prefix, ...tokens(3, 40 + index * 11)], { maxTokens: 4 }),
+    );
+    for (const entry of requests) pool.core.add(entry);
+    let peakCells = 0;
+    while (pool.scheduler.hasWork()) {
+      await runStep(pool);
+      peakCells = Math.max(peakCells, pool.engine.numUsedCells);
+    }
+    for (const { request, sink } of requests) {
+      assert.equal(sink.finished?.finishReason, "length");
+      assert.deepEqual(sink.tokens, await aloneOutput(request.promptTokens, 4), `${request.id} as alone`);
+    }
+    const prompted = pool.engine.steps.flat().reduce((sum, item) => sum + item.tokens.length, 0) - 4 * 3;
+    return { prompted, peakCells, pool };
+  };
+  // 40 shared tokens = 10 blocks of 4: the first request computes them, the others fork all 10 blocks.
+  const shared = await run(40);
+  assert.equal(shared.prompted, 40 + 4 * 3, "the prefix is computed once, then each request's own 3 tokens");
+  assert.ok(shared.peakCells <= 40 + 4 * 8, `the pool holds the prefix once (peak ${shared.peakCells} cells)`);
+  // 5 shared tokens (one full block): below the threshold, nobody waits; two prompts fill the first step.
+  const short = await run(5);
+  assert.deepEqual(
+    short.pool.engine.steps[0]?.map((item) => [item.startPos, item.tokens.length]),
+    [
+      [0, 8],
+      [0, 8],
+    ],
+    "the second request computes the shared block beside the first",
+  );
+});
+
+test("a user's next turn forks the system prompt from a running request and restores only its own earlier turn", async () => {
+  const pool = setup({ numSequences: 8, kvCacheTokens: 256, contextSize: 128 });
+  const system = tokens(16, 3);
+  const other = makeRequest("other", [...system, ...tokens(4, 70)], { maxTokens: 40 });
+  pool.core.add(other);
+  await runStep(pool);
+  const turn1 = makeRequest("turn1", [...system, ...tokens(8, 50)], { maxTokens: 4 });
+  pool.core.add(turn1);
+  while (turn1.sink.finished === null) await runStep(pool);
+  // 27 of turn 1's 28 tokens are in the KV cache: 6 full blocks, 4 of them the system prompt "other" still holds.
+  assert.equal(pool.engine.numSaves, 1, "turn 1's blocks are saved, since 2 of them have no other holder");
+
+  const prompt2 = [...turn1.request.allTokens, ...tokens(5, 60)];
+  const turn2 = makeRequest("turn2", prompt2, { maxTokens: 4 });
+  pool.core.add(turn2);
+  const stepsBefore = pool.engine.steps.length;
+  await runStep(pool);
+  const item = pool.engine.steps[stepsBefore]?.find((entry) => entry.tokens.length > 1);
+  assert.deepEqual([item?.startPos, item?.tokens.length], [24, prompt2.length - 24], "6 blocks came from the cache");
+  assert.equal(pool.engine.numRestores, 1, "blocks 4 and 5 were restored, blocks 0 to 3 forked from 'other'");
+  const usedCells = pool.engine.numUsedCells;
+  assert.ok(
+    usedCells <= other.request.numTokens + prompt2.length - 16,
+    `the system prompt is held once (${usedCells})`,
+  );
+  await runUntilIdle(pool);
+  assert.equal(turn2.sink.finished?.numCachedTokens, 24);
+  assert.deepEqual(turn2.sink.tokens, await aloneOutput(prompt2, 4), "and the output is as alone");
+});
+
 test("a saved prefix is evicted block by block when the pool needs room, tail first, and a hit restores what is left", async () => {
   const pool = setup({ numSequences: 4, kvCacheTokens: 32, contextSize: 32 }, { maxNumSequences: 2 });
   const cached = makeRequest("cached", tokens(13, 5), { maxTokens: 1 });

@@ -28,8 +28,8 @@ class RecordingOps implements CellOps {
     this.calls.push(`save ${sequenceId} ${numTokens}`);
     return { numTokens, numBytes: numTokens * 10 };
   }
-  restoreCells(saved: SavedCells, dst: SequenceId, numTokens: number): boolean {
-    this.calls.push(`restore ${saved.numTokens}->${dst} ${numTokens}`);
+  restoreCells(saved: SavedCells, dst: SequenceId, startPos: number, endPos: number): boolean {
+    this.calls.push(`restore ${saved.numTokens}->${dst} ${startPos}..${endPos}`);
     return this.canRestore;
   }
 }
@@ -73,7 +73,11 @@ test("a finished request's cached blocks are saved out of the pool and restored 
 
   assert.equal(holders.numForkable(chain.slice(0, 2)), 2);
   holders.fork(seq(1), chain.slice(0, 2));
-  assert.deepEqual(ops.calls.slice(2), ["restore 12->1 8"], "the whole copy goes in, cut to the two blocks asked for");
+  assert.deepEqual(
+    ops.calls.slice(2),
+    ["restore 12->1 0..8"],
+    "the whole copy goes in, cut to the two blocks asked for",
+  );
   holders.checkInvariants(chain);
 });
 
@@ -84,21 +88,28 @@ test("a running sequence that holds the prefix is forked from without a copy, ev
   holders.release(seq(0), true);
   holders.fork(seq(1), chain);
   holders.fork(seq(2), chain);
-  assert.deepEqual(ops.calls, ["save 0 8", "release 0", "restore 8->1 8", "share 1->2 0..8"]);
+  assert.deepEqual(ops.calls, ["save 0 8", "release 0", "restore 8->1 0..8", "share 1->2 0..8"]);
   holders.checkInvariants(chain);
 });
 
-test("a prefix whose first blocks a running sequence holds is forked from it, never restored over them", () => {
+test("a prefix whose first blocks a running sequence holds forks them and restores only the saved blocks after them", () => {
   const { ops, holders } = setup();
   const chain = blocks(4);
   holders.onAllocated(seq(0), chain);
   holders.release(seq(0), true);
   holders.fork(seq(1), chain.slice(0, 2));
-  // A 4-block copy is saved, but sequence 1 holds blocks 0 and 1: restoring the copy would put their cells in the
-  // pool twice while the blocks count once.
-  assert.equal(holders.numForkable(chain), 2);
-  holders.fork(seq(2), chain.slice(0, 2));
-  assert.deepEqual(ops.calls.slice(-1), ["share 1->2 0..8"]);
+  // A 4-block copy is saved, and sequence 1 holds blocks 0 and 1: the copy gives blocks 2 and 3 only (its cells of
+  // blocks 0 and 1 would live in the pool twice while the blocks count once), restored before the fork.
+  assert.equal(holders.numForkable(chain), 4);
+  holders.fork(seq(2), chain);
+  assert.deepEqual(ops.calls.slice(-2), ["restore 16->2 8..16", "share 1->2 0..8"]);
+  holders.checkInvariants(chain);
+  holders.fork(seq(3), chain.slice(0, 3));
+  assert.deepEqual(
+    ops.calls.slice(-2),
+    ["share 1->3 0..8", "share 2->3 8..12"],
+    "blocks running sequences hold are forked, never restored",
+  );
   holders.checkInvariants(chain);
 });
 
@@ -155,7 +166,7 @@ test("evicting a block cuts every saved chain there, and a chain cut to nothing 
   holders.onEvict(chain[1]!);
   assert.equal(holders.numForkable(chain), 1);
   holders.fork(seq(1), chain.slice(0, 1));
-  assert.deepEqual(ops.calls.slice(-1), ["restore 12->1 4"]);
+  assert.deepEqual(ops.calls.slice(-1), ["restore 12->1 0..4"]);
   holders.release(seq(1), false);
   holders.onEvict(chain[0]!);
   assert.equal(holders.numSaved, 0);

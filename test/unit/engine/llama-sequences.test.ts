@@ -94,7 +94,7 @@ test("a deferred save that fails still lets the releases after it run, and the s
   assert.deepEqual(native.removals, ["0@4", "0@0", "1@0"]);
   assert.throws(() => {
     const c = slots.acquire(GREEDY, []) as SequenceId;
-    slots.restoreCells(saved!, c, 4);
+    slots.restoreCells(saved!, c, 0, 4);
   }, /saving these cells failed/);
 });
 
