@@ -2,7 +2,7 @@
  * The shared KV pool on the real model: a pool far smaller than the running requests' needs serves them all by
  * preempting and resuming, with greedy outputs identical to running each alone; a shared prompt prefix is
  * prefilled once and forked; llama.cpp never runs out of cells; finished requests' cached prefixes leave the pool
- * for host memory and come back on a hit.
+ * for host memory and come back on a hit, after the part running requests hold when they do.
  */
 
 import assert from "node:assert/strict";
@@ -121,4 +121,54 @@ test("cached prefixes of finished requests wait outside the pool, and a later hi
   const hit = await greedy(small, `${stories[5]!}Then`, 16);
   assert.ok(hit.cached >= 16, `cached ${hit.cached} tokens`);
   compareGreedy(hit, cold, "restored prefix");
+});
+
+test("a next turn forks the prefix a running request holds and restores only its own earlier turn, with the same output", async () => {
+  const chat = await startModelServer(["--parallel", "4", "--ctx-size", "2048", "--kv-block-size", "16"]);
+  try {
+    const system = "Lily and Ben lived in a small house near the big park with their mom and dad. ".repeat(2);
+    const numSystemTokens = chat.runtime.engine.tokenize(system, { addBos: true }).length;
+    // A long stream over the same system prompt keeps its blocks held by a running sequence throughout.
+    const holder = new AbortController();
+    const held = chat.client.completions
+      .create(
+        {
+          model: STORIES_ID,
+          prompt: `${system}One day`,
+          max_tokens: 1900,
+          temperature: 0,
+          ignore_eos: true,
+          stream: true,
+        },
+        { signal: holder.signal },
+      )
+      .then(async (stream) => {
+        for await (const _chunk of stream);
+      })
+      .catch(() => undefined);
+    let isHeld = true;
+    void held.then(() => {
+      isHeld = false;
+    });
+    const turn1 = await greedy(chat, `${system}Lily said`, 16);
+    const prompt2 = `${system}Lily said${turn1.text} Ben said`;
+    const expected = await greedy(unshared, prompt2, 16);
+    const turn2 = await greedy(chat, prompt2, 16);
+    assert.ok(isHeld, "the holder was still running");
+    holder.abort();
+    await held;
+    // Turn 1's blocks past the system prompt's came from its saved copy, the system prompt's from the holder.
+    const numTurn1Tokens = chat.runtime.engine.tokenize(`${system}Lily said${turn1.text}`, { addBos: true }).length;
+    assert.ok(
+      turn2.cached >= Math.floor((numTurn1Tokens - 1) / 16) * 16 - 16 && turn2.cached > numSystemTokens,
+      `cached ${turn2.cached} tokens; the system prompt has ${numSystemTokens}, turn 1 ${numTurn1Tokens}`,
+    );
+    compareGreedy(turn2, expected, "next turn");
+    // The server learns of the disconnect from the socket; the blocks go at the next step.
+    for (let waited = 0; waited < 5000 && chat.runtime.loop.kvCacheState().numUsedBlocks > 0; waited += 20)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(chat.runtime.loop.kvCacheState().numUsedBlocks, 0, "every block went back once the holder left");
+  } finally {
+    await chat.close();
+  }
 });
