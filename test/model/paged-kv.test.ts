@@ -130,21 +130,19 @@ test("a next turn forks the prefix a running request holds and restores only its
     const numSystemTokens = chat.runtime.engine.tokenize(system, { addBos: true }).length;
     // A long stream over the same system prompt keeps its blocks held by a running sequence throughout.
     const holder = new AbortController();
-    const held = chat.client.completions
-      .create(
-        {
-          model: STORIES_ID,
-          prompt: `${system}One day`,
-          max_tokens: 1900,
-          temperature: 0,
-          ignore_eos: true,
-          stream: true,
-        },
-        { signal: holder.signal },
-      )
-      .then(async (stream) => {
-        for await (const _chunk of stream);
-      })
+    const held = fetch(`${chat.baseUrl}/v1/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        prompt: `${system}One day`,
+        max_tokens: 1900,
+        temperature: 0,
+        ignore_eos: true,
+        stream: true,
+      }),
+      signal: holder.signal,
+    })
+      .then((response) => response.text())
       .catch(() => undefined);
     let isHeld = true;
     void held.then(() => {
