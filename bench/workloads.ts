@@ -2,7 +2,7 @@
  * Serving workloads against running OpenAI-compatible servers, side by side in one run:
  *
  *   npm run bench:workloads -- --target pagoda=http://127.0.0.1:8080 --target llama-server=http://127.0.0.1:8081
- *                              [--only decode,fill,chat,mixed,overload,json] [--users 1,8,16] [--repeats 3]
+ *                              [--only decode,fill,chat,burst,mixed,overload,json] [--users 1,8,16] [--repeats 3]
  *                              [--max-tokens 128] [--fill-prompts 40] [--overload-users 64] [--out results.json]
  *
  * - decode: N users stream 128-token completions of short distinct prompts (ignore_eos, greedy).
@@ -10,6 +10,8 @@
  *   ~1,000-token prompts fill its prefix cache, then the same decodes again; the ratio after/before shows what
  *   cached prefixes cost every later step. Run it on freshly started servers.
  * - chat: 16 users share a ~1,000-token system prompt and talk 4 turns each (their history grows).
+ * - burst: 16 users send at the same moment prompts that share one ~1,700-token context (a RAG document, a long
+ *   system prompt) and differ in a short question; 16 tokens each. Run it on its own: it needs `--ctx-size` 2048.
  * - mixed: 12 users decode while 4 users send ~1,500-token prompts; the decoders' inter-token latency and the long
  *   prompts' time to first token.
  * - overload: many users at once (default 64), two requests each, against a pool that holds far fewer.
@@ -221,6 +223,17 @@ async function chat(target: Target, seed: number): Promise<Metrics> {
   return { ...summarize(outcomes, startMs), cachedPercent: prompt > 0 ? Math.round((cached / prompt) * 100) : -1 };
 }
 
+async function burst(target: Target, seed: number): Promise<Metrics> {
+  const context = text(seed, 1700);
+  const startMs = performance.now();
+  const outcomes = await Promise.all(
+    Array.from({ length: 16 }, (_, user) =>
+      stream(target, "completions", `${context}\n${text(seed * 100 + user, 12)}`, 16),
+    ),
+  );
+  return { ...summarize(outcomes, startMs), wallMs: Math.round(Math.max(...outcomes.map((o) => o.endMs)) - startMs) };
+}
+
 async function mixed(target: Target, seed: number): Promise<Metrics> {
   const startMs = performance.now();
   const decoders = Array.from({ length: 12 }, (_, user) =>
@@ -290,6 +303,8 @@ for (let repeat = 0; repeat < repeats; repeat++) {
         record(`decode, ${numUsers} users`, target, await decode(target, numUsers, repeat + 1));
     if (only.has("chat"))
       record("chat, 16 users, shared system prompt, 4 turns", target, await chat(target, repeat + 11));
+    if (only.has("burst"))
+      record("burst, 16 users, one shared ~1,700-token context", target, await burst(target, repeat + 51));
     if (only.has("mixed")) record("12 decoders + 4 long prompts", target, await mixed(target, repeat + 21));
     if (only.has("overload"))
       record(`overload, ${values["overload-users"]} users`, target, await overload(target, repeat + 31));
