@@ -210,6 +210,8 @@ export interface SamplingCounters {
    * sequence went on unconstrained.
    */
   readonly numTriggerFailures: number;
+  /** Greedy tokens picked in the decode's own native task instead of by a sampler (see `isPlainGreedy`). */
+  readonly numPickedInDecode: number;
 }
 
 /** KV cells of positions [0, numTokens) of a sequence, copied to host memory by `saveCells`. */

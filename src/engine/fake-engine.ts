@@ -181,7 +181,7 @@ export class FakeEngine implements Engine {
   }
 
   samplingCounters(): SamplingCounters {
-    return { sampleMs: 0, numGrammarFallbacks: 0, numTriggerFailures: 0 };
+    return { sampleMs: 0, numGrammarFallbacks: 0, numTriggerFailures: 0, numPickedInDecode: 0 };
   }
 
   numFreeSequences(): number {

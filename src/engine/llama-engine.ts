@@ -147,6 +147,7 @@ export class LlamaEngine implements Engine {
       sampleMs: this.runner.sampleMs,
       numGrammarFallbacks: isPatchedContext(native) && !this.isDisposed ? native.getGrammarFallbacks() : 0,
       numTriggerFailures: this.follower.numTriggerFailures,
+      numPickedInDecode: this.runner.numPickedInDecode,
     };
   }
 

@@ -115,6 +115,11 @@ export interface PatchedNativeContext extends NativeContext {
   getSequenceEmbedding(sequenceId: number): Float32Array;
   /** The `llama_pooling_type` the context settled on. */
   getPoolingType(): number;
+  /**
+   * `decodeBatch`, then the highest logit's token of each given batch row, in the same native task (one thread-pool
+   * round trip, not two). Absent from addons built before the patch had it.
+   */
+  decodeBatchArgmax?(logitIndexes: Uint32Array): Promise<Int32Array>;
 }
 
 interface NativeSamplerConstructor {

@@ -51,6 +51,20 @@ export function isConfigPerToken(sampling: SamplingParams): boolean {
   return sampling.temperature > 0 || hasPenalties(sampling);
 }
 
+/**
+ * Whether the token is the argmax of the raw logits, so the decode's own native task can pick it: greedy, without
+ * penalties, bias, grammar or logprobs.
+ */
+export function isPlainGreedy(sampling: SamplingParams, hasGrammar: boolean): boolean {
+  return (
+    sampling.temperature <= 0 &&
+    !hasPenalties(sampling) &&
+    (sampling.logitBias == null || sampling.logitBias.size === 0) &&
+    sampling.topLogprobs === null &&
+    !hasGrammar
+  );
+}
+
 function hasPenalties(sampling: SamplingParams): boolean {
   return sampling.presencePenalty !== 0 || sampling.frequencyPenalty !== 0;
 }

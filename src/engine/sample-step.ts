@@ -1,6 +1,7 @@
 /**
  * Sampling after a decode: each item that asked for a token draws it with its sequence's native sampler, on
- * llama.cpp's thread pool, with logprobs when its request wants them.
+ * llama.cpp's thread pool, with logprobs when its request wants them; or takes the token the decode's own task
+ * picked (plain greedy items, see `isPlainGreedy`).
  */
 import { combinedFailure } from "./combined-failure.ts";
 import type { SequenceId, StepItem, StepOutput, TokenId } from "./engine.ts";
@@ -16,6 +17,8 @@ export interface SampleStepOptions {
   readonly penaltyWindow: number;
   /** Told of each sampled token once it is in the slot's history (lazy grammars start from the output text). */
   readonly onSampled: (slot: SequenceSlot, token: TokenId) => void;
+  /** Per item, the token the decode picked already (plain greedy), or null to sample it here. */
+  readonly picked?: readonly (TokenId | null)[];
 }
 
 /**
@@ -34,11 +37,12 @@ export async function sampleStep(
 ): Promise<StepOutput[]> {
   const first = logitIndexes.findIndex((index) => index !== null);
   if (first < 0) return items.map((item) => noToken(item.sequenceId));
-  const firstOutput = await sampleItem(items[first]!, logitIndexes[first] ?? null, options);
+  const pickedAt = (index: number): TokenId | null => options.picked?.[index] ?? null;
+  const firstOutput = await sampleItem(items[first]!, logitIndexes[first] ?? null, pickedAt(first), options);
   // Every sampler finishes before the step ends, failed or not: a released sequence disposes its native sampler.
   const settled = await Promise.allSettled(
     items.map((item, index) =>
-      index === first ? firstOutput : sampleItem(item, logitIndexes[index] ?? null, options),
+      index === first ? firstOutput : sampleItem(item, logitIndexes[index] ?? null, pickedAt(index), options),
     ),
   );
   const outputs: StepOutput[] = [];
@@ -51,16 +55,22 @@ export async function sampleStep(
   return outputs;
 }
 
-async function sampleItem(item: StepItem, logitIndex: number | null, options: SampleStepOptions): Promise<StepOutput> {
+async function sampleItem(
+  item: StepItem,
+  logitIndex: number | null,
+  picked: TokenId | null,
+  options: SampleStepOptions,
+): Promise<StepOutput> {
   if (!item.shouldSample || logitIndex === null) return noToken(item.sequenceId);
   const slot = options.slotOf(item.sequenceId);
   const sampling = slot.sampling;
   const sampler = slot.sampler;
   if (sampling === null || sampler === null) throw new Error(`sequence ${item.sequenceId} has no sampler`);
-  if (isConfigPerToken(sampling))
+  if (picked === null && isConfigPerToken(sampling))
     sampler.applyConfig(nativeSamplerConfig(sampling, slot.history, options.penaltyWindow, slot.grammarState));
   const wantsLogprobs = sampling.topLogprobs !== null;
-  const [sampled, probabilities] = await options.native.sampleToken(logitIndex, sampler, wantsLogprobs);
+  const [sampled, probabilities] =
+    picked === null ? await options.native.sampleToken(logitIndex, sampler, wantsLogprobs) : [picked, undefined];
   const token = sampled as TokenId;
   if (token < 0) return noToken(item.sequenceId);
   slot.history.push(token);

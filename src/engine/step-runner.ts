@@ -3,11 +3,12 @@
  * read and tokens sampled where the items asked. The batch is built through the addon directly, because the
  * library's dispatcher, fed one `evaluate()` per sequence, merges only N−1 of N sequences into a decode.
  */
-import type { StepItem, StepOutput } from "./engine.ts";
+import type { StepItem, StepOutput, TokenId } from "./engine.ts";
 import type { GrammarFollower } from "./grammar-follower.ts";
 import type { LlamaGrammars } from "./llama-grammars.ts";
 import { isPatchedContext, type NativeContext } from "./llama-internals.ts";
 import type { LlamaSequences } from "./llama-sequences.ts";
+import { isPlainGreedy } from "./native-sampler-config.ts";
 import { sampleStep } from "./sample-step.ts";
 
 export interface StepRunnerOptions {
@@ -33,6 +34,8 @@ export class StepRunner {
   private readonly options: StepRunnerOptions;
   /** Wall time of every step's sampling, summed. */
   sampleMs = 0;
+  /** Greedy tokens the decode's native task picked. */
+  numPickedInDecode = 0;
 
   constructor(
     native: NativeContext,
@@ -53,7 +56,7 @@ export class StepRunner {
       throw new Error(`step of ${numTokens} tokens exceeds batch size ${this.options.batchSize}`);
     return this.sequences.duringStep(async () => {
       const rows = this.addBatch(items, numTokens);
-      if (numTokens > 0) await this.native.decodeBatch();
+      const picked = numTokens > 0 ? await this.decode(items, rows.logitIndexes) : [];
       // Raw logits are read on this thread before any sampler starts, so llama.cpp's lazy output reorder runs once.
       const rawLogits = rows.rawLogitIndexes.map((indexes) => (indexes.length === 0 ? null : this.readLogits(indexes)));
       const sampleStartMs = performance.now();
@@ -62,6 +65,7 @@ export class StepRunner {
         slotOf: (sequenceId) => this.sequences.inUse(sequenceId),
         penaltyWindow: this.options.penaltyWindow,
         onSampled: (slot, token) => this.follower.follow(slot, [token], slot.history.at(-2) ?? null, true),
+        picked,
       }).finally(() => {
         this.sampleMs += performance.now() - sampleStartMs;
       });
@@ -71,6 +75,34 @@ export class StepRunner {
         return { ...output, logits, grammarMasks: this.masksOf(items[index]!, logits.length) };
       });
     });
+  }
+
+  /**
+   * Decodes the batch. Plain greedy items (see `isPlainGreedy`) get their token picked in the decode's own native
+   * task where the addon can, which saves the sampling round trip to the thread pool; returns those tokens by item.
+   */
+  private async decode(
+    items: readonly StepItem[],
+    logitIndexes: readonly (number | null)[],
+  ): Promise<(TokenId | null)[]> {
+    const native = this.native;
+    const greedy = items.map((item, index) => {
+      const row = logitIndexes[index] ?? null;
+      if (row === null) return false;
+      const slot = this.sequences.inUse(item.sequenceId);
+      return (
+        slot.sampling !== null && isPlainGreedy(slot.sampling, slot.grammarState !== null || slot.triggerWatch !== null)
+      );
+    });
+    if (!isPatchedContext(native) || native.decodeBatchArgmax === undefined || !greedy.includes(true)) {
+      await native.decodeBatch();
+      return [];
+    }
+    const rows = logitIndexes.filter((row, index): row is number => greedy[index] === true && row !== null);
+    const tokens = await native.decodeBatchArgmax(Uint32Array.from(rows));
+    this.numPickedInDecode += tokens.length;
+    let next = 0;
+    return greedy.map((isGreedy) => (isGreedy ? (tokens[next++]! as TokenId) : null));
   }
 
   /** Whether raw logits (`returnLogits`) are available: the patched addon is loaded. */

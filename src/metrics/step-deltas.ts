@@ -29,7 +29,12 @@ type KvCounts = Pick<KvCacheState, "prefixQueriedTokens" | "prefixHitTokens" | "
 
 export class StepDeltas {
   private lastKv: KvCounts = { prefixQueriedTokens: 0, prefixHitTokens: 0, numPreemptions: 0 };
-  private lastSampling: SamplingCounters = { sampleMs: 0, numGrammarFallbacks: 0, numTriggerFailures: 0 };
+  private lastSampling: SamplingCounters = {
+    sampleMs: 0,
+    numGrammarFallbacks: 0,
+    numTriggerFailures: 0,
+    numPickedInDecode: 0,
+  };
   private lastSpec: SpecStats = {
     numDrafts: 0,
     numDraftTokens: 0,

@@ -73,9 +73,9 @@ interface Running {
 }
 
 /** Greedy continuations of `requests`; together, two of them join per step while the earlier ones decode. */
-async function generate(requests: readonly number[]): Promise<Map<number, TokenId[]>> {
+async function generate(requests: readonly number[], sampling = GREEDY): Promise<Map<number, TokenId[]>> {
   const running: Running[] = requests.map((request) => {
-    const sequenceId = engine.acquireSequence(GREEDY);
+    const sequenceId = engine.acquireSequence(sampling);
     assert.ok(sequenceId !== null);
     return { request, sequenceId, position: 0, pending: promptOf(request), generated: [] };
   });
@@ -117,4 +117,21 @@ test("greedy tokens of 16 sequences joining two per step equal each sequence's t
     const mixedUp = requests.filter((request) => together.get(request)!.join() !== alone.get(request)!.join());
     assert.deepEqual(mixedUp, [], `round ${round}: requests whose tokens changed in company`);
   }
+});
+
+test("greedy tokens picked in the decode's own native task equal the native sampler's, alone and among 16", async () => {
+  const requests = Array.from({ length: NUM_SEQUENCES }, (_, request) => request);
+  const pickedBefore = engine.samplingCounters().numPickedInDecode;
+  const picked = await generate(requests);
+  assert.ok(
+    engine.samplingCounters().numPickedInDecode - pickedBefore >= NUM_SEQUENCES * NUM_GENERATED,
+    "the decode picked every token",
+  );
+  // Asking for logprobs takes the sampler's path.
+  const pickedBySampler = engine.samplingCounters().numPickedInDecode;
+  const sampled = await generate(requests, { ...GREEDY, topLogprobs: 1 });
+  assert.equal(engine.samplingCounters().numPickedInDecode, pickedBySampler, "the sampler drew every token");
+  for (const request of requests) assert.deepEqual(picked.get(request), sampled.get(request), `request ${request}`);
+  const mixed = await generate([0, 1]);
+  assert.deepEqual(mixed.get(0), sampled.get(0));
 });

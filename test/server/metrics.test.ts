@@ -211,6 +211,7 @@ test("cumulative KV and speculation counts reach vLLM's and llama-server's count
     sampleMs,
     numGrammarFallbacks,
     numTriggerFailures: numGrammarFallbacks > 4 ? 2 : 0,
+    numPickedInDecode: 0,
   });
   metrics.observeStep({
     ...step,
