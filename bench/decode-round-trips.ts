@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { isPatchedContext } from "../src/engine/llama-internals.ts";
 import { openLlamaContext } from "../src/engine/open-llama-context.ts";
+import { median } from "./side-by-side.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values } = parseArgs({
@@ -74,9 +75,8 @@ for (let repeat = 0; repeat < Number(values.repeats); repeat++)
 console.log(`${path.basename(values.model)}, threads ${values.threads}, one sequence, ${numTokens} tokens`);
 console.log("| per token | ms | tok/s |\n| --- | ---: | ---: |");
 for (const way of WAYS) {
-  const sorted = [...samples.get(way)!].sort((a, b) => a - b);
-  const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
-  console.log(`| ${way} | ${median.toFixed(3)} | ${Math.round(1000 / median)} |`);
+  const msPerToken = median(samples.get(way)!);
+  console.log(`| ${way} | ${msPerToken.toFixed(3)} | ${Math.round(1000 / msPerToken)} |`);
 }
 sampler.dispose();
 await native.dispose();

@@ -86,14 +86,8 @@ export class StepRunner {
     logitIndexes: readonly (number | null)[],
   ): Promise<(TokenId | null)[]> {
     const native = this.native;
-    const greedy = items.map((item, index) => {
-      const row = logitIndexes[index] ?? null;
-      if (row === null) return false;
-      const slot = this.sequences.inUse(item.sequenceId);
-      return (
-        slot.sampling !== null && isPlainGreedy(slot.sampling, slot.grammarState !== null || slot.triggerWatch !== null)
-      );
-    });
+    const canPick = isPatchedContext(native) && native.decodeBatchArgmax !== undefined;
+    const greedy = items.map((item, index) => canPick && logitIndexes[index] != null && this.isPickedInDecode(item));
     if (!isPatchedContext(native) || native.decodeBatchArgmax === undefined || !greedy.includes(true)) {
       await native.decodeBatch();
       return [];
@@ -103,6 +97,13 @@ export class StepRunner {
     this.numPickedInDecode += tokens.length;
     let next = 0;
     return greedy.map((isGreedy) => (isGreedy ? (tokens[next++]! as TokenId) : null));
+  }
+
+  /** Whether the decode can pick this item's token: its sequence samples plain greedy (see `isPlainGreedy`). */
+  private isPickedInDecode(item: StepItem): boolean {
+    const slot = this.sequences.inUse(item.sequenceId);
+    const hasGrammar = slot.grammarState !== null || slot.triggerWatch !== null;
+    return slot.sampling !== null && isPlainGreedy(slot.sampling, hasGrammar);
   }
 
   /** Whether raw logits (`returnLogits`) are available: the patched addon is loaded. */

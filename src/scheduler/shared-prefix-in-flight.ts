@@ -20,7 +20,7 @@ export const MIN_SHARED_BLOCKS_TO_WAIT = 2;
  */
 export function waitsForSharedPrefix(waiting: Request, running: readonly Request[], blockSize: number): boolean {
   for (const request of running) {
-    if (request.status !== "running" || request.numComputedTokens >= request.promptTokens.length) continue;
+    if (request.numComputedTokens >= request.promptTokens.length) continue;
     const firstPending = Math.floor(request.numComputedTokens / blockSize);
     // A prompt's last token is always computed, never cached: it gives the logits to sample from.
     const maxShared = Math.min(waiting.numTokens - 1, request.promptTokens.length);

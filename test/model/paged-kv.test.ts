@@ -129,13 +129,15 @@ test("a next turn forks the prefix a running request holds and restores only its
     const system = "Lily and Ben lived in a small house near the big park with their mom and dad. ".repeat(2);
     const numSystemTokens = chat.runtime.engine.tokenize(system, { addBos: true }).length;
     // A long stream over the same system prompt keeps its blocks held by a running sequence throughout.
+    const HOLDER_TOKENS = 1900;
+    const isHolder = (stats: { readonly maxTokens: number }): boolean => stats.maxTokens === HOLDER_TOKENS;
     const holder = new AbortController();
     const held = fetch(`${chat.baseUrl}/v1/completions`, {
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({
         prompt: `${system}One day`,
-        max_tokens: 1900,
+        max_tokens: HOLDER_TOKENS,
         temperature: 0,
         ignore_eos: true,
         stream: true,
@@ -144,15 +146,11 @@ test("a next turn forks the prefix a running request holds and restores only its
     })
       .then((response) => response.text())
       .catch(() => undefined);
-    let isHeld = true;
-    void held.then(() => {
-      isHeld = false;
-    });
     const turn1 = await greedy(chat, `${system}Lily said`, 16);
     const prompt2 = `${system}Lily said${turn1.text} Ben said`;
     const expected = await greedy(unshared, prompt2, 16);
     const turn2 = await greedy(chat, prompt2, 16);
-    assert.ok(isHeld, "the holder was still running");
+    assert.ok(!chat.finished.some(isHolder), "the holder was still running");
     holder.abort();
     await held;
     // Turn 1's blocks past the system prompt's came from its saved copy, the system prompt's from the holder.
@@ -162,9 +160,8 @@ test("a next turn forks the prefix a running request holds and restores only its
       `cached ${turn2.cached} tokens; the system prompt has ${numSystemTokens}, turn 1 ${numTurn1Tokens}`,
     );
     compareGreedy(turn2, expected, "next turn");
-    // The server learns of the disconnect from the socket; the blocks go at the next step.
-    for (let waited = 0; waited < 5000 && chat.runtime.loop.kvCacheState().numUsedBlocks > 0; waited += 20)
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    // The server learns of the disconnect from the socket; the blocks go when the request finishes.
+    await chat.waitForFinished(isHolder);
     assert.equal(chat.runtime.loop.kvCacheState().numUsedBlocks, 0, "every block went back once the holder left");
   } finally {
     await chat.close();
