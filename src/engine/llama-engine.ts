@@ -151,6 +151,11 @@ export class LlamaEngine implements Engine {
     };
   }
 
+  /** Decodes of short steps run on the event loop's thread instead of the thread pool; for tests and benchmarks. */
+  get numDecodesOnLoopThread(): number {
+    return this.runner.numDecodesOnLoopThread;
+  }
+
   numFreeSequences(): number {
     return this.sequences.numFree();
   }

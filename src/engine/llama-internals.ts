@@ -120,6 +120,8 @@ export interface PatchedNativeContext extends NativeContext {
    * round trip, not two). Absent from addons built before the patch had it.
    */
   decodeBatchArgmax?(logitIndexes: Uint32Array): Promise<Int32Array>;
+  /** `decodeBatchArgmax` on the calling thread; absent from addons built before the patch had it. */
+  decodeBatchArgmaxSync?(logitIndexes: Uint32Array): Int32Array;
 }
 
 interface NativeSamplerConstructor {

@@ -26,6 +26,20 @@ interface BatchRows {
   readonly rawLogitIndexes: Uint32Array[];
 }
 
+/** Steps of at most this many tokens may decode on the event loop's thread (see `StepRunner.isShortStep`). */
+const SHORT_STEP_MAX_TOKENS = 4;
+/** ... if such steps' recent decodes took at most this long: the event loop is blocked for no longer. */
+const SHORT_STEP_MAX_MS = 1;
+
+/** An exponentially weighted average; starts at 0, so the first short steps are tried on the event loop's thread. */
+class RecentAverage {
+  value = 0;
+
+  observe(sample: number): void {
+    this.value += (sample - this.value) * 0.2;
+  }
+}
+
 export class StepRunner {
   private readonly native: NativeContext;
   private readonly sequences: LlamaSequences;
@@ -36,6 +50,10 @@ export class StepRunner {
   sampleMs = 0;
   /** Greedy tokens the decode's native task picked. */
   numPickedInDecode = 0;
+  /** Decodes run on the event loop's thread (see `isShortStep`). */
+  numDecodesOnLoopThread = 0;
+  /** Wall time of recent decodes of short steps (see `isShortStep`). */
+  private readonly shortDecodeMs = new RecentAverage();
 
   constructor(
     native: NativeContext,
@@ -56,7 +74,7 @@ export class StepRunner {
       throw new Error(`step of ${numTokens} tokens exceeds batch size ${this.options.batchSize}`);
     return this.sequences.duringStep(async () => {
       const rows = this.addBatch(items, numTokens);
-      const picked = numTokens > 0 ? await this.decode(items, rows.logitIndexes) : [];
+      const picked = numTokens > 0 ? await this.decode(items, rows.logitIndexes, numTokens) : [];
       // Raw logits are read on this thread before any sampler starts, so llama.cpp's lazy output reorder runs once.
       const rawLogits = rows.rawLogitIndexes.map((indexes) => (indexes.length === 0 ? null : this.readLogits(indexes)));
       const sampleStartMs = performance.now();
@@ -84,19 +102,40 @@ export class StepRunner {
   private async decode(
     items: readonly StepItem[],
     logitIndexes: readonly (number | null)[],
+    numTokens: number,
   ): Promise<(TokenId | null)[]> {
     const native = this.native;
     const canPick = isPatchedContext(native) && native.decodeBatchArgmax !== undefined;
     const greedy = items.map((item, index) => canPick && logitIndexes[index] != null && this.isPickedInDecode(item));
-    if (!isPatchedContext(native) || native.decodeBatchArgmax === undefined || !greedy.includes(true)) {
+    const rows = Uint32Array.from(
+      logitIndexes.filter((row, index): row is number => greedy[index] === true && row !== null),
+    );
+    const startMs = performance.now();
+    let tokens: Int32Array | null = null;
+    if (isPatchedContext(native) && native.decodeBatchArgmaxSync !== undefined && this.isShortStep(numTokens)) {
+      tokens = native.decodeBatchArgmaxSync(rows);
+      this.numDecodesOnLoopThread++;
+      // The thread-pool decode resolves through the event loop's poll phase; this one gives I/O the same turn.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    } else if (isPatchedContext(native) && native.decodeBatchArgmax !== undefined && rows.length > 0) {
+      tokens = await native.decodeBatchArgmax(rows);
+    } else {
       await native.decodeBatch();
-      return [];
     }
-    const rows = logitIndexes.filter((row, index): row is number => greedy[index] === true && row !== null);
-    const tokens = await native.decodeBatchArgmax(Uint32Array.from(rows));
+    if (numTokens <= SHORT_STEP_MAX_TOKENS) this.shortDecodeMs.observe(performance.now() - startMs);
+    if (tokens === null || tokens.length === 0) return [];
     this.numPickedInDecode += tokens.length;
     let next = 0;
     return greedy.map((isGreedy) => (isGreedy ? (tokens[next++]! as TokenId) : null));
+  }
+
+  /**
+   * Whether a step is short enough to decode on the event loop's thread: at most `SHORT_STEP_MAX_TOKENS` tokens, and
+   * such steps have recently taken at most `SHORT_STEP_MAX_MS`. A thread-pool decode wakes two threads (about 0.1
+   * ms); llama.cpp's own server decodes on the thread that schedules.
+   */
+  private isShortStep(numTokens: number): boolean {
+    return numTokens <= SHORT_STEP_MAX_TOKENS && this.shortDecodeMs.value <= SHORT_STEP_MAX_MS;
   }
 
   /** Whether the decode can pick this item's token: its sequence samples plain greedy (see `isPlainGreedy`). */

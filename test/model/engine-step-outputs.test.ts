@@ -102,10 +102,14 @@ async function generate(requests: readonly number[], sampling = GREEDY): Promise
   return new Map(running.map((entry) => [entry.request, entry.generated]));
 }
 
-test("greedy tokens of 16 sequences joining two per step equal each sequence's tokens alone", async () => {
+test("greedy tokens of 16 sequences joining two per step equal each sequence's tokens alone, decoded on another thread", async () => {
   const requests = Array.from({ length: NUM_SEQUENCES }, (_, request) => request);
   const alone = new Map<number, TokenId[]>();
+  const onLoopThreadBefore = engine.numDecodesOnLoopThread;
   for (const request of requests) alone.set(request, (await generate([request])).get(request)!);
+  // One sequence's steps are short: the first of them at least decodes on the event loop's thread (later ones too
+  // while they stay under a millisecond), those of 16 sequences on the thread pool.
+  assert.ok(engine.numDecodesOnLoopThread > onLoopThreadBefore, "short steps decoded on the event loop's thread");
   assert.equal(
     new Set([...alone.values()].map((tokens) => tokens.join())).size,
     NUM_SEQUENCES,
