@@ -113,10 +113,11 @@ export class StepRunner {
     const startMs = performance.now();
     let tokens: Int32Array | null = null;
     if (isPatchedContext(native) && native.decodeBatchArgmaxSync !== undefined && this.isShortStep(numTokens)) {
+      // One turn of the event loop first, as a thread-pool decode gives: the chunks of the last step's tokens go out
+      // (their writes wait for the turn) and I/O is served before the decode holds this thread.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       tokens = native.decodeBatchArgmaxSync(rows);
       this.numDecodesOnLoopThread++;
-      // The thread-pool decode resolves through the event loop's poll phase; this one gives I/O the same turn.
-      await new Promise<void>((resolve) => setImmediate(resolve));
     } else if (isPatchedContext(native) && native.decodeBatchArgmax !== undefined && rows.length > 0) {
       tokens = await native.decodeBatchArgmax(rows);
     } else {
