@@ -7,7 +7,8 @@
  * (`getGrammarMask`, for verifying speculative drafts of constrained requests), an embedding context's pooled vector
  * per sequence (`poolingType`, `getSequenceEmbedding`, so one decode embeds many inputs), the decode and greedy
  * picks in one native task (`decodeBatchArgmax`, one thread-pool round trip per step instead of two; and
- * `decodeBatchArgmaxSync`, none, for steps shorter than the round trip's thread wake-ups) and, as a module function,
+ * `decodeBatchArgmaxSync`, none, for steps shorter than the round trip's thread wake-ups), one thread for every
+ * multi-threaded decode of the process (one OpenMP team, not one per libuv pool thread) and, as a module function,
  * llama.cpp's quantiser (`quantizeModel(inputPath, outputPath, fileTypeName, threads)`, for `pagoda synth --type
  * q4_k_m|q6_k`; see src/engine/quantize-model.ts). Only the addon's own sources are compiled (about 15 s); it
  * links against the llama.cpp libraries of the prebuilt package, so every backend plugin that package ships (CPU

@@ -1,0 +1,116 @@
+/**
+ * Multi-threaded decodes all run on the addon's one decode thread, whichever libuv pool thread (or the event loop's,
+ * for short steps) asks for them: ggml's CPU backend starts an OpenMP team per calling thread, and several teams on
+ * few cores made libgomp sleep and wake its threads at every parallel region. Checked here through what a user
+ * sees (greedy tokens alone and among others are the same) and through what the fix is (the process's threads stop
+ * growing after the first decodes; linux only, from /proc).
+ */
+
+import assert from "node:assert/strict";
+import { readdirSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { greedySampling, type SequenceId, type StepItem, type TokenId } from "../../src/engine/engine.ts";
+import { LlamaEngine } from "../../src/engine/llama-engine.ts";
+import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
+import { asTokenIds } from "../helpers/ids.ts";
+
+const NUM_SEQUENCES = 8;
+const NUM_GENERATED = 16;
+
+let dir: string;
+let engine: LlamaEngine;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), "pagoda-decode-thread-"));
+  const modelPath = join(dir, "two-threads.gguf");
+  await writeSyntheticLlama(modelPath, {
+    vocabSize: 2048,
+    embeddingLength: 256,
+    blockCount: 4,
+    headCount: 4,
+    headCountKv: 4,
+    feedForwardLength: 512,
+    tensorType: "F32",
+    seed: 5,
+  });
+  engine = await LlamaEngine.load({
+    modelPath,
+    threads: 2,
+    numSequences: NUM_SEQUENCES,
+    contextSize: 1024,
+    batchSize: 256,
+    gpu: "false",
+  });
+});
+
+after(async () => {
+  await engine?.dispose();
+  if (dir != null) await rm(dir, { recursive: true, force: true });
+});
+
+function promptOf(request: number): TokenId[] {
+  return asTokenIds(Array.from({ length: 5 + request * 3 }, (_, k) => 100 + ((request * 53 + k * 17) % 1900)));
+}
+
+interface Running {
+  readonly request: number;
+  readonly sequenceId: SequenceId;
+  position: number;
+  pending: TokenId[];
+  readonly generated: TokenId[];
+}
+
+/** Greedy continuations of `requests`, decoded together in one batch per step. */
+async function generate(requests: readonly number[]): Promise<Map<number, TokenId[]>> {
+  const running: Running[] = requests.map((request) => {
+    const sequenceId = engine.acquireSequence(greedySampling(1));
+    assert.ok(sequenceId !== null);
+    return { request, sequenceId, position: 0, pending: promptOf(request), generated: [] };
+  });
+  while (running.some((entry) => entry.generated.length < NUM_GENERATED)) {
+    const active = running.filter((entry) => entry.generated.length < NUM_GENERATED);
+    const items: StepItem[] = active.map((entry) => ({
+      sequenceId: entry.sequenceId,
+      startPos: entry.position,
+      tokens: entry.pending,
+      shouldSample: true,
+    }));
+    const outputs = await engine.step(items);
+    outputs.forEach((output, index) => {
+      const entry = active[index]!;
+      assert.ok(output.token !== null);
+      entry.position += entry.pending.length;
+      entry.pending = [output.token];
+      entry.generated.push(output.token);
+    });
+  }
+  for (const entry of running) engine.releaseSequence(entry.sequenceId);
+  return new Map(running.map((entry) => [entry.request, entry.generated]));
+}
+
+function numThreads(): number {
+  return readdirSync("/proc/self/task").length;
+}
+
+test("two-thread decodes: greedy tokens alone equal those among 8, and no thread appears after the first decodes", async () => {
+  const requests = Array.from({ length: NUM_SEQUENCES }, (_, request) => request);
+  const first = await generate([0]);
+  const threadsAfterFirst = process.platform === "linux" ? numThreads() : 0;
+
+  const alone = new Map<number, TokenId[]>([[0, first.get(0)!]]);
+  for (const request of requests.slice(1)) alone.set(request, (await generate([request])).get(request)!);
+  assert.equal(new Set([...alone.values()].map((tokens) => tokens.join())).size, NUM_SEQUENCES);
+  for (let round = 0; round < 3; round++) {
+    const together = await generate(requests);
+    const changed = requests.filter((request) => together.get(request)!.join() !== alone.get(request)!.join());
+    assert.deepEqual(changed, [], `round ${round}: requests whose tokens changed in company`);
+  }
+
+  if (process.platform === "linux") {
+    // Hundreds of decodes later, from the pool's threads and the event loop's: still one OpenMP team.
+    assert.equal(numThreads(), threadsAfterFirst, "threads of the process after the first decode and now");
+  }
+});
