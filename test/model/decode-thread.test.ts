@@ -2,8 +2,8 @@
  * Multi-threaded decodes all run on the addon's one decode thread, whichever libuv pool thread (or the event loop's,
  * for short steps) asks for them: ggml's CPU backend starts an OpenMP team per calling thread, and several teams on
  * few cores made libgomp sleep and wake its threads at every parallel region. Checked here through what a user
- * sees (greedy tokens alone and among others are the same) and through what the fix is (the process's threads stop
- * growing after the first decodes; linux only, from /proc).
+ * sees (greedy tokens alone and among others are the same) and through what the fix is (the decodes add two threads
+ * to the process; linux only, from /proc).
  */
 
 import assert from "node:assert/strict";
@@ -22,6 +22,8 @@ const NUM_GENERATED = 16;
 
 let dir: string;
 let engine: LlamaEngine;
+/** The process's threads once the model is loaded (libuv's pool threads included), before any decode. */
+let threadsBeforeDecodes = 0;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "pagoda-decode-thread-"));
@@ -44,6 +46,7 @@ before(async () => {
     batchSize: 256,
     gpu: "false",
   });
+  if (process.platform === "linux") threadsBeforeDecodes = numThreads();
 });
 
 after(async () => {
@@ -95,13 +98,10 @@ function numThreads(): number {
   return readdirSync("/proc/self/task").length;
 }
 
-test("two-thread decodes: greedy tokens alone equal those among 8, and no thread appears after the first decodes", async () => {
+test("two-thread decodes: greedy tokens alone equal those among 8, and they start one OpenMP team", async () => {
   const requests = Array.from({ length: NUM_SEQUENCES }, (_, request) => request);
-  const first = await generate([0]);
-  const threadsAfterFirst = process.platform === "linux" ? numThreads() : 0;
-
-  const alone = new Map<number, TokenId[]>([[0, first.get(0)!]]);
-  for (const request of requests.slice(1)) alone.set(request, (await generate([request])).get(request)!);
+  const alone = new Map<number, TokenId[]>();
+  for (const request of requests) alone.set(request, (await generate([request])).get(request)!);
   assert.equal(new Set([...alone.values()].map((tokens) => tokens.join())).size, NUM_SEQUENCES);
   for (let round = 0; round < 3; round++) {
     const together = await generate(requests);
@@ -110,7 +110,11 @@ test("two-thread decodes: greedy tokens alone equal those among 8, and no thread
   }
 
   if (process.platform === "linux") {
-    // Hundreds of decodes later, from the pool's threads and the event loop's: still one OpenMP team.
-    assert.equal(numThreads(), threadsAfterFirst, "threads of the process after the first decode and now");
+    // Hundreds of decodes, from the pool's threads and the event loop's, added the decode thread and its one
+    // OpenMP worker; a team per calling thread added a worker for each of them (5 with libuv's 4 pool threads).
+    assert.ok(
+      numThreads() - threadsBeforeDecodes <= 2,
+      `threads of the process: ${threadsBeforeDecodes} before the decodes, ${numThreads()} after`,
+    );
   }
 });
