@@ -28,7 +28,7 @@ interface BatchRows {
 
 /** Steps of at most this many tokens may decode on the event loop's thread (see `StepRunner.isShortStep`). */
 const SHORT_STEP_MAX_TOKENS = 4;
-/** ... if such steps' recent decodes took at most this long: the event loop is blocked for no longer. */
+/** ... and only while such steps' recent decodes took at most this long: the event loop is held for no longer. */
 const SHORT_STEP_MAX_MS = 1;
 
 /** An exponentially weighted average; starts at 0, so the first short steps are tried on the event loop's thread. */
@@ -110,12 +110,14 @@ export class StepRunner {
     const rows = Uint32Array.from(
       logitIndexes.filter((row, index): row is number => greedy[index] === true && row !== null),
     );
-    const startMs = performance.now();
     let tokens: Int32Array | null = null;
+    let startMs = performance.now();
     if (isPatchedContext(native) && native.decodeBatchArgmaxSync !== undefined && this.isShortStep(numTokens)) {
       // One turn of the event loop first, as a thread-pool decode gives: the chunks of the last step's tokens go out
-      // (their writes wait for the turn) and I/O is served before the decode holds this thread.
+      // (their writes wait for the turn) and I/O is served before the decode holds this thread. The turn is not the
+      // decode's time.
       await new Promise<void>((resolve) => setImmediate(resolve));
+      startMs = performance.now();
       tokens = native.decodeBatchArgmaxSync(rows);
       this.numDecodesOnLoopThread++;
     } else if (isPatchedContext(native) && native.decodeBatchArgmax !== undefined && rows.length > 0) {
