@@ -12,10 +12,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { greedySampling, type SequenceId, type StepItem, type TokenId } from "../../src/engine/engine.ts";
+import { greedySampling, type TokenId } from "../../src/engine/engine.ts";
 import { LlamaEngine } from "../../src/engine/llama-engine.ts";
 import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
 import { asTokenIds } from "../helpers/ids.ts";
+import { generateStepwise } from "../helpers/stepwise-generation.ts";
 
 const NUM_SEQUENCES = 8;
 const NUM_GENERATED = 16;
@@ -58,40 +59,13 @@ function promptOf(request: number): TokenId[] {
   return asTokenIds(Array.from({ length: 5 + request * 3 }, (_, k) => 100 + ((request * 53 + k * 17) % 1900)));
 }
 
-interface Running {
-  readonly request: number;
-  readonly sequenceId: SequenceId;
-  position: number;
-  pending: TokenId[];
-  readonly generated: TokenId[];
-}
-
 /** Greedy continuations of `requests`, decoded together in one batch per step. */
 async function generate(requests: readonly number[]): Promise<Map<number, TokenId[]>> {
-  const running: Running[] = requests.map((request) => {
-    const sequenceId = engine.acquireSequence(greedySampling(1));
-    assert.ok(sequenceId !== null);
-    return { request, sequenceId, position: 0, pending: promptOf(request), generated: [] };
+  const generated = await generateStepwise(engine, requests.map(promptOf), {
+    numGenerated: NUM_GENERATED,
+    sampling: greedySampling(1),
   });
-  while (running.some((entry) => entry.generated.length < NUM_GENERATED)) {
-    const active = running.filter((entry) => entry.generated.length < NUM_GENERATED);
-    const items: StepItem[] = active.map((entry) => ({
-      sequenceId: entry.sequenceId,
-      startPos: entry.position,
-      tokens: entry.pending,
-      shouldSample: true,
-    }));
-    const outputs = await engine.step(items);
-    outputs.forEach((output, index) => {
-      const entry = active[index]!;
-      assert.ok(output.token !== null);
-      entry.position += entry.pending.length;
-      entry.pending = [output.token];
-      entry.generated.push(output.token);
-    });
-  }
-  for (const entry of running) engine.releaseSequence(entry.sequenceId);
-  return new Map(running.map((entry) => [entry.request, entry.generated]));
+  return new Map(requests.map((request, index) => [request, generated[index]!]));
 }
 
 function numThreads(): number {

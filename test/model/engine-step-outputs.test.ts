@@ -9,16 +9,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import {
-  greedySampling,
-  type SamplingParams,
-  type SequenceId,
-  type StepItem,
-  type TokenId,
-} from "../../src/engine/engine.ts";
+import { greedySampling, type SamplingParams, type TokenId } from "../../src/engine/engine.ts";
 import { LlamaEngine } from "../../src/engine/llama-engine.ts";
 import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
 import { asTokenIds } from "../helpers/ids.ts";
+import { generateStepwise } from "../helpers/stepwise-generation.ts";
 
 const NUM_SEQUENCES = 16;
 const NUM_GENERATED = 24;
@@ -64,42 +59,14 @@ function promptOf(request: number): TokenId[] {
   );
 }
 
-interface Running {
-  readonly request: number;
-  readonly sequenceId: SequenceId;
-  position: number;
-  pending: TokenId[];
-  readonly generated: TokenId[];
-}
-
 /** Greedy continuations of `requests`; together, two of them join per step while the earlier ones decode. */
 async function generate(requests: readonly number[], sampling = GREEDY): Promise<Map<number, TokenId[]>> {
-  const running: Running[] = requests.map((request) => {
-    const sequenceId = engine.acquireSequence(sampling);
-    assert.ok(sequenceId !== null);
-    return { request, sequenceId, position: 0, pending: promptOf(request), generated: [] };
+  const generated = await generateStepwise(engine, requests.map(promptOf), {
+    numGenerated: NUM_GENERATED,
+    sampling,
+    joinPerStep: 2,
   });
-  for (let step = 0; running.some((entry) => entry.generated.length < NUM_GENERATED); step++) {
-    const active = running.filter(
-      (entry, index) => Math.floor(index / 2) <= step && entry.generated.length < NUM_GENERATED,
-    );
-    const items: StepItem[] = active.map((entry) => ({
-      sequenceId: entry.sequenceId,
-      startPos: entry.position,
-      tokens: entry.pending,
-      shouldSample: true,
-    }));
-    const outputs = await engine.step(items);
-    outputs.forEach((output, index) => {
-      const entry = active[index]!;
-      assert.ok(output.token !== null);
-      entry.position += entry.pending.length;
-      entry.pending = [output.token];
-      entry.generated.push(output.token);
-    });
-  }
-  for (const entry of running) engine.releaseSequence(entry.sequenceId);
-  return new Map(running.map((entry) => [entry.request, entry.generated]));
+  return new Map(requests.map((request, index) => [request, generated[index]!]));
 }
 
 test("greedy tokens of 16 sequences joining two per step equal each sequence's tokens alone, decoded on another thread", async () => {
