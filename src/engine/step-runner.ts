@@ -105,23 +105,24 @@ export class StepRunner {
     numTokens: number,
   ): Promise<(TokenId | null)[]> {
     const native = this.native;
-    const canPick = isPatchedContext(native) && native.decodeBatchArgmax !== undefined;
+    const patched = isPatchedContext(native) ? native : null;
+    const canPick = patched?.decodeBatchArgmax !== undefined;
     const greedy = items.map((item, index) => canPick && logitIndexes[index] != null && this.isPickedInDecode(item));
     const rows = Uint32Array.from(
       logitIndexes.filter((row, index): row is number => greedy[index] === true && row !== null),
     );
     let tokens: Int32Array | null = null;
     let startMs = performance.now();
-    if (isPatchedContext(native) && native.decodeBatchArgmaxSync !== undefined && this.isShortStep(numTokens)) {
+    if (patched?.decodeBatchArgmaxSync !== undefined && this.isShortStep(numTokens)) {
       // One turn of the event loop first, as a thread-pool decode gives: the chunks of the last step's tokens go out
       // (their writes wait for the turn) and I/O is served before the decode holds this thread. The turn is not the
       // decode's time.
       await new Promise<void>((resolve) => setImmediate(resolve));
       startMs = performance.now();
-      tokens = native.decodeBatchArgmaxSync(rows);
+      tokens = patched.decodeBatchArgmaxSync(rows);
       this.numDecodesOnLoopThread++;
-    } else if (isPatchedContext(native) && native.decodeBatchArgmax !== undefined && rows.length > 0) {
-      tokens = await native.decodeBatchArgmax(rows);
+    } else if (patched?.decodeBatchArgmax !== undefined && rows.length > 0) {
+      tokens = await patched.decodeBatchArgmax(rows);
     } else {
       await native.decodeBatch();
     }
