@@ -121,7 +121,7 @@ export async function loadRuntime(
       "--ctx-size exceeds the model's training context: quality may drop past it",
     );
   }
-  if (!engine.info.isKvShared)
+  if (!engine.info.isKvShared && !engine.info.canCopyCells)
     log.warn(
       "KV cache: one slab per sequence (stock addon); run npm run build:addon for the shared pool and prefix caching",
     );

@@ -9,6 +9,8 @@
  * sequence that holds them (a zero-copy fork) or, when none does, by restoring a saved prefix (a memory copy, far
  * cheaper than recomputing). Both mix: the leading blocks running sequences hold (a shared system prompt) are
  * forked, the saved prefix gives the blocks after them (a user's own earlier turns), and running sequences the rest.
+ * With slabs (`copiesCells`) each sequence holds cells of its own, so a fork is a copy and comes whole from one
+ * source: the running sequence or the saved prefix that covers the most leading blocks.
  * When the block pool evicts a cached block, every saved prefix is cut at that block;
  * blocks that lose their last holder lose their cells too, so they are uncached. Block i of a chain always covers
  * positions [i × blockSize, (i + 1) × blockSize).
@@ -36,6 +38,11 @@ export interface CellHoldersOptions<Block extends HeldBlock> {
   readonly blockSize: number;
   /** Cells of the engine's pool. */
   readonly numCells: number;
+  /**
+   * A slab per sequence: a fork copies cells into the new sequence's slab, from position 0 and from one source
+   * (see `SequenceEngine.shareCells`); a restore needs no room in a shared pool.
+   */
+  readonly copiesCells?: boolean;
   /** Most tokens all saved prefixes together may copy to host memory; the least recently used go first. */
   readonly maxSavedTokens: number;
   /** Told when a cached block lost its last holder, so it can no longer be handed out. */
@@ -57,6 +64,8 @@ type Holder<Block> = SequenceId | SavedPrefix<Block>;
  */
 interface ForkPlan<Block> {
   readonly saved: SavedPrefix<Block> | null;
+  /** With `copiesCells`, the one running sequence the blocks are copied from when no saved prefix is restored. */
+  readonly source: SequenceId | null;
   readonly restoreStart: number;
   readonly restoreEnd: number;
   readonly numBlocks: number;
@@ -120,8 +129,12 @@ export class CellHolders<Block extends HeldBlock> {
       }
       this.touch(plan.saved);
     }
-    this.shareFromSequences(sequenceId, prefix, 0, plan.restoreStart);
-    this.shareFromSequences(sequenceId, prefix, plan.restoreEnd, prefix.length);
+    if (plan.source !== null) {
+      if (prefix.length > 0) this.ops.shareCells(plan.source, sequenceId, 0, prefix.length * blockSize);
+    } else {
+      this.shareFromSequences(sequenceId, prefix, 0, plan.restoreStart);
+      this.shareFromSequences(sequenceId, prefix, plan.restoreEnd, prefix.length);
+    }
     this.onAllocated(sequenceId, prefix);
   }
 
@@ -199,11 +212,12 @@ export class CellHolders<Block extends HeldBlock> {
   }
 
   private planFork(prefix: readonly Block[]): ForkPlan<Block> {
+    if (this.options.copiesCells === true) return this.planCopy(prefix);
     // Blocks a running sequence holds are forked, never restored: a restored copy of them would live in the pool
     // twice while the blocks count once. A saved prefix gives only the blocks after them; its cells before those
     // are cut again right after the restore, so it still needs room for all of them for a moment.
     const numBySequences = this.numLeadingHeldBySequences(prefix, 0);
-    const forkOnly = { saved: null, restoreStart: 0, restoreEnd: 0, numBlocks: numBySequences };
+    const forkOnly = { saved: null, source: null, restoreStart: 0, restoreEnd: 0, numBlocks: numBySequences };
     let best: SavedPrefix<Block> | null = null;
     let bestCovered = numBySequences;
     // Counting the pool's free cells walks every held block, so it waits for a copy that would be chosen.
@@ -224,10 +238,37 @@ export class CellHolders<Block extends HeldBlock> {
     if (best === null) return forkOnly;
     return {
       saved: best,
+      source: null,
       restoreStart: numBySequences,
       restoreEnd: bestCovered,
       numBlocks: this.numLeadingHeldBySequences(prefix, bestCovered),
     };
+  }
+
+  /**
+   * One source for a copy into a slab: the running sequence or the saved prefix holding the longest run of leading
+   * blocks (a sequence on a tie: its copy has no cells past what is needed). Each slab has room for its own cells.
+   */
+  private planCopy(prefix: readonly Block[]): ForkPlan<Block> {
+    let source: SequenceId | null = null;
+    let numBySource = 0;
+    const first = prefix[0];
+    for (const holder of first === undefined ? [] : (this.holders.get(first.id) ?? [])) {
+      if (typeof holder !== "number") continue;
+      const chain = this.chains.get(holder) ?? [];
+      let covered = 0;
+      while (covered < prefix.length && chain[covered] === prefix[covered]) covered++;
+      if (covered > numBySource) [source, numBySource] = [holder, covered];
+    }
+    let best: SavedPrefix<Block> | null = null;
+    let bestCovered = numBySource;
+    for (const prefixSaved of this.saved) {
+      let covered = 0;
+      while (covered < prefix.length && prefixSaved.chain[covered] === prefix[covered]) covered++;
+      if (covered > bestCovered) [best, bestCovered] = [prefixSaved, covered];
+    }
+    if (best === null) return { saved: null, source, restoreStart: 0, restoreEnd: 0, numBlocks: numBySource };
+    return { saved: best, source: null, restoreStart: 0, restoreEnd: bestCovered, numBlocks: bestCovered };
   }
 
   /** The end of the run of blocks from `start` on that some running sequence holds. */

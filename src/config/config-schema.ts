@@ -230,7 +230,8 @@ export const ConfigSchema = z
       .default("shared")
       .describe(
         "shared: one KV pool handed out in blocks (needs the patched addon, else falls back); " +
-          "slabs: ctxSize cells reserved per sequence, as stock node-llama-cpp does (no prefix cache).",
+          "slabs: ctxSize cells reserved per sequence, as llama-server's slots; each sequence attends over its own " +
+          "cells, and cached prefixes are copied into them (with the patched addon).",
       ),
     apiKey: z
       .array(z.string().min(1))

@@ -129,6 +129,11 @@ export interface ModelInfo {
    * addon: a static slab per sequence and no sharing.
    */
   readonly isKvShared: boolean;
+  /**
+   * Slabs with the patched addon: `shareCells` copies a prefix's cells from another sequence's slab, and
+   * `saveCells`/`restoreCells` work, so prefixes can be cached while each sequence attends over its own cells only.
+   */
+  readonly canCopyCells: boolean;
   /** The most tokens one `step` may carry. */
   readonly batchSize: number;
   readonly trainContextSize: number;
@@ -298,12 +303,13 @@ export interface SequenceEngine {
   /** Drops the sequence's KV cells from `fromPos` on. */
   truncateSequence(sequenceId: SequenceId, fromPos: number): void;
   /**
-   * Makes `dst` hold `src`'s KV cells of positions [startPos, endPos) without copying them (shared pool only).
+   * Makes `dst` hold `src`'s KV cells of positions [startPos, endPos): without copying them on the shared pool; on
+   * slabs (`canCopyCells`) by copying them into `dst`'s slab, which must hold nothing yet, from `startPos` 0.
    * Both must be acquired.
    */
   shareCells(src: SequenceId, dst: SequenceId, startPos: number, endPos: number): void;
   /**
-   * Copies the sequence's KV cells of positions [0, numTokens) to host memory (shared pool only), dropping its
+   * Copies the sequence's KV cells of positions [0, numTokens) to host memory (not with the stock addon), dropping its
    * cells from `numTokens` on. The copy outlives the sequence: a cached prefix kept this way occupies no cell of
    * the pool, whose attention spans every cell up to the highest occupied one.
    */

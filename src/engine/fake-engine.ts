@@ -4,7 +4,9 @@
  * It records every step, so tests can assert exactly which sequence got how many tokens in which step.
  * Its KV cache behaves like llama.cpp's shared pool: `kvCacheTokens` cells, any free cell per token, cells shared
  * by forks and freed when no sequence holds them, saved to and restored from "host memory" (a copy of their
- * tokens), and a step that finds no free cell fails as llama.cpp's does.
+ * tokens), and a step that finds no free cell fails as llama.cpp's does. With `kvLayout: "slabs"` it stands for
+ * pagoda's slabs on the patched addon: a fork copies cells into fresh ones, and only into a sequence that holds
+ * none, from position 0 (as `LlamaSequences` does between slabs).
  */
 import type {
   ChatMessage,
@@ -55,6 +57,8 @@ export interface FakeEngineOptions {
   readonly beforeEmbed?: () => Promise<void>;
   /** The tool-call syntax its "template" claims. Defaults to null. */
   readonly toolSyntax?: ChatToolSyntax | null;
+  /** "slabs" copies forked cells (`canCopyCells`) instead of sharing them. Defaults to "shared". */
+  readonly kvLayout?: "shared" | "slabs";
   /** Its embeddings' pooling; "rank" makes it a reranker. Defaults to "last". */
   readonly pooling?: "mean" | "cls" | "last" | "rank";
 }
@@ -83,6 +87,8 @@ export class FakeEngine implements Engine {
   private readonly cellTokens: TokenId[];
   private readonly cellHolders: number[];
   private pendingFailure: Error | null = null;
+  /** Forks that copied cells between slabs, for tests. */
+  numCopies = 0;
   /** Calls of `saveCells` and of successful `restoreCells`, for tests. */
   numSaves = 0;
   numRestores = 0;
@@ -98,7 +104,8 @@ export class FakeEngine implements Engine {
       contextSize: options.contextSize ?? 256,
       numSequences: options.numSequences ?? 4,
       kvCacheTokens: options.kvCacheTokens ?? (options.contextSize ?? 256) * (options.numSequences ?? 4),
-      isKvShared: true,
+      isKvShared: options.kvLayout !== "slabs",
+      canCopyCells: options.kvLayout === "slabs",
       batchSize: options.batchSize ?? 64,
       trainContextSize: options.contextSize ?? 256,
       embeddingSize: 8,
@@ -275,6 +282,13 @@ export class FakeEngine implements Engine {
       throw new Error(`sequence ${dst} holds ${to.cells.length} cells, a fork at ${startPos} would leave a gap`);
     if (endPos > from.cells.length || from.cells.slice(startPos, endPos).includes(NO_CELL))
       throw new Error(`sequence ${src} holds no cells at some of ${startPos}..${endPos}`);
+    if (!this.info.isKvShared) {
+      if (startPos !== 0 || to.cells.length > 0)
+        throw new Error(`a copy between slabs starts at position 0 of an empty sequence, not ${startPos} of ${dst}`);
+      for (const cell of from.cells.slice(0, endPos)) this.placeToken(to, this.cellTokens[cell] ?? NO_TOKEN);
+      this.numCopies += 1;
+      return;
+    }
     for (let position = startPos; position < endPos; position++) {
       const cell = from.cells[position]!;
       // A fork appends, or fills the positions a restore left without cells.

@@ -57,7 +57,7 @@ export class LlamaEngine implements Engine {
     this.backend = llama.gpu === false ? "cpu" : llama.gpu;
     this.tokenizer = new LlamaTokenizer(model, options.chatTemplate ?? null);
     this.info = {
-      ...modelInfoOf(model, options),
+      ...modelInfoOf(model, options, isPatchedContext(native)),
       toolSyntax: this.tokenizer.toolSyntax,
       pooling: options.pooling ?? modelPooling(model),
       rankOutput: rankOutputOf(model),
@@ -79,6 +79,7 @@ export class LlamaEngine implements Engine {
       numSequences: options.numSequences,
       contextSize: options.contextSize,
       isKvShared: this.info.isKvShared,
+      canCopyCells: this.info.canCopyCells,
       grammars: this.follower,
       onNativeLog: options.onNativeLog,
     });

@@ -38,6 +38,8 @@ export interface LlamaSequencesOptions {
   /** Most tokens of one sequence: every token it sampled counts for its penalties. */
   readonly contextSize: number;
   readonly isKvShared: boolean;
+  /** Slabs with the patched addon: prefixes are copied between slabs (see `ModelInfo.canCopyCells`). */
+  readonly canCopyCells: boolean;
   readonly grammars: GrammarFollower;
   /** Told when llama.cpp refuses to drop cells (it may, for recurrent models), which no caller would see else. */
   readonly onNativeLog?: NativeLogSink;
@@ -128,7 +130,18 @@ export class LlamaSequences {
 
   shareCells(src: SequenceId, dst: SequenceId, startPos: number, endPos: number): void {
     const native = this.idlePatchedContext("sharing KV cells", [src, dst]);
-    native.copySequenceCells(src, dst, startPos, endPos);
+    if (this.options.isKvShared) {
+      native.copySequenceCells(src, dst, startPos, endPos);
+      return;
+    }
+    // Between slabs llama.cpp's own copy (seq_cp across streams) takes whole streams, aborts the process on a part
+    // of one, and lands only at the next decode, so a save before it would read stale cells. The state API copies
+    // just the sequence's cells, at once.
+    if (startPos !== 0 || native.getSequenceKvCacheMaxPosition(dst) >= 0)
+      throw new Error(`a copy between slabs starts at position 0 of an empty sequence, not ${startPos} of ${dst}`);
+    if (!native.restoreSequenceCells(dst, native.saveSequenceCells(src)))
+      throw new Error(`sequence ${dst}'s slab had no room for sequence ${src}'s cells`);
+    this.removeCells(dst, endPos);
   }
 
   saveCells(sequenceId: SequenceId, numTokens: number): SavedCells {
@@ -191,10 +204,11 @@ export class LlamaSequences {
     for (const slot of this.slots) resetSlot(slot);
   }
 
-  /** The patched context, for a KV operation on acquired sequences of the shared pool. */
+  /** The patched context, for a KV operation on acquired sequences of the shared pool or of copying slabs. */
   private patchedContext(what: string, sequenceIds: readonly SequenceId[]): PatchedNativeContext {
     const native = this.native;
-    if (!this.options.isKvShared || !isPatchedContext(native)) throw new Error(`${what} needs the shared pool`);
+    const isAllowed = this.options.isKvShared || this.options.canCopyCells;
+    if (!isAllowed || !isPatchedContext(native)) throw new Error(`${what} needs the patched addon`);
     for (const id of sequenceIds) this.inUse(id);
     return native;
   }

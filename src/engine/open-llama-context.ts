@@ -70,6 +70,7 @@ async function throwAfter(failure: unknown, cleanup: () => Promise<void>): Promi
 export function modelInfoOf(
   model: LlamaModel,
   options: ResolvedLlamaEngineOptions,
+  isPatched: boolean,
 ): Omit<ModelInfo, "toolSyntax" | "pooling" | "rankOutput"> {
   return {
     name: model.fileInfo.metadata.general?.name ?? "model",
@@ -78,6 +79,7 @@ export function modelInfoOf(
     numSequences: options.numSequences,
     kvCacheTokens: options.kvCacheTokens,
     isKvShared: options.kvLayout === "shared",
+    canCopyCells: options.kvLayout === "slabs" && isPatched,
     batchSize: options.batchSize,
     trainContextSize: model.trainContextSize,
     embeddingSize: model.embeddingVectorSize,

@@ -28,7 +28,7 @@ export interface KvCacheState {
 
 export interface RequestKvOptions {
   readonly blockSize: number;
-  /** Reuse cached prompt prefixes; granted only with the engine's shared pool. */
+  /** Reuse cached prompt prefixes; granted with the engine's shared pool, or slabs that copy cells. */
   readonly enablePrefixCaching: boolean;
   /** Most tokens of finished requests' cached prefixes kept in host memory. */
   readonly maxSavedPrefixTokens: number;
@@ -50,12 +50,13 @@ export class RequestKv {
       blockSize,
       numCells: engine.info.kvCacheTokens,
       maxSavedTokens: options.maxSavedPrefixTokens,
+      copiesCells: !engine.info.isKvShared,
       uncache: (block) => this.kv.uncache(block),
     });
     this.kv = new KvCacheManager({
       numBlocks: Math.floor(engine.info.kvCacheTokens / blockSize),
       blockSize,
-      enablePrefixCaching: engine.info.isKvShared && options.enablePrefixCaching,
+      enablePrefixCaching: (engine.info.isKvShared || engine.info.canCopyCells) && options.enablePrefixCaching,
       onEvict: (block) => this.holders.onEvict(block),
     });
     if (this.kv.numBlocks < 1)

@@ -63,6 +63,7 @@ function sequences(native: NativeContext, onNativeLog?: (level: "error" | "warn"
     numSequences: 3,
     contextSize: 64,
     isKvShared: true,
+    canCopyCells: false,
     grammars: new GrammarFollower({
       grammars: new LlamaGrammars(INTERNALS.grammars, { isEndOfGeneration: () => false, vocabSize: 8, masker: null }),
       isEndOfGeneration: () => false,
