@@ -16,7 +16,7 @@ export interface SchedulerOptions {
   readonly queueTimeoutMs?: number;
   /** Tokens per KV block. Defaults to 16. */
   readonly blockSize?: number;
-  /** Reuse cached prompt prefixes; only with the engine's shared pool. Defaults to true. */
+  /** Reuse cached prompt prefixes; with the shared pool, or slabs that copy cells. Defaults to true. */
   readonly enablePrefixCaching?: boolean;
   /**
    * Most tokens of finished requests' cached prefixes kept in host memory, out of the pool. Defaults to twice the

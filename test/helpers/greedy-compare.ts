@@ -6,12 +6,44 @@
  * token for token, or first differ at a position where the reference run had the other token as a near-tie.
  */
 import assert from "node:assert/strict";
+import { type ModelServer, STORIES_ID } from "./model-server.ts";
 
 export interface GreedyRun {
   readonly text: string;
   readonly tokens: readonly string[];
   /** Per position, the top tokens' logprobs (the completions API's `logprobs: 2`). */
   readonly topLogprobs: readonly Record<string, number>[];
+}
+
+/** What `greedyCompletion` also reads of the response: the cached prompt tokens and the completion's tokens. */
+export interface GreedyCompletion extends GreedyRun {
+  readonly cached: number;
+  readonly numCompletionTokens: number;
+}
+
+/** A greedy completion of stories260K on `server` with `logprobs: 2`, which must run to `maxTokens` (ignore_eos). */
+export async function greedyCompletion(
+  server: ModelServer,
+  prompt: string,
+  maxTokens: number,
+): Promise<GreedyCompletion> {
+  const completion = await server.client.completions.create({
+    model: STORIES_ID,
+    prompt,
+    max_tokens: maxTokens,
+    temperature: 0,
+    ignore_eos: true,
+    logprobs: 2,
+  } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
+  const choice = completion.choices[0];
+  assert.equal(choice?.finish_reason, "length");
+  return {
+    text: choice?.text ?? "",
+    tokens: choice?.logprobs?.tokens ?? [],
+    topLogprobs: choice?.logprobs?.top_logprobs ?? [],
+    cached: completion.usage?.prompt_tokens_details?.cached_tokens ?? -1,
+    numCompletionTokens: completion.usage?.completion_tokens ?? -1,
+  };
 }
 
 /** Largest logprob gap between the reference's token and the other token that still counts as a near-tie. */

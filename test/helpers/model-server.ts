@@ -81,3 +81,24 @@ export async function startModelServer(flags: string[] = []): Promise<ModelServe
   const client = new OpenAI({ baseURL: `${baseUrl}/v1`, apiKey: "unused", maxRetries: 0, timeout: 60_000 });
   return { app, runtime, baseUrl, client, steps, finished, waitForFinished, close: () => app.close() };
 }
+
+/**
+ * Streams a greedy completion of `maxTokens` (ignore_eos) that keeps running, so its KV cells stay held, until the
+ * returned `stop` aborts it; `done` settles once the response is over either way.
+ */
+export function holdStream(
+  server: ModelServer,
+  prompt: string,
+  maxTokens: number,
+): { readonly stop: () => void; readonly done: Promise<unknown> } {
+  const controller = new AbortController();
+  const done = fetch(`${server.baseUrl}/v1/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ prompt, max_tokens: maxTokens, temperature: 0, ignore_eos: true, stream: true }),
+    signal: controller.signal,
+  })
+    .then((response) => response.text())
+    .catch(() => undefined);
+  return { stop: () => controller.abort(), done };
+}

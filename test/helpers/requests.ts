@@ -4,6 +4,11 @@ import { asRequestId } from "./ids.ts";
 
 export const GREEDY: SamplingParams = greedySampling(1);
 
+/** `count` prompt tokens of the fake vocabulary (ids 2 to 91), spread so that prompts from different `first` differ. */
+export function spreadTokens(count: number, first = 10): number[] {
+  return Array.from({ length: count }, (_, index) => 2 + ((first + index * 7) % 90));
+}
+
 /** A sink that records everything, for assertions. */
 export class RecordingSink {
   readonly deltas: OutputDelta[] = [];

@@ -9,8 +9,9 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { SequenceId } from "../../src/engine/engine.ts";
 import { LlamaEngine } from "../../src/engine/llama-engine.ts";
-import { compareGreedy, type GreedyRun } from "../helpers/greedy-compare.ts";
-import { type ModelServer, STORIES_ID, STORY_PROMPTS, startModelServer } from "../helpers/model-server.ts";
+import { compareGreedy, type GreedyRun, greedyCompletion } from "../helpers/greedy-compare.ts";
+import { holdStream, type ModelServer, STORY_PROMPTS, startModelServer } from "../helpers/model-server.ts";
+import { expectSharedPrefixReuse } from "../helpers/shared-prefix-reuse.ts";
 
 let small: ModelServer;
 let unshared: ModelServer;
@@ -35,32 +36,13 @@ after(async () => {
   await unshared?.close();
 });
 
-async function greedy(server: ModelServer, prompt: string, maxTokens: number): Promise<GreedyRun & { cached: number }> {
-  const completion = await server.client.completions.create({
-    model: STORIES_ID,
-    prompt,
-    max_tokens: maxTokens,
-    temperature: 0,
-    ignore_eos: true,
-    logprobs: 2,
-  } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
-  const choice = completion.choices[0];
-  assert.equal(choice?.finish_reason, "length");
-  return {
-    text: choice?.text ?? "",
-    tokens: choice?.logprobs?.tokens ?? [],
-    topLogprobs: choice?.logprobs?.top_logprobs ?? [],
-    cached: completion.usage?.prompt_tokens_details?.cached_tokens ?? -1,
-  };
-}
-
 const PROMPTS = STORY_PROMPTS;
 
 test("8 requests needing 3.5x the pool all finish, preempted and resumed, each identical to its run alone", async () => {
   const alone: GreedyRun[] = [];
-  for (const prompt of PROMPTS) alone.push(await greedy(unshared, prompt, 100));
+  for (const prompt of PROMPTS) alone.push(await greedyCompletion(unshared, prompt, 100));
   const preemptionsBefore = small.runtime.loop.kvCacheState().numPreemptions;
-  const together = await Promise.all(PROMPTS.map((prompt) => greedy(small, prompt, 100)));
+  const together = await Promise.all(PROMPTS.map((prompt) => greedyCompletion(small, prompt, 100)));
   const outcomes = together.map((run, index) => compareGreedy(run, alone[index]!, PROMPTS[index]!));
   assert.ok(
     outcomes.filter((outcome) => outcome === "identical").length >= PROMPTS.length - 2,
@@ -73,40 +55,15 @@ test("8 requests needing 3.5x the pool all finish, preempted and resumed, each i
 });
 
 test("requests sharing a long prefix prefill it once and continue exactly as without sharing", async () => {
-  const story = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. ".repeat(
-    5,
-  );
-  const endings = ["One day, she saw", "Her friend Tom", "The sun was", "A big dog"];
-  const numPrefixTokens = small.runtime.engine.tokenize(story, { addBos: true }).length;
-  const expected = await Promise.all(endings.map((ending) => greedy(unshared, story + ending, 12)));
-
-  const first = await greedy(small, story + endings[0], 12);
-  const stepsBefore = small.steps.length;
-  const rest = await Promise.all(endings.slice(1).map((ending) => greedy(small, story + ending, 12)));
-  for (const [index, run] of [first, ...rest].entries()) compareGreedy(run, expected[index]!, endings[index]!);
-
-  // The story's full blocks come from the cache; only the tail of each prompt is prefilled again.
-  const reused = Math.floor((numPrefixTokens - 1) / 16) * 16;
-  for (const result of rest)
-    assert.ok(
-      result.cached >= reused - 16 && result.cached > 0,
-      `cached ${result.cached} of the ${numPrefixTokens}-token story`,
-    );
-  const prefilled = small.steps.slice(stepsBefore).reduce((sum, step) => sum + step.numPromptTokens, 0);
-  const promptTokens = endings
-    .slice(1)
-    .reduce((sum, ending) => sum + small.runtime.engine.tokenize(story + ending, { addBos: true }).length, 0);
-  const cachedTokens = rest.reduce((sum, result) => sum + result.cached, 0);
-  assert.equal(prefilled, promptTokens - cachedTokens, "exactly the uncached prompt tokens were evaluated");
-  assert.ok(prefilled < promptTokens / 3, `${prefilled} of ${promptTokens} prompt tokens evaluated`);
+  await expectSharedPrefixReuse(small, unshared);
 });
 
 test("cached prefixes of finished requests wait outside the pool, and a later hit restores them with the same output", async () => {
   const stories = ["Lily", "Ben", "Sue", "Tom", "Max", "Ann"].map((name) =>
     `${name} went to the park. ${name} saw a big red ball and a little dog. `.repeat(3),
   );
-  const cold = await greedy(unshared, `${stories[5]!}Then`, 16);
-  for (const story of stories) await greedy(small, `${story}Then`, 16);
+  const cold = await greedyCompletion(unshared, `${stories[5]!}Then`, 16);
+  for (const story of stories) await greedyCompletion(small, `${story}Then`, 16);
   const engine = small.runtime.engine;
   assert.ok(engine instanceof LlamaEngine);
   const state = small.runtime.loop.kvCacheState();
@@ -118,7 +75,7 @@ test("cached prefixes of finished requests wait outside the pool, and a later hi
     state.numSavedPrefixes > 0 && state.savedPrefixBytes > 0,
     `${state.numSavedPrefixes} prefixes saved, ${state.savedPrefixBytes} bytes`,
   );
-  const hit = await greedy(small, `${stories[5]!}Then`, 16);
+  const hit = await greedyCompletion(small, `${stories[5]!}Then`, 16);
   assert.ok(hit.cached >= 16, `cached ${hit.cached} tokens`);
   compareGreedy(hit, cold, "restored prefix");
 });
@@ -131,28 +88,14 @@ test("a next turn forks the prefix a running request holds and restores only its
     // A long stream over the same system prompt keeps its blocks held by a running sequence throughout.
     const HOLDER_TOKENS = 1900;
     const isHolder = (stats: { readonly maxTokens: number }): boolean => stats.maxTokens === HOLDER_TOKENS;
-    const holder = new AbortController();
-    const held = fetch(`${chat.baseUrl}/v1/completions`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({
-        prompt: `${system}One day`,
-        max_tokens: HOLDER_TOKENS,
-        temperature: 0,
-        ignore_eos: true,
-        stream: true,
-      }),
-      signal: holder.signal,
-    })
-      .then((response) => response.text())
-      .catch(() => undefined);
-    const turn1 = await greedy(chat, `${system}Lily said`, 16);
+    const holder = holdStream(chat, `${system}One day`, HOLDER_TOKENS);
+    const turn1 = await greedyCompletion(chat, `${system}Lily said`, 16);
     const prompt2 = `${system}Lily said${turn1.text} Ben said`;
-    const expected = await greedy(unshared, prompt2, 16);
-    const turn2 = await greedy(chat, prompt2, 16);
+    const expected = await greedyCompletion(unshared, prompt2, 16);
+    const turn2 = await greedyCompletion(chat, prompt2, 16);
     assert.ok(!chat.finished.some(isHolder), "the holder was still running");
-    holder.abort();
-    await held;
+    holder.stop();
+    await holder.done;
     // Turn 1's blocks past the system prompt's came from its saved copy, the system prompt's from the holder.
     const numTurn1Tokens = chat.runtime.engine.tokenize(`${system}Lily said${turn1.text}`, { addBos: true }).length;
     assert.ok(

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { writeSyntheticLlama } from "../../src/gguf/synthetic-model.ts";
-import { compareGreedyText, type GreedyRun } from "../helpers/greedy-compare.ts";
+import { compareGreedyText, type GreedyRun, greedyCompletion } from "../helpers/greedy-compare.ts";
 import { type ModelServer, STORIES_ID, STORIES_MODEL, startModelServer } from "../helpers/model-server.ts";
 
 let speculative: ModelServer;
@@ -40,22 +40,9 @@ after(async () => {
 });
 
 async function greedy(server: ModelServer, prompt: string): Promise<GreedyRun> {
-  const completion = await server.client.completions.create({
-    model: STORIES_ID,
-    prompt,
-    max_tokens: 160,
-    temperature: 0,
-    ignore_eos: true,
-    logprobs: 2,
-  } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
-  const choice = completion.choices[0];
-  assert.equal(choice?.finish_reason, "length");
-  assert.equal(completion.usage?.completion_tokens, 160, "usage counts every token, drafted or not");
-  return {
-    text: choice?.text ?? "",
-    tokens: choice?.logprobs?.tokens ?? [],
-    topLogprobs: choice?.logprobs?.top_logprobs ?? [],
-  };
+  const run = await greedyCompletion(server, prompt, 160);
+  assert.equal(run.numCompletionTokens, 160, "usage counts every token, drafted or not");
+  return run;
 }
 
 async function greedyNoLogprobs(server: ModelServer, prompt: string): Promise<string> {

@@ -10,13 +10,9 @@ import { FakeEngine, type FakeEngineOptions } from "../../src/engine/fake-engine
 import { QueueTimeoutError } from "../../src/scheduler/request.ts";
 import { Scheduler, type SchedulerOptions } from "../../src/scheduler/scheduler.ts";
 import { CoreHarness } from "../helpers/core-harness.ts";
-import { makeRequest } from "../helpers/requests.ts";
+import { makeRequest, spreadTokens } from "../helpers/requests.ts";
 
 const BLOCK = 4;
-
-function tokens(count: number, first = 10): number[] {
-  return Array.from({ length: count }, (_, index) => 2 + ((first + index * 7) % 90));
-}
 
 interface Setup {
   readonly engine: FakeEngine;
@@ -62,14 +58,20 @@ async function aloneOutput(prompt: readonly number[], maxTokens: number): Promis
 test("a pool smaller than the running requests' needs preempts and resumes them, and every output equals its run alone", async () => {
   // 6 blocks of 4 cells; each request needs ceil((6 + 10) / 4) = 4 blocks, 16 in all.
   const pool = setup({ numSequences: 8, kvCacheTokens: 24, contextSize: 64 });
-  const requests = [0, 1, 2, 3].map((index) => makeRequest(`r${index}`, tokens(6, index * 13), { maxTokens: 10 }));
+  const requests = [0, 1, 2, 3].map((index) =>
+    makeRequest(`r${index}`, spreadTokens(6, index * 13), { maxTokens: 10 }),
+  );
   for (const entry of requests) pool.core.add(entry);
   await runUntilIdle(pool);
 
   assert.ok(pool.scheduler.kvCacheState().numPreemptions > 0, "the pool ran dry and someone was preempted");
   for (const [index, { sink }] of requests.entries()) {
     assert.equal(sink.finished?.finishReason, "length", `r${index} finished normally`);
-    assert.deepEqual(sink.tokens, await aloneOutput(tokens(6, index * 13), 10), `r${index} is unchanged by preemption`);
+    assert.deepEqual(
+      sink.tokens,
+      await aloneOutput(spreadTokens(6, index * 13), 10),
+      `r${index} is unchanged by preemption`,
+    );
   }
   const state = pool.scheduler.kvCacheState();
   assert.equal(state.numUsedBlocks, 0, "no block is held by a request");
@@ -78,7 +80,7 @@ test("a pool smaller than the running requests' needs preempts and resumes them,
 
 test("requests sharing a prefix fork its cells and prefill only the rest; usage reports the cached tokens", async () => {
   const shared = setup({ numSequences: 8, kvCacheTokens: 256, contextSize: 128 });
-  const prefix = tokens(14, 3);
+  const prefix = spreadTokens(14, 3);
   const first = makeRequest("first", [...prefix, 50], { maxTokens: 3 });
   shared.core.add(first);
   await runUntilIdle(shared);
@@ -116,9 +118,9 @@ test("requests that arrive with one long prefix wait while the first computes it
   const run = async (prefixLength: number): Promise<{ prompted: number; peakCells: number; pool: Setup }> => {
     // 16 tokens a step, so the shared prefix takes several steps to compute.
     const pool = setup({ numSequences: 8, kvCacheTokens: 256, contextSize: 128 }, { maxNumBatchedTokens: 16 });
-    const prefix = tokens(prefixLength, 3);
+    const prefix = spreadTokens(prefixLength, 3);
     const requests = [0, 1, 2, 3].map((index) =>
-      makeRequest(`r${index}`, [...prefix, ...tokens(3, 40 + index * 11)], { maxTokens: 4 }),
+      makeRequest(`r${index}`, [...prefix, ...spreadTokens(3, 40 + index * 11)], { maxTokens: 4 }),
     );
     for (const entry of requests) pool.core.add(entry);
     let peakCells = 0;
@@ -151,17 +153,17 @@ test("requests that arrive with one long prefix wait while the first computes it
 
 test("a user's next turn forks the system prompt from a running request and restores only its own earlier turn", async () => {
   const pool = setup({ numSequences: 8, kvCacheTokens: 256, contextSize: 128 });
-  const system = tokens(16, 3);
-  const other = makeRequest("other", [...system, ...tokens(4, 70)], { maxTokens: 40 });
+  const system = spreadTokens(16, 3);
+  const other = makeRequest("other", [...system, ...spreadTokens(4, 70)], { maxTokens: 40 });
   pool.core.add(other);
   await runStep(pool);
-  const turn1 = makeRequest("turn1", [...system, ...tokens(8, 50)], { maxTokens: 4 });
+  const turn1 = makeRequest("turn1", [...system, ...spreadTokens(8, 50)], { maxTokens: 4 });
   pool.core.add(turn1);
   while (turn1.sink.finished === null) await runStep(pool);
   // 27 of turn 1's 28 tokens are in the KV cache: 6 full blocks, 4 of them the system prompt "other" still holds.
   assert.equal(pool.engine.numSaves, 1, "turn 1's blocks are saved, since 2 of them have no other holder");
 
-  const prompt2 = [...turn1.request.allTokens, ...tokens(5, 60)];
+  const prompt2 = [...turn1.request.allTokens, ...spreadTokens(5, 60)];
   const turn2 = makeRequest("turn2", prompt2, { maxTokens: 4 });
   pool.core.add(turn2);
   const stepsBefore = pool.engine.steps.length;
@@ -181,7 +183,7 @@ test("a user's next turn forks the system prompt from a running request and rest
 
 test("a saved prefix is evicted block by block when the pool needs room, tail first, and a hit restores what is left", async () => {
   const pool = setup({ numSequences: 4, kvCacheTokens: 32, contextSize: 32 }, { maxNumSequences: 2 });
-  const cached = makeRequest("cached", tokens(13, 5), { maxTokens: 1 });
+  const cached = makeRequest("cached", spreadTokens(13, 5), { maxTokens: 1 });
   pool.core.add(cached);
   await runUntilIdle(pool);
   assert.equal(pool.engine.numUsedCells, 0, "the pool holds nothing: 3 full blocks are saved, the partial one dropped");
@@ -189,11 +191,11 @@ test("a saved prefix is evicted block by block when the pool needs room, tail fi
   assert.equal(pool.scheduler.kvCacheState().savedPrefixBytes, 12 * 4);
 
   // 7 blocks for a stranger: the 5 never-cached free blocks first, then the two newest cached ones.
-  const stranger = makeRequest("stranger", tokens(20, 70), { maxTokens: 8 });
+  const stranger = makeRequest("stranger", spreadTokens(20, 70), { maxTokens: 8 });
   pool.core.add(stranger);
   await runUntilIdle(pool);
 
-  const again = makeRequest("again", tokens(13, 5), { maxTokens: 1 });
+  const again = makeRequest("again", spreadTokens(13, 5), { maxTokens: 1 });
   pool.core.add(again);
   await runUntilIdle(pool);
   // The chain's tail (blocks 2 and 1) went first; its head (block 0, 4 tokens) is still a hit.
@@ -204,19 +206,19 @@ test("a saved prefix is evicted block by block when the pool needs room, tail fi
 
 test("a more urgent request preempts the least urgent running one when every slot is taken", async () => {
   const pool = setup({ numSequences: 2, kvCacheTokens: 256, contextSize: 128 }, { maxNumSequences: 2 });
-  const low = makeRequest("low", tokens(4, 1), { maxTokens: 30, priority: 5 });
-  const normal = makeRequest("normal", tokens(4, 2), { maxTokens: 30 });
+  const low = makeRequest("low", spreadTokens(4, 1), { maxTokens: 30, priority: 5 });
+  const normal = makeRequest("normal", spreadTokens(4, 2), { maxTokens: 30 });
   pool.core.add(low);
   pool.core.add(normal);
   await runStep(pool);
-  const urgent = makeRequest("urgent", tokens(4, 3), { maxTokens: 2, priority: -1 });
+  const urgent = makeRequest("urgent", spreadTokens(4, 3), { maxTokens: 2, priority: -1 });
   pool.core.add(urgent);
   await runStep(pool);
   assert.equal(low.request.status, "waiting", "the lowest priority yields its slot");
   assert.equal(urgent.request.status, "running");
   assert.equal(normal.request.status, "running");
   await runUntilIdle(pool);
-  assert.deepEqual(low.sink.tokens, await aloneOutput(tokens(4, 1), 30), "and resumes unchanged");
+  assert.deepEqual(low.sink.tokens, await aloneOutput(spreadTokens(4, 1), 30), "and resumes unchanged");
   assert.equal(low.request.numPreemptions, 1);
 });
 
@@ -226,8 +228,8 @@ test("a request that waits past the queue deadline fails with QueueTimeoutError;
     { numSequences: 1, kvCacheTokens: 256, contextSize: 128 },
     { maxNumSequences: 1, queueTimeoutMs: 1000, now: () => now },
   );
-  const busy = makeRequest("busy", tokens(4), { maxTokens: 50 });
-  const late = makeRequest("late", tokens(4), { maxTokens: 1 });
+  const busy = makeRequest("busy", spreadTokens(4), { maxTokens: 50 });
+  const late = makeRequest("late", spreadTokens(4), { maxTokens: 1 });
   pool.core.add(busy);
   pool.core.add(late);
   await runStep(pool);
@@ -248,14 +250,14 @@ test("random requests, lengths, shared prefixes and aborts on a small pool end w
     { numSequences: 12, kvCacheTokens: 96, contextSize: 64 },
     { maxNumSequences: 6, maxNumBatchedTokens: 32 },
   );
-  const prefixes = [tokens(9, 1), tokens(17, 2), tokens(5, 3)];
+  const prefixes = [spreadTokens(9, 1), spreadTokens(17, 2), spreadTokens(5, 3)];
   const all: ReturnType<typeof makeRequest>[] = [];
   for (let step = 0; step < 600; step++) {
     if (random() < 0.3) {
       const prefix = prefixes[Math.floor(random() * prefixes.length)]!;
       const prompt = [
         ...prefix.slice(0, 1 + Math.floor(random() * prefix.length)),
-        ...tokens(Math.floor(random() * 10), step),
+        ...spreadTokens(Math.floor(random() * 10), step),
       ];
       const entry = makeRequest(`q${step}`, prompt, {
         maxTokens: 1 + Math.floor(random() * 20),

@@ -9,14 +9,10 @@ import { test } from "node:test";
 import { FakeEngine } from "../../src/engine/fake-engine.ts";
 import { Scheduler } from "../../src/scheduler/scheduler.ts";
 import { CoreHarness } from "../helpers/core-harness.ts";
-import { makeRequest } from "../helpers/requests.ts";
+import { makeRequest, spreadTokens } from "../helpers/requests.ts";
 
 const BLOCK = 4;
 const CONTEXT = 64;
-
-function tokens(count: number, first = 10): number[] {
-  return Array.from({ length: count }, (_, index) => 2 + ((first + index * 7) % 90));
-}
 
 interface Setup {
   readonly engine: FakeEngine;
@@ -51,7 +47,7 @@ async function aloneOutput(prompt: readonly number[], maxTokens: number): Promis
 test("slabs cache prefixes: the first hit restores the saved copy, the others copy it from that sequence", async () => {
   const slabs = setup(8);
   assert.equal(slabs.scheduler.isPrefixCaching, true);
-  const prefix = tokens(14, 3);
+  const prefix = spreadTokens(14, 3);
   const first = makeRequest("first", [...prefix, 50], { maxTokens: 3 });
   slabs.core.add(first);
   await runUntilIdle(slabs);
@@ -80,17 +76,17 @@ test("slabs cache prefixes: the first hit restores the saved copy, the others co
 
 test("on slabs a user's next turn restores its own saved turn whole, system prompt included", async () => {
   const slabs = setup(8);
-  const system = tokens(16, 3);
-  const other = makeRequest("other", [...system, ...tokens(4, 70)], { maxTokens: 40 });
+  const system = spreadTokens(16, 3);
+  const other = makeRequest("other", [...system, ...spreadTokens(4, 70)], { maxTokens: 40 });
   slabs.core.add(other);
   await slabs.core.step();
-  const turn1 = makeRequest("turn1", [...system, ...tokens(8, 50)], { maxTokens: 4 });
+  const turn1 = makeRequest("turn1", [...system, ...spreadTokens(8, 50)], { maxTokens: 4 });
   slabs.core.add(turn1);
   while (turn1.sink.finished === null) await slabs.core.step();
   assert.equal(slabs.engine.numCopies, 1, "turn 1 copied the system prompt from 'other'");
   assert.equal(slabs.engine.numSaves, 1);
 
-  const prompt2 = [...turn1.request.allTokens, ...tokens(5, 60)];
+  const prompt2 = [...turn1.request.allTokens, ...spreadTokens(5, 60)];
   const turn2 = makeRequest("turn2", prompt2, { maxTokens: 4 });
   slabs.core.add(turn2);
   await runUntilIdle(slabs);
@@ -103,9 +99,9 @@ test("on slabs a user's next turn restores its own saved turn whole, system prom
 
 test("requests arriving with one long prefix on slabs wait for the first to compute it, then copy it", async () => {
   const slabs = setup(4, "slabs", 16);
-  const prefix = tokens(40, 3);
+  const prefix = spreadTokens(40, 3);
   const requests = [0, 1, 2, 3].map((index) =>
-    makeRequest(`r${index}`, [...prefix, ...tokens(3, 40 + index * 11)], { maxTokens: 4 }),
+    makeRequest(`r${index}`, [...prefix, ...spreadTokens(3, 40 + index * 11)], { maxTokens: 4 }),
   );
   for (const entry of requests) slabs.core.add(entry);
   await runUntilIdle(slabs);
@@ -124,14 +120,14 @@ test("random requests, shared prefixes and aborts on slabs: outputs as on the sh
       return seed / 2 ** 32;
     };
     const engine = setup(6, kvLayout, 32);
-    const prefixes = [tokens(9, 1), tokens(17, 2), tokens(5, 3)];
+    const prefixes = [spreadTokens(9, 1), spreadTokens(17, 2), spreadTokens(5, 3)];
     const all: ReturnType<typeof makeRequest>[] = [];
     for (let step = 0; step < 400; step++) {
       if (random() < 0.3) {
         const prefix = prefixes[Math.floor(random() * prefixes.length)]!;
         const prompt = [
           ...prefix.slice(0, 1 + Math.floor(random() * prefix.length)),
-          ...tokens(Math.floor(random() * 10), step),
+          ...spreadTokens(Math.floor(random() * 10), step),
         ];
         const entry = makeRequest(`q${step}`, prompt, { maxTokens: 1 + Math.floor(random() * 20) });
         engine.core.add(entry);
