@@ -90,6 +90,13 @@ export class CellHolders<Block extends HeldBlock> {
     return this.saved.size;
   }
 
+  /** Blocks the running sequences hold, each sequence's counted: the cells of slabs, which copy shared blocks. */
+  get numSequenceBlocks(): number {
+    let total = 0;
+    for (const chain of this.chains.values()) total += chain.length;
+    return total;
+  }
+
   /** Host memory the saved prefixes take. */
   get numSavedBytes(): number {
     let total = 0;

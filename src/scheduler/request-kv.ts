@@ -16,7 +16,10 @@ export interface KvCacheState {
   readonly numUsedBlocks: number;
   /** Free blocks that still hold a cached prefix. */
   readonly numCachedBlocks: number;
-  /** 0..1, used blocks over all blocks. */
+  /**
+   * 0..1, used blocks over all blocks. With slabs, a block copied into several sequences counts once per sequence,
+   * as its cells do.
+   */
   readonly usage: number;
   readonly prefixQueriedTokens: number;
   readonly prefixHitTokens: number;
@@ -43,14 +46,17 @@ export interface Admission {
 export class RequestKv {
   private readonly kv: KvCacheManager;
   private readonly holders: CellHolders<KvBlock>;
+  /** Slabs: each sequence holds its own copy of the blocks it shares. */
+  private readonly copiesCells: boolean;
 
   constructor(engine: SequenceEngine, options: RequestKvOptions) {
     const { blockSize } = options;
+    this.copiesCells = !engine.info.isKvShared;
     this.holders = new CellHolders<KvBlock>(engine, {
       blockSize,
       numCells: engine.info.kvCacheTokens,
       maxSavedTokens: options.maxSavedPrefixTokens,
-      copiesCells: !engine.info.isKvShared,
+      copiesCells: this.copiesCells,
       uncache: (block) => this.kv.uncache(block),
     });
     this.kv = new KvCacheManager({
@@ -128,7 +134,7 @@ export class RequestKv {
       blockSize: stats.blockSize,
       numUsedBlocks: stats.numUsedBlocks,
       numCachedBlocks: stats.numCachedFreeBlocks,
-      usage: stats.usage,
+      usage: this.copiesCells ? Math.min(1, this.holders.numSequenceBlocks / stats.numBlocks) : stats.usage,
       prefixQueriedTokens: stats.queriedTokens,
       prefixHitTokens: stats.hitTokens,
       numPreemptions,

@@ -151,3 +151,19 @@ test("random requests, shared prefixes and aborts on slabs: outputs as on the sh
   assert.equal(slabs.engine.engine.numAcquiredSequences, 0);
   assert.equal(slabs.engine.engine.numUsedCells, 0);
 });
+
+test("KV usage on slabs counts a copied prefix once per sequence holding it, as its cells are", async () => {
+  const usageWhileRunning = async (kvLayout: "shared" | "slabs"): Promise<number> => {
+    const engine = setup(4, kvLayout);
+    const prefix = spreadTokens(16, 3);
+    engine.core.add(makeRequest("first", [...prefix, 50], { maxTokens: 8 }));
+    await engine.core.step();
+    for (const last of [60, 61, 62]) engine.core.add(makeRequest(`other${last}`, [...prefix, last], { maxTokens: 8 }));
+    await engine.core.step();
+    return engine.scheduler.kvCacheState().usage;
+  };
+  const numBlocks = (4 * CONTEXT) / BLOCK;
+  // Each request holds its 4 prompt blocks and 1 more for the tokens past them.
+  assert.equal(await usageWhileRunning("slabs"), (4 * 5) / numBlocks);
+  assert.equal(await usageWhileRunning("shared"), (4 + 4 * 1) / numBlocks, "the pool holds the prefix once");
+});
