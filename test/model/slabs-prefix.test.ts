@@ -16,7 +16,8 @@ let slabs: ModelServer;
 let uncached: ModelServer;
 
 before(async () => {
-  slabs = await startModelServer(["--kv-layout", "slabs", "--parallel", "4", "--ctx-size", "512"]);
+  // 2,048 tokens per slab, so a holder stream outlasts the turns beside it even on a slow machine.
+  slabs = await startModelServer(["--kv-layout", "slabs", "--parallel", "4", "--ctx-size", "2048"]);
   uncached = await startModelServer([
     "--kv-layout",
     "slabs",
@@ -42,8 +43,9 @@ test("on slabs, requests sharing a long prefix copy it instead of computing it, 
 
 test("on slabs, a next turn restores its earlier turn into its slab, and a running request's prefix is copied", async () => {
   const system = "Lily and Ben lived in a small house near the big park with their mom and dad. ".repeat(2);
-  const isHolder = (stats: { readonly maxTokens: number }): boolean => stats.maxTokens === 400;
-  const holder = holdStream(slabs, `${system}One day`, 400);
+  const HOLDER_TOKENS = 1900;
+  const isHolder = (stats: { readonly maxTokens: number }): boolean => stats.maxTokens === HOLDER_TOKENS;
+  const holder = holdStream(slabs, `${system}One day`, HOLDER_TOKENS);
   // The first turn copies the system prompt from the running holder.
   const turn1 = await greedyCompletion(slabs, `${system}Lily said`, 16);
   const numSystemTokens = slabs.runtime.engine.tokenize(system, { addBos: true }).length;
