@@ -230,8 +230,7 @@ export class CellHolders<Block extends HeldBlock> {
     // Counting the pool's free cells walks every held block, so it waits for a copy that would be chosen.
     let roomCells: number | null = null;
     for (const prefixSaved of this.saved) {
-      let covered = 0;
-      while (covered < prefix.length && prefixSaved.chain[covered] === prefix[covered]) covered++;
+      const covered = numLeadingShared(prefixSaved.chain, prefix);
       // The most blocks, then the smallest copy.
       const isBetter =
         covered > bestCovered ||
@@ -263,15 +262,13 @@ export class CellHolders<Block extends HeldBlock> {
     for (const holder of first === undefined ? [] : (this.holders.get(first.id) ?? [])) {
       if (typeof holder !== "number") continue;
       const chain = this.chains.get(holder) ?? [];
-      let covered = 0;
-      while (covered < prefix.length && chain[covered] === prefix[covered]) covered++;
+      const covered = numLeadingShared(chain, prefix);
       if (covered > numBySource) [source, numBySource] = [holder, covered];
     }
     let best: SavedPrefix<Block> | null = null;
     let bestCovered = numBySource;
     for (const prefixSaved of this.saved) {
-      let covered = 0;
-      while (covered < prefix.length && prefixSaved.chain[covered] === prefix[covered]) covered++;
+      const covered = numLeadingShared(prefixSaved.chain, prefix);
       if (covered > bestCovered) [best, bestCovered] = [prefixSaved, covered];
     }
     if (best === null) return { saved: null, source, restoreStart: 0, restoreEnd: 0, numBlocks: numBySource };
@@ -370,6 +367,13 @@ export class CellHolders<Block extends HeldBlock> {
     }
     return holders;
   }
+}
+
+/** How many leading blocks `chain` has in common with `prefix`. */
+function numLeadingShared<Block>(chain: readonly Block[], prefix: readonly Block[]): number {
+  let count = 0;
+  while (count < prefix.length && chain[count] === prefix[count]) count++;
+  return count;
 }
 
 function describe(holder: Holder<unknown>): string {
