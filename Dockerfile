@@ -12,7 +12,10 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # npm ci's prepare step builds the patched addon and bundles src/ into dist/ (it needs the type checker and
 # esbuild, dev dependencies); the dev dependencies are pruned afterwards.
-RUN npm ci --no-audit --no-fund && npm run build:addon -- --check && npm prune --omit=dev && npm cache clean --force
+# The image runs on other machines than the one building it: llama.cpp's prebuilt CPU variants, one per CPU
+# family, stay (PAGODA_LLAMA_BUILD=source compiles for the builder's CPU family instead; see the README).
+ARG PAGODA_LLAMA_BUILD=prebuilt
+RUN PAGODA_LLAMA_BUILD=$PAGODA_LLAMA_BUILD npm ci --no-audit --no-fund && npm run build:addon -- --check && npm prune --omit=dev && npm cache clean --force
 # npm installs llama.cpp prebuilds for every GPU and architecture (CUDA 13 and its CUDA 12 fallback, Vulkan, arm):
 # about 650 MB this image never loads. Only this architecture's CPU build stays. After the prune, which restores them.
 RUN keep="linux-$(node -p process.arch)" && cd node_modules/@node-llama-cpp && for package in *; do \

@@ -10,8 +10,8 @@
  * child process has loaded it from there through `getLlama` (the check start-up would otherwise make each time). On
  * another system version node-llama-cpp tests it again; GPU builds keep the prebuilt path and its check.
  *
- * With `--native` (tools/native-llama.ts) the local build is instead the addon linked against llama.cpp compiled
- * for this machine, whose libraries the folder holds itself.
+ * When llama.cpp was compiled at install (tools/llama-source-build.ts), the local build is instead the addon linked
+ * against those libraries, which the folder holds itself.
  *
  * A local build that node-llama-cpp itself made (`npx node-llama-cpp source build`) is never replaced.
  */
@@ -28,7 +28,7 @@ import {
 } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { installNativeRelease } from "./native-llama.ts";
+import { installSourceRelease } from "./llama-source-build.ts";
 
 /** Marks a local build folder as pagoda's: the addon stamp it was registered for, and its kind. */
 const MARKER_FILE = "pagoda-local-build";
@@ -39,21 +39,35 @@ interface PlatformInfo {
   readonly version: string;
 }
 
-/** What fills the local build: links to the prebuilt package's files, or a native build's own libraries. */
+/** What fills the local build: links to the prebuilt package's files, or a source build's own libraries. */
 export type LocalBuildSource =
   | { readonly kind: "prebuilt"; readonly binsDir: string }
-  | { readonly kind: "native"; readonly addon: string; readonly libDir: string; readonly binsDir: string };
+  | {
+      readonly kind: "source";
+      /** The CPU target llama.cpp was compiled for (`zen4`, `native`) */
+      readonly target: string;
+      readonly addon: string;
+      readonly libDir: string;
+      readonly binsDir: string;
+    };
+
+/** How a registration is named in its marker, the install log and `--check`: `prebuilt`, or `source:<target>`. */
+export function localBuildLabel(source: LocalBuildSource): string {
+  return source.kind === "prebuilt" ? "prebuilt" : `source:${source.target}`;
+}
 
 function localBuildDir(packageDir: string): string {
   return path.join(packageDir, "llama", "localBuilds", `${process.platform}-${process.arch}`);
 }
 
-/** The kind of pagoda's registration for this addon stamp, or null when there is none. */
-export function registeredLocalBuild(packageDir: string, stamp: string): LocalBuildSource["kind"] | null {
+/** The label of pagoda's registration for this addon stamp (`localBuildLabel`), or null when there is none. */
+export function registeredLocalBuild(packageDir: string, stamp: string): string | null {
   const marker = path.join(localBuildDir(packageDir), MARKER_FILE);
   if (!existsSync(marker)) return null;
-  const [markedStamp, kind = "prebuilt"] = readFileSync(marker, "utf8").trim().split(" ");
-  return markedStamp === stamp && (kind === "prebuilt" || kind === "native") ? kind : null;
+  const [markedStamp, label = "prebuilt"] = readFileSync(marker, "utf8").trim().split(" ");
+  if (markedStamp !== stamp) return null;
+  // `native` marked the one source build there was before targets had names.
+  return label === "native" ? "source:native" : label;
 }
 
 /** The system name and version as node-llama-cpp reads them (its own function, so the comparison is exact). */
@@ -104,23 +118,23 @@ export async function registerLocalBuild(
   const release = path.join(staging, "Release");
   rmSync(staging, { recursive: true, force: true });
   if (source.kind === "prebuilt") linkPrebuilt(source.binsDir, release);
-  else installNativeRelease(source.addon, source.libDir, release);
+  else installSourceRelease(source.addon, source.libDir, release);
   const metadata = JSON.parse(readFileSync(path.join(source.binsDir, METADATA_FILE), "utf8")) as {
     buildOptions: Record<string, unknown>;
   };
   metadata.buildOptions.platformInfo = await platformInfo(packageDir);
   writeFileSync(path.join(release, METADATA_FILE), JSON.stringify(metadata));
   writeFileSync(path.join(staging, "buildDone.status"), "");
-  writeFileSync(path.join(staging, MARKER_FILE), `${stamp} ${source.kind}\n`);
+  writeFileSync(path.join(staging, MARKER_FILE), `${stamp} ${localBuildLabel(source)}\n`);
   renameSync(staging, dir);
   try {
     proveLoads(projectDir);
   } catch (error) {
     rmSync(dir, { recursive: true, force: true });
     const detail = error instanceof Error && "stderr" in error ? String(error.stderr).trim() : String(error);
-    return `the ${source.kind} addon did not load in a child process, so it is not registered as a local build: ${detail}`;
+    return `the ${localBuildLabel(source)} addon did not load in a child process, so it is not registered as a local build: ${detail}`;
   }
   return source.kind === "prebuilt"
     ? "registered as node-llama-cpp's local build (start-up skips the prebuilt binary's test process)"
-    : "registered llama.cpp built for this CPU, with the patched addon, as node-llama-cpp's local build";
+    : `registered llama.cpp compiled here for the ${source.target} target, with the patched addon, as node-llama-cpp's local build`;
 }

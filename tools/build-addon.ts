@@ -10,15 +10,22 @@
  * `decodeBatchArgmaxSync`, none, for steps shorter than the round trip's thread wake-ups), one thread for every
  * multi-threaded decode of the process (one OpenMP team, not one per libuv pool thread) and, as a module function,
  * llama.cpp's quantiser (`quantizeModel(inputPath, outputPath, fileTypeName, threads)`, for `pagoda synth --type
- * q4_k_m|q6_k`; see src/engine/quantize-model.ts). Only the addon's own sources are compiled (about 15 s); it
- * links against the llama.cpp libraries of the prebuilt package, so every backend plugin that package ships (CPU
- * variants, CUDA) keeps working. Everything comes from the installed npm packages: the addon sources and
- * llama.cpp's headers (from the git bundle node-llama-cpp carries), no network.
+ * q4_k_m|q6_k`; see src/engine/quantize-model.ts). The addon's own sources are compiled once (about 15 s) and linked
+ * against the llama.cpp libraries of every prebuilt package, so every backend plugin they ship (CPU variants, CUDA)
+ * keeps working; on x86-64 Linux, llama.cpp's CPU libraries are also compiled here and the CPU addon linked against
+ * them (tools/llama-source-build.ts, about 7 minutes on two cores the first time). Everything comes from the
+ * installed npm packages: the addon sources and llama.cpp's source (the git bundle node-llama-cpp carries), no
+ * network.
  *
  *   node --import tsx tools/build-addon.ts           build and install where missing or stale (npm's prepare step)
  *   node --import tsx tools/build-addon.ts --check   exit 1 unless the CPU addon is patched
  *   node --import tsx tools/build-addon.ts --force   rebuild even when the stamp matches
- *   node --import tsx tools/build-addon.ts --native  also build llama.cpp for this CPU (tools/native-llama.ts)
+ *   node --import tsx tools/build-addon.ts --native  compile llama.cpp for this CPU only (-march=native)
+ *
+ * PAGODA_LLAMA_BUILD picks the llama.cpp libraries of the CPU addon: `source` (the default: compiled here for the
+ * ggml CPU variant this CPU loads), `native` (as --native) or `prebuilt` (node-llama-cpp's own; what a container
+ * image built for other machines wants, and the quickest install). Without cmake, or when that compile fails, the
+ * prebuilt stays with a warning (an error when PAGODA_LLAMA_BUILD names the choice).
  *
  * Missing build tools (g++, git) leave the stock addon in place with a warning, and pagoda then runs with one KV
  * slab per sequence and no prefix cache; a compile error fails the install.
@@ -40,7 +47,15 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { registeredLocalBuild, registerLocalBuild } from "./addon-local-build.ts";
-import { buildNativeLibraries, checkoutFromBundle, checkoutLlamaCpp, nativeLinkFlags } from "./native-llama.ts";
+import {
+  buildLlamaLibraries,
+  type CpuTarget,
+  checkoutFromBundle,
+  checkoutLlamaCpp,
+  defaultCpuTarget,
+  NATIVE_TARGET,
+  sourceLinkFlags,
+} from "./llama-source-build.ts";
 
 const NODE_LLAMA_CPP_VERSION = "3.21.1";
 const PROJECT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -245,15 +260,26 @@ function install(built: string, variant: Variant, stamp: string): void {
   writeFileSync(path.join(variant.binsDir, STAMP_FILE), `${stamp}\n`);
 }
 
+/** The CPU target to compile llama.cpp for, or null for the prebuilt libraries; `explicit` when asked for by name. */
+function chosenTarget(argv: readonly string[]): { readonly target: CpuTarget | null; readonly explicit: boolean } {
+  const choice = argv.includes("--native") ? "native" : (process.env.PAGODA_LLAMA_BUILD ?? "source");
+  if (choice === "native") return { target: NATIVE_TARGET, explicit: true };
+  if (choice === "prebuilt") return { target: null, explicit: true };
+  if (choice !== "source") throw new Error(`PAGODA_LLAMA_BUILD must be source, native or prebuilt, not ${choice}`);
+  const target = defaultCpuTarget();
+  if (target === null) log(`no source build on ${process.platform}-${process.arch}: node-llama-cpp's prebuilt stays`);
+  return { target, explicit: process.env.PAGODA_LLAMA_BUILD !== undefined };
+}
+
 async function main(argv: readonly string[]): Promise<number> {
   const packageDir = nodeLlamaCppDir();
   const variants = findVariants(packageDir);
   const stamp = stampOf(packageDir);
+  const cpu = variants.find((variant) => variant.name === `${process.platform}-${process.arch}`);
   if (argv.includes("--check")) {
-    const cpu = variants.find((variant) => variant.name === `${process.platform}-${process.arch}`);
     const ok = cpu !== undefined && isInstalled(cpu, stamp);
     const registered = ok ? registeredLocalBuild(packageDir, stamp) : null;
-    if (registered === "native") log("llama.cpp built for this CPU is registered as the local build (--native)");
+    if (registered?.startsWith("source:")) log(`local build: llama.cpp compiled here (${registered})`);
     else if (ok && registered === null) {
       log("note: not registered as a local build, so each start-up tests the binary in a child process");
     }
@@ -261,25 +287,27 @@ async function main(argv: readonly string[]): Promise<number> {
     return ok ? 0 : 1;
   }
   const stale = argv.includes("--force") ? variants : variants.filter((variant) => !isInstalled(variant, stamp));
-  if (variants.length === 0) {
+  if (variants.length === 0 || cpu === undefined) {
     log(`no prebuilt llama.cpp libraries for ${process.platform}-${process.arch}: keeping the stock addon`);
     return 0;
   }
-  const cpu = variants.find((variant) => variant.name === `${process.platform}-${process.arch}`);
-  const wantsNative = argv.includes("--native") || process.env.PAGODA_NATIVE_LLAMA === "1";
-  let needsNative = wantsNative && cpu !== undefined && registeredLocalBuild(packageDir, stamp) !== "native";
-  if (needsNative && !hasTool("cmake")) {
-    log("WARNING: cmake is not installed, so llama.cpp is not built for this CPU (--native); the prebuilt stays");
-    needsNative = false;
+  const { target, explicit } = chosenTarget(argv);
+  const wanted = target === null ? "prebuilt" : `source:${target.name}`;
+  let needsSource = target !== null && registeredLocalBuild(packageDir, stamp) !== wanted;
+  if (needsSource && !hasTool("cmake")) {
+    log("WARNING: cmake is not installed, so llama.cpp is not compiled here; node-llama-cpp's prebuilt stays");
+    if (explicit) return 1;
+    needsSource = false;
   }
+  // The prebuilt is registered when asked for, and where no source build is (a failed one, or no cmake).
   const register = async (): Promise<void> => {
-    if (cpu === undefined || !isInstalled(cpu, stamp) || registeredLocalBuild(packageDir, stamp) !== null) return;
-    log(
-      `${cpu.name}: ${await registerLocalBuild(packageDir, PROJECT_DIR, stamp, { kind: "prebuilt", binsDir: cpu.binsDir })}`,
-    );
+    const registered = registeredLocalBuild(packageDir, stamp);
+    if (!isInstalled(cpu, stamp) || registered === "prebuilt" || (target !== null && registered !== null)) return;
+    const source = { kind: "prebuilt", binsDir: cpu.binsDir } as const;
+    log(`${cpu.name}: ${await registerLocalBuild(packageDir, PROJECT_DIR, stamp, source)}`);
   };
-  if (stale.length === 0 && !needsNative) {
-    log(`patched addon up to date (${stamp})`);
+  if (stale.length === 0 && !needsSource) {
+    log(`patched addon up to date (${stamp}, ${registeredLocalBuild(packageDir, stamp) ?? wanted})`);
     await register();
     return 0;
   }
@@ -301,17 +329,24 @@ async function main(argv: readonly string[]): Promise<number> {
     install(await link(objects, path.join(workDir, `${variant.name}.node`), variantLinkFlags(variant)), variant, stamp);
     log(`installed the patched addon for ${variant.name}`);
   }
-  if (needsNative && cpu !== undefined) {
-    // The checkout and CMake's build folder stay in .cache: a later patch change relinks without rebuilding llama.cpp.
-    const nativeDir = path.join(PROJECT_DIR, ".cache", "llama-native");
-    const libDir = buildNativeLibraries({
-      sourceDir: checkoutLlamaCpp(path.join(packageDir, "llama", "gitRelease.bundle"), nativeDir),
-      buildDir: path.join(nativeDir, "build"),
-      log,
-    });
-    const addon = await link(objects, path.join(workDir, "native.node"), nativeLinkFlags(libDir));
-    const source = { kind: "native", addon, libDir, binsDir: cpu.binsDir } as const;
-    log(`${cpu.name}: ${await registerLocalBuild(packageDir, PROJECT_DIR, stamp, source)}`);
+  if (needsSource && target !== null) {
+    try {
+      // The checkout and CMake's build folder stay in .cache: a later patch change relinks without recompiling.
+      const cacheDir = path.join(PROJECT_DIR, ".cache", "llama-source");
+      const libDir = buildLlamaLibraries({
+        sourceDir: checkoutLlamaCpp(path.join(packageDir, "llama", "gitRelease.bundle"), cacheDir),
+        buildDir: path.join(cacheDir, `build-${target.name}`),
+        target,
+        log,
+      });
+      const addon = await link(objects, path.join(workDir, "source.node"), sourceLinkFlags(libDir));
+      const source = { kind: "source", target: target.name, addon, libDir, binsDir: cpu.binsDir } as const;
+      log(`${cpu.name}: ${await registerLocalBuild(packageDir, PROJECT_DIR, stamp, source)}`);
+    } catch (error) {
+      if (explicit) throw error;
+      const message = error instanceof Error ? error.message : String(error);
+      log(`WARNING: compiling llama.cpp failed, so node-llama-cpp's prebuilt stays: ${message}`);
+    }
   }
   rmSync(workDir, { recursive: true, force: true });
   await register();
