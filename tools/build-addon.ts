@@ -13,7 +13,7 @@
  * q4_k_m|q6_k`; see src/engine/quantize-model.ts). The addon's own sources are compiled once (about 15 s) and linked
  * against the llama.cpp libraries of every prebuilt package, so every backend plugin they ship (CPU variants, CUDA)
  * keeps working; on x86-64 Linux, llama.cpp's CPU libraries are also compiled here and the CPU addon linked against
- * them (tools/llama-source-build.ts, about 7 minutes on two cores the first time). Everything comes from the
+ * them (tools/llama-source-build.ts, about 6 minutes on two cores the first time). Everything comes from the
  * installed npm packages: the addon sources and llama.cpp's source (the git bundle node-llama-cpp carries), no
  * network.
  *
@@ -143,6 +143,8 @@ function stampOf(packageDir: string): string {
   const hash = createHash("sha256");
   hash.update(readFileSync(PATCH_FILE));
   hash.update(readFileSync(fileURLToPath(import.meta.url)));
+  // How llama.cpp is compiled here is part of what the registration stands for.
+  hash.update(readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), "llama-source-build.ts")));
   hash.update(readFileSync(path.join(packageDir, "llama", "gitRelease.bundle")).subarray(0, 4096));
   return hash.digest("hex").slice(0, 16);
 }

@@ -181,6 +181,9 @@ export function buildLlamaLibraries(options: SourceBuildOptions): string {
     "-DCMAKE_BUILD_TYPE=Release",
     "-DBUILD_SHARED_LIBS=ON",
     ...target.cmakeOptions,
+    // ggml's own thread pool, as node-llama-cpp's prebuilt CPU variants: with OpenMP, a two-thread decode of the
+    // qwen2.5-0.5b shape (Q8_0) took 6% longer per token (bench/RESULTS.md, "llama.cpp compiled at install").
+    "-DGGML_OPENMP=OFF",
     // Found beside each other at run time, wherever node_modules is.
     "-DCMAKE_BUILD_WITH_INSTALL_RPATH=ON",
     "-DCMAKE_INSTALL_RPATH=$ORIGIN",
@@ -194,7 +197,7 @@ export function buildLlamaLibraries(options: SourceBuildOptions): string {
   ];
   log(`configuring llama.cpp for the ${target.name} CPU target`);
   cmake(configure);
-  log(`building llama.cpp's libraries on ${os.availableParallelism()} cores (about 7 minutes on two, the first time)`);
+  log(`building llama.cpp's libraries on ${os.availableParallelism()} cores (about 6 minutes on two, the first time)`);
   cmake([
     "--build",
     buildDir,

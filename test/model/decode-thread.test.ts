@@ -1,7 +1,8 @@
 /**
  * Multi-threaded decodes all run on the addon's one decode thread, whichever libuv pool thread (or the event loop's,
- * for short steps) asks for them: ggml's CPU backend starts an OpenMP team per calling thread, and several teams on
- * few cores made libgomp sleep and wake its threads at every parallel region. Checked here through what a user
+ * for short steps) asks for them: a llama.cpp built with OpenMP starts a team per calling thread, and several teams on
+ * few cores made libgomp sleep and wake its threads at every parallel region (ggml's own thread pool, which the
+ * default install and the prebuilt use, starts its workers per decode and ends them after). Checked here through what a user
  * sees (greedy tokens alone and among others are the same) and through what the fix is (the decodes add two threads
  * to the process; linux only, from /proc).
  */
@@ -72,7 +73,7 @@ function numThreads(): number {
   return readdirSync("/proc/self/task").length;
 }
 
-test("two-thread decodes: greedy tokens alone equal those among 8, and they start one OpenMP team", async () => {
+test("two-thread decodes: greedy tokens alone equal those among 8, and they run on one decode thread", async () => {
   const requests = Array.from({ length: NUM_SEQUENCES }, (_, request) => request);
   const alone = new Map<number, TokenId[]>();
   for (const request of requests) alone.set(request, (await generate([request])).get(request)!);
@@ -84,8 +85,8 @@ test("two-thread decodes: greedy tokens alone equal those among 8, and they star
   }
 
   if (process.platform === "linux") {
-    // Hundreds of decodes, from the pool's threads and the event loop's, added the decode thread and its one
-    // OpenMP worker; a team per calling thread added a worker for each of them (5 with libuv's 4 pool threads).
+    // Hundreds of decodes, from the pool's threads and the event loop's, added the decode thread and at most its
+    // one OpenMP worker; a team per calling thread added a worker for each of them (5 with libuv's 4 pool threads).
     assert.ok(
       numThreads() - threadsBeforeDecodes <= 2,
       `threads of the process: ${threadsBeforeDecodes} before the decodes, ${numThreads()} after`,
