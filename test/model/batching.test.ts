@@ -5,8 +5,8 @@
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { compareGreedy, type GreedyRun } from "../helpers/greedy-compare.ts";
-import { type ModelServer, STORIES_ID, startModelServer } from "../helpers/model-server.ts";
+import { compareGreedy, type GreedyRun, greedyCompletion } from "../helpers/greedy-compare.ts";
+import { type ModelServer, startModelServer } from "../helpers/model-server.ts";
 
 let server: ModelServer;
 
@@ -38,21 +38,8 @@ const PROMPTS = [
 ];
 const MAX_TOKENS = 48;
 
-async function greedy(prompt: string): Promise<GreedyRun> {
-  const completion = await server.client.completions.create({
-    model: STORIES_ID,
-    prompt,
-    max_tokens: MAX_TOKENS,
-    temperature: 0,
-    ignore_eos: true,
-    logprobs: 2,
-  } as Parameters<typeof server.client.completions.create>[0] & { stream?: false });
-  const choice = completion.choices[0];
-  return {
-    text: choice?.text ?? "",
-    tokens: choice?.logprobs?.tokens ?? [],
-    topLogprobs: choice?.logprobs?.top_logprobs ?? [],
-  };
+function greedy(prompt: string): Promise<GreedyRun> {
+  return greedyCompletion(server, prompt, MAX_TOKENS);
 }
 
 test("greedy output of every request is identical alone and among 15 others, and the 16 share each step", async () => {
