@@ -13,7 +13,9 @@
  * q4_k_m|q6_k`; see src/engine/quantize-model.ts). The addon's own sources are compiled once (about 15 s) and linked
  * against the llama.cpp libraries of every prebuilt package, so every backend plugin they ship (CPU variants, CUDA)
  * keeps working; on x86-64 Linux, llama.cpp's CPU libraries are also compiled here and the CPU addon linked against
- * them (tools/llama-source-build.ts, about 6 minutes on two cores the first time). Everything comes from the
+ * them (tools/llama-source-build.ts, about 6 minutes on two cores the first time), with patches/llama.cpp-*.patch
+ * applied (flash attention over a shared KV pool; PAGODA_STOCK_FLASH_ATTN=1 at run time switches the patched kernel
+ * back to llama.cpp's own, for comparison). Everything comes from the
  * installed npm packages: the addon sources and llama.cpp's source (the git bundle node-llama-cpp carries), no
  * network.
  *
@@ -60,6 +62,8 @@ import {
 const NODE_LLAMA_CPP_VERSION = "3.21.1";
 const PROJECT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const PATCH_FILE = path.join(PROJECT_DIR, "patches", `node-llama-cpp-${NODE_LLAMA_CPP_VERSION}-addon.patch`);
+/** Patches to the llama.cpp release node-llama-cpp ships (80fb11a), applied where llama.cpp is compiled here. */
+const LLAMA_CPP_PATCHES = [path.join(PROJECT_DIR, "patches", "llama.cpp-80fb11a-cpu-flash-attn.patch")];
 const STAMP_FILE = "llama-addon.pagoda-stamp";
 const STOCK_SUFFIX = ".stock";
 /** Folders of llama.cpp's tree whose headers the addon includes. */
@@ -142,6 +146,7 @@ function librariesIn(binsDir: string): string[] {
 function stampOf(packageDir: string): string {
   const hash = createHash("sha256");
   hash.update(readFileSync(PATCH_FILE));
+  for (const patch of LLAMA_CPP_PATCHES) hash.update(readFileSync(patch));
   hash.update(readFileSync(fileURLToPath(import.meta.url)));
   // How llama.cpp is compiled here is part of what the registration stands for.
   hash.update(readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), "llama-source-build.ts")));
@@ -336,7 +341,7 @@ async function main(argv: readonly string[]): Promise<number> {
       // The checkout and CMake's build folder stay in .cache: a later patch change relinks without recompiling.
       const cacheDir = path.join(PROJECT_DIR, ".cache", "llama-source");
       const libDir = buildLlamaLibraries({
-        sourceDir: checkoutLlamaCpp(path.join(packageDir, "llama", "gitRelease.bundle"), cacheDir),
+        sourceDir: checkoutLlamaCpp(path.join(packageDir, "llama", "gitRelease.bundle"), cacheDir, LLAMA_CPP_PATCHES),
         buildDir: path.join(cacheDir, `build-${target.name}`),
         target,
         log,

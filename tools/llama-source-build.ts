@@ -15,7 +15,8 @@
  * Only the CPU build is made; a GPU machine keeps the prebuilt CUDA or Vulkan backends, which getLlama prefers.
  */
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
@@ -160,13 +161,23 @@ export function checkoutFromBundle(bundle: string, gitDir: string, tree: string,
 }
 
 /** A full checkout of the llama.cpp release in node-llama-cpp's git bundle, made once into `dir`. */
-export function checkoutLlamaCpp(bundle: string, dir: string): string {
+export function checkoutLlamaCpp(bundle: string, dir: string, patches: readonly string[]): string {
   const tree = path.join(dir, "src");
-  if (existsSync(path.join(tree, "CMakeLists.txt"))) return tree;
+  // Which patches the tree has: another set means a fresh checkout (and so a full compile), never a tree patched twice.
+  const appliedFile = path.join(dir, "patches.sha256");
+  const applied = createHash("sha256");
+  for (const patch of patches) applied.update(readFileSync(patch));
+  const digest = applied.digest("hex");
+  const isCurrent = existsSync(appliedFile) && readFileSync(appliedFile, "utf8").trim() === digest;
+  if (existsSync(path.join(tree, "CMakeLists.txt")) && isCurrent) return tree;
   const gitDir = path.join(dir, "llama.cpp.git");
-  rmSync(dir, { recursive: true, force: true });
+  rmSync(tree, { recursive: true, force: true });
   checkoutFromBundle(bundle, gitDir, tree, ["."]);
   rmSync(gitDir, { recursive: true, force: true });
+  for (const patch of patches) {
+    execFileSync("git", ["apply", "--whitespace=nowarn", patch], { cwd: tree, stdio: ["ignore", "pipe", "pipe"] });
+  }
+  writeFileSync(appliedFile, `${digest}\n`);
   return tree;
 }
 

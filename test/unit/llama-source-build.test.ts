@@ -1,9 +1,15 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { registeredLocalBuild } from "../../tools/addon-local-build.ts";
-import { installSourceRelease, sourceLinkFlags, x64VariantTarget } from "../../tools/llama-source-build.ts";
+import {
+  checkoutFromBundle,
+  installSourceRelease,
+  sourceLinkFlags,
+  x64VariantTarget,
+} from "../../tools/llama-source-build.ts";
 import { withTempDir } from "../helpers/gguf-files.ts";
 
 test("a source build's release holds the addon and every library name of the build as real files, and nothing else", async () => {
@@ -108,4 +114,20 @@ test("a CPU's source build targets the ggml variant it loads from the prebuilt s
 test("AVX-512 counts only with all five subsets ggml checks at load time", () => {
   const withoutBw = [...HASWELL, "avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512vbmi", "avx512_vnni"];
   assert.equal(targetOf(withoutBw).name, "haswell");
+});
+
+test("the llama.cpp patches apply to the release node-llama-cpp ships, each to a file of it", async () => {
+  const bundle = path.resolve("node_modules", "node-llama-cpp", "llama", "gitRelease.bundle");
+  const patches = readdirSync("patches").filter((file) => file.startsWith("llama.cpp-"));
+  assert.ok(patches.length > 0);
+  await withTempDir("llama-patches", async (dir) => {
+    for (const patch of patches) {
+      const text = readFileSync(path.join("patches", patch), "utf8");
+      const files = [...text.matchAll(/^\+\+\+ b\/(\S+)$/gm)].map((match) => match[1] as string);
+      assert.ok(files.length > 0, patch);
+      const tree = path.join(dir, patch);
+      checkoutFromBundle(bundle, path.join(dir, `${patch}.git`), tree, files);
+      execFileSync("git", ["apply", "--check", path.resolve("patches", patch)], { cwd: tree });
+    }
+  });
 });
