@@ -338,7 +338,8 @@ async function main(argv: readonly string[]): Promise<number> {
   }
   if (needsSource && target !== null) {
     try {
-      // The checkout and CMake's build folder stay in .cache: a later patch change relinks without recompiling.
+      // The checkout and CMake's build folder stay in .cache: a later addon patch relinks without recompiling (a new
+      // llama.cpp patch checks the tree out again).
       const cacheDir = path.join(PROJECT_DIR, ".cache", "llama-source");
       const libDir = buildLlamaLibraries({
         sourceDir: checkoutLlamaCpp(path.join(packageDir, "llama", "gitRelease.bundle"), cacheDir, LLAMA_CPP_PATCHES),
