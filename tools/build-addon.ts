@@ -55,6 +55,7 @@ import {
   checkoutFromBundle,
   checkoutLlamaCpp,
   defaultCpuTarget,
+  llamaCppPatches,
   NATIVE_TARGET,
   sourceLinkFlags,
 } from "./llama-source-build.ts";
@@ -62,8 +63,8 @@ import {
 const NODE_LLAMA_CPP_VERSION = "3.21.1";
 const PROJECT_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const PATCH_FILE = path.join(PROJECT_DIR, "patches", `node-llama-cpp-${NODE_LLAMA_CPP_VERSION}-addon.patch`);
-/** Patches to the llama.cpp release node-llama-cpp ships (80fb11a), applied where llama.cpp is compiled here. */
-const LLAMA_CPP_PATCHES = [path.join(PROJECT_DIR, "patches", "llama.cpp-80fb11a-cpu-flash-attn.patch")];
+/** Patches to the llama.cpp release node-llama-cpp ships, applied where llama.cpp is compiled here. */
+const LLAMA_CPP_PATCHES = llamaCppPatches(path.join(PROJECT_DIR, "patches"));
 const STAMP_FILE = "llama-addon.pagoda-stamp";
 const STOCK_SUFFIX = ".stock";
 /** Folders of llama.cpp's tree whose headers the addon includes. */

@@ -160,6 +160,17 @@ export function checkoutFromBundle(bundle: string, gitDir: string, tree: string,
   git("--work-tree", tree, "checkout", "FETCH_HEAD", "--", ...paths);
 }
 
+/**
+ * The patches to llama.cpp in `patchDir` (`llama.cpp-<commit>-<what>.patch`, for the release node-llama-cpp ships), in
+ * the order they apply.
+ */
+export function llamaCppPatches(patchDir: string): string[] {
+  return readdirSync(patchDir)
+    .filter((file) => file.startsWith("llama.cpp-") && file.endsWith(".patch"))
+    .sort()
+    .map((file) => path.join(patchDir, file));
+}
+
 /** A full checkout of the llama.cpp release in node-llama-cpp's git bundle, made once into `dir`. */
 export function checkoutLlamaCpp(bundle: string, dir: string, patches: readonly string[]): string {
   const tree = path.join(dir, "src");

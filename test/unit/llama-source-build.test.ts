@@ -7,6 +7,7 @@ import { registeredLocalBuild } from "../../tools/addon-local-build.ts";
 import {
   checkoutFromBundle,
   installSourceRelease,
+  llamaCppPatches,
   sourceLinkFlags,
   x64VariantTarget,
 } from "../../tools/llama-source-build.ts";
@@ -118,16 +119,16 @@ test("AVX-512 counts only with all five subsets ggml checks at load time", () =>
 
 test("the llama.cpp patches apply to the release node-llama-cpp ships, each to a file of it", async () => {
   const bundle = path.resolve("node_modules", "node-llama-cpp", "llama", "gitRelease.bundle");
-  const patches = readdirSync("patches").filter((file) => file.startsWith("llama.cpp-"));
+  const patches = llamaCppPatches(path.resolve("patches"));
   assert.ok(patches.length > 0);
   await withTempDir("llama-patches", async (dir) => {
     for (const patch of patches) {
-      const text = readFileSync(path.join("patches", patch), "utf8");
+      const text = readFileSync(patch, "utf8");
       const files = [...text.matchAll(/^\+\+\+ b\/(\S+)$/gm)].map((match) => match[1] as string);
       assert.ok(files.length > 0, patch);
-      const tree = path.join(dir, patch);
-      checkoutFromBundle(bundle, path.join(dir, `${patch}.git`), tree, files);
-      execFileSync("git", ["apply", "--check", path.resolve("patches", patch)], { cwd: tree });
+      const tree = path.join(dir, path.basename(patch));
+      checkoutFromBundle(bundle, `${tree}.git`, tree, files);
+      execFileSync("git", ["apply", "--check", patch], { cwd: tree });
     }
   });
 });
